@@ -1,0 +1,307 @@
+package data
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"unicode/utf8"
+)
+
+// embedded holds gzip copies of the shared corpora; see corpora/NOTE.md.
+//
+//go:embed corpora/*.gz
+var embedded embed.FS
+
+// MaxLineBytes is the longest line (without its newline) that ReadTextLines
+// and ReadTSV accept. Longer lines are reported as an error instead of
+// being read into memory without bound.
+const MaxLineBytes = 4 << 20
+
+// corpusInfo describes one embedded corpus.
+type corpusInfo struct {
+	name string
+	ext  string // "txt" for one-document-per-line text, "tsv" for pairs
+}
+
+// corpora lists the embedded corpora in the order Corpora reports them.
+var corpora = []corpusInfo{
+	{name: "lm-en", ext: "txt"},
+	{name: "bible.en-es", ext: "tsv"},
+	{name: "lohelp.en-de", ext: "tsv"},
+}
+
+// splits lists the split names every embedded corpus has.
+var splits = []string{"train", "valid", "test"}
+
+// Corpora returns the names of the embedded corpora: "lm-en" (English text,
+// one paragraph a line) and the translation corpora "bible.en-es" and
+// "lohelp.en-de" (source<TAB>target lines).
+func Corpora() []string {
+	names := make([]string, len(corpora))
+	for i, c := range corpora {
+		names[i] = c.name
+	}
+	return names
+}
+
+// lookupCorpus finds the embedded corpus called name and checks split.
+func lookupCorpus(name, split string) (corpusInfo, error) {
+	var info corpusInfo
+	found := false
+	for _, c := range corpora {
+		if c.name == name {
+			info, found = c, true
+			break
+		}
+	}
+	if !found {
+		return corpusInfo{}, fmt.Errorf("data: unknown embedded corpus %q (allowed: %s)",
+			name, strings.Join(Corpora(), ", "))
+	}
+	for _, s := range splits {
+		if s == split {
+			return info, nil
+		}
+	}
+	return corpusInfo{}, fmt.Errorf("data: unknown split %q for corpus %q (allowed: %s)",
+		split, name, strings.Join(splits, ", "))
+}
+
+// embeddedSource is the name used in error messages for an embedded file.
+func embeddedSource(info corpusInfo, split string) string {
+	return "embedded:" + info.name + "." + split + "." + info.ext
+}
+
+// gzipFile closes both the gzip stream and the file beneath it.
+type gzipFile struct {
+	*gzip.Reader
+	file fs.File
+}
+
+// Close closes the gzip reader and the underlying embedded file.
+func (g gzipFile) Close() error {
+	err := g.Reader.Close()
+	if ferr := g.file.Close(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// OpenEmbedded opens the decompressed text of split ("train", "valid" or
+// "test") of the embedded corpus name (one of Corpora()). The caller must
+// close the returned reader. An unknown name or split is an error that
+// lists the allowed values.
+func OpenEmbedded(name, split string) (io.ReadCloser, error) {
+	info, err := lookupCorpus(name, split)
+	if err != nil {
+		return nil, err
+	}
+	path := "corpora/" + info.name + "." + split + "." + info.ext + ".gz"
+	f, err := embedded.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: open embedded %s: %w", path, err)
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data: open embedded %s: %w", path, err)
+	}
+	return gzipFile{Reader: zr, file: f}, nil
+}
+
+// lineReader reads newline-terminated lines without a fixed line-length
+// limit below MaxLineBytes, keeping track of the line number.
+type lineReader struct {
+	r      *bufio.Reader
+	source string
+	line   int
+	buf    []byte
+}
+
+func newLineReader(r io.Reader, source string) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), source: source}
+}
+
+// next returns the next line without its "\n" or "\r\n" ending, and with a
+// UTF-8 byte order mark removed from the first line. It returns io.EOF
+// after the last line. The returned slice is only valid until the next call.
+func (lr *lineReader) next() ([]byte, error) {
+	lr.buf = lr.buf[:0]
+	for {
+		chunk, err := lr.r.ReadSlice('\n')
+		if len(lr.buf)+len(chunk) > MaxLineBytes+2 {
+			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", lr.source, lr.line+1, MaxLineBytes)
+		}
+		lr.buf = append(lr.buf, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			if len(lr.buf) == 0 {
+				return nil, io.EOF
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: read: %w", lr.source, lr.line+1, err)
+		}
+		break
+	}
+	lr.line++
+	line := bytes.TrimSuffix(lr.buf, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if lr.line == 1 {
+		line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+	}
+	if len(line) > MaxLineBytes {
+		return nil, fmt.Errorf("%s:%d: line longer than %d bytes", lr.source, lr.line, MaxLineBytes)
+	}
+	return line, nil
+}
+
+// isBlank reports whether b holds only white space.
+func isBlank(b []byte) bool {
+	return len(bytes.TrimSpace(b)) == 0
+}
+
+// ReadTextLines reads one document (paragraph) per line from r. Line
+// endings "\n" and "\r\n" are accepted, a leading UTF-8 byte order mark is
+// dropped, and lines holding only white space are skipped. A line that is
+// not valid UTF-8 or longer than MaxLineBytes is an error of the form
+// "source:line: ...". The lines are returned unchanged otherwise.
+func ReadTextLines(r io.Reader, source string) ([]string, error) {
+	lr := newLineReader(r, source)
+	var docs []string
+	for {
+		line, err := lr.next()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if isBlank(line) {
+			continue
+		}
+		if !utf8.Valid(line) {
+			return nil, fmt.Errorf("%s:%d: invalid UTF-8", source, lr.line)
+		}
+		docs = append(docs, string(line))
+	}
+}
+
+// Pair is one aligned translation pair: source text and target text.
+type Pair struct {
+	Src, Tgt string
+}
+
+// ReadTSV reads translation pairs, one "source<TAB>target" per line, from
+// r. Line endings and blank lines are handled as in ReadTextLines. A line
+// without exactly one tab, with invalid UTF-8, or with an empty (or
+// all-white-space) side is an error naming source:line and what was
+// expected. A file without any pair is an error "source: no pairs".
+func ReadTSV(r io.Reader, source string) ([]Pair, error) {
+	lr := newLineReader(r, source)
+	var pairs []Pair
+	for {
+		line, err := lr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if isBlank(line) {
+			continue
+		}
+		if !utf8.Valid(line) {
+			return nil, fmt.Errorf("%s:%d: invalid UTF-8", source, lr.line)
+		}
+		switch n := bytes.Count(line, []byte("\t")); n {
+		case 1:
+		case 0:
+			return nil, fmt.Errorf("%s:%d: no tab; expected \"source<TAB>target\"", source, lr.line)
+		default:
+			return nil, fmt.Errorf("%s:%d: %d tabs; expected exactly one (\"source<TAB>target\")", source, lr.line, n)
+		}
+		src, tgt, _ := bytes.Cut(line, []byte("\t"))
+		if isBlank(src) {
+			return nil, fmt.Errorf("%s:%d: empty source side; expected \"source<TAB>target\"", source, lr.line)
+		}
+		if isBlank(tgt) {
+			return nil, fmt.Errorf("%s:%d: empty target side; expected \"source<TAB>target\"", source, lr.line)
+		}
+		pairs = append(pairs, Pair{Src: string(src), Tgt: string(tgt)})
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%s: no pairs", source)
+	}
+	return pairs, nil
+}
+
+// openSource opens path, or the embedded corpus when path is empty, and
+// checks that the embedded corpus has the wanted kind ("txt" or "tsv").
+func openSource(path, name, split, ext string) (io.ReadCloser, string, error) {
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, path, fmt.Errorf("data: %w", err)
+		}
+		return f, path, nil
+	}
+	info, err := lookupCorpus(name, split)
+	if err != nil {
+		return nil, "", err
+	}
+	if info.ext != ext {
+		kind := map[string]string{"txt": "text (one document a line)", "tsv": "TSV (source<TAB>target)"}
+		return nil, "", fmt.Errorf("data: embedded corpus %q is %s, not %s", name, kind[info.ext], kind[ext])
+	}
+	rc, err := OpenEmbedded(name, split)
+	return rc, embeddedSource(info, split), err
+}
+
+// LoadText returns the documents of the text file at path, or, when path is
+// empty, of split of the embedded text corpus name (only "lm-en" is one).
+// Errors name the file and line.
+func LoadText(path, name, split string) ([]string, error) {
+	rc, source, err := openSource(path, name, split, "txt")
+	if err != nil {
+		return nil, err
+	}
+	docs, err := ReadTextLines(rc, source)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w", source, cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%s: no documents", source)
+	}
+	return docs, nil
+}
+
+// LoadTSV returns the pairs of the TSV file at path, or, when path is
+// empty, of split of the embedded translation corpus name. Errors name the
+// file and line.
+func LoadTSV(path, name, split string) ([]Pair, error) {
+	rc, source, err := openSource(path, name, split, "tsv")
+	if err != nil {
+		return nil, err
+	}
+	pairs, err := ReadTSV(rc, source)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w", source, cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pairs, nil
+}
