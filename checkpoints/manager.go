@@ -1,0 +1,186 @@
+package checkpoints
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// stepPrefix is the name prefix of checkpoint directories under a root.
+const stepPrefix = "step-"
+
+// Manager stores numbered checkpoints as Root/step-00000100/ and prunes old
+// ones. A Manager is a plain value; it keeps no state besides the files on
+// disk. At most one process may call Save on a given Root at a time.
+type Manager struct {
+	// Root is the directory holding the step-* checkpoint directories.
+	Root string
+	// KeepLast is how many of the newest complete checkpoints Save keeps,
+	// besides the best one. KeepLast <= 0 keeps every checkpoint.
+	KeepLast int
+}
+
+// Info describes one complete checkpoint under a Manager's Root.
+type Info struct {
+	Dir     string
+	Step    int
+	ValLoss float64 // NaN when unknown
+}
+
+// StepDir returns the directory that Save uses for step.
+func (m Manager) StepDir(step int) string {
+	return filepath.Join(m.Root, fmt.Sprintf("%s%08d", stepPrefix, step))
+}
+
+// Save writes the checkpoint for step atomically (see WriteDirAtomic),
+// recording step and valLoss in its COMPLETE file, and returns its
+// directory. fill writes the checkpoint's files into the directory it is
+// given. An existing checkpoint for the same step is replaced.
+//
+// Before writing, Save removes temporary directories left in Root by an
+// earlier crash. After writing, it deletes complete checkpoints other than
+// the newest KeepLast, the one with the lowest validation loss (NaN is
+// never best) and the one just written. Directories it did not create are
+// left alone.
+func (m Manager) Save(step int, valLoss float64, fill func(dir string) error) (string, error) {
+	if step < 0 {
+		return "", fmt.Errorf("save checkpoint in %s: negative step %d", m.Root, step)
+	}
+	if err := os.MkdirAll(m.Root, 0o755); err != nil {
+		return "", fmt.Errorf("save checkpoint: %w", err)
+	}
+	if err := removeLeftovers(m.Root); err != nil {
+		return "", fmt.Errorf("save checkpoint in %s: clean up: %w", m.Root, err)
+	}
+	dir := m.StepDir(step)
+	done := Completion{Step: step, Time: time.Now().UTC()}
+	if !math.IsNaN(valLoss) && !math.IsInf(valLoss, 0) {
+		done.ValLoss = &valLoss
+	}
+	if err := writeDirAtomic(dir, done, fill); err != nil {
+		return "", err
+	}
+	if err := m.prune(dir); err != nil {
+		return dir, err
+	}
+	return dir, nil
+}
+
+// prune removes complete checkpoints that are neither among the newest
+// KeepLast, the best, nor keep.
+func (m Manager) prune(keep string) error {
+	if m.KeepLast <= 0 {
+		return nil
+	}
+	infos, err := m.List()
+	if err != nil {
+		return err
+	}
+	best := bestIndex(infos)
+	for i, info := range infos {
+		if i >= len(infos)-m.KeepLast || i == best || info.Dir == keep {
+			continue
+		}
+		if err := os.RemoveAll(info.Dir); err != nil {
+			return fmt.Errorf("prune checkpoint: %w", err)
+		}
+	}
+	if err := syncDir(m.Root); err != nil {
+		return fmt.Errorf("prune checkpoints in %s: %w", m.Root, err)
+	}
+	return nil
+}
+
+// bestIndex returns the index of the checkpoint with the lowest finite
+// validation loss (the newest on ties), or -1 if there is none.
+func bestIndex(infos []Info) int {
+	best := -1
+	for i, info := range infos {
+		if math.IsNaN(info.ValLoss) || math.IsInf(info.ValLoss, 0) {
+			continue
+		}
+		if best < 0 || info.ValLoss <= infos[best].ValLoss {
+			best = i
+		}
+	}
+	return best
+}
+
+// List returns the complete checkpoints under Root sorted by ascending step.
+// Incomplete and temporary directories are skipped.
+func (m Manager) List() ([]Info, error) {
+	ents, err := os.ReadDir(m.Root)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var infos []Info
+	for _, de := range ents {
+		step, ok := parseStepName(de.Name())
+		if !ok || !de.IsDir() {
+			continue
+		}
+		dir := filepath.Join(m.Root, de.Name())
+		c, err := ReadCompletion(dir)
+		if err != nil {
+			continue // incomplete
+		}
+		infos = append(infos, Info{Dir: dir, Step: step, ValLoss: c.loss()})
+	}
+	slices.SortFunc(infos, func(a, b Info) int {
+		if a.Step != b.Step {
+			return a.Step - b.Step
+		}
+		return strings.Compare(a.Dir, b.Dir)
+	})
+	return infos, nil
+}
+
+// parseStepName parses "step-<digits>" directory names.
+func parseStepName(name string) (int, bool) {
+	digits, ok := strings.CutPrefix(name, stepPrefix)
+	if !ok || digits == "" {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	step, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0, false
+	}
+	return step, true
+}
+
+// Latest returns the directory of the complete checkpoint with the highest
+// step under Root.
+func (m Manager) Latest() (string, error) {
+	infos, err := m.List()
+	if err != nil {
+		return "", err
+	}
+	if len(infos) == 0 {
+		return "", fmt.Errorf("no complete checkpoint found in %s", m.Root)
+	}
+	return infos[len(infos)-1].Dir, nil
+}
+
+// Best returns the directory of the complete checkpoint with the lowest
+// finite validation loss under Root (the newest on ties).
+func (m Manager) Best() (string, error) {
+	infos, err := m.List()
+	if err != nil {
+		return "", err
+	}
+	i := bestIndex(infos)
+	if i < 0 {
+		return "", fmt.Errorf("no complete checkpoint with a validation loss found in %s", m.Root)
+	}
+	return infos[i].Dir, nil
+}
