@@ -11,7 +11,7 @@ import (
 // SacreBLEUVersion is the sacreBLEU release whose behaviour this package
 // reproduces; the parity tests' expected values came from it. It appears at
 // the end of the signatures.
-const SacreBLEUVersion = "2.5.1"
+const SacreBLEUVersion = "2.6.0"
 
 // MaxOrder is the largest word n-gram order counted by BLEU.
 const MaxOrder = 4
