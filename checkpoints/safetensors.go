@@ -462,14 +462,9 @@ func parseEntry(dec *json.Decoder, name string) (entry, error) {
 // checkEntries checks that every tensor lies within the data buffer and that
 // no two tensors overlap.
 func checkEntries(entries []entry, bufLen int64) error {
-	var total int64
 	for _, e := range entries {
 		if e.end > bufLen {
 			return fmt.Errorf("tensor %q: data_offsets [%d,%d] extend past the %d-byte data buffer", e.name, e.begin, e.end, bufLen)
-		}
-		total += e.end - e.begin // cannot overflow: each term ≤ bufLen and checked below
-		if total > bufLen {
-			return fmt.Errorf("tensor %q: total tensor data exceeds the %d-byte data buffer", e.name, bufLen)
 		}
 	}
 	byOffset := slices.Clone(entries)
@@ -489,6 +484,14 @@ func checkEntries(entries []entry, bufLen int64) error {
 			return fmt.Errorf("tensor %q: data_offsets [%d,%d] overlap tensor %q [%d,%d]", e.name, e.begin, e.end, prev.name, prev.begin, prev.end)
 		}
 		prev = e
+	}
+	// Implied by the checks above; kept as a direct guard on allocation.
+	var total int64
+	for _, e := range entries {
+		total += e.end - e.begin // each term ≤ bufLen, so no overflow before the check
+		if total > bufLen {
+			return fmt.Errorf("tensor %q: total tensor data exceeds the %d-byte data buffer", e.name, bufLen)
+		}
 	}
 	return nil
 }
