@@ -1,0 +1,197 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Activation kinds.
+const (
+	ReLU   = "relu"
+	GELU   = "gelu"   // exact: x · Φ(x), with the normal CDF through erf
+	SwiGLU = "swiglu" // the last axis holds [a | b]; the output is silu(a) ⊙ b, half as wide
+)
+
+// Activation applies an elementwise non-linearity to a 2-D tensor.
+type Activation struct {
+	base
+	Kind string
+}
+
+// NewActivation builds the node, checking the kind.
+func NewActivation(kind string, x *G.Node) (*G.Node, error) {
+	switch kind {
+	case ReLU, GELU:
+	case SwiGLU:
+		if x.Shape()[1]%2 != 0 {
+			return nil, fmt.Errorf("swiglu: width %d is odd", x.Shape()[1])
+		}
+	default:
+		return nil, fmt.Errorf("unknown activation %q (allowed: relu, gelu, swiglu)", kind)
+	}
+	return G.ApplyOp(Activation{Kind: kind}, x)
+}
+
+func (op Activation) Arity() int             { return 1 }
+func (op Activation) Type() hm.Type          { t := tensorOf(2); return hm.NewFnType(t, t) }
+func (op Activation) String() string         { return "Activation{" + op.Kind + "}" }
+func (op Activation) Hashcode() uint32       { return hashOf(op) }
+func (op Activation) WriteHash(h hashWriter) { writeHash(op, h) }
+
+// InferShape keeps the shape, halving the last axis for SwiGLU.
+func (op Activation) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) != 2 {
+		return nil, fmt.Errorf("%v: input must be 2-D, got %v", op, s)
+	}
+	out := s.Clone()
+	if op.Kind == SwiGLU {
+		out[1] /= 2
+	}
+	return out, nil
+}
+
+// Do runs the activation on the CPU.
+func (op Activation) Do(vals ...G.Value) (G.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	x, err := dense(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	shape, err := op.InferShape(x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	out := newLike(x.Dtype(), shape...)
+	err = floats(op,
+		func() error { activate(op.Kind, data[float32](x), data[float32](out), x.Shape()[1]); return nil },
+		func() error { activate(op.Kind, data[float64](x), data[float64](out), x.Shape()[1]); return nil },
+		x)
+	return out, err
+}
+
+func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+func geluGrad(x float64) float64 {
+	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
+}
+func sigmoid(x float64) float64  { return 1 / (1 + math.Exp(-x)) }
+func silu(x float64) float64     { return x * sigmoid(x) }
+func siluGrad(x float64) float64 { s := sigmoid(x); return s * (1 + x*(1-s)) }
+
+func activate[T float](kind string, x, y []T, width int) {
+	switch kind {
+	case ReLU:
+		for i, v := range x {
+			if v > 0 {
+				y[i] = v
+			} else {
+				y[i] = 0
+			}
+		}
+	case GELU:
+		for i, v := range x {
+			y[i] = T(gelu(float64(v)))
+		}
+	case SwiGLU:
+		h := width / 2
+		for r, o := 0, 0; r < len(x); r += width {
+			for j := 0; j < h; j++ {
+				y[o] = T(silu(float64(x[r+j])) * float64(x[r+h+j]))
+				o++
+			}
+		}
+	}
+}
+
+// DiffWRT: the input is differentiable.
+func (op Activation) DiffWRT(int) []bool { return []bool{true} }
+
+// SymDiff returns the gradient with respect to the input.
+func (op Activation) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(ActivationGrad{Kind: op.Kind}, inputs[0], grad)
+	return G.Nodes{dx}, err
+}
+
+// ActivationGrad maps (x, upstream gradient) to the gradient of Activation at x.
+type ActivationGrad struct {
+	base
+	Kind string
+}
+
+func (op ActivationGrad) Arity() int             { return 2 }
+func (op ActivationGrad) Type() hm.Type          { t := tensorOf(2); return hm.NewFnType(t, t, t) }
+func (op ActivationGrad) String() string         { return "ActivationGrad{" + op.Kind + "}" }
+func (op ActivationGrad) Hashcode() uint32       { return hashOf(op) }
+func (op ActivationGrad) WriteHash(h hashWriter) { writeHash(op, h) }
+
+// InferShape is the shape of x.
+func (op ActivationGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// Do runs the gradient on the CPU.
+func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	x, err := dense(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := dense(op, vals[1])
+	if err != nil {
+		return nil, err
+	}
+	out := newLike(x.Dtype(), x.Shape()...)
+	err = floats(op,
+		func() error {
+			activateGrad(op.Kind, data[float32](x), data[float32](g), data[float32](out), x.Shape()[1])
+			return nil
+		},
+		func() error {
+			activateGrad(op.Kind, data[float64](x), data[float64](g), data[float64](out), x.Shape()[1])
+			return nil
+		},
+		x, g)
+	return out, err
+}
+
+func activateGrad[T float](kind string, x, g, dx []T, width int) {
+	switch kind {
+	case ReLU:
+		for i, v := range x {
+			if v > 0 {
+				dx[i] = g[i]
+			} else {
+				dx[i] = 0
+			}
+		}
+	case GELU:
+		for i, v := range x {
+			dx[i] = T(float64(g[i]) * geluGrad(float64(v)))
+		}
+	case SwiGLU:
+		h := width / 2
+		for r, o := 0, 0; r < len(x); r += width {
+			for j := 0; j < h; j++ {
+				a, b, gj := float64(x[r+j]), float64(x[r+h+j]), float64(g[o])
+				dx[r+j] = T(gj * b * siluGrad(a))
+				dx[r+h+j] = T(gj * silu(a))
+				o++
+			}
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package ops
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Dropout zeroes each element with probability P and scales the rest by 1/(1−P). The mask is
+// a pure function of (Seed, Site, *Step, element index), so it is reproducible, survives a
+// resume, needs no storage, and the gradient (the same op applied to the upstream gradient)
+// sees the same mask. The trainer advances *Step once per training step.
+type Dropout struct {
+	base
+	P    float64
+	Seed uint64
+	Site int
+	Step *uint64
+}
+
+// Apply builds the node.
+func (op Dropout) Apply(x *G.Node) (*G.Node, error) {
+	if op.P < 0 || op.P >= 1 {
+		return nil, fmt.Errorf("dropout probability %g is outside [0, 1)", op.P)
+	}
+	if op.Step == nil {
+		return nil, fmt.Errorf("dropout: no step counter")
+	}
+	return G.ApplyOp(op, x)
+}
+
+func (op Dropout) Arity() int    { return 1 }
+func (op Dropout) Type() hm.Type { m := tensorOf(2); return hm.NewFnType(m, m) }
+func (op Dropout) String() string {
+	return fmt.Sprintf("Dropout{p=%g seed=%d site=%d}", op.P, op.Seed, op.Site)
+}
+func (op Dropout) Hashcode() uint32       { return hashOf(op) }
+func (op Dropout) WriteHash(h hashWriter) { writeHash(op, h) }
+
+// InferShape keeps the shape.
+func (op Dropout) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// mix is the SplitMix64 finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// Keep reports whether element i survives at the given step.
+func (op Dropout) Keep(step uint64, i int) bool {
+	k := mix(mix(mix(op.Seed^0x9e3779b97f4a7c15)^uint64(op.Site)) ^ step)
+	u := float64(mix(k^uint64(i))>>40) / (1 << 24)
+	return u >= op.P
+}
+
+// Do applies the mask on the CPU.
+func (op Dropout) Do(vals ...G.Value) (G.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	x, err := dense(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	out := newLike(x.Dtype(), x.Shape()...)
+	step := *op.Step
+	err = floats(op,
+		func() error { dropout(op, step, data[float32](x), data[float32](out)); return nil },
+		func() error { dropout(op, step, data[float64](x), data[float64](out)); return nil },
+		x)
+	return out, err
+}
+
+func dropout[T float](op Dropout, step uint64, x, y []T) {
+	scale := 1 / (1 - op.P)
+	for i, v := range x {
+		if op.Keep(step, i) {
+			y[i] = T(float64(v) * scale)
+		}
+	}
+}
+
+// DiffWRT: the input is differentiable.
+func (op Dropout) DiffWRT(int) []bool { return []bool{true} }
+
+// SymDiff applies the same mask to the gradient.
+func (op Dropout) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(op, grad)
+	return G.Nodes{dx}, err
+}

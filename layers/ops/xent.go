@@ -1,0 +1,232 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// CrossEntropy is the mean token loss straight from logits [N, V] and targets [N] (ints):
+// for each row whose target is not Ignore, (1−ε)·(−log p_target) + ε·mean_v(−log p_v), with
+// ε = Smoothing; the result is the mean over those rows (0 when there are none).
+type CrossEntropy struct {
+	base
+	Smoothing float64
+	Ignore    int // a target id that adds no loss (the padding id); −1 for none
+}
+
+// Apply builds the scalar loss node.
+func (op CrossEntropy) Apply(logits, targets *G.Node) (*G.Node, error) {
+	if op.Smoothing < 0 || op.Smoothing >= 1 {
+		return nil, fmt.Errorf("label smoothing %g is outside [0, 1)", op.Smoothing)
+	}
+	return G.ApplyOp(op, logits, targets)
+}
+
+func (op CrossEntropy) Arity() int { return 2 }
+func (op CrossEntropy) Type() hm.Type {
+	return hm.NewFnType(tensorOf(2), intTensor(1), hm.TypeVariable('a'))
+}
+func (op CrossEntropy) String() string {
+	return fmt.Sprintf("CrossEntropy{smoothing=%g ignore=%d}", op.Smoothing, op.Ignore)
+}
+func (op CrossEntropy) Hashcode() uint32       { return hashOf(op) }
+func (op CrossEntropy) WriteHash(h hashWriter) { writeHash(op, h) }
+
+// InferShape is a scalar.
+func (op CrossEntropy) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+
+// check validates the targets against the logits and counts the rows that add loss.
+func (op CrossEntropy) check(logits *tensor.Dense, targets []int) (count int, err error) {
+	n, v := logits.Shape()[0], logits.Shape()[1]
+	if len(targets) != n {
+		return 0, fmt.Errorf("%v: %d targets for %d rows", op, len(targets), n)
+	}
+	for i, t := range targets {
+		if t == op.Ignore {
+			continue
+		}
+		if t < 0 || t >= v {
+			return 0, fmt.Errorf("cross-entropy: target %d at position %d is outside the vocabulary of %d", t, i, v)
+		}
+		count++
+	}
+	return count, nil
+}
+
+// Do computes the loss on the CPU.
+func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	logits, err := dense(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	targets, err := ints(op, vals[1])
+	if err != nil {
+		return nil, err
+	}
+	count, err := op.check(logits, targets)
+	if err != nil {
+		return nil, err
+	}
+	var loss float64
+	switch logits.Dtype() {
+	case tensor.Float32:
+		loss = xentFwd(op, data[float32](logits), targets, logits.Shape()[1])
+		return G.NewF32(float32(loss / math.Max(float64(count), 1))), nil
+	case tensor.Float64:
+		loss = xentFwd(op, data[float64](logits), targets, logits.Shape()[1])
+		return G.NewF64(loss / math.Max(float64(count), 1)), nil
+	}
+	return nil, fmt.Errorf("%v: unsupported dtype %v", op, logits.Dtype())
+}
+
+// logSumExp returns the maximum and log Σ exp(x − max) of a row.
+func logSumExp[T float](row []T) (maxv, lse float64) {
+	maxv = math.Inf(-1)
+	for _, v := range row {
+		maxv = math.Max(maxv, float64(v))
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v) - maxv)
+	}
+	return maxv, math.Log(s)
+}
+
+func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int) (total float64) {
+	eps := op.Smoothing
+	for i, t := range targets {
+		if t == op.Ignore {
+			continue
+		}
+		row := logits[i*v : (i+1)*v]
+		maxv, lse := logSumExp(row)
+		logZ := maxv + lse
+		nll := logZ - float64(row[t])
+		if eps > 0 {
+			var sum float64
+			for _, x := range row {
+				sum += float64(x)
+			}
+			nll = (1-eps)*nll + eps*(logZ-sum/float64(v))
+		}
+		total += nll
+	}
+	return total
+}
+
+// DiffWRT: the logits are differentiable, the targets are not.
+func (op CrossEntropy) DiffWRT(int) []bool { return []bool{true, false} }
+
+// SymDiff returns the gradient with respect to the logits.
+func (op CrossEntropy) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dl, err := G.ApplyOp(CrossEntropyGrad{Smoothing: op.Smoothing, Ignore: op.Ignore}, inputs[0], inputs[1], grad)
+	return G.Nodes{dl, nil}, err
+}
+
+// CrossEntropyGrad maps (logits, targets, upstream scalar gradient g) to the gradient of
+// CrossEntropy with respect to the logits: g/count · (softmax − (1−ε)·onehot − ε/V) on rows
+// that add loss, 0 on ignored rows.
+type CrossEntropyGrad struct {
+	base
+	Smoothing float64
+	Ignore    int
+}
+
+func (op CrossEntropyGrad) Arity() int { return 3 }
+func (op CrossEntropyGrad) Type() hm.Type {
+	m := tensorOf(2)
+	return hm.NewFnType(m, intTensor(1), hm.TypeVariable('a'), m)
+}
+func (op CrossEntropyGrad) String() string {
+	return fmt.Sprintf("CrossEntropyGrad{smoothing=%g ignore=%d}", op.Smoothing, op.Ignore)
+}
+func (op CrossEntropyGrad) Hashcode() uint32       { return hashOf(op) }
+func (op CrossEntropyGrad) WriteHash(h hashWriter) { writeHash(op, h) }
+
+// InferShape is the logits' shape.
+func (op CrossEntropyGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(op, ds, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
+// Do computes the gradient on the CPU.
+func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
+	if err := checkArity(op, len(vals)); err != nil {
+		return nil, err
+	}
+	logits, err := dense(op, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	targets, err := ints(op, vals[1])
+	if err != nil {
+		return nil, err
+	}
+	g, err := scalarOf(vals[2])
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	fwd := CrossEntropy{Smoothing: op.Smoothing, Ignore: op.Ignore}
+	count, err := fwd.check(logits, targets)
+	if err != nil {
+		return nil, err
+	}
+	scale := g / math.Max(float64(count), 1)
+	out := newLike(logits.Dtype(), logits.Shape()...)
+	v := logits.Shape()[1]
+	err = floats(op,
+		func() error { xentBwd(op, data[float32](logits), data[float32](out), targets, v, scale); return nil },
+		func() error { xentBwd(op, data[float64](logits), data[float64](out), targets, v, scale); return nil },
+		logits)
+	return out, err
+}
+
+func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
+	eps := op.Smoothing
+	for i, t := range targets {
+		if t == op.Ignore {
+			continue
+		}
+		row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
+		maxv, lse := logSumExp(row)
+		for j, x := range row {
+			p := math.Exp(float64(x) - maxv - lse)
+			d := p - eps/float64(v)
+			if j == t {
+				d -= 1 - eps
+			}
+			dr[j] = T(scale * d)
+		}
+	}
+}
+
+// scalarOf reads a float scalar value.
+func scalarOf(v G.Value) (float64, error) {
+	switch x := v.Data().(type) {
+	case float32:
+		return float64(x), nil
+	case float64:
+		return x, nil
+	case []float32:
+		if len(x) == 1 {
+			return float64(x[0]), nil
+		}
+	case []float64:
+		if len(x) == 1 {
+			return x[0], nil
+		}
+	}
+	return 0, fmt.Errorf("expected a float scalar, got %T", v.Data())
+}
