@@ -1,0 +1,400 @@
+package data
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// StreamState is the position of an LMStream or TranslationBatcher, for
+// checkpointing: the next batch is batch Pos (counting from 0) of epoch
+// Epoch, in the order given by Seed. It is JSON-serialisable.
+type StreamState struct {
+	Epoch int    `json:"epoch"`
+	Pos   int    `json:"pos"`
+	Seed  uint64 `json:"seed"`
+}
+
+// permutation returns a random permutation of 0..n-1 that depends only on
+// seed and epoch. It uses a PCG source from math/rand/v2 (whose output is
+// fixed by its specification) and its own Fisher–Yates shuffle, so the
+// order does not change with the Go release.
+func permutation(n int, seed, epoch uint64) []int {
+	src := rand.NewPCG(seed, epoch)
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	for i := n - 1; i > 0; i-- {
+		j := int(boundedRand(src, uint64(i+1)))
+		p[i], p[j] = p[j], p[i]
+	}
+	return p
+}
+
+// boundedRand returns a uniform value in [0, n) for n > 0, by rejection.
+func boundedRand(src *rand.PCG, n uint64) uint64 {
+	threshold := -n % n // 2^64 mod n
+	for {
+		if v := src.Uint64(); v >= threshold {
+			return v % n
+		}
+	}
+}
+
+// JoinDocuments concatenates the token ids of docs into one stream,
+// appending EOSID after each document.
+func JoinDocuments(docs [][]int) []int {
+	n := 0
+	for _, d := range docs {
+		n += len(d) + 1
+	}
+	out := make([]int, 0, n)
+	for _, d := range docs {
+		out = append(out, d...)
+		out = append(out, EOSID)
+	}
+	return out
+}
+
+// LMBatch is a batch of language-model training windows. Inputs and Targets
+// are row-major Batch×SeqLen; Targets[i] is the token that follows
+// Inputs[i] in the stream.
+type LMBatch struct {
+	Batch, SeqLen   int
+	Inputs, Targets []int
+}
+
+// LMStream cuts a token stream into windows of SeqLen+1 tokens that start
+// every SeqLen tokens (windows 0..W-1 start at 0, SeqLen, 2·SeqLen, ...,
+// W = (len(tokens)-1)/SeqLen), so each window's inputs and targets overlap
+// its neighbours by exactly one token. Every epoch the windows are visited
+// in a new random order that depends only on the seed and the epoch number,
+// Batch at a time; the W mod Batch windows left over at the end of an
+// epoch's order are skipped in that epoch.
+type LMStream struct {
+	tokens        []int
+	batch, seqLen int
+	numWindows    int
+	seed          uint64
+	epoch, pos    int
+	order         []int
+}
+
+// NewLMStream returns a stream of batch×seqLen batches over tokens (usually
+// from JoinDocuments), shuffled with seed. It keeps tokens, which must not
+// be changed afterwards. At least batch·seqLen+1 tokens are needed.
+func NewLMStream(tokens []int, batch, seqLen int, seed uint64) (*LMStream, error) {
+	if batch < 1 || seqLen < 1 {
+		return nil, fmt.Errorf("data: LM stream: batch %d and sequence length %d must both be at least 1", batch, seqLen)
+	}
+	if len(tokens) < 2 || (len(tokens)-1)/seqLen < batch {
+		return nil, fmt.Errorf("data: LM stream: %d tokens are too few for one batch of %d×%d (need at least %d)",
+			len(tokens), batch, seqLen, batch*seqLen+1)
+	}
+	s := &LMStream{
+		tokens:     tokens,
+		batch:      batch,
+		seqLen:     seqLen,
+		numWindows: (len(tokens) - 1) / seqLen,
+		seed:       seed,
+	}
+	s.order = permutation(s.numWindows, s.seed, 0)
+	return s, nil
+}
+
+// BatchesPerEpoch returns the number of batches in each epoch.
+func (s *LMStream) BatchesPerEpoch() int {
+	return s.numWindows / s.batch
+}
+
+// Next returns the next batch, starting a new epoch (with a new order) when
+// the current one is used up. The slices are new on each call.
+func (s *LMStream) Next() LMBatch {
+	if s.pos >= s.BatchesPerEpoch() {
+		s.epoch++
+		s.pos = 0
+		s.order = permutation(s.numWindows, s.seed, uint64(s.epoch))
+	}
+	b := LMBatch{
+		Batch:   s.batch,
+		SeqLen:  s.seqLen,
+		Inputs:  make([]int, 0, s.batch*s.seqLen),
+		Targets: make([]int, 0, s.batch*s.seqLen),
+	}
+	for r := range s.batch {
+		start := s.order[s.pos*s.batch+r] * s.seqLen
+		b.Inputs = append(b.Inputs, s.tokens[start:start+s.seqLen]...)
+		b.Targets = append(b.Targets, s.tokens[start+1:start+1+s.seqLen]...)
+	}
+	s.pos++
+	return b
+}
+
+// State returns the stream's position; Restore(State()) on a stream over
+// the same tokens with the same batch and sequence length continues exactly
+// where this one is.
+func (s *LMStream) State() StreamState {
+	return StreamState{Epoch: s.epoch, Pos: s.pos, Seed: s.seed}
+}
+
+// Restore moves the stream to st (taking its Seed), so that Next returns
+// what the stream that produced st would have returned next. Epoch must not
+// be negative and Pos must be within [0, BatchesPerEpoch()].
+func (s *LMStream) Restore(st StreamState) error {
+	if st.Epoch < 0 || st.Pos < 0 || st.Pos > s.BatchesPerEpoch() {
+		return fmt.Errorf("data: LM stream: cannot restore epoch %d position %d (an epoch has %d batches)",
+			st.Epoch, st.Pos, s.BatchesPerEpoch())
+	}
+	s.epoch, s.pos, s.seed = st.Epoch, st.Pos, st.Seed
+	s.order = permutation(s.numWindows, s.seed, uint64(s.epoch))
+	return nil
+}
+
+// EvalWindows cuts tokens into consecutive windows for evaluation, in
+// order: inputs[i] = tokens[i·seqLen : i·seqLen+n] and targets[i] the same
+// shifted by one, with n = seqLen except in the last window, which may be
+// shorter. Every token but the first is a target exactly once. It returns
+// nothing when seqLen < 1 or there are fewer than 2 tokens.
+func EvalWindows(tokens []int, seqLen int) (inputs, targets [][]int) {
+	if seqLen < 1 {
+		return nil, nil
+	}
+	for start := 0; start+1 < len(tokens); start += seqLen {
+		end := min(start+seqLen, len(tokens)-1)
+		inputs = append(inputs, slices.Clone(tokens[start:end]))
+		targets = append(targets, slices.Clone(tokens[start+1:end+1]))
+	}
+	return inputs, targets
+}
+
+// TokenPair is a tokenised translation pair (without BOS or EOS).
+type TokenPair struct {
+	Src, Tgt []int
+}
+
+// TranslationBatch is a padded batch of translation pairs. All matrices are
+// row-major with Batch rows:
+//
+//   - Src (Batch×SrcLen): the source ids, padded with PadID.
+//   - TgtIn (Batch×TgtLen): BOSID followed by the target ids, padded.
+//   - TgtOut (Batch×TgtLen): the target ids followed by EOSID, padded.
+//   - SrcLens, TgtLens (Batch): the unpadded lengths of each Src row and
+//     each TgtOut row (TgtLens counts the EOS; TgtIn has the same length).
+//   - Index (Batch): the position of each row's pair in the slice given to
+//     NewTranslationBatcher or EvalTranslationBatches.
+type TranslationBatch struct {
+	Batch, SrcLen, TgtLen int
+	Src, TgtIn, TgtOut    []int
+	SrcLens, TgtLens      []int
+	Index                 []int
+}
+
+// LengthStats says how many pairs a batcher kept and dropped. A pair is
+// dropped when its source is empty (EmptySrc) or when its source or its
+// target plus EOS is longer than maxLen (TooLong); Dropped = EmptySrc +
+// TooLong. MaxSrc and MaxTgt are the longest source and target (without
+// EOS) among all the pairs given, kept or dropped.
+type LengthStats struct {
+	Kept, Dropped     int
+	TooLong, EmptySrc int
+	MaxSrc, MaxTgt    int
+}
+
+// batchGroup is one batch's shape and the pairs in it.
+type batchGroup struct {
+	srcLen, tgtLen int
+	idx            []int
+}
+
+// bucketLen rounds n up to a multiple of 8, but not above maxLen.
+func bucketLen(n, maxLen int) int {
+	return min((n+7)/8*8, maxLen)
+}
+
+// groupPairs drops unusable pairs and groups the rest into batches.
+//
+// Each kept pair goes to the bucket (SrcLen, TgtLen) = (len(Src), len(Tgt)+1)
+// each rounded up to a multiple of 8 and capped at maxLen. Within a bucket
+// the pairs are sorted by source length, then target length, then input
+// position, and cut into batches of max(1, maxTokens/max(SrcLen, TgtLen))
+// pairs; the last batch of a bucket may be smaller. Buckets come in
+// ascending (SrcLen, TgtLen) order.
+func groupPairs(pairs []TokenPair, maxTokens, maxLen int) ([]batchGroup, LengthStats) {
+	var st LengthStats
+	type key struct{ s, t int }
+	buckets := make(map[key][]int)
+	for i, p := range pairs {
+		st.MaxSrc = max(st.MaxSrc, len(p.Src))
+		st.MaxTgt = max(st.MaxTgt, len(p.Tgt))
+		switch {
+		case len(p.Src) == 0:
+			st.EmptySrc++
+		case len(p.Src) > maxLen || len(p.Tgt)+1 > maxLen:
+			st.TooLong++
+		default:
+			st.Kept++
+			k := key{bucketLen(len(p.Src), maxLen), bucketLen(len(p.Tgt)+1, maxLen)}
+			buckets[k] = append(buckets[k], i)
+		}
+	}
+	st.Dropped = st.EmptySrc + st.TooLong
+
+	keys := make([]key, 0, len(buckets))
+	for k := range buckets {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.s, b.s), cmp.Compare(a.t, b.t))
+	})
+	var groups []batchGroup
+	for _, k := range keys {
+		idx := buckets[k]
+		slices.SortStableFunc(idx, func(a, b int) int {
+			return cmp.Or(cmp.Compare(len(pairs[a].Src), len(pairs[b].Src)),
+				cmp.Compare(len(pairs[a].Tgt), len(pairs[b].Tgt)))
+		})
+		size := max(1, maxTokens/max(k.s, k.t))
+		for start := 0; start < len(idx); start += size {
+			end := min(start+size, len(idx))
+			groups = append(groups, batchGroup{srcLen: k.s, tgtLen: k.t, idx: idx[start:end]})
+		}
+	}
+	return groups, st
+}
+
+// makeBatch builds the padded batch for one group.
+func makeBatch(pairs []TokenPair, g batchGroup) TranslationBatch {
+	n := len(g.idx)
+	b := TranslationBatch{
+		Batch:   n,
+		SrcLen:  g.srcLen,
+		TgtLen:  g.tgtLen,
+		Src:     make([]int, n*g.srcLen),
+		TgtIn:   make([]int, n*g.tgtLen),
+		TgtOut:  make([]int, n*g.tgtLen),
+		SrcLens: make([]int, n),
+		TgtLens: make([]int, n),
+		Index:   slices.Clone(g.idx),
+	}
+	// make fills with 0 == PadID, so only the real tokens are written.
+	for r, i := range g.idx {
+		p := pairs[i]
+		copy(b.Src[r*g.srcLen:], p.Src)
+		in := b.TgtIn[r*g.tgtLen:]
+		in[0] = BOSID
+		copy(in[1:], p.Tgt)
+		out := b.TgtOut[r*g.tgtLen:]
+		copy(out, p.Tgt)
+		out[len(p.Tgt)] = EOSID
+		b.SrcLens[r] = len(p.Src)
+		b.TgtLens[r] = len(p.Tgt) + 1
+	}
+	return b
+}
+
+// TranslationBatcher yields length-bucketed, padded translation batches in
+// a shuffled order that is new every epoch and depends only on the seed and
+// the epoch number. The batches themselves (which pairs go together) are
+// fixed; see NewTranslationBatcher.
+type TranslationBatcher struct {
+	pairs      []TokenPair
+	groups     []batchGroup
+	seed       uint64
+	epoch, pos int
+	order      []int
+}
+
+// NewTranslationBatcher groups pairs into batches for training.
+//
+// Pairs with an empty source, or whose source or target+EOS is longer than
+// maxLen tokens, are dropped and counted in the returned LengthStats. Each
+// kept pair is put in the bucket (SrcLen, TgtLen) given by its source
+// length and target length + 1, each rounded up to a multiple of 8 and
+// capped at maxLen, so there are few distinct padded shapes. Within a
+// bucket pairs are sorted by length and cut into batches of
+// Batch = max(1, maxTokens/max(SrcLen, TgtLen)) pairs, so a batch has at
+// most about maxTokens padded positions on each side (source and target);
+// the last batch of a bucket may be smaller. See Shapes for the list.
+//
+// It keeps pairs, which must not be changed afterwards. maxTokens and
+// maxLen must be at least 1, and at least one pair must be kept.
+func NewTranslationBatcher(pairs []TokenPair, maxTokens, maxLen int, seed uint64) (*TranslationBatcher, LengthStats, error) {
+	if maxTokens < 1 || maxLen < 1 {
+		return nil, LengthStats{}, fmt.Errorf("data: translation batcher: maxTokens %d and maxLen %d must both be at least 1", maxTokens, maxLen)
+	}
+	groups, st := groupPairs(pairs, maxTokens, maxLen)
+	if st.Kept == 0 {
+		return nil, st, fmt.Errorf("data: translation batcher: no usable pairs among %d (%d too long for maxLen %d, %d with empty source)",
+			len(pairs), st.TooLong, maxLen, st.EmptySrc)
+	}
+	b := &TranslationBatcher{pairs: pairs, groups: groups, seed: seed}
+	b.order = permutation(len(groups), seed, 0)
+	return b, st, nil
+}
+
+// BatchesPerEpoch returns the number of batches in each epoch.
+func (b *TranslationBatcher) BatchesPerEpoch() int {
+	return len(b.groups)
+}
+
+// Shapes returns the distinct (Batch, SrcLen, TgtLen) shapes of the
+// batches, sorted.
+func (b *TranslationBatcher) Shapes() [][3]int {
+	var shapes [][3]int
+	for _, g := range b.groups {
+		shapes = append(shapes, [3]int{len(g.idx), g.srcLen, g.tgtLen})
+	}
+	slices.SortFunc(shapes, func(x, y [3]int) int {
+		return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1]), cmp.Compare(x[2], y[2]))
+	})
+	return slices.Compact(shapes)
+}
+
+// Next returns the next batch, starting a new epoch (with a new order) when
+// the current one is used up. The slices are new on each call.
+func (b *TranslationBatcher) Next() TranslationBatch {
+	if b.pos >= len(b.groups) {
+		b.epoch++
+		b.pos = 0
+		b.order = permutation(len(b.groups), b.seed, uint64(b.epoch))
+	}
+	batch := makeBatch(b.pairs, b.groups[b.order[b.pos]])
+	b.pos++
+	return batch
+}
+
+// State returns the batcher's position (see LMStream.State).
+func (b *TranslationBatcher) State() StreamState {
+	return StreamState{Epoch: b.epoch, Pos: b.pos, Seed: b.seed}
+}
+
+// Restore moves the batcher to st (taking its Seed), so that Next returns
+// what the batcher that produced st would have returned next, provided it
+// was built from the same pairs and settings. Epoch must not be negative
+// and Pos must be within [0, BatchesPerEpoch()].
+func (b *TranslationBatcher) Restore(st StreamState) error {
+	if st.Epoch < 0 || st.Pos < 0 || st.Pos > len(b.groups) {
+		return fmt.Errorf("data: translation batcher: cannot restore epoch %d position %d (an epoch has %d batches)",
+			st.Epoch, st.Pos, len(b.groups))
+	}
+	b.epoch, b.pos, b.seed = st.Epoch, st.Pos, st.Seed
+	b.order = permutation(len(b.groups), b.seed, uint64(b.epoch))
+	return nil
+}
+
+// EvalTranslationBatches returns the batches of pairs for evaluation, built
+// exactly as NewTranslationBatcher builds them but in their fixed order
+// (buckets in ascending shape order) instead of shuffled. Unusable pairs
+// are dropped and counted, as in training, not truncated; use each batch's
+// Index to map rows back to pairs (and to see which pairs are missing).
+// With maxLen < 1 every pair is dropped; maxTokens < 1 gives batches of 1.
+func EvalTranslationBatches(pairs []TokenPair, maxTokens, maxLen int) ([]TranslationBatch, LengthStats) {
+	groups, st := groupPairs(pairs, maxTokens, maxLen)
+	batches := make([]TranslationBatch, len(groups))
+	for i, g := range groups {
+		batches[i] = makeBatch(pairs, g)
+	}
+	return batches, st
+}
