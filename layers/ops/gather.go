@@ -8,16 +8,21 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Gather looks rows up in a table: inputs table [V, d] and ids [N] (ints) give [N, d].
-// It is the embedding lookup and the positional-table lookup.
-type Gather struct{ base }
+// Gather looks rows up in a table: inputs table [V, d] and ids [N] (ints) give
+// [N, d] = Scale · table[ids]. It is the embedding lookup and the positional-table lookup.
+type Gather struct {
+	base
+	Scale float64
+}
 
 // NewGather builds the lookup node.
-func NewGather(table, ids *G.Node) (*G.Node, error) { return G.ApplyOp(Gather{}, table, ids) }
+func NewGather(table, ids *G.Node, scale float64) (*G.Node, error) {
+	return G.ApplyOp(Gather{Scale: scale}, table, ids)
+}
 
 func (op Gather) Arity() int             { return 2 }
 func (op Gather) Type() hm.Type          { t := tensorOf(2); return hm.NewFnType(t, intTensor(1), t) }
-func (op Gather) String() string         { return "Gather" }
+func (op Gather) String() string         { return fmt.Sprintf("Gather{scale=%g}", op.Scale) }
 func (op Gather) Hashcode() uint32       { return hashOf(op) }
 func (op Gather) WriteHash(h hashWriter) { writeHash(op, h) }
 
@@ -58,15 +63,18 @@ func (op Gather) Do(vals ...G.Value) (G.Value, error) {
 	}
 	out := newLike(table.Dtype(), len(ids), d)
 	err = floats(op,
-		func() error { gather(data[float32](table), data[float32](out), ids, d); return nil },
-		func() error { gather(data[float64](table), data[float64](out), ids, d); return nil },
+		func() error { gather(data[float32](table), data[float32](out), ids, d, op.Scale); return nil },
+		func() error { gather(data[float64](table), data[float64](out), ids, d, op.Scale); return nil },
 		table)
 	return out, err
 }
 
-func gather[T float](table, out []T, ids []int, d int) {
+func gather[T float](table, out []T, ids []int, d int, scale float64) {
 	for i, id := range ids {
-		copy(out[i*d:(i+1)*d], table[id*d:(id+1)*d])
+		row := table[id*d : (id+1)*d]
+		for j, v := range row {
+			out[i*d+j] = T(float64(v) * scale)
+		}
 	}
 }
 
@@ -75,20 +83,23 @@ func (op Gather) DiffWRT(int) []bool { return []bool{true, false} }
 
 // SymDiff scatters the gradient back into the table's rows.
 func (op Gather) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dt, err := G.ApplyOp(ScatterAdd{Rows: inputs[0].Shape()[0]}, inputs[1], grad)
+	dt, err := G.ApplyOp(ScatterAdd{Rows: inputs[0].Shape()[0], Scale: op.Scale}, inputs[1], grad)
 	return G.Nodes{dt, nil}, err
 }
 
 // ScatterAdd is Gather's gradient: inputs ids [N] and grad [N, d] give [Rows, d], where row
-// r is the sum of the gradient rows whose id is r.
+// r is Scale times the sum of the gradient rows whose id is r.
 type ScatterAdd struct {
 	base
-	Rows int
+	Rows  int
+	Scale float64
 }
 
-func (op ScatterAdd) Arity() int             { return 2 }
-func (op ScatterAdd) Type() hm.Type          { t := tensorOf(2); return hm.NewFnType(intTensor(1), t, t) }
-func (op ScatterAdd) String() string         { return fmt.Sprintf("ScatterAdd{rows=%d}", op.Rows) }
+func (op ScatterAdd) Arity() int    { return 2 }
+func (op ScatterAdd) Type() hm.Type { t := tensorOf(2); return hm.NewFnType(intTensor(1), t, t) }
+func (op ScatterAdd) String() string {
+	return fmt.Sprintf("ScatterAdd{rows=%d scale=%g}", op.Rows, op.Scale)
+}
 func (op ScatterAdd) Hashcode() uint32       { return hashOf(op) }
 func (op ScatterAdd) WriteHash(h hashWriter) { writeHash(op, h) }
 
@@ -122,17 +133,17 @@ func (op ScatterAdd) Do(vals ...G.Value) (G.Value, error) {
 		}
 	}
 	err = floats(op,
-		func() error { scatterAdd(data[float32](g), data[float32](out), ids, d); return nil },
-		func() error { scatterAdd(data[float64](g), data[float64](out), ids, d); return nil },
+		func() error { scatterAdd(data[float32](g), data[float32](out), ids, d, op.Scale); return nil },
+		func() error { scatterAdd(data[float64](g), data[float64](out), ids, d, op.Scale); return nil },
 		g)
 	return out, err
 }
 
-func scatterAdd[T float](g, out []T, ids []int, d int) {
+func scatterAdd[T float](g, out []T, ids []int, d int, scale float64) {
 	for i, id := range ids {
 		row := out[id*d : (id+1)*d]
 		for j, v := range g[i*d : (i+1)*d] {
-			row[j] += v
+			row[j] += T(float64(v) * scale)
 		}
 	}
 }

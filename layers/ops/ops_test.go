@@ -52,7 +52,7 @@ func TestGradients(t *testing.T) {
 		{"gather", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
 			table := gradcheck.Param(g, rng(6), "table", 1, 7, 4)
 			ids := gradcheck.Ints(g, "ids", []int{3, 0, 3, 6, 1})
-			y, err := ops.NewGather(table, ids)
+			y, err := ops.NewGather(table, ids, 1.7)
 			return y, []*G.Node{table}, err
 		}},
 		{"bias", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
@@ -189,7 +189,7 @@ func TestBadIndices(t *testing.T) {
 	g := G.NewGraph()
 	table := gradcheck.Param(g, rng(14), "table", 1, 3, 2)
 	ids := gradcheck.Ints(g, "ids", []int{1, 3})
-	if _, err := ops.NewGather(table, ids); err != nil {
+	if _, err := ops.NewGather(table, ids, 1); err != nil {
 		t.Fatal(err)
 	}
 	m := G.NewTapeMachine(g)
