@@ -105,7 +105,7 @@ func ngramCounts(tokenized string) (counts [MaxOrder]map[string]int, n int) {
 	}
 	starts[len(toks)] = off
 	for order := 1; order <= MaxOrder; order++ {
-		m := make(map[string]int)
+		m := make(map[string]int, max(len(toks)-order+1, 0))
 		for i := 0; i+order <= len(toks); i++ {
 			m[joined[starts[i]:starts[i+order]-1]]++
 		}

@@ -295,3 +295,19 @@ func BenchmarkCorpusBLEU(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkCorpusChrF(b *testing.B) {
+	hyps, err := ReadLines(filepath.Join("testdata", "large.hyp"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs, err := ReadLines(filepath.Join("testdata", "large.ref"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := CorpusChrF(hyps, refs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -57,7 +57,7 @@ func charNgrams(line string) [ChrFCharOrder]map[string]int {
 	offs = append(offs, len(s))
 	var out [ChrFCharOrder]map[string]int
 	for n := 1; n <= ChrFCharOrder; n++ {
-		m := make(map[string]int)
+		m := make(map[string]int, max(nChars-n+1, 0))
 		for i := 0; i+n <= nChars; i++ {
 			m[s[offs[i]:offs[i+n]]]++
 		}
