@@ -60,7 +60,7 @@ func WriteDirAtomic(dir string, fill func(tmpDir string) error) error {
 	return writeDirAtomic(dir, Completion{}, fill)
 }
 
-func writeDirAtomic(dir string, done Completion, fill func(tmpDir string) error) (err error) {
+func writeDirAtomic(dir string, done Completion, fill func(tmpDir string) error) error {
 	dir = filepath.Clean(dir)
 	parent, base := filepath.Split(dir)
 	if parent == "" {
@@ -82,8 +82,9 @@ func writeDirAtomic(dir string, done Completion, fill func(tmpDir string) error)
 	if err != nil {
 		return fail(err)
 	}
+	committed := false
 	defer func() {
-		if err != nil {
+		if !committed { // also cleans up when fill panics
 			os.RemoveAll(tmp)
 		}
 	}()
@@ -124,6 +125,7 @@ func writeDirAtomic(dir string, done Completion, fill func(tmpDir string) error)
 		}
 		return fail(err)
 	}
+	committed = true
 	if err := syncDir(parent); err != nil {
 		return fail(err)
 	}

@@ -138,12 +138,7 @@ func TestWriteDirAtomicFailures(t *testing.T) {
 			defer func() { recover() }()
 			WriteDirAtomic(dir, func(string) error { panic("crash") })
 		}()
-		// A panic behaves like a crash: the old dir is intact; a
-		// temporary directory may remain for Manager.Save to clean.
-		if got := readFile(t, filepath.Join(dir, "w.bin")); got != "old" {
-			t.Errorf("old content changed to %q", got)
-		}
-		_ = parent
+		checkIntact(t, parent, dir)
 	})
 
 	t.Run("parent is a file", func(t *testing.T) {

@@ -243,7 +243,7 @@ func ParseSafetensors(r io.ReaderAt, size int64, source string) ([]Tensor, map[s
 		return nil, nil, fail("file of %d bytes is too short for the 8-byte header length", size)
 	}
 	var lenBuf [8]byte
-	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+	if err := readFullAt(r, lenBuf[:], 0); err != nil {
 		return nil, nil, fmt.Errorf("safetensors %s: read header length: %w", source, err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
@@ -257,7 +257,7 @@ func ParseSafetensors(r io.ReaderAt, size int64, source string) ([]Tensor, map[s
 		return nil, nil, fail("header length %d is too short for a JSON object", n)
 	}
 	header := make([]byte, n)
-	if _, err := r.ReadAt(header, 8); err != nil {
+	if err := readFullAt(r, header, 8); err != nil {
 		return nil, nil, fmt.Errorf("safetensors %s: read header: %w", source, err)
 	}
 	bufStart := 8 + int64(n)
@@ -518,7 +518,7 @@ func readTensorData(r io.ReaderAt, bufStart int64, e entry, scratch *[]byte) ([]
 	for done := int64(0); done < e.numel; {
 		k := min(e.numel-done, chunkElems)
 		buf := (*scratch)[:k*size]
-		if _, err := r.ReadAt(buf, bufStart+e.begin+done*size); err != nil {
+		if err := readFullAt(r, buf, bufStart+e.begin+done*size); err != nil {
 			return nil, fmt.Errorf("read data: %w", err)
 		}
 		dst := out[done : done+k]
@@ -543,6 +543,20 @@ func readTensorData(r io.ReaderAt, bufStart int64, e entry, scratch *[]byte) ([]
 		done += k
 	}
 	return out, nil
+}
+
+// readFullAt fills buf from r at off. A full read that also reports io.EOF
+// (allowed by the io.ReaderAt contract at the end of the input) succeeds; a
+// short read is io.ErrUnexpectedEOF.
+func readFullAt(r io.ReaderAt, buf []byte, off int64) error {
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // f16ToF32 converts IEEE 754 half-precision bits to float32 exactly.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -443,4 +444,36 @@ func FuzzParseSafetensors(f *testing.F) {
 			}
 		}
 	})
+}
+
+// eofReaderAt returns io.EOF together with a full read at the end of the
+// data, which the io.ReaderAt contract allows.
+type eofReaderAt struct{ data []byte }
+
+func (r eofReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(r.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[off:])
+	if off+int64(n) == int64(len(r.data)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func TestParseSafetensorsReaderEdgeCases(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteSafetensors(&b, []Tensor{{Name: "w", Shape: []int{2}, Data: []float32{1, 2}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := b.Bytes()
+	tensors, _, err := ParseSafetensors(eofReaderAt{file}, int64(len(file)), "eof")
+	if err != nil || len(tensors) != 1 || tensors[0].Data[1] != 2 {
+		t.Errorf("full read with io.EOF: %v, %v", tensors, err)
+	}
+	// A size larger than the data is a read error, not a panic.
+	_, _, err = ParseSafetensors(bytes.NewReader(file[:len(file)-4]), int64(len(file)), "short")
+	if err == nil || !strings.Contains(err.Error(), "short") || !strings.Contains(err.Error(), `tensor "w"`) {
+		t.Errorf("short reader: %v", err)
+	}
 }
