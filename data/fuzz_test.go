@@ -1,0 +1,128 @@
+package data
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	fuzzTokOnce sync.Once
+	fuzzTok     *Tokenizer
+)
+
+// fuzzTokenizer is a small tokenizer trained on a little of each corpus.
+func fuzzTokenizer(t *testing.T) *Tokenizer {
+	fuzzTokOnce.Do(func() {
+		texts := []string{
+			"It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
+			"En el principio crió Dios los cielos y la tierra.",
+			"Wählen Sie Format - Zeichen, um die Schriftart zu ändern.",
+			"Call me Ishmael. Some years ago—never mind how long precisely—",
+		}
+		fuzzTok, _ = TrainBPE(texts, 400)
+	})
+	if fuzzTok == nil {
+		t.Fatal("could not train the fuzz tokenizer")
+	}
+	return fuzzTok
+}
+
+func FuzzTokenizerRoundTrip(f *testing.F) {
+	f.Add([]byte("Hello, world!"))
+	f.Add([]byte("a  b\n\n\tc \xff\xfe"))
+	f.Add([]byte("naïve café — 2024"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tok := fuzzTokenizer(t)
+		s := string(in)
+		ids := tok.Encode(s)
+		if got := tok.Decode(ids); got != s {
+			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
+		}
+		if got, err := tok.DecodeChecked(ids); err != nil || got != s {
+			t.Fatalf("DecodeChecked(Encode(%q)) = %q, %v", s, got, err)
+		}
+		if strings.Join(chunksOf(s), "") != s {
+			t.Fatalf("chunks of %q do not concatenate to it", s)
+		}
+		if len(s) < 2000 {
+			if want := naiveEncode(tok, s); !equalInts(ids, want) {
+				t.Fatalf("Encode(%q) = %v, replaying merges gives %v", s, ids, want)
+			}
+		}
+	})
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzParseTokenizer(f *testing.F) {
+	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":261,"merges":[[3,4],[259,5]]}`))
+	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":259,"merges":[]}`))
+	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":260,"merges":[[3,3,3]]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := ParseTokenizer(data, "fuzz.json")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.json: ") {
+				t.Fatalf("error %q does not name the source", err)
+			}
+			return
+		}
+		// A tokenizer that parses must survive a save/parse round trip and
+		// round-trip text.
+		out, err := tok.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok2, err := ParseTokenizer(out, "again")
+		if err != nil {
+			t.Fatalf("re-parsing %s: %v", out, err)
+		}
+		out2, _ := tok2.MarshalJSON()
+		if !bytes.Equal(out, out2) {
+			t.Fatal("JSON changed on a second round trip")
+		}
+		s := "the quick brown fox \xff 123"
+		if tok.Decode(tok.Encode(s)) != s {
+			t.Fatal("round trip failed")
+		}
+	})
+}
+
+func FuzzReadTSV(f *testing.F) {
+	f.Add([]byte("a\tb\nc\td\n"))
+	f.Add([]byte("\xef\xbb\xbfa\tb\r\n\n"))
+	f.Add([]byte("a\tb\tc\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pairs, err := ReadTSV(bytes.NewReader(data), "fuzz.tsv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.tsv:") {
+				t.Fatalf("error %q does not name the source", err)
+			}
+			return
+		}
+		if len(pairs) == 0 {
+			t.Fatal("no error and no pairs")
+		}
+		for _, p := range pairs {
+			if strings.TrimSpace(p.Src) == "" || strings.TrimSpace(p.Tgt) == "" ||
+				strings.ContainsAny(p.Src, "\t\n") || strings.ContainsAny(p.Tgt, "\t\n") {
+				t.Fatalf("bad pair %q", p)
+			}
+		}
+		// Text reading never fails on input that ReadTSV accepts.
+		if _, err := ReadTextLines(bytes.NewReader(data), "fuzz.txt"); err != nil {
+			t.Fatalf("ReadTextLines: %v", err)
+		}
+	})
+}
