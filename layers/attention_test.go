@@ -8,7 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"mqa/layers/internal/gradcheck"
+	"mqa/layers/gradcheck"
 )
 
 // attnCase is one attention configuration under test.
@@ -72,7 +72,8 @@ func positions(batch, n int) []int {
 func TestAttentionGradients(t *testing.T) {
 	for i, c := range attnCases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := gradcheck.Run(func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+			res, err := gradcheck.Run(func() (*G.Node, []*G.Node, error) {
+				g := G.NewGraph()
 				b := &Graph{G: g, params: NewParams(tensor.Float64, uint64(i)), bound: map[string]*G.Node{}}
 				out, x, mem, _, _, _ := buildAttn(c, b, rand.New(rand.NewPCG(uint64(i), 1)))
 				wrt := append(b.ParamNodes(), x)

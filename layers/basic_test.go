@@ -8,7 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"mqa/layers/internal/gradcheck"
+	"mqa/layers/gradcheck"
 )
 
 func TestLayerGradients(t *testing.T) {
@@ -44,7 +44,8 @@ func TestLayerGradients(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := gradcheck.Run(func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+			res, err := gradcheck.Run(func() (*G.Node, []*G.Node, error) {
+				g := G.NewGraph()
 				b := &Graph{G: g, params: NewParams(tensor.Float64, uint64(i)), bound: map[string]*G.Node{}}
 				x := gradcheck.Param(g, rand.New(rand.NewPCG(uint64(i), 3)), "x", 1, 8, 6)
 				out, err := c.build(b, x)

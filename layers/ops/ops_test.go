@@ -8,7 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"mqa/layers/internal/gradcheck"
+	"mqa/layers/gradcheck"
 	"mqa/layers/ops"
 )
 
@@ -18,29 +18,34 @@ func TestGradients(t *testing.T) {
 		name  string
 		build gradcheck.Build
 	}{
-		{"permute", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"permute", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(1), "x", 1, 2, 3, 4, 5)
 			y, err := ops.NewPermute(x, 2, 0, 3, 1)
 			return y, []*G.Node{x}, err
 		}},
-		{"softmax causal window lengths", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"softmax causal window lengths", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(2), "x", 1, 4, 6, 5)
 			lens := gradcheck.Ints(g, "lens", []int{5, 3})
 			y, err := ops.Softmax{Scale: 0.7, Groups: 2, QueryLen: 3, KeyOffset: 2, Causal: true, Window: 3, HasLengths: true}.Apply(x, lens)
 			return y, []*G.Node{x}, err
 		}},
-		{"softmax plain", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"softmax plain", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(3), "x", 1, 2, 3, 7)
 			y, err := ops.Softmax{Scale: 1.3, Groups: 1, QueryLen: 3}.Apply(x, nil)
 			return y, []*G.Node{x}, err
 		}},
-		{"layernorm", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"layernorm", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			r := rng(4)
 			x, gm, b := gradcheck.Param(g, r, "x", 2, 5, 8), gradcheck.Param(g, r, "gamma", 1, 8), gradcheck.Param(g, r, "beta", 1, 8)
 			y, err := ops.Norm{Eps: 1e-5}.Apply(x, gm, b)
 			return y, []*G.Node{x, gm, b}, err
 		}},
-		{"rmsnorm", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"rmsnorm", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			r := rng(5)
 			x, gm := gradcheck.Param(g, r, "x", 2, 5, 8), gradcheck.Param(g, r, "gamma", 1, 8)
 			y, err := ops.Norm{RMS: true, Eps: 1e-6}.Apply(x, gm, nil)
@@ -49,31 +54,36 @@ func TestGradients(t *testing.T) {
 		{"relu", act(ops.ReLU)},
 		{"gelu", act(ops.GELU)},
 		{"swiglu", act(ops.SwiGLU)},
-		{"gather", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"gather", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			table := gradcheck.Param(g, rng(6), "table", 1, 7, 4)
 			ids := gradcheck.Ints(g, "ids", []int{3, 0, 3, 6, 1})
 			y, err := ops.NewGather(table, ids, 1.7)
 			return y, []*G.Node{table}, err
 		}},
-		{"bias", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"bias", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			r := rng(7)
 			x, b := gradcheck.Param(g, r, "x", 1, 4, 6), gradcheck.Param(g, r, "b", 1, 6)
 			y, err := ops.NewBiasAdd(x, b)
 			return y, []*G.Node{x, b}, err
 		}},
-		{"cross-entropy smoothed with padding", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"cross-entropy smoothed with padding", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(8), "logits", 2, 5, 9)
 			tg := gradcheck.Ints(g, "targets", []int{4, 0, 8, 0, 2})
 			y, err := ops.CrossEntropy{Smoothing: 0.1, Ignore: 0}.Apply(x, tg)
 			return y, []*G.Node{x}, err
 		}},
-		{"rope", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"rope", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(9), "x", 1, 4, 12)
 			pos := gradcheck.Ints(g, "pos", []int{0, 5, 2, 17})
 			y, err := ops.RoPE{HeadDim: 6, Base: 10000}.Apply(x, pos)
 			return y, []*G.Node{x}, err
 		}},
-		{"dropout", func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+		{"dropout", func() (*G.Node, []*G.Node, error) {
+			g := G.NewGraph()
 			x := gradcheck.Param(g, rng(10), "x", 1, 6, 5)
 			y, err := ops.Dropout{P: 0.3, Seed: 1, Site: 2, Step: &step}.Apply(x)
 			return y, []*G.Node{x}, err
@@ -93,7 +103,8 @@ func TestGradients(t *testing.T) {
 }
 
 func act(kind string) gradcheck.Build {
-	return func(g *G.ExprGraph) (*G.Node, []*G.Node, error) {
+	return func() (*G.Node, []*G.Node, error) {
+		g := G.NewGraph()
 		x := gradcheck.Param(g, rng(11), "x", 1.5, 3, 8)
 		y, err := ops.NewActivation(kind, x)
 		return y, []*G.Node{x}, err

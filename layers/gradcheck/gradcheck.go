@@ -11,9 +11,9 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Build constructs the function under test in g: its output and the float64 nodes
-// (holding values) to differentiate with respect to.
-type Build func(g *G.ExprGraph) (out *G.Node, wrt []*G.Node, err error)
+// Build constructs the function under test in a new graph: its output and the float64
+// nodes (holding values) to differentiate with respect to.
+type Build func() (out *G.Node, wrt []*G.Node, err error)
 
 // Result is the worst disagreement found.
 type Result struct {
@@ -27,11 +27,11 @@ type Result struct {
 // element matters with a different weight. The relative error of an element is
 // |analytic − numeric| / max(|analytic|, |numeric|, floor).
 func Run(build Build, perTensor int, seed uint64) (Result, error) {
-	g := G.NewGraph()
-	out, wrt, err := build(g)
+	out, wrt, err := build()
 	if err != nil {
 		return Result{}, err
 	}
+	g := out.Graph()
 	loss := out
 	if !out.IsScalar() {
 		rng := rand.New(rand.NewPCG(seed, 7))
