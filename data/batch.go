@@ -73,6 +73,8 @@ type LMBatch struct {
 // in a new random order that depends only on the seed and the epoch number,
 // Batch at a time; the W mod Batch windows left over at the end of an
 // epoch's order are skipped in that epoch.
+//
+// Make one with NewLMStream; the zero LMStream yields only empty batches.
 type LMStream struct {
 	tokens        []int
 	batch, seqLen int
@@ -106,12 +108,18 @@ func NewLMStream(tokens []int, batch, seqLen int, seed uint64) (*LMStream, error
 
 // BatchesPerEpoch returns the number of batches in each epoch.
 func (s *LMStream) BatchesPerEpoch() int {
+	if s.batch < 1 {
+		return 0
+	}
 	return s.numWindows / s.batch
 }
 
 // Next returns the next batch, starting a new epoch (with a new order) when
 // the current one is used up. The slices are new on each call.
 func (s *LMStream) Next() LMBatch {
+	if s.BatchesPerEpoch() == 0 {
+		return LMBatch{}
+	}
 	if s.pos >= s.BatchesPerEpoch() {
 		s.epoch++
 		s.pos = 0
@@ -161,10 +169,11 @@ func EvalWindows(tokens []int, seqLen int) (inputs, targets [][]int) {
 	if seqLen < 1 {
 		return nil, nil
 	}
-	for start := 0; start+1 < len(tokens); start += seqLen {
-		end := min(start+seqLen, len(tokens)-1)
+	for start := 0; start < len(tokens)-1; {
+		end := start + min(seqLen, len(tokens)-1-start)
 		inputs = append(inputs, slices.Clone(tokens[start:end]))
 		targets = append(targets, slices.Clone(tokens[start+1:end+1]))
+		start = end
 	}
 	return inputs, targets
 }
@@ -306,7 +315,8 @@ func makeBatch(pairs []TokenPair, g batchGroup) TranslationBatch {
 // TranslationBatcher yields length-bucketed, padded translation batches in
 // a shuffled order that is new every epoch and depends only on the seed and
 // the epoch number. The batches themselves (which pairs go together) are
-// fixed; see NewTranslationBatcher.
+// fixed; see NewTranslationBatcher. The zero TranslationBatcher yields only
+// empty batches.
 type TranslationBatcher struct {
 	pairs      []TokenPair
 	groups     []batchGroup
@@ -372,6 +382,9 @@ func (b *TranslationBatcher) Shapes() [][3]int {
 // Next returns the next batch, starting a new epoch (with a new order) when
 // the current one is used up. The slices are new on each call.
 func (b *TranslationBatcher) Next() TranslationBatch {
+	if len(b.groups) == 0 {
+		return TranslationBatch{}
+	}
 	if b.pos >= len(b.groups) {
 		b.epoch++
 		b.pos = 0

@@ -190,6 +190,8 @@ func TestEvalWindows(t *testing.T) {
 		{12, 4, []int{4, 4, 3}},
 		{5, 1, []int{1, 1, 1, 1}},
 		{5, 0, nil},
+		{5, -1, nil},
+		{5, int(^uint(0) >> 1), []int{4}}, // no overflow with a huge seqLen
 	}
 	for _, tc := range tests {
 		tokens := seqTokens(tc.n)
@@ -407,6 +409,17 @@ func TestEvalTranslationBatches(t *testing.T) {
 	}
 	if b, _ := EvalTranslationBatches(pairs, -5, 24); len(b) != 6 {
 		t.Fatalf("maxTokens -5: %d batches, want one per pair", len(b))
+	}
+}
+
+func TestZeroValues(t *testing.T) {
+	var s LMStream
+	if b := s.Next(); b.Batch != 0 || len(b.Inputs) != 0 {
+		t.Fatalf("zero LMStream gave %+v", b)
+	}
+	var tb TranslationBatcher
+	if b := tb.Next(); b.Batch != 0 || len(tb.Shapes()) != 0 {
+		t.Fatalf("zero TranslationBatcher gave %+v", b)
 	}
 }
 

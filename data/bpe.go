@@ -32,7 +32,8 @@ const (
 // merge i. Every byte string, valid UTF-8 or not, encodes without an
 // unknown token, and Decode(Encode(s)) == s.
 //
-// A Tokenizer is safe for concurrent use.
+// Make one with TrainBPE, LoadTokenizer or ParseTokenizer; the zero
+// Tokenizer is not usable. A Tokenizer is safe for concurrent use.
 type Tokenizer struct {
 	merges [][2]int32       // merge i joins merges[i][0] and merges[i][1]
 	ranks  map[uint64]int32 // pair key -> merge index
