@@ -115,9 +115,9 @@ func ParamsFromTensors(cfg Config, ts []checkpoints.Tensor, source string) (*lay
 		w := want.Get(name).Shape()
 		switch {
 		case !ok:
-			problems = append(problems, fmt.Sprintf("missing %s %v", name, w))
+			problems = append(problems, fmt.Sprintf("missing %s %v", name, []int(w)))
 		case !tensor.Shape(t.Shape).Eq(w) && !(len(t.Shape) == 0 && w.IsScalar()):
-			problems = append(problems, fmt.Sprintf("%s has shape %v, the config needs %v", name, t.Shape, w))
+			problems = append(problems, fmt.Sprintf("%s has shape %v, the config needs %v", name, t.Shape, []int(w)))
 		default:
 			if err := params.Set(name, tensor.New(tensor.WithShape(w...), tensor.WithBacking(t.Data))); err != nil {
 				problems = append(problems, err.Error())
