@@ -42,7 +42,7 @@ func TestTinyLMOverfits(t *testing.T) {
 	for _, kv := range []int{4, 1} {
 		s := DefaultSettings(150)
 		s.Schedule = Schedule{Kind: ScheduleConstant, Peak: 3e-3, Warmup: 10}
-		tr, err := NewTrainer(tinyCfg(models.TaskLM, tok.VocabSize(), kv), nil, s)
+		tr, err := NewTrainer(tinyCfg(models.TaskLM, tok.VocabSize(), kv), nil, s, "cpu")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestTinySeq2SeqReverses(t *testing.T) {
 	for _, kv := range []int{4, 1} {
 		s := DefaultSettings(300)
 		s.Schedule = Schedule{Kind: ScheduleConstant, Peak: 3e-3, Warmup: 20}
-		tr, err := NewTrainer(tinyCfg(models.TaskTranslate, vocab, kv), nil, s)
+		tr, err := NewTrainer(tinyCfg(models.TaskTranslate, vocab, kv), nil, s, "cpu")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"mqa/layers"
@@ -86,14 +85,32 @@ type StepStats struct {
 	Skipped  bool    `json:"skipped,omitempty"`
 }
 
-// compiled is a graph with its machine; grads is nil for evaluation graphs.
-type compiled struct {
-	g     *models.Graph
-	grads []*G.Node
-	vm    G.VM
+// Executor runs a model's graphs for a Trainer: the CPU executor in this package, or the
+// CUDA executor (package cuda, build tag cuda), which keeps parameters, gradients and
+// optimizer moments on the GPU.
+type Executor interface {
+	// TrainStep runs forward and backward on each micro-batch and returns the mean loss and
+	// the norm of the averaged gradient; it leaves that gradient ready for Apply.
+	TrainStep(micro []Batch) (loss, gradNorm float64, err error)
+	// Apply updates the parameters with AdamW at learning rate lr, the gradient multiplied
+	// by gradScale (averaging and clipping).
+	Apply(lr, gradScale float64) error
+	// Loss runs a forward pass without dropout or label smoothing and returns the mean loss.
+	Loss(b Batch) (float64, error)
+	// Sync brings parameters and optimizer moments back into the Trainer's Params and Opt
+	// (a no-op on the CPU, where they are the same memory).
+	Sync() error
+	// Close frees what the executor holds.
+	Close() error
 }
 
-// Trainer holds a model's parameters and optimizer state and runs updates on the CPU.
+// NewExecutor makes the executor for a device. The CPU executor is built in; a build
+// with the cuda tag registers "cuda" here.
+var NewExecutor = map[string]func(t *Trainer) (Executor, error){
+	"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
+}
+
+// Trainer holds a model's parameters and optimizer state and runs updates through an Executor.
 type Trainer struct {
 	Cfg         models.Config
 	Params      *layers.Params
@@ -102,17 +119,23 @@ type Trainer struct {
 	Step        int    // updates done
 	DropoutStep uint64 // the dropout masks' counter (see ops.Dropout)
 
-	names  []string
-	train  map[models.Shape]*compiled
-	eval   map[models.Shape]*compiled
-	gradAc [][]float32
+	names []string
+	exec  Executor
 }
 
-// NewTrainer makes a trainer for cfg. With params nil the weights are initialised from the
-// seed; otherwise the given (loaded) parameters are trained.
-func NewTrainer(cfg models.Config, params *layers.Params, s Settings) (*Trainer, error) {
+// NewTrainer makes a trainer for cfg on a device ("cpu", or "cuda" in a cuda build). With
+// params nil the weights are initialised from the seed; otherwise the given (loaded)
+// parameters are trained.
+func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device string) (*Trainer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
+	}
+	newExec, ok := NewExecutor[device]
+	if !ok {
+		if device == "cuda" {
+			return nil, fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags cuda (see DEVICE.md)")
+		}
+		return nil, fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
 	}
 	var err error
 	if params == nil {
@@ -120,8 +143,7 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings) (*Trainer,
 			return nil, err
 		}
 	}
-	t := &Trainer{Cfg: cfg, Params: params, Settings: s, names: params.Names(),
-		train: map[models.Shape]*compiled{}, eval: map[models.Shape]*compiled{}}
+	t := &Trainer{Cfg: cfg, Params: params, Settings: s, names: params.Names()}
 	sizes, decay := make([]int, len(t.names)), make([]bool, len(t.names))
 	for i, n := range t.names {
 		p := params.Get(n)
@@ -129,6 +151,9 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings) (*Trainer,
 		decay[i] = p.Dims() >= 2
 	}
 	t.Opt = NewAdamW(sizes, decay, s.Beta1, s.Beta2, s.Eps, s.WeightDecay)
+	if t.exec, err = newExec(t); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -148,95 +173,28 @@ func InitParams(cfg models.Config, seed uint64) (*layers.Params, error) {
 // ParamNames lists the parameters in the optimizer's order.
 func (t *Trainer) ParamNames() []string { return t.names }
 
-func (t *Trainer) compile(shape models.Shape, training bool) (*compiled, error) {
-	cache := t.eval
-	if training {
-		cache = t.train
-	}
-	if c, ok := cache[shape]; ok {
-		return c, nil
-	}
-	opt := models.Options{}
-	if training {
-		opt = models.Options{Train: true, LabelSmoothing: t.Settings.LabelSmoothing, DropoutSeed: t.Settings.Seed, DropoutStep: &t.DropoutStep}
-	}
-	g, err := models.Build(t.Params, t.Cfg, shape, opt)
-	if err != nil {
-		return nil, err
-	}
-	c := &compiled{g: g}
-	if training {
-		nodes := make([]*G.Node, len(t.names))
-		byName := map[string]*G.Node{}
-		for _, n := range g.ParamNodes() {
-			byName[n.Name()] = n
-		}
-		for i, name := range t.names {
-			if nodes[i] = byName[name]; nodes[i] == nil {
-				return nil, fmt.Errorf("graph for %+v does not use parameter %s", shape, name)
-			}
-		}
-		if c.grads, err = G.Grad(g.Loss, nodes...); err != nil {
-			return nil, fmt.Errorf("building gradients: %w", err)
-		}
-	}
-	c.vm = G.NewTapeMachine(g.G)
-	cache[shape] = c
-	return c, nil
-}
+// Close releases the executor.
+func (t *Trainer) Close() error { return t.exec.Close() }
 
-// forward feeds a batch and runs a compiled graph; it returns the mean loss.
-func (c *compiled) forward(b Batch) (float64, error) {
-	var err error
-	if c.g.Cfg.Task == models.TaskTranslate {
-		err = c.g.FeedTranslation(b.Src, b.SrcLens, b.Tokens, b.Targets)
-	} else {
-		err = c.g.FeedLM(b.Tokens, b.Targets)
-	}
-	if err != nil {
-		return 0, err
-	}
-	c.vm.Reset()
-	if err := c.vm.RunAll(); err != nil {
-		return 0, err
-	}
-	switch v := c.g.Loss.Value().Data().(type) {
-	case float32:
-		return float64(v), nil
-	case float64:
-		return v, nil
-	}
-	return 0, fmt.Errorf("loss has type %T", c.g.Loss.Value().Data())
-}
+// Sync brings device state back to Params and Opt (before saving a checkpoint).
+func (t *Trainer) Sync() error { return t.exec.Sync() }
 
 // TrainStep runs forward and backward on each micro-batch, averages the gradients, clips
-// them and applies one AdamW update.
+// them and applies one AdamW update. A non-finite loss or gradient stops with
+// ErrNonFinite before any update (or, with SkipNonFinite, skips the update).
 func (t *Trainer) TrainStep(micro []Batch) (StepStats, error) {
 	if len(micro) == 0 {
 		return StepStats{}, fmt.Errorf("train step with no batches")
 	}
 	st := StepStats{Step: t.Step + 1, LR: t.Settings.Schedule.LR(t.Step + 1)}
-	var grads [][]float32
-	for k, b := range micro {
-		c, err := t.compile(b.Shape, true)
-		if err != nil {
-			return st, err
-		}
-		loss, err := c.forward(b)
-		if err != nil {
-			return st, fmt.Errorf("step %d: %w", st.Step, err)
-		}
-		st.Loss += loss / float64(len(micro))
+	for _, b := range micro {
 		st.Tokens += b.TargetTokens()
-		if len(micro) == 1 {
-			grads = gradData(c.grads)
-			break
-		}
-		t.accumulate(c.grads, k == 0)
-		grads = t.gradAc
 	}
-	scale := 1 / float64(len(micro))
-	st.GradNorm = GlobalNorm(grads) * scale
+	var err error
+	st.Loss, st.GradNorm, err = t.exec.TrainStep(micro)
+	if err != nil {
+		return st, fmt.Errorf("step %d: %w", st.Step, err)
+	}
 	t.DropoutStep++
 	if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) || math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
 		if !t.Settings.SkipNonFinite {
@@ -246,50 +204,15 @@ func (t *Trainer) TrainStep(micro []Batch) (StepStats, error) {
 		t.Step++
 		return st, nil
 	}
+	scale := 1 / float64(len(micro))
 	if t.Settings.Clip > 0 && st.GradNorm > t.Settings.Clip {
 		scale *= t.Settings.Clip / st.GradNorm
 	}
-	if err := t.Opt.Update(t.paramData(), grads, st.LR, scale); err != nil {
+	if err := t.exec.Apply(st.LR, scale); err != nil {
 		return st, err
 	}
 	t.Step++
 	return st, nil
-}
-
-// accumulate adds the gradients of the last micro-batch into gradAc (or starts it).
-func (t *Trainer) accumulate(grads []*G.Node, first bool) {
-	if t.gradAc == nil {
-		t.gradAc = make([][]float32, len(grads))
-		for i, g := range grads {
-			t.gradAc[i] = make([]float32, g.Shape().TotalSize())
-		}
-	}
-	for i, g := range gradData(grads) {
-		acc := t.gradAc[i]
-		if first {
-			copy(acc, g)
-			continue
-		}
-		for j, v := range g {
-			acc[j] += v
-		}
-	}
-}
-
-func gradData(grads []*G.Node) [][]float32 {
-	out := make([][]float32, len(grads))
-	for i, g := range grads {
-		out[i] = g.Value().Data().([]float32)
-	}
-	return out
-}
-
-func (t *Trainer) paramData() [][]float32 {
-	out := make([][]float32, len(t.names))
-	for i, n := range t.names {
-		out[i] = t.Params.Get(n).Data().([]float32)
-	}
-	return out
 }
 
 // Eval is the loss of a model on held-out batches.
@@ -300,25 +223,20 @@ type Eval struct {
 }
 
 // Evaluate computes the mean token NLL (no label smoothing, no dropout) over batches.
-func (t *Trainer) Evaluate(batches []Batch) (Eval, error) {
-	return Evaluate(t.Params, t.Cfg, batches, t.eval)
+func (t *Trainer) Evaluate(batches []Batch) (Eval, error) { return evaluate(t.exec, batches) }
+
+// Evaluate scores batches with a model's parameters on the CPU.
+func Evaluate(cfg models.Config, params *layers.Params, batches []Batch) (Eval, error) {
+	e := newCPUExecutor(&Trainer{Cfg: cfg, Params: params})
+	defer e.Close()
+	return evaluate(e, batches)
 }
 
-// Evaluate scores batches with the model's parameters; cache (may be nil) keeps compiled
-// graphs between calls.
-func Evaluate(params *layers.Params, cfg models.Config, batches []Batch, cache map[models.Shape]*compiled) (Eval, error) {
+func evaluate(e Executor, batches []Batch) (Eval, error) {
 	var total float64
 	var tokens int
-	t := &Trainer{Cfg: cfg, Params: params, eval: cache}
-	if t.eval == nil {
-		t.eval = map[models.Shape]*compiled{}
-	}
 	for _, b := range batches {
-		c, err := t.compile(b.Shape, false)
-		if err != nil {
-			return Eval{}, err
-		}
-		loss, err := c.forward(b)
+		loss, err := e.Loss(b)
 		if err != nil {
 			return Eval{}, err
 		}

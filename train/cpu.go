@@ -1,0 +1,176 @@
+package train
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+
+	"mqa/models"
+)
+
+// compiled is a graph with its machine; grads is nil for evaluation graphs.
+type compiled struct {
+	g     *models.Graph
+	grads []*G.Node
+	vm    G.VM
+}
+
+// cpuExecutor runs graphs with Gorgonia's TapeMachine, one compiled graph per batch shape,
+// and updates the parameters in place.
+type cpuExecutor struct {
+	t           *Trainer
+	train, eval map[models.Shape]*compiled
+	grads       [][]float32 // the gradient of the last TrainStep
+	acc         [][]float32 // accumulation buffer for several micro-batches
+}
+
+func newCPUExecutor(t *Trainer) *cpuExecutor {
+	return &cpuExecutor{t: t, train: map[models.Shape]*compiled{}, eval: map[models.Shape]*compiled{}}
+}
+
+func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, error) {
+	cache := e.eval
+	if training {
+		cache = e.train
+	}
+	if c, ok := cache[shape]; ok {
+		return c, nil
+	}
+	t := e.t
+	opt := models.Options{}
+	if training {
+		opt = models.Options{Train: true, LabelSmoothing: t.Settings.LabelSmoothing, DropoutSeed: t.Settings.Seed, DropoutStep: &t.DropoutStep}
+	}
+	g, err := models.Build(t.Params, t.Cfg, shape, opt)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{g: g}
+	if training {
+		if c.grads, err = G.Grad(g.Loss, ParamNodes(g, t.names)...); err != nil {
+			return nil, fmt.Errorf("building gradients: %w", err)
+		}
+	}
+	c.vm = G.NewTapeMachine(g.G)
+	cache[shape] = c
+	return c, nil
+}
+
+// ParamNodes returns the graph's parameter nodes in the order of names; a parameter the
+// graph does not use is an error.
+func ParamNodes(g *models.Graph, names []string) []*G.Node {
+	byName := map[string]*G.Node{}
+	for _, n := range g.ParamNodes() {
+		byName[n.Name()] = n
+	}
+	nodes := make([]*G.Node, len(names))
+	for i, name := range names {
+		nodes[i] = byName[name]
+	}
+	return nodes
+}
+
+// Feed sets a graph's inputs from a batch.
+func Feed(g *models.Graph, b Batch) error {
+	if g.Shape != b.Shape {
+		return fmt.Errorf("batch of shape %+v fed to a graph of shape %+v", b.Shape, g.Shape)
+	}
+	if g.Cfg.Task == models.TaskTranslate {
+		return g.FeedTranslation(b.Src, b.SrcLens, b.Tokens, b.Targets)
+	}
+	return g.FeedLM(b.Tokens, b.Targets)
+}
+
+// forward feeds a batch and runs a compiled graph; it returns the mean loss.
+func (c *compiled) forward(b Batch) (float64, error) {
+	if err := Feed(c.g, b); err != nil {
+		return 0, err
+	}
+	c.vm.Reset()
+	if err := c.vm.RunAll(); err != nil {
+		return 0, err
+	}
+	switch v := c.g.Loss.Value().Data().(type) {
+	case float32:
+		return float64(v), nil
+	case float64:
+		return v, nil
+	}
+	return 0, fmt.Errorf("loss has type %T", c.g.Loss.Value().Data())
+}
+
+func (e *cpuExecutor) TrainStep(micro []Batch) (loss, gradNorm float64, err error) {
+	for k, b := range micro {
+		c, err := e.compile(b.Shape, true)
+		if err != nil {
+			return 0, 0, err
+		}
+		l, err := c.forward(b)
+		if err != nil {
+			return 0, 0, err
+		}
+		loss += l / float64(len(micro))
+		if len(micro) == 1 {
+			e.grads = gradData(c.grads)
+			break
+		}
+		e.accumulate(c.grads, k == 0)
+		e.grads = e.acc
+	}
+	return loss, GlobalNorm(e.grads) / float64(len(micro)), nil
+}
+
+func (e *cpuExecutor) Apply(lr, gradScale float64) error {
+	params := make([][]float32, len(e.t.names))
+	for i, n := range e.t.names {
+		params[i] = e.t.Params.Get(n).Data().([]float32)
+	}
+	return e.t.Opt.Update(params, e.grads, lr, gradScale)
+}
+
+func (e *cpuExecutor) Loss(b Batch) (float64, error) {
+	c, err := e.compile(b.Shape, false)
+	if err != nil {
+		return 0, err
+	}
+	return c.forward(b)
+}
+
+func (e *cpuExecutor) Sync() error { return nil }
+
+func (e *cpuExecutor) Close() error {
+	for _, cache := range []map[models.Shape]*compiled{e.train, e.eval} {
+		for _, c := range cache {
+			c.vm.Close()
+		}
+	}
+	return nil
+}
+
+// accumulate adds the gradients of the last micro-batch into acc (or starts it).
+func (e *cpuExecutor) accumulate(grads []*G.Node, first bool) {
+	if e.acc == nil {
+		e.acc = make([][]float32, len(grads))
+		for i, g := range grads {
+			e.acc[i] = make([]float32, g.Shape().TotalSize())
+		}
+	}
+	for i, g := range gradData(grads) {
+		acc := e.acc[i]
+		if first {
+			copy(acc, g)
+			continue
+		}
+		for j, v := range g {
+			acc[j] += v
+		}
+	}
+}
+
+func gradData(grads []*G.Node) [][]float32 {
+	out := make([][]float32, len(grads))
+	for i, g := range grads {
+		out[i] = g.Value().Data().([]float32)
+	}
+	return out
+}
