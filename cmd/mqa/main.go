@@ -1,0 +1,133 @@
+// Command mqa trains and compares transformer language and translation models with
+// multi-head, grouped-query and multi-query attention, and decodes with a cached K/V.
+//
+// Run "mqa help" for the commands.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand of the CLI.
+type command struct {
+	summary string
+	run     func(args []string) error
+}
+
+// commands holds every subcommand; files of this package register theirs in init.
+var commands = map[string]command{}
+
+// benchmarks holds the "mqa bench" subcommands.
+var benchmarks = map[string]command{}
+
+// errUsage marks an error in the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return report(c.run([]string{"-h"}))
+			}
+		}
+		usage()
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "mqa: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+	return report(c.run(args[1:]))
+}
+
+// report prints an error and returns the exit status.
+func report(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "mqa:", err)
+		return 2
+	}
+	fmt.Fprintln(os.Stderr, "mqa:", err)
+	return 1
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "mqa trains and compares multi-head, grouped-query and multi-query attention transformers.")
+	fmt.Fprintln(os.Stderr, "\nUsage: mqa COMMAND [flags]   (mqa COMMAND -h for its flags)\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+}
+
+func init() {
+	commands["bench"] = command{"speed benchmarks (mqa bench -h lists them)", runBench}
+}
+
+func benchNames() []string {
+	names := make([]string, 0, len(benchmarks))
+	for n := range benchmarks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func runBench(args []string) error {
+	if len(args) == 0 || args[0] == "-h" {
+		fmt.Fprintln(os.Stderr, "Usage: mqa bench KIND [flags]; kinds:")
+		for _, n := range benchNames() {
+			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, benchmarks[n].summary)
+		}
+		if len(args) == 0 {
+			return fmt.Errorf("bench: name a benchmark (%s): %w", strings.Join(benchNames(), ", "), errUsage)
+		}
+		return nil
+	}
+	b, ok := benchmarks[args[0]]
+	if !ok {
+		return fmt.Errorf("bench: unknown benchmark %q (allowed: %s): %w", args[0], strings.Join(benchNames(), ", "), errUsage)
+	}
+	return b.run(args[1:])
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mqa %s %s\n\nFlags:\n", name, usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags, turning errors into usage errors and refusing stray arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%s: %v: %w", fs.Name(), err, errUsage)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q: %w", fs.Name(), fs.Arg(0), errUsage)
+	}
+	return nil
+}
