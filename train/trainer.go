@@ -119,8 +119,9 @@ type Trainer struct {
 	Step        int    // updates done
 	DropoutStep uint64 // the dropout masks' counter (see ops.Dropout)
 
-	names []string
-	exec  Executor
+	names  []string
+	device string
+	exec   Executor
 }
 
 // NewTrainer makes a trainer for cfg on a device ("cpu", or "cuda" in a cuda build). With
@@ -143,7 +144,7 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 			return nil, err
 		}
 	}
-	t := &Trainer{Cfg: cfg, Params: params, Settings: s, names: params.Names()}
+	t := &Trainer{Cfg: cfg, Params: params, Settings: s, names: params.Names(), device: device}
 	sizes, decay := make([]int, len(t.names)), make([]bool, len(t.names))
 	for i, n := range t.names {
 		p := params.Get(n)

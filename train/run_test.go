@@ -1,0 +1,185 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mqa/checkpoints"
+	"mqa/data"
+	"mqa/models"
+)
+
+// lossCurve reads the training losses of train.jsonl by step.
+func lossCurve(t *testing.T, dir string) map[int]float64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	curve := map[int]float64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e LogEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Loss != nil {
+			if _, dup := curve[e.Step]; dup {
+				t.Fatalf("step %d logged twice", e.Step)
+			}
+			curve[e.Step] = *e.Loss
+		}
+	}
+	return curve
+}
+
+func newLMRun(t *testing.T, steps int) (*Trainer, LMSource, []Batch) {
+	t.Helper()
+	tok, ids := lmText(t)
+	s := DefaultSettings(steps)
+	s.Seed = 7
+	cfg := tinyCfg(models.TaskLM, tok.VocabSize(), 2)
+	cfg.Dropout = 0.1 // resume must also restore the dropout masks
+	tr, err := NewTrainer(cfg, nil, s, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := data.NewLMStream(ids, 2, 16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, tg := data.EvalWindows(ids[:200], 16)
+	var valid []Batch
+	for i := range in {
+		valid = append(valid, Batch{Shape: models.Shape{Batch: 1, TgtLen: len(in[i])}, Tokens: in[i], Targets: tg[i]})
+	}
+	return tr, LMSource{stream}, valid
+}
+
+// TestResumeIsExact interrupts a run, resumes it and compares the loss curve and the final
+// weights with an uninterrupted run: on the CPU they must be bit-identical.
+func TestResumeIsExact(t *testing.T) {
+	const steps = 24
+	full := t.TempDir()
+	tr, src, valid := newLMRun(t, steps)
+	sumFull, err := tr.Run(context.Background(), src, RunOptions{Out: full, Valid: valid, EvalEvery: 8, CheckpointEvery: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	part := t.TempDir()
+	tr2, src2, _ := newLMRun(t, steps)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopAfter := 11
+	stopping := &stopSource{Source: src2, n: stopAfter, cancel: cancel}
+	_, err = tr2.Run(ctx, stopping, RunOptions{Out: part, Valid: valid, EvalEvery: 8, CheckpointEvery: 8})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run returned %v", err)
+	}
+	tr3, st, dir, err := Resume(part, "cpu", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Step != stopAfter || filepath.Base(dir) != "step-00000011" {
+		t.Fatalf("resumed from %s at step %d, want step %d", dir, st.Step, stopAfter)
+	}
+	_, _, valid3 := newLMRun(t, steps)
+	src3 := newLMSourceAt(t, st.Data)
+	sumPart, err := tr3.Run(context.Background(), src3, RunOptions{Out: part, Valid: valid3, EvalEvery: 8, CheckpointEvery: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := lossCurve(t, full), lossCurve(t, part)
+	if len(a) != steps || len(b) != steps {
+		t.Fatalf("logged %d and %d steps, want %d", len(a), len(b), steps)
+	}
+	for step, la := range a {
+		if b[step] != la {
+			t.Errorf("step %d: loss %v uninterrupted, %v resumed", step, la, b[step])
+		}
+	}
+	if sumFull.ValLoss != sumPart.ValLoss {
+		t.Errorf("final validation loss %v vs %v", sumFull.ValLoss, sumPart.ValLoss)
+	}
+	for _, name := range tr.ParamNames() {
+		x, y := tr.Params.Get(name).Data().([]float32), tr3.Params.Get(name).Data().([]float32)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%s[%d] differs after resuming", name, i)
+			}
+		}
+	}
+	if !checkpoints.IsComplete(sumPart.Checkpoint) {
+		t.Errorf("final checkpoint %s is not complete", sumPart.Checkpoint)
+	}
+}
+
+func newLMSourceAt(t *testing.T, st data.StreamState) LMSource {
+	t.Helper()
+	_, src, _ := newLMRun(t, 1)
+	if err := src.Restore(st); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// stopSource cancels the run's context when it hands out its n-th batch.
+type stopSource struct {
+	Source
+	n, served int
+	cancel    func()
+}
+
+func (s *stopSource) Next() Batch {
+	s.served++
+	if s.served == s.n {
+		s.cancel()
+	}
+	return s.Source.Next()
+}
+
+func TestNonFiniteStops(t *testing.T) {
+	poison := func(tr *Trainer) {
+		tr.Params.Get("embed.weight").Data().([]float32)[5] = float32(math.NaN())
+	}
+	out := t.TempDir()
+	tr, src, _ := newLMRun(t, 6)
+	if _, err := tr.Run(context.Background(), src, RunOptions{Out: out, CheckpointEvery: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// Continue the finished run for 4 more steps with a poisoned weight: the first step stops it.
+	tr2, st, _, err := Resume(out, "cpu", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison(tr2)
+	_, err = tr2.Run(context.Background(), newLMSourceAt(t, st.Data), RunOptions{Out: out, CheckpointEvery: 2})
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 7") {
+		t.Fatalf("poisoned run returned %v, want ErrNonFinite at step 7", err)
+	}
+	latest, err := checkpoints.Manager{Root: out}.Latest()
+	if err != nil || filepath.Base(latest) != "step-00000006" {
+		t.Fatalf("latest checkpoint %s (%v), want the last good one, step 6", latest, err)
+	}
+	// With SkipNonFinite the run goes on and skips every update.
+	tr3, st3, _, err := Resume(out, "cpu", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr3.Settings.SkipNonFinite = true
+	poison(tr3)
+	if _, err := tr3.Run(context.Background(), newLMSourceAt(t, st3.Data), RunOptions{Out: out}); err != nil {
+		t.Fatalf("skipping run: %v", err)
+	}
+	if tr3.Opt.Steps != st3.OptSteps {
+		t.Errorf("optimizer took %d updates with a NaN weight, want none", tr3.Opt.Steps-st3.OptSteps)
+	}
+}
