@@ -48,6 +48,7 @@ type State struct {
 type RunOptions struct {
 	Out             string    // run directory: step-* checkpoints and train.jsonl
 	Valid           []Batch   // validation batches (may be empty)
+	EvalBatches     int       // batches of Valid used by periodic validation (0: all); the last step uses all
 	EvalEvery       int       // validate every this many steps (and at the end); 0: only at the end
 	CheckpointEvery int       // checkpoint every this many steps (and at the end); 0: only at the end
 	KeepLast        int       // complete checkpoints kept besides the best; 0 keeps all
@@ -129,11 +130,15 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		sum.Checkpoint = dir
 		return err
 	}
-	validate := func() error {
-		if len(o.Valid) == 0 {
+	validate := func(all bool) error {
+		valid := o.Valid
+		if !all && o.EvalBatches > 0 && len(valid) > o.EvalBatches {
+			valid = valid[:o.EvalBatches]
+		}
+		if len(valid) == 0 {
 			return nil
 		}
-		ev, err := t.Evaluate(o.Valid)
+		ev, err := t.Evaluate(valid)
 		if err != nil {
 			return fmt.Errorf("validation at step %d: %w", t.Step, err)
 		}
@@ -166,7 +171,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		}
 		last := t.Step == t.Settings.Steps
 		if last || (o.EvalEvery > 0 && t.Step%o.EvalEvery == 0) {
-			if err := validate(); err != nil {
+			if err := validate(last); err != nil {
 				return sum, err
 			}
 		}

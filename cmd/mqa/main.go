@@ -56,6 +56,8 @@ func report(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, "mqa:", err)
 		return 2

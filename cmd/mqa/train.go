@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"mqa/checkpoints"
+	"mqa/models"
+	"mqa/train"
+)
+
+func init() {
+	commands["train"] = command{"train a language or translation model", runTrain}
+}
+
+// sizeDefaults are the data settings that suit each preset.
+type sizeDefaults struct {
+	vocab, seqLen, batch, maxTokens, maxLen, steps int
+	lr                                             float64
+}
+
+var presetDefaults = map[string]sizeDefaults{
+	"tiny":  {vocab: 1000, seqLen: 32, batch: 8, maxTokens: 512, maxLen: 64, steps: 300, lr: 2e-3},
+	"small": {vocab: 4000, seqLen: 64, batch: 16, maxTokens: 2048, maxLen: 128, steps: 2000, lr: 1e-3},
+	"base":  {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 8192, maxLen: 256, steps: 20000, lr: 7e-4},
+	"paper": {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 16384, maxLen: 256, steps: 20000, lr: 5e-4},
+}
+
+// modelFlags are the flags that shape a model.
+type modelFlags struct {
+	preset, attn, configPath, activation, norm, positions string
+	dropout                                               float64
+	window                                                int
+	noMatch, bias, untied                                 bool
+}
+
+func (m *modelFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&m.preset, "preset", "tiny", "model size: tiny, small, base or paper")
+	fs.StringVar(&m.attn, "attn", "mha", "attention: mha, mqa or gqa:G (G key/value heads)")
+	fs.StringVar(&m.configPath, "config", "", "a model config JSON file (replaces -preset)")
+	fs.StringVar(&m.activation, "activation", "", "feed-forward activation: relu, gelu or swiglu (default: the preset's)")
+	fs.StringVar(&m.norm, "norm", "", "layer or rms (default: the preset's)")
+	fs.StringVar(&m.positions, "positions", "", "sinusoidal, learned or rope (default: the preset's)")
+	fs.Float64Var(&m.dropout, "dropout", 0, "dropout probability")
+	fs.IntVar(&m.window, "window", 0, "local self-attention window (0: full)")
+	fs.BoolVar(&m.noMatch, "no-match", false, "do not widen d_ff of MQA/GQA to match the MHA parameter count")
+	fs.BoolVar(&m.bias, "bias", false, "biases in linear layers")
+	fs.BoolVar(&m.untied, "untied", false, "an output projection of its own instead of the tied embedding")
+}
+
+// config builds the model configuration for a task and vocabulary.
+func (m *modelFlags) config(task string, vocab, srcVocab int) (models.Config, error) {
+	var cfg models.Config
+	var err error
+	if m.configPath != "" {
+		data, err := os.ReadFile(m.configPath)
+		if err != nil {
+			return cfg, err
+		}
+		if cfg, err = models.ParseConfig(data, m.configPath); err != nil {
+			return cfg, err
+		}
+		if cfg.Task != task {
+			return cfg, fmt.Errorf("%s is a %s config, but -task is %s: %w", m.configPath, cfg.Task, task, errUsage)
+		}
+		return cfg, nil
+	}
+	if cfg, err = models.Preset(m.preset, task, vocab); err != nil {
+		return cfg, fmt.Errorf("%v: %w", err, errUsage)
+	}
+	if task == models.TaskTranslate && srcVocab != vocab {
+		cfg.SrcVocab = srcVocab
+	}
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{{&cfg.Activation, m.activation}, {&cfg.Norm, m.norm}, {&cfg.Positions, m.positions}} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	cfg.Dropout, cfg.Window, cfg.Bias, cfg.TieEmbeddings = m.dropout, m.window, m.bias, !m.untied
+	kv, err := models.ParseAttention(m.attn, cfg.Heads)
+	if err != nil {
+		return cfg, fmt.Errorf("%v: %w", err, errUsage)
+	}
+	if cfg, err = cfg.WithKVHeads(kv, !m.noMatch); err != nil {
+		return cfg, fmt.Errorf("%v: %w", err, errUsage)
+	}
+	return cfg, nil
+}
+
+// optFlags are the optimisation flags.
+type optFlags struct {
+	steps, warmup, accum, evalEvery, ckptEvery, keep, evalBatches int
+	lr, minLR, clip, wd, smoothing                                float64
+	schedule                                                      string
+	seed                                                          uint64
+	skipNonFinite                                                 bool
+}
+
+func (o *optFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.steps, "steps", 0, "training steps (default: the preset's)")
+	fs.IntVar(&o.warmup, "warmup", -1, "warmup steps (default: a tenth of the steps, at most 400)")
+	fs.IntVar(&o.accum, "accum", 1, "micro-batches per update (gradient accumulation)")
+	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (default: the preset's)")
+	fs.Float64Var(&o.minLR, "min-lr", 0, "floor of the learning rate")
+	fs.StringVar(&o.schedule, "schedule", train.ScheduleInvSqrt, "after warmup: invsqrt, cosine or constant")
+	fs.Float64Var(&o.clip, "clip", 1, "global gradient-norm clipping (0: none)")
+	fs.Float64Var(&o.wd, "wd", 0.01, "AdamW weight decay (matrices only)")
+	fs.Float64Var(&o.smoothing, "smoothing", 0.1, "label smoothing")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed (weights, data order, dropout)")
+	fs.IntVar(&o.evalEvery, "eval-every", 0, "validate every N steps (default: 10 times a run)")
+	fs.IntVar(&o.ckptEvery, "ckpt-every", 0, "checkpoint every N steps (default: 10 times a run)")
+	fs.IntVar(&o.keep, "keep", 3, "checkpoints kept besides the best (0: all)")
+	fs.IntVar(&o.evalBatches, "eval-batches", 16, "validation batches used by periodic validation (0: all; the last step uses all)")
+	fs.BoolVar(&o.skipNonFinite, "skip-nonfinite", false, "skip updates with a NaN/Inf loss or gradient instead of stopping")
+}
+
+func (o *optFlags) settings(d sizeDefaults) (train.Settings, error) {
+	steps, lr := o.steps, o.lr
+	if steps == 0 {
+		steps = d.steps
+	}
+	if lr == 0 {
+		lr = d.lr
+	}
+	s := train.DefaultSettings(steps)
+	s.Schedule.Kind, s.Schedule.Peak, s.Schedule.Min = o.schedule, lr, o.minLR
+	if o.warmup >= 0 {
+		s.Schedule.Warmup = o.warmup
+	}
+	s.Clip, s.WeightDecay, s.LabelSmoothing, s.Accum, s.Seed, s.SkipNonFinite = o.clip, o.wd, o.smoothing, o.accum, o.seed, o.skipNonFinite
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("%v: %w", err, errUsage)
+	}
+	if o.evalEvery == 0 {
+		o.evalEvery = max(1, steps/10)
+	}
+	if o.ckptEvery == 0 {
+		o.ckptEvery = max(1, steps/10)
+	}
+	return s, nil
+}
+
+// dataFlags are the data flags.
+type dataFlags struct {
+	corpus, trainPath, validPath, testPath, tokPath string
+	vocab, seqLen, batch, maxTokens, maxLen         int
+	separateVocab                                   bool
+}
+
+func (f *dataFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.corpus, "corpus", "", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: lm-en for lm, bible.en-es for translate)")
+	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target) instead of the corpus")
+	fs.StringVar(&f.validPath, "valid", "", "validation file instead of the corpus's")
+	fs.StringVar(&f.testPath, "test", "", "test file instead of the corpus's")
+	fs.StringVar(&f.tokPath, "tokenizer", "", "a tokenizer JSON to use instead of training one")
+	fs.IntVar(&f.vocab, "vocab", 0, "BPE vocabulary size (default: the preset's)")
+	fs.BoolVar(&f.separateVocab, "separate-vocab", false, "translation: separate source and target vocabularies")
+	fs.IntVar(&f.seqLen, "seq", 0, "LM window length (default: the preset's)")
+	fs.IntVar(&f.batch, "batch", 0, "LM windows per batch (default: the preset's)")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "translation: padded tokens per batch (default: the preset's)")
+	fs.IntVar(&f.maxLen, "max-len", 0, "translation: longest source or target kept, in tokens (default: the preset's)")
+}
+
+func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *dataSpec {
+	pick := func(v, def int) int {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	return &dataSpec{dataSettings: dataSettings{Task: task, Corpus: f.corpus, Train: f.trainPath, Valid: f.validPath, Test: f.testPath,
+		Vocab: pick(f.vocab, d.vocab), SeqLen: pick(f.seqLen, d.seqLen), Batch: pick(f.batch, d.batch),
+		MaxTokens: pick(f.maxTokens, d.maxTokens), MaxLen: pick(f.maxLen, d.maxLen), Seed: o.seed,
+		EvalEvery: o.evalEvery, CkptEvery: o.ckptEvery, Keep: o.keep, EvalBatches: o.evalBatches},
+		tokenizerPath: f.tokPath, separateVocab: f.separateVocab}
+}
+
+func checkTask(task string) error {
+	if task != models.TaskLM && task != models.TaskTranslate {
+		return fmt.Errorf("unknown task %q (allowed: lm, translate): %w", task, errUsage)
+	}
+	return nil
+}
+
+func runTrain(args []string) error {
+	fs := newFlags("train", "[-task lm|translate] [-preset NAME] [-attn mha|mqa|gqa:G] [-steps N] [-out DIR] [flags]")
+	task := fs.String("task", models.TaskLM, "lm or translate")
+	out := fs.String("out", "", "run directory for checkpoints and the log (default: runs/train-<time>)")
+	device := fs.String("device", "cpu", "cpu or cuda")
+	resume := fs.String("resume", "", "continue the run in this directory from its newest complete checkpoint")
+	var mf modelFlags
+	var of optFlags
+	var df dataFlags
+	mf.register(fs)
+	of.register(fs)
+	df.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkTask(*task); err != nil {
+		return err
+	}
+	defaults, ok := presetDefaults[mf.preset]
+	if !ok {
+		defaults = presetDefaults["small"]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *resume != "" {
+		return resumeTraining(ctx, *resume, *device, of.steps)
+	}
+	s, err := of.settings(defaults)
+	if err != nil {
+		return err
+	}
+	d := df.spec(*task, defaults, of)
+	if err := d.load(); err != nil {
+		return err
+	}
+	srcVocab := 0
+	if d.srcTok != nil {
+		srcVocab = d.srcTok.VocabSize()
+	}
+	cfg, err := mf.config(*task, d.tok.VocabSize(), srcVocab)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
+	}
+	tr, err := train.NewTrainer(cfg, nil, s, *device)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	fmt.Fprintf(os.Stderr, "mqa train: %s %s, %s attention (%d K/V heads), d_ff %d, %d parameters, %d steps, vocab %d → %s\n",
+		cfg.Task, mf.preset, cfg.AttentionName(), cfg.KVHeads, cfg.FFDim, cfg.ParamCount(), s.Steps, cfg.Vocab, *out)
+	if d.dropped != "" {
+		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
+	}
+	return runLoop(ctx, tr, d, *out, 0)
+}
+
+// runLoop trains and reports the outcome, including how to resume after a signal.
+func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
+	sum, err := tr.Run(ctx, d.trainSource, train.RunOptions{
+		Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery, CheckpointEvery: d.CkptEvery, KeepLast: d.Keep,
+		Progress: os.Stderr, Label: "train", SaveExtra: d.saveFiles, Elapsed: time.Duration(elapsed * float64(time.Second)),
+	})
+	switch {
+	case errors.Is(err, train.ErrInterrupted):
+		fmt.Fprintf(os.Stderr, "mqa train: interrupted at step %d; checkpoint %s\nresume with: mqa train -resume %s\n", tr.Step, sum.Checkpoint, out)
+		return errInterrupted
+	case err != nil:
+		if last, lerr := (checkpoints.Manager{Root: out}).Latest(); lerr == nil {
+			return fmt.Errorf("%w (last good checkpoint: %s)", err, last)
+		}
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
+		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
+	return nil
+}
+
+// errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
+var errInterrupted = errors.New("interrupted")
+
+func resumeTraining(ctx context.Context, dir, device string, steps int) error {
+	tr, st, ckpt, err := train.Resume(dir, device, steps)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	d := &dataSpec{}
+	if err := checkpoints.ReadJSON(filepath.Join(ckpt, runFile), &d.dataSettings, 1<<20); err != nil {
+		return err
+	}
+	if d.tok, d.srcTok, err = loadTokenizers(ckpt); err != nil {
+		return err
+	}
+	if err := d.load(); err != nil {
+		return err
+	}
+	if err := d.trainSource.Restore(st.Data); err != nil {
+		return fmt.Errorf("restoring the data position: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)
+	return runLoop(ctx, tr, d, dir, st.Elapsed)
+}
