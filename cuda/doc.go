@@ -1,0 +1,11 @@
+// Package cuda is the GPU backend of mqa: with the build tag cuda it registers the "cuda"
+// executor of package train, which runs the same Gorgonia graphs (forward, gorgonia.Grad's
+// backward, AdamW) on an NVIDIA GPU. Parameters, gradients and optimizer moments stay on the
+// GPU; per step only the token batch goes up and the loss and gradient norm come down.
+//
+// Layout: plan.go (untagged) turns a graph into an execution plan and rejects ops the GPU
+// does not run; driver.go is a thin cgo layer over the driver API and cuBLAS; kernels/*.cu
+// are the CUDA C kernels, compiled at run time with NVRTC; exec.go is the executor.
+//
+// Build (see scripts/gpu.sh): CGO_LDFLAGS=-L/tmp/cuda13-stubs go build -tags cuda ./cmd/mqa
+package cuda

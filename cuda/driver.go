@@ -1,0 +1,400 @@
+//go:build cuda
+
+package cuda
+
+// A thin cgo layer over the CUDA driver API and cuBLAS. NVRTC comes from
+// gorgonia.org/cu/nvrtc. The driver calls are our own rather than gorgonia.org/cu's because
+// that package calls cuInit in its init function and exits the process when it fails, which
+// would take down every command of a cuda build on a machine without a GPU; here the
+// driver is initialised when a GPU executor is first made, and a failure is an error.
+
+/*
+#cgo LDFLAGS: -lcuda -lcublas
+#include <stdlib.h>
+#include <string.h>
+#include <cuda.h>
+#include <cublas_v2.h>
+
+// Kernel arguments are packed by Go into argbuf; argp[i] points at argument i.
+static unsigned char argbuf[4096] __attribute__((aligned(16)));
+static void* argp[64];
+
+static void* mqa_argbuf(void) { return argbuf; }
+
+static CUresult mqa_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                           unsigned shmem, CUstream s, int nargs, const int* offs) {
+	for (int i = 0; i < nargs; i++) argp[i] = argbuf + offs[i];
+	return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shmem, s, argp, NULL);
+}
+
+static cublasStatus_t mqa_gemm(cublasHandle_t h, int opA, int opB, int m, int n, int k,
+                               const void* A, int lda, long long sa, const void* B, int ldb, long long sb,
+                               void* C, int ldc, long long sc, int batch, int compute, int abType) {
+	float one = 1.0f, zero = 0.0f;
+	cublasOperation_t ta = opA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = opB ? CUBLAS_OP_T : CUBLAS_OP_N;
+	cudaDataType_t dt = (cudaDataType_t)abType;
+	if (batch == 1)
+		return cublasGemmEx(h, ta, tb, m, n, k, &one, A, dt, lda, B, dt, ldb, &zero, C, CUDA_R_32F, ldc,
+		                    (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
+	return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &one, A, dt, lda, sa, B, dt, ldb, sb, &zero, C, CUDA_R_32F,
+	                                  ldc, sc, batch, (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
+}
+
+static const char* mqa_errname(CUresult r) {
+	const char* s = NULL;
+	if (cuGetErrorName(r, &s) != CUDA_SUCCESS || s == NULL) return "unknown CUDA error";
+	return s;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// dptr is a device address.
+type dptr uint64
+
+func (p dptr) add(bytes int) dptr { return p + dptr(bytes) }
+
+func check(what string, r C.CUresult) error {
+	if r == C.CUDA_SUCCESS {
+		return nil
+	}
+	return fmt.Errorf("cuda: %s: %s (%d)", what, C.GoString(C.mqa_errname(r)), int(r))
+}
+
+func checkBlas(what string, s C.cublasStatus_t) error {
+	if s == C.CUBLAS_STATUS_SUCCESS {
+		return nil
+	}
+	return fmt.Errorf("cublas: %s: status %d", what, int(s))
+}
+
+// driver holds the context, the stream, the kernels and the cuBLAS handle. Every method
+// must be called from the OS thread that made it (see worker).
+type driver struct {
+	dev    C.CUdevice
+	ctx    C.CUcontext
+	stream C.CUstream
+	mod    C.CUmodule
+	blas   C.cublasHandle_t
+	ws     dptr // cuBLAS workspace (so that GEMMs can be captured into a CUDA graph)
+	name   string
+	cc     [2]int
+	fns    map[string]C.CUfunction
+	offs   [64]C.int
+}
+
+func newDriver() (*driver, error) {
+	if err := check("cuInit (is an NVIDIA driver installed and a GPU visible?)", C.cuInit(0)); err != nil {
+		return nil, err
+	}
+	var count C.int
+	if err := check("cuDeviceGetCount", C.cuDeviceGetCount(&count)); err != nil {
+		return nil, err
+	}
+	if count < 1 {
+		return nil, fmt.Errorf("cuda: no GPU found")
+	}
+	d := &driver{fns: map[string]C.CUfunction{}}
+	if err := check("cuDeviceGet", C.cuDeviceGet(&d.dev, 0)); err != nil {
+		return nil, err
+	}
+	var name [256]C.char
+	C.cuDeviceGetName(&name[0], 256, d.dev)
+	d.name = C.GoString(&name[0])
+	var maj, min C.int
+	C.cuDeviceGetAttribute(&maj, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d.dev)
+	C.cuDeviceGetAttribute(&min, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d.dev)
+	d.cc = [2]int{int(maj), int(min)}
+	if err := check("cuDevicePrimaryCtxRetain", C.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
+		return nil, err
+	}
+	if err := check("cuCtxSetCurrent", C.cuCtxSetCurrent(d.ctx)); err != nil {
+		return nil, err
+	}
+	if err := check("cuStreamCreate", C.cuStreamCreate(&d.stream, C.CU_STREAM_NON_BLOCKING)); err != nil {
+		return nil, err
+	}
+	if err := checkBlas("cublasCreate", C.cublasCreate_v2(&d.blas)); err != nil {
+		return nil, err
+	}
+	if err := checkBlas("cublasSetStream", C.cublasSetStream_v2(d.blas, C.cudaStream_t(unsafe.Pointer(d.stream)))); err != nil {
+		return nil, err
+	}
+	const wsBytes = 32 << 20
+	ws, err := d.alloc(wsBytes, "cuBLAS workspace")
+	if err != nil {
+		return nil, err
+	}
+	d.ws = ws
+	if err := checkBlas("cublasSetWorkspace", C.cublasSetWorkspace_v2(d.blas, unsafe.Pointer(uintptr(ws)), wsBytes)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *driver) close() {
+	if d.blas != nil {
+		C.cublasDestroy_v2(d.blas)
+		d.blas = nil
+	}
+	if d.ws != 0 {
+		d.free(d.ws)
+		d.ws = 0
+	}
+	if d.mod != nil {
+		C.cuModuleUnload(d.mod)
+		d.mod = nil
+	}
+	if d.stream != nil {
+		C.cuStreamDestroy_v2(d.stream)
+		d.stream = nil
+	}
+	if d.ctx != nil {
+		C.cuDevicePrimaryCtxRelease_v2(d.dev)
+		d.ctx = nil
+	}
+}
+
+// loadPTX loads a module and looks up the named kernels.
+func (d *driver) loadPTX(ptx string, names []string) error {
+	cs := C.CString(ptx)
+	defer C.free(unsafe.Pointer(cs))
+	if err := check("cuModuleLoadData", C.cuModuleLoadData(&d.mod, unsafe.Pointer(cs))); err != nil {
+		return err
+	}
+	for _, n := range names {
+		cn := C.CString(n)
+		var f C.CUfunction
+		r := C.cuModuleGetFunction(&f, d.mod, cn)
+		C.free(unsafe.Pointer(cn))
+		if err := check("kernel "+n, r); err != nil {
+			return err
+		}
+		d.fns[n] = f
+	}
+	return nil
+}
+
+// memInfo returns the free and total device memory in bytes.
+func (d *driver) memInfo() (free, total int64) {
+	var f, t C.size_t
+	C.cuMemGetInfo_v2(&f, &t)
+	return int64(f), int64(t)
+}
+
+// alloc allocates device memory; running out is an error with the sizes.
+func (d *driver) alloc(bytes int64, what string) (dptr, error) {
+	if bytes <= 0 {
+		bytes = 256
+	}
+	var p C.CUdeviceptr
+	r := C.cuMemAlloc_v2(&p, C.size_t(bytes))
+	if r == C.CUDA_ERROR_OUT_OF_MEMORY {
+		free, total := d.memInfo()
+		return 0, fmt.Errorf("cuda: out of GPU memory allocating %s: %s needed, %s free of %s", what, mib(bytes), mib(free), mib(total))
+	}
+	if err := check("cuMemAlloc "+what, r); err != nil {
+		return 0, err
+	}
+	return dptr(p), nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func (d *driver) free(p dptr) { C.cuMemFree_v2(C.CUdeviceptr(p)) }
+
+// upload copies host bytes to the device, asynchronously on the stream. The host memory
+// must stay untouched until the next sync.
+func (d *driver) upload(dst dptr, src unsafe.Pointer, bytes int) error {
+	if bytes == 0 {
+		return nil
+	}
+	return check("cuMemcpyHtoDAsync", C.cuMemcpyHtoDAsync_v2(C.CUdeviceptr(dst), src, C.size_t(bytes), d.stream))
+}
+
+// download copies device bytes to the host and waits for it.
+func (d *driver) download(dst unsafe.Pointer, src dptr, bytes int) error {
+	if bytes == 0 {
+		return nil
+	}
+	if err := check("cuMemcpyDtoHAsync", C.cuMemcpyDtoHAsync_v2(dst, C.CUdeviceptr(src), C.size_t(bytes), d.stream)); err != nil {
+		return err
+	}
+	return d.sync()
+}
+
+func (d *driver) copyD(dst, src dptr, bytes int) error {
+	return check("cuMemcpyDtoDAsync", C.cuMemcpyDtoDAsync_v2(C.CUdeviceptr(dst), C.CUdeviceptr(src), C.size_t(bytes), d.stream))
+}
+
+func (d *driver) zero(dst dptr, bytes int) error {
+	return check("cuMemsetD8Async", C.cuMemsetD8Async(C.CUdeviceptr(dst), 0, C.size_t(bytes), d.stream))
+}
+
+func (d *driver) sync() error { return check("cuStreamSynchronize", C.cuStreamSynchronize(d.stream)) }
+
+// launch runs a kernel with a 1-D or 2-D grid; args are dptr, int32, float32, float64,
+// uint64 or permArgs values.
+func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any) error {
+	f, ok := d.fns[name]
+	if !ok {
+		return fmt.Errorf("cuda: no kernel %q", name)
+	}
+	buf := (*[4096]byte)(C.mqa_argbuf())
+	off := 0
+	put := func(size, align int, src unsafe.Pointer) {
+		off = (off + align - 1) &^ (align - 1)
+		copy(buf[off:off+size], unsafe.Slice((*byte)(src), size))
+	}
+	for i, a := range args {
+		start := 0
+		switch v := a.(type) {
+		case dptr:
+			off = (off + 7) &^ 7
+			start = off
+			put(8, 8, unsafe.Pointer(&v))
+		case int32:
+			off = (off + 3) &^ 3
+			start = off
+			put(4, 4, unsafe.Pointer(&v))
+		case float32:
+			off = (off + 3) &^ 3
+			start = off
+			put(4, 4, unsafe.Pointer(&v))
+		case float64:
+			off = (off + 7) &^ 7
+			start = off
+			put(8, 8, unsafe.Pointer(&v))
+		case uint64:
+			off = (off + 7) &^ 7
+			start = off
+			put(8, 8, unsafe.Pointer(&v))
+		case permArgs:
+			off = (off + 3) &^ 3
+			start = off
+			put(int(unsafe.Sizeof(v)), 4, unsafe.Pointer(&v))
+		default:
+			return fmt.Errorf("cuda: kernel %s argument %d has type %T", name, i, a)
+		}
+		d.offs[i] = C.int(start)
+		off = start + argSize(a)
+	}
+	r := C.mqa_launch(f, C.uint(grid[0]), C.uint(max(grid[1], 1)), C.uint(max(grid[2], 1)),
+		C.uint(block[0]), C.uint(max(block[1], 1)), C.uint(max(block[2], 1)), C.uint(shmem), d.stream,
+		C.int(len(args)), &d.offs[0])
+	return check("launch "+name, r)
+}
+
+func argSize(a any) int {
+	switch v := a.(type) {
+	case int32, float32:
+		return 4
+	case permArgs:
+		return int(unsafe.Sizeof(v))
+	}
+	return 8
+}
+
+// permArgs matches struct PermArgs in kernels.cu.
+type permArgs struct {
+	Rank int32
+	OS   [6]int32
+	IS   [6]int32
+}
+
+// Compute modes of the GEMMs.
+const (
+	computeStrict = C.CUBLAS_COMPUTE_32F
+	computeTF32   = C.CUBLAS_COMPUTE_32F_FAST_TF32
+	computeBF16   = C.CUBLAS_COMPUTE_32F // with BF16 inputs
+	dtypeF32      = C.CUDA_R_32F
+	dtypeBF16     = C.CUDA_R_16BF
+)
+
+// gemm computes row-major C[m×n] = op(A)·op(B) for each of batch slices, where op(A) is
+// m×k (A stored k×m when transA) and op(B) is k×n (B stored n×k when transB). A row-major
+// product is the column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ, so B goes first.
+func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, compute, abType int) error {
+	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
+		return fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
+	}
+	ldb := n
+	if transB {
+		ldb = k
+	}
+	lda := k
+	if transA {
+		lda = m
+	}
+	esize := int64(4)
+	if abType == dtypeBF16 {
+		esize = 2
+	}
+	_ = esize
+	return checkBlas(fmt.Sprintf("gemm %d×%d×%d batch %d", m, n, k, batch), C.mqa_gemm(d.blas, boolInt(transB), boolInt(transA),
+		C.int(n), C.int(m), C.int(k),
+		unsafe.Pointer(uintptr(b)), C.int(ldb), C.longlong(k*n),
+		unsafe.Pointer(uintptr(a)), C.int(lda), C.longlong(m*k),
+		unsafe.Pointer(uintptr(c)), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType)))
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CUDA graphs: capture the stream's work and replay it.
+type cudaGraph struct {
+	g    C.CUgraph
+	exec C.CUgraphExec
+}
+
+func (d *driver) beginCapture() error {
+	return check("cuStreamBeginCapture", C.cuStreamBeginCapture_v2(d.stream, C.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL))
+}
+
+func (d *driver) endCapture() (*cudaGraph, error) {
+	g := &cudaGraph{}
+	if err := check("cuStreamEndCapture", C.cuStreamEndCapture(d.stream, &g.g)); err != nil {
+		return nil, err
+	}
+	if err := check("cuGraphInstantiate", C.cuGraphInstantiateWithFlags(&g.exec, g.g, 0)); err != nil {
+		C.cuGraphDestroy(g.g)
+		return nil, err
+	}
+	return g, nil
+}
+
+func (d *driver) launchGraph(g *cudaGraph) error {
+	return check("cuGraphLaunch", C.cuGraphLaunch(g.exec, d.stream))
+}
+
+func (g *cudaGraph) destroy() {
+	C.cuGraphExecDestroy(g.exec)
+	C.cuGraphDestroy(g.g)
+}
+
+// events for timing.
+type event struct{ e C.CUevent }
+
+func (d *driver) newEvent() (event, error) {
+	var e C.CUevent
+	err := check("cuEventCreate", C.cuEventCreate(&e, C.CU_EVENT_DEFAULT))
+	return event{e}, err
+}
+func (d *driver) record(e event) error { return check("cuEventRecord", C.cuEventRecord(e.e, d.stream)) }
+func elapsedMS(a, b event) (float64, error) {
+	var ms C.float
+	if err := check("cuEventSynchronize", C.cuEventSynchronize(b.e)); err != nil {
+		return 0, err
+	}
+	err := check("cuEventElapsedTime", C.cuEventElapsedTime(&ms, a.e, b.e))
+	return float64(ms), err
+}

@@ -1,0 +1,243 @@
+package cuda
+
+// The plan: a training or evaluation graph (forward + gorgonia.Grad's backward) in
+// execution order, each node classified into a kind the GPU runs, with its inputs, its size
+// and where its value lives. Pure Go (no build tag), so CI checks that every op of every
+// model variant is known to the executor even without a GPU.
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"mqa/layers/ops"
+	"mqa/models"
+)
+
+// Kind is what the executor does for a node.
+type Kind int
+
+// Node kinds.
+const (
+	KParam         Kind = iota // a model parameter (persistent device buffer)
+	KConst                     // a float constant (uploaded once)
+	KIntConst                  // an int input fixed when the graph is built (positions)
+	KIntFed                    // an int input fed per batch (tokens, targets, source, lengths)
+	KReshape                   // an alias of its input's buffer
+	KMatMul                    // 2-D product, cuBLAS
+	KBatchedMatMul             // 3-D batched product, one strided-batched cuBLAS call
+	KAdd                       // elementwise sum of two same-shaped tensors
+	KPermute
+	KSoftmax
+	KSoftmaxGrad
+	KNorm
+	KNormGrad
+	KActivation
+	KActivationGrad
+	KGather
+	KScatterAdd
+	KBiasAdd
+	KColSum
+	KCrossEntropy
+	KCrossEntropyGrad
+	KDropout
+	KRoPE
+)
+
+var kindNames = [...]string{"param", "const", "int-const", "int-fed", "reshape", "matmul", "batched-matmul", "add",
+	"permute", "softmax", "softmax-grad", "norm", "norm-grad", "activation", "activation-grad", "gather",
+	"scatter-add", "bias-add", "col-sum", "cross-entropy", "cross-entropy-grad", "dropout", "rope"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// PlanNode is one node of a plan.
+type PlanNode struct {
+	Node           *G.Node
+	Kind           Kind
+	In             []int // plan indices of the inputs
+	Shape          []int // the value's shape ([] for a scalar)
+	Size           int   // elements
+	Int            bool  // int32 on the device
+	TransA, TransB bool  // matrix products
+	Param          int   // KParam: index in the trainer's parameter order
+	Fed            string
+	Alias          int // KReshape: the plan index whose buffer this node shares; else itself
+}
+
+// Plan is a graph in execution order.
+type Plan struct {
+	Nodes  []PlanNode
+	Index  map[*G.Node]int
+	Loss   int
+	Grads  []int // per parameter (trainer order); nil for an evaluation plan
+	Counts map[Kind]int
+}
+
+// NewPlan classifies every node of g (and the gradient nodes grads, one per parameter of
+// names, which G.Grad added to g's ExprGraph). An op the executor cannot run is an error
+// that names it.
+func NewPlan(g *models.Graph, names []string, grads []*G.Node) (*Plan, error) {
+	sorted, err := G.Sort(g.G)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Index: map[*G.Node]int{}, Counts: map[Kind]int{}}
+	paramIdx := map[string]int{}
+	for i, n := range names {
+		paramIdx[n] = i
+	}
+	fed := map[*G.Node]string{g.Tokens: "tokens", g.Targets: "targets"}
+	if g.Src != nil {
+		fed[g.Src], fed[g.SrcLens] = "src", "src_lens"
+	}
+	for i := len(sorted) - 1; i >= 0; i-- {
+		n := sorted[i]
+		pn := PlanNode{Node: n, Shape: []int(n.Shape().Clone()), Size: max(n.Shape().TotalSize(), 1), Alias: len(p.Nodes)}
+		if n.Shape().IsScalar() {
+			pn.Shape = nil
+		}
+		for it := g.G.From(n.ID()); it.Next(); {
+			c := it.Node().(*G.Node)
+			j, ok := p.Index[c]
+			if !ok {
+				return nil, fmt.Errorf("cuda plan: input %v of %v not computed before it", c.Name(), n.Name())
+			}
+			pn.In = append(pn.In, j)
+		}
+		if err := classify(&pn, n, paramIdx, fed, p); err != nil {
+			return nil, err
+		}
+		if pn.Size >= 1<<31 {
+			return nil, fmt.Errorf("cuda plan: %v has %d elements (at most 2^31-1 supported)", n.Name(), pn.Size)
+		}
+		p.Index[n] = len(p.Nodes)
+		p.Nodes = append(p.Nodes, pn)
+		p.Counts[pn.Kind]++
+	}
+	loss, ok := p.Index[g.Loss]
+	if !ok {
+		return nil, fmt.Errorf("cuda plan: loss node missing")
+	}
+	p.Loss = loss
+	if grads != nil {
+		p.Grads = make([]int, len(grads))
+		for i, gn := range grads {
+			j, ok := p.Index[gn]
+			if !ok {
+				return nil, fmt.Errorf("cuda plan: gradient of %s missing", names[i])
+			}
+			p.Grads[i] = j
+		}
+	}
+	return p, nil
+}
+
+func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]string, p *Plan) error {
+	op := n.Op()
+	if op == nil {
+		if n.Dtype() == tensor.Int {
+			pn.Int = true
+			if name, ok := fed[n]; ok {
+				pn.Kind, pn.Fed = KIntFed, name
+				return nil
+			}
+			if n.Value() == nil {
+				return fmt.Errorf("cuda plan: int input %s has no value and is not a batch input", n.Name())
+			}
+			pn.Kind = KIntConst
+			return nil
+		}
+		i, ok := paramIdx[n.Name()]
+		if !ok {
+			return fmt.Errorf("cuda plan: input %s is neither a parameter nor a batch input", n.Name())
+		}
+		if n.Dtype() != tensor.Float32 {
+			return fmt.Errorf("cuda plan: parameter %s has dtype %v (float32 only)", n.Name(), n.Dtype())
+		}
+		pn.Kind, pn.Param = KParam, i
+		return nil
+	}
+	if n.Dtype() != tensor.Float32 {
+		return fmt.Errorf("cuda plan: op %v (%T) on dtype %v (float32 only)", op, op, n.Dtype())
+	}
+	inShape := func(i int) tensor.Shape { return p.Nodes[pn.In[i]].Node.Shape() }
+	switch o := op.(type) {
+	case ops.Permute:
+		pn.Kind = KPermute
+		if len(o.Axes) > 6 {
+			return fmt.Errorf("cuda plan: %v has more than 6 axes", o)
+		}
+	case ops.Softmax:
+		pn.Kind = KSoftmax
+	case ops.SoftmaxGrad:
+		pn.Kind = KSoftmaxGrad
+	case ops.Norm:
+		pn.Kind = KNorm
+	case ops.NormGrad:
+		pn.Kind = KNormGrad
+	case ops.Activation:
+		pn.Kind = KActivation
+	case ops.ActivationGrad:
+		pn.Kind = KActivationGrad
+	case ops.Gather:
+		pn.Kind = KGather
+	case ops.ScatterAdd:
+		pn.Kind = KScatterAdd
+	case ops.BiasAdd:
+		pn.Kind = KBiasAdd
+	case ops.ColSum:
+		pn.Kind = KColSum
+	case ops.CrossEntropy:
+		pn.Kind = KCrossEntropy
+	case ops.CrossEntropyGrad:
+		pn.Kind = KCrossEntropyGrad
+	case ops.Dropout:
+		pn.Kind = KDropout
+	case ops.RoPE:
+		pn.Kind = KRoPE
+	default:
+		// Gorgonia's built-in ops are unexported types: identify them by type name and String.
+		tn := reflect.TypeOf(op).String()
+		s := op.(fmt.Stringer).String()
+		switch {
+		case tn == "gorgonia.constantScalar" || tn == "gorgonia.constantTensor":
+			if n.Value() == nil {
+				return fmt.Errorf("cuda plan: constant %v has no value", op)
+			}
+			pn.Kind = KConst
+		case tn == "gorgonia.reshapeOp":
+			pn.Kind = KReshape
+			if len(pn.In) != 1 || p.Nodes[pn.In[0]].Size != pn.Size {
+				return fmt.Errorf("cuda plan: %v changes the size", op)
+			}
+			pn.Alias = p.Nodes[pn.In[0]].Alias
+			pn.Int = p.Nodes[pn.In[0]].Int
+		case tn == "gorgonia.linAlgBinOp" && (strings.Contains(s, " × B") || strings.Contains(s, " ××× B")):
+			pn.TransA = strings.HasPrefix(s, "Aᵀ")
+			pn.TransB = strings.HasSuffix(s, "Bᵀ")
+			a, b := inShape(0), inShape(1)
+			if strings.Contains(s, "×××") {
+				pn.Kind = KBatchedMatMul
+				if len(a) != 3 || len(b) != 3 || a[0] != b[0] {
+					return fmt.Errorf("cuda plan: %v on shapes %v, %v (3-D with equal batch only)", op, a, b)
+				}
+			} else {
+				pn.Kind = KMatMul
+				if len(a) != 2 || len(b) != 2 {
+					return fmt.Errorf("cuda plan: %v on shapes %v, %v (2-D only)", op, a, b)
+				}
+			}
+		case tn == "gorgonia.elemBinOp" && strings.HasPrefix(s, "+ "):
+			if !inShape(0).Eq(inShape(1)) || !inShape(0).Eq(n.Shape()) {
+				return fmt.Errorf("cuda plan: %v with broadcasting (%v + %v) is not supported", op, inShape(0), inShape(1))
+			}
+			pn.Kind = KAdd
+		default:
+			return fmt.Errorf("cuda: op %q (%s) of node %s is not supported by the GPU executor", s, tn, n.Name())
+		}
+	}
+	return nil
+}
