@@ -26,7 +26,7 @@ var commands = map[string]command{}
 var benchmarks = map[string]command{}
 
 // errUsage marks an error in the command line (exit status 2).
-var errUsage = errors.New("usage")
+var errUsage = errors.New("run 'mqa help' for usage")
 
 func main() {
 	os.Exit(run(os.Args[1:]))

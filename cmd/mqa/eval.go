@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"mqa/checkpoints"
+	"mqa/models"
+	"mqa/train"
+)
+
+func init() {
+	commands["eval"] = command{"perplexity of a checkpoint on held-out text", runEval}
+}
+
+// evalResult is what mqa eval prints.
+type evalResult struct {
+	Checkpoint string  `json:"checkpoint"`
+	Data       string  `json:"data"`
+	Tokens     int     `json:"tokens"`
+	NLL        float64 `json:"nll"` // nats per token
+	PPL        float64 `json:"ppl"`
+	Words      int     `json:"words,omitempty"`    // LM: whitespace-separated words
+	WordPPL    float64 `json:"word_ppl,omitempty"` // LM: exp(total NLL / words)
+}
+
+func runEval(args []string) error {
+	fs := newFlags("eval", "-ckpt DIR [-split valid|test | -data FILE] [-json]")
+	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
+	split := fs.String("split", "valid", "split of the checkpoint's corpus: valid or test")
+	path := fs.String("data", "", "a file to score instead (text for an LM, TSV for translation)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ckpt == "" {
+		return fmt.Errorf("eval: -ckpt is required: %w", errUsage)
+	}
+	if *split != "valid" && *split != "test" {
+		return fmt.Errorf("eval: -split %q (allowed: valid, test): %w", *split, errUsage)
+	}
+	dir, err := models.ModelDir(*ckpt)
+	if err != nil {
+		return err
+	}
+	cfg, params, err := models.LoadModel(dir)
+	if err != nil {
+		return err
+	}
+	d, err := checkpointData(dir, cfg)
+	if err != nil {
+		return err
+	}
+	if *path != "" {
+		d.Valid, d.Test = *path, *path
+	}
+	if err := d.load(); err != nil {
+		return err
+	}
+	batches, words, source := d.valid, d.validWords, d.Corpus+"/"+*split
+	if *split == "test" {
+		batches, words = d.test, d.testWords
+	}
+	if *path != "" {
+		source = *path
+	}
+	ev, err := train.Evaluate(cfg, params, batches)
+	if err != nil {
+		return err
+	}
+	r := evalResult{Checkpoint: dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
+	if cfg.Task == models.TaskLM && words > 0 {
+		r.Words, r.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(r)
+	}
+	fmt.Printf("checkpoint  %s\ndata        %s\ntokens      %d\nnll         %.4f nats/token\nperplexity  %.3f\n", r.Checkpoint, r.Data, r.Tokens, r.NLL, r.PPL)
+	if r.Words > 0 {
+		fmt.Printf("words       %d\nword ppl    %.3f\n", r.Words, r.WordPPL)
+	}
+	return nil
+}
+
+// checkpointData returns the data settings saved with a checkpoint and its tokenizers;
+// without run.json, the preset defaults of the task's embedded corpus.
+func checkpointData(dir string, cfg models.Config) (*dataSpec, error) {
+	d := &dataSpec{}
+	runPath := filepath.Join(dir, runFile)
+	if _, err := os.Stat(runPath); err == nil {
+		if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
+			return nil, err
+		}
+	} else {
+		def := presetDefaults["small"]
+		d.dataSettings = dataSettings{Task: cfg.Task, SeqLen: min(def.seqLen, cfg.MaxLen), Batch: def.batch,
+			MaxTokens: def.maxTokens, MaxLen: cfg.MaxLen}
+	}
+	var err error
+	if d.tok, d.srcTok, err = loadTokenizers(dir); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
