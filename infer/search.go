@@ -1,0 +1,338 @@
+package infer
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Sampling chooses each next token. Temperature 0 is greedy search (the most likely token;
+// ties go to the lowest id). Otherwise the logits are divided by Temperature, restricted
+// to the TopK most likely tokens (0: no limit) and then to the smallest set of most likely
+// tokens whose probability reaches TopP (0 or 1: no limit), and a token is drawn from what
+// is left with a generator seeded by Seed: the same seed gives the same tokens.
+type Sampling struct {
+	Temperature float64
+	TopK        int
+	TopP        float64
+	Seed        uint64
+}
+
+// Validate reports settings that make no sense.
+func (s Sampling) Validate() error {
+	switch {
+	case s.Temperature < 0 || math.IsNaN(s.Temperature) || math.IsInf(s.Temperature, 0):
+		return fmt.Errorf("temperature %g must be a finite number ≥ 0", s.Temperature)
+	case s.TopK < 0:
+		return fmt.Errorf("top-k %d must be ≥ 0", s.TopK)
+	case !(s.TopP >= 0 && s.TopP <= 1):
+		return fmt.Errorf("top-p %g must be in [0, 1]", s.TopP)
+	}
+	return nil
+}
+
+// Generate decodes a continuation of each prompt: row r of the stepper first takes in
+// prompts[r] (at least one token each; rows may have different lengths) and then its own
+// choices, until it chooses eos (which is not returned), has chosen maxNew tokens or has
+// filled the stepper's capacity. It returns the chosen tokens of each row. Rows that are
+// done take in nothing more (the cached stepper skips their attention).
+func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]int, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if len(prompts) != s.Batch() {
+		return nil, fmt.Errorf("generate: %d prompts for a batch of %d", len(prompts), s.Batch())
+	}
+	if maxNew < 0 {
+		return nil, fmt.Errorf("generate: max new tokens %d must be ≥ 0", maxNew)
+	}
+	for r, p := range prompts {
+		if len(p) == 0 || len(p) > s.Capacity() {
+			return nil, fmt.Errorf("generate: prompt %d has %d tokens; 1..%d fit", r, len(p), s.Capacity())
+		}
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x676e))
+	vocab := s.Vocab()
+	out := make([][]int, len(prompts))
+	fed := make([]int, len(prompts)) // tokens taken in per row
+	done := make([]bool, len(prompts))
+	tokens := make([]int, len(prompts))
+	for r, p := range prompts {
+		tokens[r] = p[0]
+		done[r] = maxNew == 0
+		if done[r] {
+			tokens[r] = -1
+		}
+	}
+	work := make([]float64, vocab)
+	for !allTrue(done) {
+		logits, err := s.Step(tokens)
+		if err != nil {
+			return nil, err
+		}
+		for r := range tokens {
+			if done[r] {
+				tokens[r] = -1
+				continue
+			}
+			fed[r]++
+			if fed[r] < len(prompts[r]) {
+				tokens[r] = prompts[r][fed[r]]
+				continue
+			}
+			tok := choose(logits[r*vocab:(r+1)*vocab], opt, rng, work)
+			if tok == eos {
+				done[r], tokens[r] = true, -1
+				continue
+			}
+			out[r] = append(out[r], tok)
+			if len(out[r]) >= maxNew || fed[r] >= s.Capacity() {
+				done[r], tokens[r] = true, -1
+				continue
+			}
+			tokens[r] = tok
+		}
+	}
+	return out, nil
+}
+
+func allTrue(xs []bool) bool {
+	for _, x := range xs {
+		if !x {
+			return false
+		}
+	}
+	return true
+}
+
+// choose picks a token from one row of logits; work is scratch of the vocabulary's size.
+func choose(logits []float32, opt Sampling, rng *rand.Rand, work []float64) int {
+	if opt.Temperature == 0 {
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	// Probabilities at the temperature.
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	for i, v := range logits {
+		work[i] = math.Exp((float64(v) - m) / opt.Temperature)
+	}
+	ids := make([]int, len(logits))
+	for i := range ids {
+		ids[i] = i
+	}
+	// Most likely first; ties by id, so the order (and the draw) is deterministic.
+	slices.SortFunc(ids, func(a, b int) int {
+		if c := cmp.Compare(work[b], work[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	if opt.TopK > 0 && opt.TopK < len(ids) {
+		ids = ids[:opt.TopK]
+	}
+	var total float64
+	for _, id := range ids {
+		total += work[id]
+	}
+	if opt.TopP > 0 && opt.TopP < 1 {
+		var cum float64
+		for n, id := range ids {
+			cum += work[id]
+			if cum >= opt.TopP*total {
+				ids = ids[:n+1]
+				total = cum
+				break
+			}
+		}
+	}
+	u := rng.Float64() * total
+	for _, id := range ids {
+		u -= work[id]
+		if u < 0 {
+			return id
+		}
+	}
+	return ids[len(ids)-1]
+}
+
+// LengthPenalty is GNMT's ((5 + n) / 6)^α for a hypothesis of n tokens (counting its EOS).
+func LengthPenalty(n int, alpha float64) float64 { return math.Pow((5+float64(n))/6, alpha) }
+
+// Beam configures beam search.
+type Beam struct {
+	Size  int     // beams per source, k ≥ 1
+	Alpha float64 // length penalty exponent α ≥ 0 (Shazeer 2019 and GNMT use 0.6)
+	// MaxLen is the most tokens a hypothesis may have, its EOS included; a hypothesis that
+	// reaches it without EOS ends there. At most the stepper's capacity.
+	MaxLen   int
+	BOS, EOS int
+}
+
+// Hypothesis is a finished beam: its tokens (without the EOS), the sum of their
+// log-probabilities (with the EOS) and that sum divided by the length penalty.
+type Hypothesis struct {
+	Tokens     []int
+	Score      float64
+	Normalized float64
+}
+
+type beamState struct {
+	tokens []int
+	score  float64
+	row    int
+}
+
+type candidate struct {
+	score     float64
+	beam, tok int
+}
+
+// BeamSearch decodes n sources with beam search on a stepper of n·Size rows, where rows
+// s·Size … s·Size+Size−1 belong to source s (as CPU.Translation makes them). Every
+// hypothesis starts after BOS. At each step the 2·Size best extensions of a source's live
+// beams are ranked by total log-probability; an EOS among the best Size ends a
+// hypothesis, the best Size others stay live and the stepper's rows (its cache) are
+// reordered to them. A source is done when it has Size finished hypotheses, has no live
+// beam, or no live beam can beat its best finished one even at the longest length; the
+// result is the finished hypothesis with the best Score / LengthPenalty(len, Alpha), len
+// counting the EOS. With Size 1 this is greedy search.
+func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
+	k := opt.Size
+	switch {
+	case k < 1:
+		return nil, fmt.Errorf("beam search: beam size %d must be at least 1", k)
+	case opt.Alpha < 0 || math.IsNaN(opt.Alpha) || math.IsInf(opt.Alpha, 0):
+		return nil, fmt.Errorf("beam search: length penalty α = %g must be a finite number ≥ 0", opt.Alpha)
+	case n < 1 || s.Batch() != n*k:
+		return nil, fmt.Errorf("beam search: %d sources × beam %d for a stepper of %d rows", n, k, s.Batch())
+	case opt.MaxLen < 1 || opt.MaxLen > s.Capacity():
+		return nil, fmt.Errorf("beam search: max length %d must be in 1..%d", opt.MaxLen, s.Capacity())
+	}
+	vocab := s.Vocab()
+	live := make([][]beamState, n)
+	finished := make([][]Hypothesis, n)
+	done := make([]bool, n)
+	tokens := make([]int, n*k)
+	for i := range tokens {
+		tokens[i] = -1
+	}
+	for src := range live {
+		live[src] = []beamState{{row: src * k}}
+		tokens[src*k] = opt.BOS
+	}
+	maxLP := LengthPenalty(opt.MaxLen, opt.Alpha)
+	logp := make([]float64, vocab)
+	for !allTrue(done) {
+		logits, err := s.Step(tokens)
+		if err != nil {
+			return nil, err
+		}
+		parents := make([]int, n*k)
+		for i := range parents {
+			parents[i], tokens[i] = i, -1
+		}
+		for src := range live {
+			if done[src] {
+				continue
+			}
+			cands := make([]candidate, 0, len(live[src])*vocab)
+			for b, st := range live[src] {
+				logSoftmax(logits[st.row*vocab:(st.row+1)*vocab], logp)
+				for tok, lp := range logp {
+					cands = append(cands, candidate{score: st.score + lp, beam: b, tok: tok})
+				}
+			}
+			slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(b.score, a.score) })
+			cands = cands[:min(2*k, len(cands))]
+			var next []beamState
+			slots := 0 // non-EOS extensions taken: live beams and those ended by the length limit
+			for rank, c := range cands {
+				if slots == k {
+					break
+				}
+				parent := live[src][c.beam]
+				length := len(parent.tokens) + 1
+				switch {
+				case c.tok == opt.EOS:
+					if rank < k { // only an EOS among the best k ends a hypothesis
+						finished[src] = append(finished[src], Hypothesis{Tokens: slices.Clone(parent.tokens),
+							Score: c.score, Normalized: c.score / LengthPenalty(length, opt.Alpha)})
+					}
+				case length >= opt.MaxLen:
+					slots++
+					finished[src] = append(finished[src], Hypothesis{Tokens: append(slices.Clone(parent.tokens), c.tok),
+						Score: c.score, Normalized: c.score / LengthPenalty(length, opt.Alpha)})
+				default:
+					slots++
+					next = append(next, beamState{tokens: append(slices.Clone(parent.tokens), c.tok), score: c.score, row: parent.row})
+				}
+			}
+			for j := range next {
+				row := src*k + j
+				parents[row], tokens[row] = next[j].row, next[j].tokens[len(next[j].tokens)-1]
+				next[j].row = row
+			}
+			live[src] = next
+			done[src] = len(finished[src]) >= k || len(next) == 0
+			if !done[src] && len(finished[src]) > 0 {
+				best := math.Inf(-1)
+				for _, h := range finished[src] {
+					best = math.Max(best, h.Normalized)
+				}
+				bound := math.Inf(-1)
+				for _, st := range next {
+					bound = math.Max(bound, st.score/maxLP)
+				}
+				done[src] = best >= bound
+			}
+			if done[src] {
+				for j := range next {
+					tokens[src*k+j] = -1
+				}
+			}
+		}
+		if allTrue(done) {
+			break
+		}
+		if err := s.Reorder(parents); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Hypothesis, n)
+	for src, fs := range finished {
+		best := 0
+		for i, h := range fs {
+			if h.Normalized > fs[best].Normalized {
+				best = i
+			}
+		}
+		out[src] = fs[best]
+	}
+	return out, nil
+}
+
+// logSoftmax writes the log-probabilities of a row of logits into out.
+func logSoftmax(logits []float32, out []float64) {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - m)
+	}
+	lse := m + math.Log(sum)
+	for i, v := range logits {
+		out[i] = float64(v) - lse
+	}
+}
