@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"mqa/infer"
+)
+
+func init() {
+	commands["generate"] = command{"continue a prompt with a language model (cached K/V decoding)", runGenerate}
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", "-ckpt DIR -prompt TEXT [-max N -temperature T -topk K -topp P -seed S -nocache]")
+	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
+	prompt := fs.String("prompt", "", "text to continue (empty: start a new document)")
+	maxNew := fs.Int("max", 100, "most new tokens (generation also stops at end-of-document and at the model's max_len)")
+	temp := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy search")
+	topK := fs.Int("topk", 0, "sample from the K most likely tokens only (0: all)")
+	topP := fs.Float64("topp", 0, "sample from the smallest set of tokens with probability ≥ P only (0 or 1: all)")
+	seed := fs.Uint64("seed", 1, "random seed of the sampler (same seed, same text)")
+	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ckpt == "" {
+		return fmt.Errorf("generate: -ckpt is required: %w", errUsage)
+	}
+	if *maxNew < 1 {
+		return fmt.Errorf("generate: -max %d must be at least 1: %w", *maxNew, errUsage)
+	}
+	opt := infer.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}
+	if err := opt.Validate(); err != nil {
+		return fmt.Errorf("generate: %v: %w", err, errUsage)
+	}
+	m, err := infer.Load(*ckpt)
+	if err != nil {
+		return err
+	}
+	b, err := infer.NewCPU(m.Cfg, m.Params, *noCache)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	text, err := infer.GenerateText(b, m.Tok, *prompt, *maxNew, opt)
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	fmt.Println(text)
+	mode := "cached"
+	if *noCache {
+		mode = "no cache"
+	}
+	fmt.Fprintf(os.Stderr, "generate: %s (%s, %s) in %.2fs\n", m.Dir, m.Cfg.AttentionName(), mode, time.Since(start).Seconds())
+	return nil
+}

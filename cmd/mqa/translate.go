@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"mqa/infer"
+	"mqa/infer/bleu"
+)
+
+func init() {
+	commands["translate"] = command{"translate a file line by line with a translation model (beam search, cached K/V)", runTranslate}
+}
+
+func runTranslate(args []string) error {
+	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache]\n\n"+
+		"One source line in, one translation out, in order. An empty input line gives an empty output line.")
+	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
+	input := fs.String("input", "", "source text, one sentence per line")
+	output := fs.String("output", "", "where to write the translations (default: standard output)")
+	beam := fs.Int("beam", 4, "beam size (1: greedy search)")
+	alpha := fs.Float64("alpha", 0.6, "length penalty exponent α of ((5+len)/6)^α")
+	batch := fs.Int("batch", 16, "sentences decoded together")
+	maxLen := fs.Int("max", 0, "most output tokens per sentence (0: 2·source tokens + 10, at most the model's max_len)")
+	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *ckpt == "" || *input == "":
+		return fmt.Errorf("translate: -ckpt and -input are required: %w", errUsage)
+	case *beam < 1:
+		return fmt.Errorf("translate: -beam %d must be at least 1: %w", *beam, errUsage)
+	case !(*alpha >= 0) || *alpha > 1e6:
+		return fmt.Errorf("translate: -alpha %g must be a number ≥ 0: %w", *alpha, errUsage)
+	case *batch < 1:
+		return fmt.Errorf("translate: -batch %d must be at least 1: %w", *batch, errUsage)
+	case *maxLen < 0:
+		return fmt.Errorf("translate: -max %d must not be negative: %w", *maxLen, errUsage)
+	}
+	m, err := infer.Load(*ckpt)
+	if err != nil {
+		return err
+	}
+	lines, err := bleu.ReadLines(*input)
+	if err != nil {
+		return err
+	}
+	b, err := infer.NewCPU(m.Cfg, m.Params, *noCache)
+	if err != nil {
+		return err
+	}
+	bar := progressbar.NewOptions(len(lines),
+		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("translate"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("lines"),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish())
+	start := time.Now()
+	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
+		Beam: *beam, Alpha: *alpha, Batch: *batch, MaxLen: *maxLen,
+		Progress: func(done int) { _ = bar.Set(done) },
+		Warn:     func(s string) { fmt.Fprintln(os.Stderr, "translate:", s) },
+	})
+	_ = bar.Finish()
+	if err != nil {
+		return fmt.Errorf("translate: %w", err)
+	}
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if *output != "" {
+		if f, err = os.Create(*output); err != nil {
+			return err
+		}
+		w = f
+	}
+	bw := bufio.NewWriter(w)
+	for _, l := range out {
+		fmt.Fprintln(bw, l)
+	}
+	err = bw.Flush()
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("translate: writing the output: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "translate: %d lines in %.2fs (%s, beam %d, α %g)\n", len(lines), time.Since(start).Seconds(), m.Cfg.AttentionName(), *beam, *alpha)
+	return nil
+}
