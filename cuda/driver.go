@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build mqacuda
 
 package cuda
 
@@ -28,8 +28,9 @@ static CUresult mqa_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, 
 }
 
 static cublasStatus_t mqa_gemm(cublasHandle_t h, int opA, int opB, int m, int n, int k,
-                               const void* A, int lda, long long sa, const void* B, int ldb, long long sb,
-                               void* C, int ldc, long long sc, int batch, int compute, int abType) {
+                               CUdeviceptr Ap, int lda, long long sa, CUdeviceptr Bp, int ldb, long long sb,
+                               CUdeviceptr Cp, int ldc, long long sc, int batch, int compute, int abType) {
+	const void* A = (const void*)Ap; const void* B = (const void*)Bp; void* C = (void*)Cp;
 	float one = 1.0f, zero = 0.0f;
 	cublasOperation_t ta = opA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = opB ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cudaDataType_t dt = (cudaDataType_t)abType;
@@ -39,6 +40,8 @@ static cublasStatus_t mqa_gemm(cublasHandle_t h, int opA, int opB, int m, int n,
 	return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, &one, A, dt, lda, sa, B, dt, ldb, sb, &zero, C, CUDA_R_32F,
 	                                  ldc, sc, batch, (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
 }
+
+static cublasStatus_t mqa_set_ws(cublasHandle_t h, CUdeviceptr p, size_t n) { return cublasSetWorkspace_v2(h, (void*)p, n); }
 
 static const char* mqa_errname(CUresult r) {
 	const char* s = NULL;
@@ -131,7 +134,7 @@ func newDriver() (*driver, error) {
 		return nil, err
 	}
 	d.ws = ws
-	if err := checkBlas("cublasSetWorkspace", C.cublasSetWorkspace_v2(d.blas, unsafe.Pointer(uintptr(ws)), wsBytes)); err != nil {
+	if err := checkBlas("cublasSetWorkspace", C.mqa_set_ws(d.blas, C.CUdeviceptr(ws), wsBytes)); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -331,16 +334,11 @@ func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, com
 	if transA {
 		lda = m
 	}
-	esize := int64(4)
-	if abType == dtypeBF16 {
-		esize = 2
-	}
-	_ = esize
 	return checkBlas(fmt.Sprintf("gemm %d×%d×%d batch %d", m, n, k, batch), C.mqa_gemm(d.blas, boolInt(transB), boolInt(transA),
 		C.int(n), C.int(m), C.int(k),
-		unsafe.Pointer(uintptr(b)), C.int(ldb), C.longlong(k*n),
-		unsafe.Pointer(uintptr(a)), C.int(lda), C.longlong(m*k),
-		unsafe.Pointer(uintptr(c)), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType)))
+		C.CUdeviceptr(b), C.int(ldb), C.longlong(k*n),
+		C.CUdeviceptr(a), C.int(lda), C.longlong(m*k),
+		C.CUdeviceptr(c), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType)))
 }
 
 func boolInt(b bool) C.int {

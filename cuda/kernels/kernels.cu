@@ -144,12 +144,12 @@ __device__ __forceinline__ unsigned long long mix64(unsigned long long x) {
 // key = mix(mix(mix(seed ^ golden) ^ site)); the step is read from the device counter so
 // that a captured CUDA graph sees the current step.
 __global__ void k_dropout(float* y, const float* x, int n, unsigned long long key, const unsigned long long* step,
-                          double p, float scale) {
+                          double p, double scale) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     unsigned long long k = mix64(key ^ *step);
     double u = (double)(mix64(k ^ (unsigned long long)i) >> 40) / 16777216.0;
-    y[i] = u >= p ? (float)((double)x[i] * (double)scale) : 0.f;
+    y[i] = u >= p ? (float)((double)x[i] * scale) : 0.f;
 }
 
 // ---- rotary positions --------------------------------------------------------------
@@ -423,6 +423,14 @@ __global__ void k_adamw(float* p, float* m, float* v, const float* g, int n, flo
     m[i] = mj;
     v[i] = vj;
     p[i] = p[i] * decay - step * mj / (sqrtf(vj) * rbc2 + eps);
+}
+
+// count[0] = number of targets that are not ignored (one block).
+__global__ void k_count(float* count, const int* targets, int n, int ignore) {
+    float c = 0.f;
+    for (int r = threadIdx.x; r < n; r += blockDim.x) c += targets[r] != ignore ? 1.f : 0.f;
+    c = block_sum(c);
+    if (threadIdx.x == 0) count[0] = c;
 }
 
 __global__ void k_inc_u64(unsigned long long* x) { x[0] += 1ULL; }

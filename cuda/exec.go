@@ -1,0 +1,990 @@
+//go:build mqacuda
+
+package cuda
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"gorgonia.org/cu/nvrtc"
+	gg "gorgonia.org/gorgonia"
+
+	"mqa/layers/ops"
+	"mqa/models"
+	"mqa/train"
+)
+
+//go:embed kernels/kernels.cu
+var kernelSource string
+
+var kernelNames = []string{"k_add", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_gather",
+	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
+	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
+	"k_inc_u64", "k_count"}
+
+func init() {
+	train.NewExecutor["cuda"] = func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) }
+}
+
+// Options choose the executor's arithmetic and launch mode.
+type Options struct {
+	Math   string // "fp32" (strict), "tf32" (GEMM inputs rounded to TF32) or "bf16" (not yet)
+	Graphs bool   // capture each program into a CUDA graph after its first run and replay it
+	Reuse  bool   // share arena memory between nodes whose lifetimes do not overlap
+}
+
+// OptionsFromEnv reads MQA_CUDA_MATH (fp32, tf32) and MQA_CUDA_GRAPHS (1 to capture).
+func OptionsFromEnv() Options {
+	o := Options{Math: "fp32", Reuse: true}
+	if m := os.Getenv("MQA_CUDA_MATH"); m != "" {
+		o.Math = m
+	}
+	o.Graphs = os.Getenv("MQA_CUDA_GRAPHS") == "1"
+	return o
+}
+
+// worker runs closures on one locked OS thread, which owns the CUDA context.
+type worker struct{ ch chan func() }
+
+func newWorker() *worker {
+	w := &worker{ch: make(chan func())}
+	go func() {
+		runtime.LockOSThread()
+		for f := range w.ch {
+			f()
+		}
+	}()
+	return w
+}
+
+func (w *worker) do(f func() error) error {
+	done := make(chan error, 1)
+	w.ch <- func() { done <- f() }
+	return <-done
+}
+
+// Executor is the GPU executor of train.Executor.
+type Executor struct {
+	t       *train.Trainer
+	opt     Options
+	w       *worker
+	d       *driver
+	compute int
+	names   []string
+	sizes   []int
+	decay   []bool
+	// state holds parameters, moments and the accumulation buffer, each 256-byte aligned.
+	state           dptr
+	params, m, v    []dptr
+	acc             []dptr
+	scratch         dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
+	stepMirror      uint64
+	stepKnown       bool
+	grads           []dptr // the gradient Apply reads
+	train, eval     map[models.Shape]*program
+	closed          bool
+	Device          string // the GPU's name
+	LastStepKernels int
+}
+
+const maxMicro = 1024
+
+// New makes a GPU executor for the trainer and uploads its parameters and moments.
+func New(t *train.Trainer, opt Options) (*Executor, error) {
+	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames(),
+		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
+	switch opt.Math {
+	case "fp32":
+		e.compute = computeStrict
+	case "tf32":
+		e.compute = computeTF32
+	case "bf16":
+		return nil, fmt.Errorf("cuda: bf16 GEMMs are not implemented yet (use fp32 or tf32)")
+	default:
+		return nil, fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32)", opt.Math)
+	}
+	err := e.w.do(func() error {
+		d, err := newDriver()
+		if err != nil {
+			return err
+		}
+		e.d, e.Device = d, d.name
+		if err := e.loadKernels(); err != nil {
+			return err
+		}
+		return e.upload()
+	})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Executor) loadKernels() error {
+	prog, err := nvrtc.CreateProgram(kernelSource, "kernels.cu")
+	if err != nil {
+		return fmt.Errorf("nvrtc: %w", err)
+	}
+	defer prog.Destroy()
+	arch := fmt.Sprintf("--gpu-architecture=compute_%d%d", e.d.cc[0], e.d.cc[1])
+	if err := prog.Compile(arch, "--std=c++14"); err != nil {
+		log, _ := prog.GetLog()
+		return fmt.Errorf("nvrtc: compiling kernels.cu: %v\n%s", err, log)
+	}
+	ptx, err := prog.GetPTX()
+	if err != nil {
+		return err
+	}
+	return e.d.loadPTX(ptx, kernelNames)
+}
+
+func align(n int64) int64 { return (n + 255) &^ 255 }
+
+// upload allocates the persistent state and copies parameters and moments up.
+func (e *Executor) upload() error {
+	n := len(e.names)
+	e.sizes, e.decay = make([]int, n), make([]bool, n)
+	var total int64
+	for i, name := range e.names {
+		p := e.t.Params.Get(name)
+		e.sizes[i] = p.Shape().TotalSize()
+		e.decay[i] = e.t.Opt.Decay[i]
+		total += 3 * align(int64(4*e.sizes[i]))
+	}
+	var err error
+	if e.state, err = e.d.alloc(total, fmt.Sprintf("parameters and AdamW moments (%d tensors)", n)); err != nil {
+		return err
+	}
+	if e.scratch, err = e.d.alloc(256+4*maxMicro, "scratch"); err != nil {
+		return err
+	}
+	off := e.state
+	for i, name := range e.names {
+		b := align(int64(4 * e.sizes[i]))
+		e.params = append(e.params, off)
+		e.m = append(e.m, off.add(int(b)))
+		e.v = append(e.v, off.add(int(2*b)))
+		off = off.add(int(3 * b))
+		data, ok := e.t.Params.Get(name).Data().([]float32)
+		if !ok {
+			return fmt.Errorf("cuda: parameter %s is not float32", name)
+		}
+		if err := e.d.upload(e.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
+			return err
+		}
+		if err := e.d.upload(e.m[i], unsafe.Pointer(&e.t.Opt.M[i][0]), 4*e.sizes[i]); err != nil {
+			return err
+		}
+		if err := e.d.upload(e.v[i], unsafe.Pointer(&e.t.Opt.V[i][0]), 4*e.sizes[i]); err != nil {
+			return err
+		}
+	}
+	return e.d.sync()
+}
+
+// Sync copies parameters and moments back into the trainer.
+func (e *Executor) Sync() error {
+	return e.w.do(func() error {
+		for i, name := range e.names {
+			data := e.t.Params.Get(name).Data().([]float32)
+			if err := e.d.download(unsafe.Pointer(&data[0]), e.params[i], 4*len(data)); err != nil {
+				return err
+			}
+			if err := e.d.download(unsafe.Pointer(&e.t.Opt.M[i][0]), e.m[i], 4*e.sizes[i]); err != nil {
+				return err
+			}
+			if err := e.d.download(unsafe.Pointer(&e.t.Opt.V[i][0]), e.v[i], 4*e.sizes[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close frees everything the executor holds.
+func (e *Executor) Close() error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if e.d != nil {
+		e.w.do(func() error {
+			for _, cache := range []map[models.Shape]*program{e.train, e.eval} {
+				for _, p := range cache {
+					p.free(e.d)
+				}
+			}
+			if e.state != 0 {
+				e.d.free(e.state)
+			}
+			if e.scratch != 0 {
+				e.d.free(e.scratch)
+			}
+			if len(e.acc) > 0 {
+				e.d.free(e.acc[0])
+			}
+			e.d.close()
+			return nil
+		})
+	}
+	close(e.w.ch)
+	return nil
+}
+
+// program is a compiled plan: device memory and the launches of one graph.
+type program struct {
+	g        *models.Graph
+	plan     *Plan
+	addr     []dptr // per plan node
+	arena    dptr
+	arenaLen int64
+	consts   dptr
+	fed      []int32 // host staging of the fed int inputs, in fedNames order
+	fedDev   dptr
+	fedOff   map[string]int
+	steps    []func() error
+	graph    *cudaGraph
+	runs     int
+	training bool
+	auxOffsets []int64
+}
+
+func (p *program) free(d *driver) {
+	if p.graph != nil {
+		p.graph.destroy()
+	}
+	for _, x := range []dptr{p.arena, p.consts, p.fedDev} {
+		if x != 0 {
+			d.free(x)
+		}
+	}
+}
+
+// compile builds (or returns the cached) program for a batch shape.
+func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*program, error) {
+	cache := e.eval
+	if training {
+		cache = e.train
+	}
+	if p, ok := cache[shape]; ok && cached {
+		return p, nil
+	}
+	t := e.t
+	opt := models.Options{}
+	if training {
+		opt = models.Options{Train: true, LabelSmoothing: t.Settings.LabelSmoothing, DropoutSeed: t.Settings.Seed, DropoutStep: &t.DropoutStep}
+	}
+	g, err := models.Build(t.Params, t.Cfg, shape, opt)
+	if err != nil {
+		return nil, err
+	}
+	var grads []*gg.Node
+	if training {
+		if grads, err = gg.Grad(g.Loss, train.ParamNodes(g, e.names)...); err != nil {
+			return nil, fmt.Errorf("building gradients: %w", err)
+		}
+	}
+	plan, err := NewPlan(g, e.names, grads)
+	if err != nil {
+		return nil, err
+	}
+	p := &program{g: g, plan: plan, training: training}
+	if err := e.layout(p, reuse); err != nil {
+		p.free(e.d)
+		return nil, err
+	}
+	if err := e.build(p); err != nil {
+		p.free(e.d)
+		return nil, err
+	}
+	if cached {
+		cache[shape] = p
+	}
+	return p, nil
+}
+
+// auxBytes is the scratch a node needs while it runs.
+func auxBytes(pn *PlanNode, nodes []PlanNode) int64 {
+	switch pn.Kind {
+	case KCrossEntropy:
+		return 4 * int64(nodes[pn.In[0]].Shape[0])
+	case KCrossEntropyGrad:
+		return 4
+	case KNormGrad:
+		return 8 * int64(nodes[pn.In[0]].Shape[0])
+	}
+	return 0
+}
+
+// layout places every node's value: parameters in the state, constants and int inputs in
+// their own buffers, everything else in one arena, reusing the memory of dead values
+// (first fit) when reuse is on.
+func (e *Executor) layout(p *program, reuse bool) error {
+	nodes := p.plan.Nodes
+	p.addr = make([]dptr, len(nodes))
+	// last use of each root buffer
+	last := make([]int, len(nodes))
+	for i := range nodes {
+		last[i] = i
+	}
+	for i, pn := range nodes {
+		for _, j := range pn.In {
+			r := nodes[j].Alias
+			last[r] = max(last[r], i)
+		}
+	}
+	end := len(nodes) // values read after the run: loss and gradients
+	last[nodes[p.plan.Loss].Alias] = end
+	for _, gi := range p.plan.Grads {
+		last[nodes[gi].Alias] = end
+	}
+	// constants and int inputs
+	var constBytes int64
+	constOff := make([]int64, len(nodes))
+	p.fedOff = map[string]int{}
+	fedN := 0
+	for i, pn := range nodes {
+		switch pn.Kind {
+		case KConst, KIntConst:
+			constOff[i] = constBytes
+			constBytes += align(int64(4 * pn.Size))
+		case KIntFed:
+			p.fedOff[pn.Fed] = fedN
+			fedN += (pn.Size + 63) &^ 63
+		}
+	}
+	var err error
+	if p.consts, err = e.d.alloc(constBytes, "graph constants"); err != nil {
+		return err
+	}
+	p.fed = make([]int32, max(fedN, 1))
+	if p.fedDev, err = e.d.alloc(int64(4*len(p.fed)), "batch inputs"); err != nil {
+		return err
+	}
+	// arena offsets
+	type block struct{ off, size int64 }
+	var freeList []block
+	var top int64
+	allocOff := func(size int64) int64 {
+		size = align(size)
+		if reuse {
+			for k, b := range freeList {
+				if b.size >= size {
+					off := b.off
+					if b.size == size {
+						freeList = append(freeList[:k], freeList[k+1:]...)
+					} else {
+						freeList[k] = block{b.off + size, b.size - size}
+					}
+					return off
+				}
+			}
+		}
+		off := top
+		top += size
+		return off
+	}
+	release := func(off, size int64) {
+		if !reuse {
+			return
+		}
+		size = align(size)
+		freeList = append(freeList, block{off, size})
+		// merge neighbours (keep the list sorted by offset)
+		for i := len(freeList) - 1; i > 0 && freeList[i].off < freeList[i-1].off; i-- {
+			freeList[i], freeList[i-1] = freeList[i-1], freeList[i]
+		}
+		merged := freeList[:0]
+		for _, b := range freeList {
+			if n := len(merged); n > 0 && merged[n-1].off+merged[n-1].size == b.off {
+				merged[n-1].size += b.size
+				continue
+			}
+			merged = append(merged, b)
+		}
+		freeList = merged
+	}
+	arenaOff := make([]int64, len(nodes))
+	auxOff := make([]int64, len(nodes))
+	dying := make([][]int, len(nodes)+1)
+	for i, pn := range nodes {
+		if pn.Alias == i && isComputed(pn.Kind) {
+			arenaOff[i] = allocOff(int64(4 * pn.Size))
+			dying[last[i]] = append(dying[last[i]], i)
+		}
+		if a := auxBytes(&nodes[i], nodes); a > 0 {
+			auxOff[i] = allocOff(a)
+			release(auxOff[i], a)
+		}
+		for _, j := range dying[i] {
+			release(arenaOff[j], int64(4*nodes[j].Size))
+		}
+	}
+	p.arenaLen = top
+	if p.arena, err = e.d.alloc(top, fmt.Sprintf("activations of a %+v batch (%d graph nodes)", p.g.Shape, len(nodes))); err != nil {
+		return err
+	}
+	for i, pn := range nodes {
+		switch {
+		case pn.Kind == KParam:
+			p.addr[i] = e.params[pn.Param]
+		case pn.Kind == KConst || pn.Kind == KIntConst:
+			p.addr[i] = p.consts.add(int(constOff[i]))
+			if err := e.uploadConst(p.addr[i], pn); err != nil {
+				return err
+			}
+		case pn.Kind == KIntFed:
+			p.addr[i] = p.fedDev.add(4 * p.fedOff[pn.Fed])
+		case pn.Alias != i:
+			p.addr[i] = p.addr[pn.Alias]
+		default:
+			p.addr[i] = p.arena.add(int(arenaOff[i]))
+		}
+	}
+	p.auxOffsets = auxOff
+	return e.d.sync()
+}
+
+func isComputed(k Kind) bool {
+	switch k {
+	case KParam, KConst, KIntConst, KIntFed, KReshape:
+		return false
+	}
+	return true
+}
+
+func (e *Executor) uploadConst(dst dptr, pn PlanNode) error {
+	v := pn.Node.Value()
+	if pn.Kind == KIntConst {
+		xs, ok := v.Data().([]int)
+		if !ok {
+			return fmt.Errorf("cuda: int constant %s holds %T", pn.Node.Name(), v.Data())
+		}
+		ys := make([]int32, len(xs))
+		for i, x := range xs {
+			ys[i] = int32(x)
+		}
+		err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
+		if err == nil {
+			err = e.d.sync()
+		}
+		return err
+	}
+	var ys []float32
+	switch x := v.Data().(type) {
+	case float32:
+		ys = []float32{x}
+	case float64:
+		ys = []float32{float32(x)}
+	case []float32:
+		ys = x
+	case []float64:
+		ys = make([]float32, len(x))
+		for i, f := range x {
+			ys[i] = float32(f)
+		}
+	default:
+		return fmt.Errorf("cuda: constant %s holds %T", pn.Node.Name(), v.Data())
+	}
+	if len(ys) != pn.Size {
+		return fmt.Errorf("cuda: constant %s has %d values for shape %v", pn.Node.Name(), len(ys), pn.Shape)
+	}
+	err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
+	if err == nil {
+		err = e.d.sync()
+	}
+	return err
+}
+
+func grid1(n, block int) [3]int { return [3]int{(n + block - 1) / block, 1, 1} }
+
+var blk256 = [3]int{256, 1, 1}
+
+// build turns every computed node into a launch closure with fixed addresses.
+func (e *Executor) build(p *program) error {
+	d := e.d
+	nodes := p.plan.Nodes
+	for i := range nodes {
+		pn := &nodes[i]
+		if !isComputed(pn.Kind) {
+			continue
+		}
+		out := p.addr[i]
+		in := make([]dptr, len(pn.In))
+		for k, j := range pn.In {
+			in[k] = p.addr[j]
+		}
+		shapeIn := func(k int) []int { return nodes[pn.In[k]].Shape }
+		aux := p.arena.add(int(p.auxOffsets[i]))
+		n := int32(pn.Size)
+		var step func() error
+		switch pn.Kind {
+		case KMatMul, KBatchedMatMul:
+			a, b := shapeIn(0), shapeIn(1)
+			batch, m, nn := 1, pn.Shape[0], pn.Shape[1]
+			ka := a[1]
+			if pn.TransA {
+				ka = a[0]
+			}
+			if pn.Kind == KBatchedMatMul {
+				batch, m, nn = pn.Shape[0], pn.Shape[1], pn.Shape[2]
+				ka = a[2]
+				if pn.TransA {
+					ka = a[1]
+				}
+			}
+			kb := b[len(b)-2]
+			if pn.TransB {
+				kb = b[len(b)-1]
+			}
+			if ka != kb {
+				return fmt.Errorf("cuda: %v: inner sizes %d and %d differ (shapes %v, %v)", pn.Node.Op(), ka, kb, a, b)
+			}
+			ta, tb, compute := pn.TransA, pn.TransB, e.compute
+			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, in[0], in[1], out, compute, dtypeF32) }
+		case KAdd:
+			step = func() error { return d.launch("k_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], n) }
+		case KPermute:
+			axes := pn.Node.Op().(ops.Permute).Axes
+			src := shapeIn(0)
+			var pa permArgs
+			pa.Rank = int32(len(axes))
+			strides := make([]int, len(src))
+			s := 1
+			for k := len(src) - 1; k >= 0; k-- {
+				strides[k] = s
+				s *= src[k]
+			}
+			for k, ax := range axes {
+				pa.OS[k] = int32(src[ax])
+				pa.IS[k] = int32(strides[ax])
+			}
+			step = func() error { return d.launch("k_permute", grid1(int(n), 256), blk256, 0, out, in[0], pa, n) }
+		case KSoftmax:
+			op := pn.Node.Op().(ops.Softmax)
+			var lengths dptr
+			if op.HasLengths {
+				lengths = in[1]
+			}
+			sh := pn.Shape
+			rows := sh[0] * sh[1]
+			step = func() error {
+				return d.launch("k_softmax", grid1(rows, 8), blk256, 0, out, in[0], lengths, int32(sh[0]), int32(sh[1]), int32(sh[2]),
+					int32(op.Groups), int32(op.QueryLen), int32(op.KeyOffset), b2i(op.Causal), int32(op.Window), float32(op.Scale))
+			}
+		case KSoftmaxGrad:
+			op := pn.Node.Op().(ops.SoftmaxGrad)
+			keys := pn.Shape[len(pn.Shape)-1]
+			rows := pn.Size / keys
+			step = func() error {
+				return d.launch("k_softmax_grad", grid1(rows, 8), blk256, 0, out, in[0], in[1], int32(rows), int32(keys), float32(op.Scale))
+			}
+		case KNorm:
+			op := pn.Node.Op().(ops.Norm)
+			rows, dim := pn.Shape[0], pn.Shape[1]
+			var beta dptr
+			if !op.RMS {
+				beta = in[2]
+			}
+			step = func() error {
+				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+			}
+		case KNormGrad:
+			op := pn.Node.Op().(ops.NormGrad)
+			x := shapeIn(0)
+			rows, dim := x[0], x[1]
+			switch op.Wrt {
+			case 0:
+				step = func() error {
+					return d.launch("k_norm_grad_x", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], in[1], in[2], int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+				}
+			case 1:
+				step = func() error {
+					if err := d.launch("k_norm_stats", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, aux, in[0], int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps)); err != nil {
+						return err
+					}
+					return d.launch("k_col_sum_xhat", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[2], in[0], aux, int32(rows), int32(dim))
+				}
+			default:
+				step = func() error {
+					return d.launch("k_col_sum", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[2], int32(rows), int32(dim))
+				}
+			}
+		case KActivation, KActivationGrad:
+			var kind string
+			if a, ok := pn.Node.Op().(ops.Activation); ok {
+				kind = a.Kind
+			} else {
+				kind = pn.Node.Op().(ops.ActivationGrad).Kind
+			}
+			code := map[string]int32{ops.ReLU: 0, ops.GELU: 1, ops.SwiGLU: 2}[kind]
+			x := shapeIn(0)
+			rows, width := x[0], x[1]
+			threads := rows * width
+			if code == 2 {
+				threads /= 2
+			}
+			if pn.Kind == KActivation {
+				step = func() error { return d.launch("k_act", grid1(threads, 256), blk256, 0, out, in[0], int32(rows), int32(width), code) }
+			} else {
+				step = func() error {
+					return d.launch("k_act_grad", grid1(threads, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), code)
+				}
+			}
+		case KGather:
+			op := pn.Node.Op().(ops.Gather)
+			rows, dim := pn.Shape[0], pn.Shape[1]
+			step = func() error {
+				return d.launch("k_gather", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim), float32(op.Scale))
+			}
+		case KScatterAdd:
+			op := pn.Node.Op().(ops.ScatterAdd)
+			g := shapeIn(1)
+			step = func() error {
+				if err := d.zero(out, 4*int(n)); err != nil {
+					return err
+				}
+				return d.launch("k_scatter_add", grid1(g[0]*g[1], 256), blk256, 0, out, in[0], in[1], int32(g[0]), int32(g[1]), float32(op.Scale))
+			}
+		case KBiasAdd:
+			rows, dim := pn.Shape[0], pn.Shape[1]
+			step = func() error { return d.launch("k_bias_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim)) }
+		case KColSum:
+			x := shapeIn(0)
+			step = func() error {
+				return d.launch("k_col_sum", grid1(x[1], 32), [3]int{32, 32, 1}, 0, out, in[0], int32(x[0]), int32(x[1]))
+			}
+		case KCrossEntropy:
+			op := pn.Node.Op().(ops.CrossEntropy)
+			x := shapeIn(0)
+			step = func() error {
+				if err := d.launch("k_xent_rows", [3]int{x[0], 1, 1}, [3]int{256, 1, 1}, 0, aux, in[0], in[1], int32(x[0]), int32(x[1]), float32(op.Smoothing), int32(op.Ignore)); err != nil {
+					return err
+				}
+				return d.launch("k_xent_reduce", [3]int{1, 1, 1}, [3]int{1024, 1, 1}, 0, out, dptr(0), aux, in[1], int32(x[0]), int32(op.Ignore))
+			}
+		case KCrossEntropyGrad:
+			op := pn.Node.Op().(ops.CrossEntropyGrad)
+			x := shapeIn(0)
+			step = func() error {
+				if err := d.launch("k_count", [3]int{1, 1, 1}, [3]int{1024, 1, 1}, 0, aux, in[1], int32(x[0]), int32(op.Ignore)); err != nil {
+					return err
+				}
+				return d.launch("k_xent_grad", [3]int{x[0], 1, 1}, [3]int{256, 1, 1}, 0, out, in[0], in[1], in[2], aux, int32(x[0]), int32(x[1]), float32(op.Smoothing), int32(op.Ignore))
+			}
+		case KDropout:
+			op := pn.Node.Op().(ops.Dropout)
+			key := mix(mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)))
+			stepPtr := e.scratch
+			step = func() error {
+				return d.launch("k_dropout", grid1(int(n), 256), blk256, 0, out, in[0], n, key, stepPtr, op.P, 1/(1-op.P))
+			}
+		case KRoPE:
+			op := pn.Node.Op().(ops.RoPE)
+			rows, width := pn.Shape[0], pn.Shape[1]
+			sign := 1.0
+			if op.Inverse {
+				sign = -1
+			}
+			step = func() error {
+				return d.launch("k_rope", grid1(rows*width/2, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), int32(op.HeadDim), op.Base, sign)
+			}
+		default:
+			return fmt.Errorf("cuda: no GPU implementation of %v (%s)", pn.Node.Op(), pn.Kind)
+		}
+		p.steps = append(p.steps, step)
+	}
+	return nil
+}
+
+// mix is ops.Dropout's SplitMix64 finaliser.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// feed stages a batch's int inputs and uploads them.
+func (e *Executor) feed(p *program, b train.Batch) error {
+	if b.Shape != p.g.Shape {
+		return fmt.Errorf("batch of shape %+v fed to a graph of shape %+v", b.Shape, p.g.Shape)
+	}
+	put := func(name string, xs []int, limit int) error {
+		off, ok := p.fedOff[name]
+		if !ok {
+			return nil
+		}
+		n := p.plan.Nodes[p.plan.Index[fedNode(p.g, name)]].Size
+		if len(xs) != n {
+			return fmt.Errorf("feed: %d values of %s for %d", len(xs), name, n)
+		}
+		for i, x := range xs {
+			if x < 0 || x >= limit {
+				return fmt.Errorf("feed: %s[%d] = %d is outside 0..%d", name, i, x, limit-1)
+			}
+			p.fed[off+i] = int32(x)
+		}
+		return nil
+	}
+	cfg := e.t.Cfg
+	srcVocab := cfg.Vocab
+	if cfg.SrcVocab > 0 {
+		srcVocab = cfg.SrcVocab
+	}
+	if err := put("tokens", b.Tokens, cfg.Vocab); err != nil {
+		return err
+	}
+	if err := put("targets", b.Targets, cfg.Vocab); err != nil {
+		return err
+	}
+	if p.g.Src != nil {
+		if err := put("src", b.Src, srcVocab); err != nil {
+			return err
+		}
+		for i, l := range b.SrcLens {
+			if l < 1 || l > b.Shape.SrcLen {
+				return fmt.Errorf("feed: source %d has length %d, outside 1..%d", i, l, b.Shape.SrcLen)
+			}
+		}
+		if err := put("src_lens", b.SrcLens, b.Shape.SrcLen+1); err != nil {
+			return err
+		}
+	}
+	return e.d.upload(p.fedDev, unsafe.Pointer(&p.fed[0]), 4*len(p.fed))
+}
+
+func fedNode(g *models.Graph, name string) *gg.Node {
+	switch name {
+	case "tokens":
+		return g.Tokens
+	case "targets":
+		return g.Targets
+	case "src":
+		return g.Src
+	}
+	return g.SrcLens
+}
+
+// run launches a program's steps (or replays its CUDA graph).
+func (e *Executor) run(p *program) error {
+	if p.training && (!e.stepKnown || e.stepMirror != e.t.DropoutStep) {
+		e.stepMirror, e.stepKnown = e.t.DropoutStep, true
+		if err := e.d.upload(e.scratch, unsafe.Pointer(&e.stepMirror), 8); err != nil {
+			return err
+		}
+	}
+	p.runs++
+	if p.graph != nil {
+		return e.d.launchGraph(p.graph)
+	}
+	capture := e.opt.Graphs && p.runs == 2
+	if capture {
+		if err := e.d.beginCapture(); err != nil {
+			return err
+		}
+	}
+	for _, s := range p.steps {
+		if err := s(); err != nil {
+			if capture {
+				e.d.endCapture()
+			}
+			return err
+		}
+	}
+	if capture {
+		g, err := e.d.endCapture()
+		if err != nil {
+			return fmt.Errorf("capturing a CUDA graph: %w", err)
+		}
+		p.graph = g
+		return e.d.launchGraph(g)
+	}
+	return nil
+}
+
+func (e *Executor) lossSlot(k int) dptr { return e.scratch.add(256 + 4*k) }
+
+// TrainStep runs forward and backward on each micro-batch; the gradient (summed over the
+// micro-batches) stays on the GPU for Apply.
+func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err error) {
+	if len(micro) > maxMicro {
+		return 0, 0, fmt.Errorf("cuda: %d micro-batches (at most %d)", len(micro), maxMicro)
+	}
+	err = e.w.do(func() error {
+		d := e.d
+		for k, b := range micro {
+			p, err := e.compile(b.Shape, true, e.opt.Reuse, true)
+			if err != nil {
+				return err
+			}
+			if err := e.feed(p, b); err != nil {
+				return err
+			}
+			if err := e.run(p); err != nil {
+				return err
+			}
+			if err := d.copyD(e.lossSlot(k), p.addr[p.plan.Loss], 4); err != nil {
+				return err
+			}
+			if len(micro) == 1 {
+				e.grads = e.grads[:0]
+				for _, gi := range p.plan.Grads {
+					e.grads = append(e.grads, p.addr[gi])
+				}
+				break
+			}
+			if err := e.accumulate(p, k == 0); err != nil {
+				return err
+			}
+			e.grads = e.acc
+		}
+		sumsq := e.scratch.add(8)
+		if err := d.zero(sumsq, 8); err != nil {
+			return err
+		}
+		for i, g := range e.grads {
+			nb := min((e.sizes[i]+255)/256, 1024)
+			if err := d.launch("k_sumsq", [3]int{nb, 1, 1}, blk256, 0, sumsq, g, int32(e.sizes[i])); err != nil {
+				return err
+			}
+		}
+		host := make([]float32, 64+len(micro))
+		if err := d.download(unsafe.Pointer(&host[0]), e.scratch, 4*len(host)); err != nil {
+			return err
+		}
+		ss := *(*float64)(unsafe.Pointer(&host[2]))
+		for k := range micro {
+			loss += float64(host[64+k]) / float64(len(micro))
+		}
+		gradNorm = math.Sqrt(ss) / float64(len(micro))
+		return nil
+	})
+	return loss, gradNorm, err
+}
+
+func (e *Executor) accumulate(p *program, first bool) error {
+	if e.acc == nil {
+		var total int64
+		for _, s := range e.sizes {
+			total += align(int64(4 * s))
+		}
+		base, err := e.d.alloc(total, "gradient accumulation")
+		if err != nil {
+			return err
+		}
+		off := base
+		for _, s := range e.sizes {
+			e.acc = append(e.acc, off)
+			off = off.add(int(align(int64(4 * s))))
+		}
+	}
+	for i, gi := range p.plan.Grads {
+		if err := e.d.launch("k_accum", grid1(e.sizes[i], 256), blk256, 0, e.acc[i], p.addr[gi], int32(e.sizes[i]), b2i(first)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply runs AdamW on the GPU, exactly as train.AdamW.Update.
+func (e *Executor) Apply(lr, gradScale float64) error {
+	o := e.t.Opt
+	if len(e.grads) != len(e.names) {
+		return fmt.Errorf("cuda: Apply without a gradient")
+	}
+	return e.w.do(func() error {
+		o.Steps++
+		bc1 := 1 - math.Pow(o.Beta1, float64(o.Steps))
+		bc2 := 1 - math.Pow(o.Beta2, float64(o.Steps))
+		step := float32(lr / bc1)
+		rbc2 := float32(1 / math.Sqrt(bc2))
+		for i := range e.names {
+			decay := float32(1)
+			if o.Decay[i] {
+				decay = float32(1 - lr*o.WeightDecay)
+			}
+			if err := e.d.launch("k_adamw", grid1(e.sizes[i], 256), blk256, 0, e.params[i], e.m[i], e.v[i], e.grads[i],
+				int32(e.sizes[i]), float32(o.Beta1), float32(o.Beta2), step, rbc2, float32(o.Eps), float32(gradScale), decay); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Loss runs the evaluation graph of a batch.
+func (e *Executor) Loss(b train.Batch) (float64, error) {
+	var loss float32
+	err := e.w.do(func() error {
+		p, err := e.compile(b.Shape, false, e.opt.Reuse, true)
+		if err != nil {
+			return err
+		}
+		if err := e.feed(p, b); err != nil {
+			return err
+		}
+		if err := e.run(p); err != nil {
+			return err
+		}
+		return e.d.download(unsafe.Pointer(&loss), p.addr[p.plan.Loss], 4)
+	})
+	return float64(loss), err
+}
+
+// NodeValues runs one training step's graph (forward and backward, without an update)
+// with every node in its own memory and returns the plan and each float node's value
+// (nil for int nodes). For parity tests.
+func (e *Executor) NodeValues(b train.Batch) (*Plan, *models.Graph, [][]float32, error) {
+	var p *program
+	var vals [][]float32
+	err := e.w.do(func() error {
+		var err error
+		if p, err = e.compile(b.Shape, true, false, false); err != nil {
+			return err
+		}
+		defer p.free(e.d)
+		if err := e.feed(p, b); err != nil {
+			return err
+		}
+		e.stepKnown = false
+		if err := e.run(p); err != nil {
+			return err
+		}
+		vals = make([][]float32, len(p.plan.Nodes))
+		for i, pn := range p.plan.Nodes {
+			if pn.Int {
+				continue
+			}
+			vals[i] = make([]float32, pn.Size)
+			if err := e.d.download(unsafe.Pointer(&vals[i][0]), p.addr[i], 4*pn.Size); err != nil {
+				return fmt.Errorf("%s %v: %w", pn.Kind, pn.Node.Op(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p.plan, p.g, vals, nil
+}
+
+// Describe says which GPU and mode the executor runs.
+func (e *Executor) Describe() string {
+	return fmt.Sprintf("%s (sm_%d%d), math %s, cuda graphs %v", e.Device, e.d.cc[0], e.d.cc[1], e.opt.Math, e.opt.Graphs)
+}
+
