@@ -321,3 +321,23 @@ func (t *Trainer) reload() error {
 	t.exec = exec
 	return err
 }
+
+// ReadLog reads a run's train.jsonl.
+func ReadLog(path string) ([]LogEntry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []LogEntry
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e LogEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, i+1, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

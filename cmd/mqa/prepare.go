@@ -252,3 +252,11 @@ func loadTokenizers(dir string) (tgt, src *data.Tokenizer, err error) {
 	}
 	return tgt, src, nil
 }
+
+// srcVocab is the source vocabulary size (0 for an LM).
+func (d *dataSpec) srcVocab() int {
+	if d.srcTok == nil {
+		return 0
+	}
+	return d.srcTok.VocabSize()
+}

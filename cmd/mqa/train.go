@@ -215,7 +215,7 @@ func runTrain(args []string) error {
 	if !ok {
 		defaults = presetDefaults["small"]
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if *resume != "" {
 		return resumeTraining(ctx, *resume, *device, of.steps)
@@ -228,11 +228,7 @@ func runTrain(args []string) error {
 	if err := d.load(); err != nil {
 		return err
 	}
-	srcVocab := 0
-	if d.srcTok != nil {
-		srcVocab = d.srcTok.VocabSize()
-	}
-	cfg, err := mf.config(*task, d.tok.VocabSize(), srcVocab)
+	cfg, err := mf.config(*task, d.tok.VocabSize(), d.srcVocab())
 	if err != nil {
 		return err
 	}
@@ -271,6 +267,11 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
 	return nil
+}
+
+// signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"mqa/data"
+	"mqa/infer"
+	"mqa/infer/bleu"
+	"mqa/models"
+	"mqa/train"
+)
+
+func init() {
+	commands["compare"] = command{"MHA vs GQA vs MQA: quality against speed, with a report and plots", runCompare}
+}
+
+// compareDefaults are compare's settings per preset: the CPU default (tiny) finishes in
+// about a quarter of an hour on two cores.
+var compareDefaults = map[string]struct {
+	steps, bleuLines, bigBatch int
+}{
+	"tiny":  {steps: 600, bleuLines: 300, bigBatch: 32},
+	"small": {steps: 2000, bleuLines: 500, bigBatch: 64},
+	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256},
+	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256},
+}
+
+// compareRun holds the settings of one comparison.
+type compareRun struct {
+	preset, device, out  string
+	steps, bleuLines     int
+	smallBatch, bigBatch int
+	attns, tasks         []string
+	seed                 uint64
+	command              string
+}
+
+// kindResult is everything measured for one task and attention kind.
+type kindResult struct {
+	Task       string  `json:"task"`
+	Attention  string  `json:"attention"`
+	Heads      int     `json:"heads"`
+	KVHeads    int     `json:"kv_heads"`
+	HeadDim    int     `json:"head_dim"`
+	FFDim      int     `json:"ff_dim"`
+	Params     int     `json:"params"`
+	Checkpoint string  `json:"checkpoint"`
+	Steps      int     `json:"steps"`
+	FinalLoss  float64 `json:"final_train_loss"`
+	// Training speed over the whole run.
+	TrainTokens     int     `json:"train_tokens"`
+	TrainSeconds    float64 `json:"train_seconds"`
+	TrainUSPerToken float64 `json:"train_us_per_token"`
+	TrainTokensPerS float64 `json:"train_tokens_per_s"`
+	// Quality.
+	ValidNLL    float64 `json:"valid_nll"` // nats per token (ln perplexity)
+	ValidPPL    float64 `json:"valid_ppl"`
+	TestNLL     float64 `json:"test_nll"`
+	TestPPL     float64 `json:"test_ppl"`
+	TestWordPPL float64 `json:"test_word_ppl,omitempty"` // LM
+	BLEUGreedy  float64 `json:"bleu_greedy,omitempty"`   // translation, test set
+	BLEUBeam4   float64 `json:"bleu_beam4,omitempty"`
+	ChrFGreedy  float64 `json:"chrf_greedy,omitempty"`
+	ChrFBeam4   float64 `json:"chrf_beam4,omitempty"`
+	BLEULines   int     `json:"bleu_lines,omitempty"`
+	// Decoding speed.
+	CacheBytesPerToken int            `json:"kv_cache_bytes_per_token"` // all layers, one sequence
+	Decode             []decodeTiming `json:"decode"`
+	// Curves from train.jsonl.
+	TrainCurve []curvePoint `json:"train_curve"`
+	ValidCurve []curvePoint `json:"valid_curve"`
+}
+
+// decodeTiming is the time per output token of one decoding mode and batch size.
+type decodeTiming struct {
+	Mode          string  `json:"mode"` // greedy or beam4 (translation), sample (LM)
+	Batch         int     `json:"batch"`
+	Sequences     int     `json:"sequences"`
+	OutputTokens  int     `json:"output_tokens"`
+	EncoderUS     float64 `json:"encoder_us_per_token"` // translation only
+	DecoderUS     float64 `json:"decoder_us_per_token"`
+	DecoderSecond float64 `json:"decoder_seconds"`
+}
+
+type curvePoint struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// compareResults is results.json.
+type compareResults struct {
+	Command       string       `json:"command"`
+	Date          string       `json:"date"`
+	Machine       string       `json:"machine"`
+	Device        string       `json:"device"`
+	Preset        string       `json:"preset"`
+	Steps         int          `json:"steps"`
+	Seed          uint64       `json:"seed"`
+	Data          []string     `json:"data"`
+	BLEUSignature string       `json:"bleu_signature,omitempty"`
+	ChrFSignature string       `json:"chrf_signature,omitempty"`
+	Results       []kindResult `json:"results"`
+	Seconds       float64      `json:"seconds"`
+}
+
+func runCompare(args []string) error {
+	fs := newFlags("compare", "[-preset tiny] [-steps N] [-attn mha,gqa:2,mqa] [-tasks lm,translate] [-out DIR] [-device cpu|cuda]")
+	r := compareRun{command: "mqa compare " + strings.Join(args, " ")}
+	fs.StringVar(&r.preset, "preset", "tiny", "model size: tiny, small, base or paper")
+	fs.IntVar(&r.steps, "steps", 0, "training steps per model (default: the preset's)")
+	attn := fs.String("attn", "mha,gqa:2,mqa", "attention kinds to compare, comma-separated")
+	tasks := fs.String("tasks", "lm,translate", "tasks, comma-separated: lm, translate")
+	fs.StringVar(&r.out, "out", "", "output directory (default: runs/compare-<time>)")
+	fs.StringVar(&r.device, "device", "cpu", "training device: cpu or cuda")
+	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order)")
+	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
+	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	def, ok := compareDefaults[r.preset]
+	if !ok {
+		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.preset, errUsage)
+	}
+	if r.steps == 0 {
+		r.steps = def.steps
+	}
+	if r.bleuLines < 0 {
+		r.bleuLines = def.bleuLines
+	}
+	if r.bigBatch == 0 {
+		r.bigBatch = def.bigBatch
+	}
+	r.smallBatch = 1
+	r.attns = splitList(*attn)
+	r.tasks = splitList(*tasks)
+	if r.steps < 1 || len(r.attns) == 0 || len(r.tasks) == 0 {
+		return fmt.Errorf("compare: need steps ≥ 1, at least one attention kind and one task: %w", errUsage)
+	}
+	for _, t := range r.tasks {
+		if err := checkTask(t); err != nil {
+			return err
+		}
+	}
+	heads, _ := models.Preset(r.preset, models.TaskLM, 300)
+	for _, a := range r.attns {
+		if _, err := models.ParseAttention(a, heads.Heads); err != nil {
+			return fmt.Errorf("compare: %v: %w", err, errUsage)
+		}
+	}
+	if r.out == "" {
+		r.out = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(r.out, 0o755); err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return r.run(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *compareRun) run(ctx context.Context) error {
+	start := time.Now()
+	res := compareResults{Command: r.command, Date: start.UTC().Format("2006-01-02"), Machine: machine(), Device: r.device,
+		Preset: r.preset, Steps: r.steps, Seed: r.seed}
+	phases := len(r.tasks) * len(r.attns)
+	done := 0
+	for _, task := range r.tasks {
+		d, err := r.loadData(task)
+		if err != nil {
+			return err
+		}
+		res.Data = append(res.Data, fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, d.Corpus, d.tok.VocabSize()))
+		for _, attn := range r.attns {
+			fmt.Fprintf(os.Stderr, "\n[compare %d/%d] %s, %s attention%s\n", done+1, phases, task, attn, eta(start, done, phases))
+			kr, err := r.runKind(ctx, d, attn)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", task, attn, err)
+			}
+			res.Results = append(res.Results, kr)
+			done++
+		}
+	}
+	res.BLEUSignature, res.ChrFSignature = bleu.BLEUSignature, bleu.ChrFSignature
+	res.Seconds = time.Since(start).Seconds()
+	if err := writeReport(r.out, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\n[compare] done in %s: %s\n", time.Since(start).Round(time.Second), filepath.Join(r.out, "report.md"))
+	return nil
+}
+
+// eta estimates the time left from the phases done so far.
+func eta(start time.Time, done, total int) string {
+	if done == 0 {
+		return ""
+	}
+	per := time.Since(start) / time.Duration(done)
+	return fmt.Sprintf(" — %s elapsed, about %s left", time.Since(start).Round(time.Second), (per * time.Duration(total-done)).Round(time.Second))
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// loadData prepares one task's data for every attention kind (one tokenizer for all).
+func (r *compareRun) loadData(task string) (*dataSpec, error) {
+	def := presetDefaults[r.preset]
+	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: r.steps, keep: 1, evalBatches: 8}
+	d := (&dataFlags{}).spec(task, def, of)
+	fmt.Fprintf(os.Stderr, "[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
+	if err := d.load(); err != nil {
+		return nil, err
+	}
+	if d.dropped != "" {
+		fmt.Fprintln(os.Stderr, "[compare]", d.dropped)
+	}
+	return d, nil
+}
+
+// runKind trains, scores and times one attention kind.
+func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kindResult, error) {
+	mf := modelFlags{preset: r.preset, attn: attn}
+	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
+	if err != nil {
+		return kindResult{}, err
+	}
+	s := train.DefaultSettings(r.steps)
+	s.Schedule.Peak, s.Seed, s.LabelSmoothing = presetDefaults[r.preset].lr, r.seed, 0.1
+	tr, err := train.NewTrainer(cfg, nil, s, r.device)
+	if err != nil {
+		return kindResult{}, err
+	}
+	defer tr.Close()
+	// Every kind starts from the same data position.
+	if err := d.trainSource.Restore(data.StreamState{Seed: d.Seed}); err != nil {
+		return kindResult{}, err
+	}
+	out := filepath.Join(r.out, d.Task+"-"+strings.ReplaceAll(attn, ":", ""))
+	sum, err := tr.Run(ctx, d.trainSource, train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches,
+		EvalEvery: d.EvalEvery, CheckpointEvery: d.CkptEvery, KeepLast: 1, Progress: os.Stderr, Label: "train " + attn, SaveExtra: d.saveFiles})
+	if errors.Is(err, train.ErrInterrupted) {
+		return kindResult{}, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+	}
+	if err != nil {
+		return kindResult{}, err
+	}
+	kr := kindResult{Task: d.Task, Attention: attn, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
+		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
+		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds}
+	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
+	kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
+	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, train.LogFile)); err != nil {
+		return kr, err
+	}
+	fmt.Fprintln(os.Stderr, "[compare] scoring")
+	valid, err := tr.Evaluate(d.valid)
+	if err != nil {
+		return kr, err
+	}
+	test, err := tr.Evaluate(d.test)
+	if err != nil {
+		return kr, err
+	}
+	kr.ValidNLL, kr.ValidPPL, kr.TestNLL, kr.TestPPL = valid.NLL, valid.PPL, test.NLL, test.PPL
+	if d.Task == models.TaskLM && d.testWords > 0 {
+		kr.TestWordPPL = math.Exp(test.NLL * float64(test.Tokens) / float64(d.testWords))
+	}
+	kr.CacheBytesPerToken = int(infer.CacheBytes(cfg.Layers, 1, cfg.KVHeads, 1, cfg.HeadDim))
+	backend, err := infer.NewCPU(cfg, tr.Params, false)
+	if err != nil {
+		return kr, err
+	}
+	if d.Task == models.TaskTranslate {
+		err = r.translationQualityAndSpeed(backend, d, &kr)
+	} else {
+		err = r.lmSpeed(backend, d, &kr)
+	}
+	return kr, err
+}
+
+// readCurves reads the training and validation losses of a run's log.
+func readCurves(path string) (trainCurve, validCurve []curvePoint, err error) {
+	entries, err := train.ReadLog(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		if e.Loss != nil {
+			trainCurve = append(trainCurve, curvePoint{e.Step, *e.Loss})
+		}
+		if e.ValLoss != nil {
+			validCurve = append(validCurve, curvePoint{e.Step, *e.ValLoss})
+		}
+	}
+	return trainCurve, validCurve, nil
+}

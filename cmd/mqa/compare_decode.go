@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"mqa/data"
+	"mqa/infer"
+	"mqa/infer/bleu"
+)
+
+// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
+// scores BLEU and chrF, and times encoder and decoder per output token at the large batch,
+// then again at batch 1 on a few sentences.
+func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
+	pairs := d.testPairs
+	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
+		pairs = pairs[:r.bleuLines]
+	}
+	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		sources[i], refs[i] = d.srcTok.Encode(p.Src), p.Tgt
+	}
+	kr.BLEULines = len(pairs)
+	for _, mode := range []struct {
+		name string
+		beam int
+	}{{"greedy", 1}, {"beam4", 4}} {
+		fmt.Fprintf(os.Stderr, "[compare] translating %d test sentences, %s\n", len(sources), mode.name)
+		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch)
+		if err != nil {
+			return err
+		}
+		timing.Mode = mode.name
+		kr.Decode = append(kr.Decode, timing)
+		bl, err := bleu.CorpusBLEU(hyps, refs)
+		if err != nil {
+			return err
+		}
+		ch, err := bleu.CorpusChrF(hyps, refs)
+		if err != nil {
+			return err
+		}
+		if mode.beam == 1 {
+			kr.BLEUGreedy, kr.ChrFGreedy = bl.Score, ch.Score
+		} else {
+			kr.BLEUBeam4, kr.ChrFBeam4 = bl.Score, ch.Score
+		}
+		few := sources[:min(len(sources), 8)]
+		_, small, err := translateTimed(b, d.tok, few, mode.beam, r.smallBatch)
+		if err != nil {
+			return err
+		}
+		small.Mode = mode.name
+		kr.Decode = append(kr.Decode, small)
+	}
+	return nil
+}
+
+// translateTimed translates sources in batches and times the encoder and the decoder.
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int) ([]string, decodeTiming, error) {
+	cfg := b.Config()
+	t := decodeTiming{Batch: batch, Sequences: len(sources)}
+	hyps := make([]string, 0, len(sources))
+	var enc, dec time.Duration
+	for lo := 0; lo < len(sources); lo += batch {
+		chunk := sources[lo:min(lo+batch, len(sources))]
+		t0 := time.Now()
+		s, err := b.Translation(chunk, beam, cfg.MaxLen)
+		if err != nil {
+			return nil, t, err
+		}
+		t1 := time.Now()
+		out, err := infer.BeamSearch(s, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
+		if err != nil {
+			return nil, t, err
+		}
+		enc += t1.Sub(t0)
+		dec += time.Since(t1)
+		for _, h := range out {
+			hyps = append(hyps, tok.Decode(h.Tokens))
+			t.OutputTokens += len(h.Tokens) + 1 // with its EOS
+		}
+	}
+	t.EncoderUS = enc.Seconds() / float64(t.OutputTokens) * 1e6
+	t.DecoderUS = dec.Seconds() / float64(t.OutputTokens) * 1e6
+	t.DecoderSecond = dec.Seconds()
+	return hyps, t, nil
+}
+
+// lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
+// batch 1 and at the large batch.
+func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
+	cfg := b.Config()
+	const promptLen = 8
+	newTokens := cfg.MaxLen - promptLen
+	if len(d.test) == 0 {
+		return fmt.Errorf("no test text to prompt with")
+	}
+	first := d.test[0]
+	for _, batch := range []int{r.smallBatch, r.bigBatch} {
+		prompts := make([][]int, batch)
+		for i := range prompts {
+			row := i % first.Shape.Batch
+			start := row * first.Shape.TgtLen
+			prompts[i] = first.Tokens[start : start+promptLen]
+		}
+		s, err := b.LM(batch, cfg.MaxLen)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "[compare] timing cached LM decoding at batch %d\n", batch)
+		t0 := time.Now()
+		// EOS −1 never matches, so every row generates newTokens tokens.
+		out, err := infer.Generate(s, prompts, newTokens, -1, infer.Sampling{})
+		if err != nil {
+			return err
+		}
+		dt := time.Since(t0)
+		t := decodeTiming{Mode: "greedy", Batch: batch, Sequences: batch, DecoderSecond: dt.Seconds()}
+		for _, o := range out {
+			t.OutputTokens += len(o)
+		}
+		t.DecoderUS = dt.Seconds() / float64(t.OutputTokens) * 1e6
+		kr.Decode = append(kr.Decode, t)
+	}
+	return nil
+}
