@@ -37,6 +37,7 @@ var compareDefaults = map[string]struct {
 type compareRun struct {
 	preset, device, out  string
 	steps, bleuLines     int
+	evalBatches          int
 	smallBatch, bigBatch int
 	attns, tasks         []string
 	seed                 uint64
@@ -109,6 +110,7 @@ type compareResults struct {
 	ChrFSignature string       `json:"chrf_signature,omitempty"`
 	Results       []kindResult `json:"results"`
 	Seconds       float64      `json:"seconds"`
+	EvalBatches   int          `json:"eval_batches,omitempty"` // > 0: perplexities are of the first batches only
 }
 
 func runCompare(args []string) error {
@@ -123,6 +125,7 @@ func runCompare(args []string) error {
 	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order)")
 	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
 	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func splitList(s string) []string {
 
 func (r *compareRun) run(ctx context.Context) error {
 	start := time.Now()
-	res := compareResults{Command: r.command, Date: start.UTC().Format("2006-01-02"), Machine: machine(), Device: r.device,
+	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(), Device: r.device,
 		Preset: r.preset, Steps: r.steps, Seed: r.seed}
 	phases := len(r.tasks) * len(r.attns)
 	done := 0
@@ -241,6 +244,10 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 	}
 	if d.dropped != "" {
 		fmt.Fprintln(os.Stderr, "[compare]", d.dropped)
+	}
+	if n := r.evalBatches; n > 0 {
+		d.valid, d.test = d.valid[:min(n, len(d.valid))], d.test[:min(n, len(d.test))]
+		d.testWords = 0 // the word count is of the whole text: no per-word perplexity on a part
 	}
 	return d, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
@@ -78,6 +79,7 @@ func lossPlot(path, task string, rows []kindResult) error {
 		}
 	}
 	p.Add(plotter.NewGrid())
+	pad(&p.Y, 0.3)
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }
 
@@ -107,12 +109,20 @@ func qualityPlot(path, task string, rows []kindResult) error {
 		s.Color, s.Shape, s.Radius = palette[i%len(palette)], draw.CircleGlyph{}, vg.Points(5)
 		p.Add(s)
 		p.Legend.Add(fmt.Sprintf("%s (%d K/V heads)", r.Attention, r.KVHeads), s)
-		labels, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: t.DecoderUS + t.EncoderUS, Y: y}}, Labels: []string{"  " + r.Attention}})
-		if err != nil {
-			return err
-		}
-		p.Add(labels)
 	}
 	p.Add(plotter.NewGrid())
+	pad(&p.X, 0.15)
+	pad(&p.Y, 0.35)
+	p.Legend.Top, p.Legend.Left = true, true
 	return p.Save(6*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// pad widens an axis by frac of its span on each side (the top gets the legend's room too).
+func pad(a *plot.Axis, frac float64) {
+	span := a.Max - a.Min
+	if span <= 0 {
+		span = math.Max(math.Abs(a.Max), 1)
+	}
+	a.Min -= span * frac / 3
+	a.Max += span * frac
 }

@@ -31,7 +31,11 @@ func writeReport(dir string, res compareResults) error {
 	for _, d := range res.Data {
 		p("- data: %s\n", d)
 	}
-	p("- every model of a task has the same parameter count (MQA/GQA d_ff widened as in the paper)\n\n")
+	p("- every model of a task has the same parameter count (MQA/GQA d_ff widened as in the paper)\n")
+	if res.EvalBatches > 0 {
+		p("- **perplexities are of the first %d validation and test batches only** (-eval-batches)\n", res.EvalBatches)
+	}
+	p("\n")
 	p("## What the numbers say\n\n%s\n\n", summary(res))
 
 	if lm := rowsOf(res, "lm"); len(lm) > 0 {

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCompareEndToEnd runs a small comparison and checks every output.
+func TestCompareEndToEnd(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"compare", "-preset", "tiny", "-steps", "4", "-bleu-lines", "3", "-decode-batch", "2", "-eval-batches", "2", "-out", out}
+	if code := run(args); code != 0 {
+		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
+	}
+	res, err := readResults(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []string{"mha", "gqa:2", "mqa"}
+	if len(res.Results) != 2*len(kinds) {
+		t.Fatalf("%d results, want %d", len(res.Results), 2*len(kinds))
+	}
+	params := map[string]int{}
+	for _, r := range res.Results {
+		positive := map[string]float64{"train_us_per_token": r.TrainUSPerToken, "valid_nll": r.ValidNLL, "valid_ppl": r.ValidPPL,
+			"test_nll": r.TestNLL, "test_ppl": r.TestPPL, "final_train_loss": r.FinalLoss, "kv_cache_bytes_per_token": float64(r.CacheBytesPerToken)}
+		for name, v := range positive {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("%s %s: %s = %v", r.Task, r.Attention, name, v)
+			}
+		}
+		if len(r.TrainCurve) != 4 || len(r.ValidCurve) == 0 {
+			t.Errorf("%s %s: %d training and %d validation points", r.Task, r.Attention, len(r.TrainCurve), len(r.ValidCurve))
+		}
+		wantTimings := 2
+		if r.Task == "translate" {
+			wantTimings = 4
+			if r.BLEULines != 3 || r.BLEUGreedy < 0 || r.ChrFGreedy < 0 {
+				t.Errorf("translate %s: BLEU on %d lines, %v / chrF %v", r.Attention, r.BLEULines, r.BLEUGreedy, r.ChrFGreedy)
+			}
+		}
+		if len(r.Decode) != wantTimings {
+			t.Errorf("%s %s: %d decode timings, want %d", r.Task, r.Attention, len(r.Decode), wantTimings)
+		}
+		for _, d := range r.Decode {
+			if !(d.DecoderUS > 0) || d.OutputTokens == 0 {
+				t.Errorf("%s %s: decode timing %+v", r.Task, r.Attention, d)
+			}
+		}
+		if p, ok := params[r.Task]; ok && p != r.Params {
+			t.Errorf("%s %s has %d parameters, mha %d: not parameter-matched", r.Task, r.Attention, r.Params, p)
+		}
+		params[r.Task] = r.Params
+		if _, err := os.Stat(filepath.Join(r.Checkpoint, "model.safetensors")); err != nil {
+			t.Errorf("%s %s: checkpoint: %v", r.Task, r.Attention, err)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, section := range []string{"Table 1", "Table 2", "Table 3"} {
+		table := tableAfter(string(report), section)
+		for _, k := range kinds {
+			if !strings.Contains(table, "| "+k+" |") {
+				t.Errorf("the %s table lacks %s", section, k)
+			}
+		}
+	}
+	for _, name := range []string{"lm-loss.png", "lm-quality-speed.png", "translate-loss.png", "translate-quality-speed.png"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if img.Bounds().Dx() < 300 || img.Bounds().Dy() < 200 {
+			t.Errorf("%s is only %v", name, img.Bounds())
+		}
+		if !strings.Contains(string(report), "]("+name+")") {
+			t.Errorf("report.md does not show %s", name)
+		}
+	}
+}
+
+// tableAfter returns the first markdown table after the heading that mentions section.
+func tableAfter(report, section string) string {
+	i := strings.Index(report, section)
+	if i < 0 {
+		return ""
+	}
+	rest := report[i:]
+	start := strings.Index(rest, "\n|")
+	if start < 0 {
+		return ""
+	}
+	end := strings.Index(rest[start+1:], "\n\n")
+	if end < 0 {
+		return rest[start:]
+	}
+	return rest[start : start+1+end]
+}
