@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,7 +77,8 @@ func (s BenchSpec) Validate(maxLen int) error {
 	return nil
 }
 
-// Bench runs the decode benchmark; progress (may be nil) gets a line per point.
+// Bench runs the decode benchmark; progress (may be nil) gets a line per point. Times are
+// medians over the timed steps (cached) or passes (uncached, at most 3).
 func Bench(spec BenchSpec, progress io.Writer) ([]BenchRow, error) {
 	base, err := models.Preset(spec.Preset, spec.Task, spec.Vocab)
 	if err != nil {
@@ -199,20 +201,17 @@ func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error
 	if _, err := s.Step(randTokens(rows, cfg.Vocab)); err != nil { // warm-up, fills position ctx−1
 		return row, err
 	}
-	start := time.Now()
-	for i := 0; i < spec.Steps-1; i++ {
+	// Timed steps run at positions ctx … ctx+Steps−1; the median resists other load on the
+	// machine.
+	times := make([]float64, spec.Steps)
+	for i := range times {
+		start := time.Now()
 		if _, err := s.Step(randTokens(rows, cfg.Vocab)); err != nil {
 			return row, err
 		}
+		times[i] = float64(time.Since(start).Nanoseconds()) / 1e3
 	}
-	n := max(spec.Steps-1, 1)
-	if spec.Steps == 1 {
-		start = time.Now()
-		if _, err := s.Step(randTokens(rows, cfg.Vocab)); err != nil {
-			return row, err
-		}
-	}
-	row.StepUS = float64(time.Since(start).Microseconds()) / float64(n)
+	row.StepUS = median(times)
 	row.TokenUS = row.StepUS / float64(batch)
 	row.CacheBytes = CacheBytes(cfg.Layers, rows, cfg.KVHeads, capacity, cfg.HeadDim)
 	seen := ctx + 1
@@ -272,13 +271,25 @@ func benchFull(cpu *CPU, rows, beam, ctx, srcLen, reps int, rng *rand.Rand) (flo
 	if err := run(); err != nil {
 		return 0, err
 	}
-	start := time.Now()
-	for i := 0; i < reps; i++ {
+	times := make([]float64, reps)
+	for i := range times {
+		start := time.Now()
 		if err := run(); err != nil {
 			return 0, err
 		}
+		times[i] = float64(time.Since(start).Nanoseconds()) / 1e3
 	}
-	return float64(time.Since(start).Microseconds()) / float64(reps), nil
+	return median(times), nil
+}
+
+// median of xs (which it sorts).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // WriteBenchTable prints the rows as one aligned table, and for translation Shazeer's
