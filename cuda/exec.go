@@ -679,7 +679,7 @@ func (e *Executor) build(p *program) error {
 			}
 		case KDropout:
 			op := pn.Node.Op().(ops.Dropout)
-			key := mix(mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)))
+			key := mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)) // the kernel mixes in the step
 			stepPtr := e.scratch
 			step = func() error {
 				return d.launch("k_dropout", grid1(int(n), 256), blk256, 0, out, in[0], n, key, stepPtr, op.P, 1/(1-op.P))
@@ -784,7 +784,9 @@ func fedNode(g *models.Graph, name string) *gg.Node {
 func (e *Executor) run(p *program) error {
 	if p.training && (!e.stepKnown || e.stepMirror != e.t.DropoutStep) {
 		e.stepMirror, e.stepKnown = e.t.DropoutStep, true
-		if err := e.d.upload(e.scratch, unsafe.Pointer(&e.stepMirror), 8); err != nil {
+		v := new(uint64) // pointer-free memory for cgo
+		*v = e.stepMirror
+		if err := e.d.upload(e.scratch, unsafe.Pointer(v), 8); err != nil {
 			return err
 		}
 	}

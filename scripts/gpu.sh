@@ -102,7 +102,7 @@ device)
 				timeout 120 .gpu/mqa bench train -device cuda $G -attn $attn $flag -graphs=$graphs -json >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "mqa $attn $mode graphs=$graphs failed" | tee -a "$OUT/bench.err"
 			done
 			pflag=""; [ "$mode" = tf32 ] && pflag="--tf32"
-			timeout 120 python3 .gpu/torch_reference.py $B --attn $attn $pflag >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "torch $attn $mode failed" | tee -a "$OUT/bench.err"
+			[ "${SKIP_TORCH:-0}" = 1 ] || timeout 120 python3 .gpu/torch_reference.py $B --attn $attn $pflag >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "torch $attn $mode failed" | tee -a "$OUT/bench.err"
 		done
 		for extra in ${TORCH_EXTRA:-}; do
 			timeout 200 python3 .gpu/torch_reference.py $B --attn $attn --tf32 $(echo "$extra" | tr ',' ' ') >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "torch $attn $extra failed" | tee -a "$OUT/bench.err"
