@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mqa/checkpoints"
+	"mqa/data"
+	"mqa/models"
+)
+
+// buildMQA compiles the command once for the process tests.
+func buildMQA(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the mqa binary")
+	}
+	bin := filepath.Join(t.TempDir(), "mqa")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// smallText writes a few hundred lines of real text as train/valid/test files.
+func smallText(t *testing.T) (trainPath, validPath, testPath string) {
+	t.Helper()
+	lines, err := data.LoadText("", "lm-en", "valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, ls []string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Join(ls, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("train.txt", lines[:120]), write("valid.txt", lines[120:130]), write("test.txt", lines[130:140])
+}
+
+func trainArgs(out, trainPath, validPath, testPath string, steps string) []string {
+	return []string{"train", "-preset", "tiny", "-steps", steps, "-vocab", "300", "-seq", "16", "-batch", "4",
+		"-train", trainPath, "-valid", validPath, "-test", testPath, "-ckpt-every", "1", "-eval-every", "5",
+		"-keep", "2", "-dropout", "0.1", "-out", out}
+}
+
+// finalWeights reads the model weights of the newest checkpoint.
+func finalWeights(t *testing.T, run string) []byte {
+	t.Helper()
+	dir, err := checkpoints.Resolve(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, models.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestKillAndResume kills a training process with SIGKILL at random moments (many of them
+// during checkpoint writes, as it checkpoints every step), checks after every kill that the
+// newest complete checkpoint loads, resumes, and finally compares the weights with an
+// uninterrupted run: they must be bit-identical.
+func TestKillAndResume(t *testing.T) {
+	bin := buildMQA(t)
+	tr, va, te := smallText(t)
+	const steps = "30"
+	ref := filepath.Join(t.TempDir(), "ref")
+	if out, err := exec.Command(bin, trainArgs(ref, tr, va, te, steps)...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	rng := rand.New(rand.NewPCG(7, 7))
+	kills := 0
+	for attempt := 0; attempt < 60 && kills < 20; attempt++ {
+		args := trainArgs(run, tr, va, te, steps)
+		if _, err := os.Stat(run); err == nil {
+			if _, err := checkpoints.Resolve(run); err == nil {
+				args = []string{"train", "-resume", run}
+			}
+		}
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run ended with %v\n%s", err, stderr.String())
+			}
+			if kills >= 20 {
+				break
+			}
+			// it finished before the kill: start over from scratch for more kills
+			if err := os.RemoveAll(run); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		case <-time.After(time.Duration(50+rng.IntN(900)) * time.Millisecond):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		}
+		// Whatever the moment, the newest complete checkpoint must load.
+		if dir, err := checkpoints.Resolve(run); err == nil {
+			if _, _, err := models.LoadModel(dir); err != nil {
+				t.Fatalf("after kill %d the newest checkpoint %s does not load: %v", kills, dir, err)
+			}
+		}
+	}
+	if kills < 20 {
+		t.Fatalf("only %d kills landed", kills)
+	}
+	// Finish the run and compare.
+	for {
+		args := []string{"train", "-resume", run}
+		if _, err := checkpoints.Resolve(run); err != nil {
+			args = trainArgs(run, tr, va, te, steps)
+		}
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("finishing: %v\n%s", err, out)
+		}
+		break
+	}
+	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
+		t.Fatal("after kills and resumes the final weights differ from the uninterrupted run's")
+	}
+	t.Logf("%d kills", kills)
+}
+
+// TestSIGINTSavesAndResumes interrupts a run with SIGINT: it must write a checkpoint, exit
+// with status 130 and say how to resume; resuming finishes with the uninterrupted weights.
+func TestSIGINTSavesAndResumes(t *testing.T) {
+	bin := buildMQA(t)
+	tr, va, te := smallText(t)
+	ref := filepath.Join(t.TempDir(), "ref")
+	if out, err := exec.Command(bin, trainArgs(ref, tr, va, te, "150")...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(bin, trainArgs(run, tr, va, te, "150")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the first checkpoint, then interrupt.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := checkpoints.Resolve(run); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("interrupted run ended with %v, want exit status 130\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "resume with: mqa train -resume "+run) {
+		t.Errorf("no resume hint in:\n%s", stderr.String())
+	}
+	dir, err := checkpoints.Resolve(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(dir, "step-00000150") {
+		t.Fatal("the run finished before the interrupt; nothing was tested")
+	}
+	if out, err := exec.Command(bin, "train", "-resume", run).CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
+		t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
+	}
+}
