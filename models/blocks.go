@@ -6,8 +6,9 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"gorgonia.org/tensor"
+
 	"mqa/layers"
-	"mqa/layers/ops"
 )
 
 // Model names the layers of a configuration; graph builders (training, evaluation and
@@ -130,7 +131,8 @@ func (m Model) FinalNorm(b *layers.Graph, x *G.Node) (*G.Node, error) {
 }
 
 // Head projects [N, Dim] to logits [N, Vocab]: through the transposed target embedding when
-// tied, else through its own matrix.
+// tied, else through its own matrix. The tied product multiplies by the transposed table
+// inside one (batched, transposed) GEMM instead of materialising the [Dim, Vocab] transpose.
 func (m Model) Head(b *layers.Graph, h *G.Node) (*G.Node, error) {
 	if !m.Cfg.TieEmbeddings {
 		return layers.Linear{Name: "head", In: m.Cfg.Dim, Out: m.Cfg.Vocab}.Forward(b, h)
@@ -139,9 +141,18 @@ func (m Model) Head(b *layers.Graph, h *G.Node) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := ops.NewPermute(table, 1, 0)
+	n := h.Shape()[0]
+	h3, err := G.Reshape(h, tensor.Shape{1, n, m.Cfg.Dim})
 	if err != nil {
 		return nil, err
 	}
-	return G.Mul(h, t)
+	t3, err := G.Reshape(table, tensor.Shape{1, m.Cfg.Vocab, m.Cfg.Dim})
+	if err != nil {
+		return nil, err
+	}
+	y, err := G.BatchedMatMul(h3, t3, false, true)
+	if err != nil {
+		return nil, fmt.Errorf("output projection: %w", err)
+	}
+	return G.Reshape(y, tensor.Shape{n, m.Cfg.Vocab})
 }

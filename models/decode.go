@@ -102,37 +102,10 @@ func BuildDecodeStep(params *layers.Params, cfg Config, batch, maxLen, srcLen in
 	if x, err = m.FinalNorm(lg, x); err != nil {
 		return nil, err
 	}
-	if s.Logits, err = s.head(x); err != nil {
+	if s.Logits, err = (Model{s.Cfg}).Head(s.Graph, x); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// head is Model.Head for a decode step. With tied embeddings it multiplies by the
-// transposed table inside the matrix product (a transposed GEMM) instead of permuting the
-// [Vocab, Dim] table at every step, which would cost more than the rest of a small step.
-func (s *DecodeStep) head(x *G.Node) (*G.Node, error) {
-	m := Model{s.Cfg}
-	if !s.Cfg.TieEmbeddings {
-		return m.Head(s.Graph, x)
-	}
-	table, err := m.embedding(false).Table(s.Graph)
-	if err != nil {
-		return nil, err
-	}
-	x3, err := G.Reshape(x, tensor.Shape{1, s.Batch, s.Cfg.Dim})
-	if err != nil {
-		return nil, err
-	}
-	t3, err := G.Reshape(table, tensor.Shape{1, s.Cfg.Vocab, s.Cfg.Dim})
-	if err != nil {
-		return nil, err
-	}
-	y, err := G.BatchedMatMul(x3, t3, false, true)
-	if err != nil {
-		return nil, fmt.Errorf("decode head: %w", err)
-	}
-	return G.Reshape(y, tensor.Shape{s.Batch, s.Cfg.Vocab})
 }
 
 // attend is one attention of the step: queries of h [Batch, Dim] over k, v (and the new
