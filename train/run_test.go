@@ -183,3 +183,34 @@ func TestNonFiniteStops(t *testing.T) {
 		t.Errorf("optimizer took %d updates with a NaN weight, want none", tr3.Opt.Steps-st3.OptSteps)
 	}
 }
+
+// TestFailedCheckpointKeepsPrevious makes the second checkpoint write fail: the run reports
+// the error with the path and the first checkpoint stays complete and loadable.
+func TestFailedCheckpointKeepsPrevious(t *testing.T) {
+	out := t.TempDir()
+	tr, src, _ := newLMRun(t, 4)
+	saves := 0
+	extra := func(dir string) error {
+		saves++
+		if saves == 2 {
+			// a regular file where the writer needs a directory: the write fails like a full disk
+			blocker := filepath.Join(dir, "sub")
+			if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(blocker, "tokenizer.json"), []byte("{}"), 0o644)
+		}
+		return nil
+	}
+	_, err := tr.Run(context.Background(), src, RunOptions{Out: out, CheckpointEvery: 2, SaveExtra: extra})
+	if err == nil || !strings.Contains(err.Error(), "checkpoint at step 4") || !strings.Contains(err.Error(), out) {
+		t.Fatalf("run returned %v, want a checkpoint error naming the path", err)
+	}
+	latest, err := checkpoints.Manager{Root: out}.Latest()
+	if err != nil || filepath.Base(latest) != "step-00000002" {
+		t.Fatalf("latest %s (%v), want step 2", latest, err)
+	}
+	if _, _, err := models.LoadModel(latest); err != nil {
+		t.Fatalf("the surviving checkpoint does not load: %v", err)
+	}
+}
