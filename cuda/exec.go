@@ -655,9 +655,10 @@ func (e *Executor) build(p *program) error {
 			rows, dim := pn.Shape[0], pn.Shape[1]
 			step = func() error { return d.launch("k_bias_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim)) }
 		case KColSum:
-			x := shapeIn(0)
+			dim := pn.Size
+			rows := nodes[pn.In[0]].Size / dim
 			step = func() error {
-				return d.launch("k_col_sum", grid1(x[1], 32), [3]int{32, 32, 1}, 0, out, in[0], int32(x[0]), int32(x[1]))
+				return d.launch("k_col_sum", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[0], int32(rows), int32(dim))
 			}
 		case KCrossEntropy:
 			op := pn.Node.Op().(ops.CrossEntropy)

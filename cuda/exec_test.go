@@ -164,13 +164,24 @@ func TestNodeParity(t *testing.T) {
 						t.Fatalf("%v: %d CPU values, %d GPU values", pn.Node.Op(), len(want), len(gpu[i]))
 					}
 					r := relErr(gpu[i], want)
+					if pn.Kind == KColSum {
+						// a column sum is accurate relative to Σ|x|, not to the sum: the gradient of
+						// a key bias is exactly 0 in exact arithmetic (softmax ignores a constant
+						// shift), so both sides hold rounding noise there
+						r = relErrFloor(gpu[i], want, colAbsSum(gpu[pn.In[0]], pn.Size))
+					}
 					worst[pn.Kind] = maxf(worst[pn.Kind], r)
 					tol := 1e-5
 					if mode == "tf32" && (pn.Kind == KMatMul || pn.Kind == KBatchedMatMul) {
 						tol = 1e-3
 					}
 					if r > tol {
-						t.Errorf("%s %v %v: relative error %.3g > %g", pn.Kind, pn.Node.Op(), pn.Shape, r, tol)
+						var ins []string
+						for _, j := range pn.In {
+							in := plan.Nodes[j]
+							ins = append(ins, fmt.Sprintf("%s %v %v (node %d, root %d)", in.Kind, in.Node.Op(), in.Shape, j, in.Alias))
+						}
+						t.Errorf("%s %v %v (node %d): relative error %.3g > %g; inputs %v", pn.Kind, pn.Node.Op(), pn.Shape, i, r, tol, ins)
 					}
 				}
 				var ks []string
@@ -180,9 +191,17 @@ func TestNodeParity(t *testing.T) {
 				sort.Strings(ks)
 				t.Logf("%s %s worst relative error per op kind: %v", mode, v.name, ks)
 				l := relErr(gpu[plan.Loss], floatsOf(plan.Nodes[plan.Loss].Node.Value()))
+				// gradients relative to max(their own largest value, 1e-3 × the largest gradient
+				// of the model): the key-bias gradients are 0 up to rounding
+				var gmax float64
+				for _, gi := range plan.Grads {
+					for _, x := range gpu[gi] {
+						gmax = maxf(gmax, math.Abs(float64(x)))
+					}
+				}
 				var gw float64
 				for _, gi := range plan.Grads {
-					gw = maxf(gw, relErr(gpu[gi], floatsOf(plan.Nodes[gi].Node.Value())))
+					gw = maxf(gw, relErrFloor(gpu[gi], floatsOf(plan.Nodes[gi].Node.Value()), 1e-3*gmax))
 				}
 				t.Logf("%s %s: loss relative error %.3g, worst gradient %.3g", mode, v.name, l, gw)
 				// the whole step (loss and every parameter gradient) against the CPU executor's graph
@@ -199,6 +218,36 @@ func TestNodeParity(t *testing.T) {
 }
 
 func maxf(a, b float64) float64 { return math.Max(a, b) }
+
+// relErrFloor is max|a−b| / max(max|b|, floor).
+func relErrFloor(a, b []float32, floor float64) float64 {
+	var num, den float64
+	for i := range a {
+		if math.IsNaN(float64(a[i])) || math.IsNaN(float64(b[i])) {
+			return math.Inf(1)
+		}
+		num = maxf(num, math.Abs(float64(a[i])-float64(b[i])))
+		den = maxf(den, math.Abs(float64(b[i])))
+	}
+	den = maxf(den, floor)
+	if den == 0 {
+		return num
+	}
+	return num / den
+}
+
+// colAbsSum is the largest Σ_r |x[r, j]| over the columns of x viewed as [len/d, d].
+func colAbsSum(x []float32, d int) float64 {
+	acc := make([]float64, d)
+	for i, v := range x {
+		acc[i%d] += math.Abs(float64(v))
+	}
+	var m float64
+	for _, v := range acc {
+		m = maxf(m, v)
+	}
+	return m
+}
 
 // patternBatches are learnable LM batches: each sequence follows x → (5x+3) mod (V−1) + 1.
 func patternBatches(cfg models.Config, shape models.Shape, n int, seed uint64) []train.Batch {
