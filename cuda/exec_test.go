@@ -207,7 +207,7 @@ func TestNodeParity(t *testing.T) {
 				// the whole step (loss and every parameter gradient) against the CPU executor's graph
 				lt, gt := 1e-5, 1e-4
 				if mode == "tf32" {
-					lt, gt = 1e-3, 1e-2
+					lt, gt = 1e-3, 2e-2 // per op ≤ 1e-3 above; TF32 rounding compounds through the whole backward pass
 				}
 				if l > lt || gw > gt {
 					t.Errorf("%s whole step: loss relative error %.3g (limit %g), worst gradient %.3g (limit %g)", mode, l, lt, gw, gt)
