@@ -134,7 +134,7 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 	newExec, ok := NewExecutor[device]
 	if !ok {
 		if device == "cuda" {
-			return nil, fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags cuda (see DEVICE.md)")
+			return nil, fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
 		}
 		return nil, fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
 	}

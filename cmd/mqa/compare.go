@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -182,8 +183,8 @@ func splitList(s string) []string {
 
 func (r *compareRun) run(ctx context.Context) error {
 	start := time.Now()
-	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(), Device: r.device,
-		Preset: r.preset, Steps: r.steps, Seed: r.seed}
+	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device,
+		Preset: r.preset, Steps: r.steps, Seed: r.seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature}
 	phases := len(r.tasks) * len(r.attns)
 	done := 0
 	for _, task := range r.tasks {
@@ -200,12 +201,12 @@ func (r *compareRun) run(ctx context.Context) error {
 			}
 			res.Results = append(res.Results, kr)
 			done++
+			// The report so far, so an interrupted comparison still leaves its results.
+			res.Seconds = time.Since(start).Seconds()
+			if err := writeReport(r.out, res); err != nil {
+				return err
+			}
 		}
-	}
-	res.BLEUSignature, res.ChrFSignature = bleu.BLEUSignature, bleu.ChrFSignature
-	res.Seconds = time.Since(start).Seconds()
-	if err := writeReport(r.out, res); err != nil {
-		return err
 	}
 	fmt.Fprintf(os.Stderr, "\n[compare] done in %s: %s\n", time.Since(start).Round(time.Second), filepath.Join(r.out, "report.md"))
 	return nil
@@ -220,7 +221,8 @@ func eta(start time.Time, done, total int) string {
 	return fmt.Sprintf(" — %s elapsed, about %s left", time.Since(start).Round(time.Second), (per * time.Duration(total-done)).Round(time.Second))
 }
 
-func machine() string {
+// machine describes the CPU, and the GPU when training on one (as nvidia-smi names it).
+func machine(device string) string {
 	cpu := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -230,7 +232,13 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	desc := fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if device == "cuda" {
+		if out, err := exec.Command("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader").Output(); err == nil {
+			desc = strings.TrimSpace(string(out)) + "; host " + desc
+		}
+	}
+	return desc
 }
 
 // loadData prepares one task's data for every attention kind (one tokenizer for all).

@@ -158,7 +158,10 @@ func summary(res compareResults) string {
 	if len(lines) == 0 {
 		return "No multi-head baseline was run, so there is nothing to compare against."
 	}
-	lines = append(lines, "- On a CPU with small models the decoder's time goes mostly to the weights and the vocabulary projection, not to reading the K/V cache, so the cache saving buys little speed here; the paper's 12× decoder speed-up needs large batches and contexts on an accelerator, where reading the cache dominates (see BENCHMARKS.md).")
+	if res.Device == "cuda" {
+		lines = append(lines, "- Training ran on the GPU; decoding (BLEU and every decode timing) ran on the host CPU, because mqa has no GPU decoder yet, so the decode columns are CPU timings.")
+	}
+	lines = append(lines, "- On a CPU the cached decode step is bound by arithmetic on the weights and the vocabulary projection, not by reading the K/V cache, so MQA's smaller cache buys memory but little speed; the paper's 12× decoder speed-up needs a memory-bound accelerator with large batches and contexts (see BENCHMARKS.md).")
 	return strings.Join(lines, "\n")
 }
 
