@@ -45,11 +45,14 @@ const (
 	KCrossEntropyGrad
 	KDropout
 	KRoPE
+	KFloatFed        // a float input bound to a buffer the caller owns (K/V cache, cross-attention memory)
+	KDecodeAttention // ops.DecodeAttention: the fused decode-attention kernel (kernels/decode.cu)
 )
 
 var kindNames = [...]string{"param", "const", "int-const", "int-fed", "reshape", "matmul", "batched-matmul", "add",
 	"permute", "softmax", "softmax-grad", "norm", "norm-grad", "activation", "activation-grad", "gather",
-	"scatter-add", "bias-add", "col-sum", "cross-entropy", "cross-entropy-grad", "dropout", "rope"}
+	"scatter-add", "bias-add", "col-sum", "cross-entropy", "cross-entropy-grad", "dropout", "rope", "float-fed",
+	"decode-attention"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -65,14 +68,16 @@ type PlanNode struct {
 	Param          int   // KParam: index in the trainer's parameter order
 	Fed            string
 	Alias          int // KReshape: the plan index whose buffer this node shares; else itself
+	Splits         int // KDecodeAttention: key-range splits per (sequence, K/V head), set by the decoder
 }
 
 // Plan is a graph in execution order.
 type Plan struct {
 	Nodes  []PlanNode
 	Index  map[*G.Node]int
-	Loss   int
+	Loss   int   // −1 for a plan without a loss (decode steps, encoders)
 	Grads  []int // per parameter (trainer order); nil for an evaluation plan
+	Keep   []int // further outputs read after the run (decode: logits, new K/V rows, encoder memory)
 	Counts map[Kind]int
 }
 
@@ -80,42 +85,13 @@ type Plan struct {
 // names, which G.Grad added to g's ExprGraph). An op the executor cannot run is an error
 // that names it.
 func NewPlan(g *models.Graph, names []string, grads []*G.Node) (*Plan, error) {
-	sorted, err := G.Sort(g.G)
-	if err != nil {
-		return nil, err
-	}
-	p := &Plan{Index: map[*G.Node]int{}, Counts: map[Kind]int{}}
-	paramIdx := map[string]int{}
-	for i, n := range names {
-		paramIdx[n] = i
-	}
 	fed := map[*G.Node]string{g.Tokens: "tokens", g.Targets: "targets"}
 	if g.Src != nil {
 		fed[g.Src], fed[g.SrcLens] = "src", "src_lens"
 	}
-	for i := len(sorted) - 1; i >= 0; i-- {
-		n := sorted[i]
-		pn := PlanNode{Node: n, Shape: []int(n.Shape().Clone()), Size: max(n.Shape().TotalSize(), 1), Alias: len(p.Nodes)}
-		if n.Shape().IsScalar() {
-			pn.Shape = nil
-		}
-		for it := g.G.From(n.ID()); it.Next(); {
-			c := it.Node().(*G.Node)
-			j, ok := p.Index[c]
-			if !ok {
-				return nil, fmt.Errorf("cuda plan: input %v of %v not computed before it", c.Name(), n.Name())
-			}
-			pn.In = append(pn.In, j)
-		}
-		if err := classify(&pn, n, paramIdx, fed, p); err != nil {
-			return nil, err
-		}
-		if pn.Size >= 1<<31 {
-			return nil, fmt.Errorf("cuda plan: %v has %d elements (at most 2^31-1 supported)", n.Name(), pn.Size)
-		}
-		p.Index[n] = len(p.Nodes)
-		p.Nodes = append(p.Nodes, pn)
-		p.Counts[pn.Kind]++
+	p, err := newPlan(g.G, names, fed, nil)
+	if err != nil {
+		return nil, err
 	}
 	loss, ok := p.Index[g.Loss]
 	if !ok {
@@ -131,6 +107,51 @@ func NewPlan(g *models.Graph, names []string, grads []*G.Node) (*Plan, error) {
 			}
 			p.Grads[i] = j
 		}
+	}
+	return p, nil
+}
+
+// newPlan sorts and classifies every node of eg. fed names the int inputs fed per run,
+// floatFed the float inputs bound to caller-owned buffers (by name); any other input must be
+// a parameter of names or an int with a value.
+func newPlan(eg *G.ExprGraph, names []string, fed, floatFed map[*G.Node]string) (*Plan, error) {
+	sorted, err := G.Sort(eg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Index: map[*G.Node]int{}, Counts: map[Kind]int{}, Loss: -1}
+	paramIdx := map[string]int{}
+	for i, n := range names {
+		paramIdx[n] = i
+	}
+	for i := len(sorted) - 1; i >= 0; i-- {
+		n := sorted[i]
+		pn := PlanNode{Node: n, Shape: []int(n.Shape().Clone()), Size: max(n.Shape().TotalSize(), 1), Alias: len(p.Nodes)}
+		if n.Shape().IsScalar() {
+			pn.Shape = nil
+		}
+		for it := eg.From(n.ID()); it.Next(); {
+			c := it.Node().(*G.Node)
+			j, ok := p.Index[c]
+			if !ok {
+				return nil, fmt.Errorf("cuda plan: input %v of %v not computed before it", c.Name(), n.Name())
+			}
+			pn.In = append(pn.In, j)
+		}
+		if name, ok := floatFed[n]; ok && n.Op() == nil {
+			if n.Dtype() != tensor.Float32 {
+				return nil, fmt.Errorf("cuda plan: input %s has dtype %v (float32 only)", n.Name(), n.Dtype())
+			}
+			pn.Kind, pn.Fed = KFloatFed, name
+		} else if err := classify(&pn, n, paramIdx, fed, p); err != nil {
+			return nil, err
+		}
+		if pn.Size >= 1<<31 {
+			return nil, fmt.Errorf("cuda plan: %v has %d elements (at most 2^31-1 supported)", n.Name(), pn.Size)
+		}
+		p.Index[n] = len(p.Nodes)
+		p.Nodes = append(p.Nodes, pn)
+		p.Counts[pn.Kind]++
 	}
 	return p, nil
 }
@@ -198,6 +219,9 @@ func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]
 		pn.Kind = KDropout
 	case ops.RoPE:
 		pn.Kind = KRoPE
+	case ops.DecodeAttention:
+		pn.Kind = KDecodeAttention
+		pn.Splits = 1
 	default:
 		// Gorgonia's built-in ops are unexported types: identify them by type name and String.
 		tn := reflect.TypeOf(op).String()

@@ -1,0 +1,499 @@
+// Incremental-decoding kernels of the mqa CUDA executor: the fused decode attention over the
+// K/V cache (flash-decoding style), its combine pass, a simple reference version, the cache
+// append and beam reorder, greedy argmax on the device, and the bandwidth probes of
+// `mqa bench decode -device cuda`. Compiled at run time with NVRTC together with kernels.cu
+// (one module); self-contained so that it also compiles alone (scripts/gpu.sh vet).
+//
+// Layouts (see ops.DecodeAttention): q [B, h·dk] with head = g·r + i (g the K/V head, r = h/kv
+// query heads per K/V head, i < r); cache K, V [B, kv, maxLen, dk] (float or bf16); the step's
+// own rows newK, newV [B, kv·dk] (float); lengths [B] int32: cached rows visible to the query
+// (self-attention: its position; cross-attention: the source length); negative = finished row
+// (output zero, nothing read). Window W > 0: the query at position n sees positions n−W+1 … n.
+//
+// ---- Bytes and the time floor of k_decode_attn -----------------------------------------------
+// One step must read, per layer, every visible cached K and V row once:
+//     bytes = 2 · B · kv · n · dk · sizeof(elem)      (n = visible rows, + the new row: 2·B·kv·dk·4)
+// plus the queries (B·h·dk·4) and the output (B·h·dk·4), which are small. With splits S > 1 the
+// partials add 2·B·h·S·(dk+2)·4 bytes written and read once more (small against the cache once
+// n ≫ S). The kernel reads each K/V row exactly once for all r = h/kv query heads that share it
+// (scores from a K tile staged in shared memory, the weighted sum streaming V rows once per
+// block), so MQA's cache traffic is h times smaller than MHA's, GQA's h/g times smaller.
+// Floor: bytes / DRAM bandwidth. Example, base model (6 layers, h 8, dk 64), B 1024, n 129, FP32:
+//     MHA: 6 · 2·1024·8·129·64·4 B = 3.25 GB → ≈ 0.98 ms at 3.35 TB/s (H100 SXM), 0.68 ms at 4.8 TB/s (H200)
+//     MQA: 1/8 of that = 406 MB      → ≈ 121 µs (H100), 85 µs (H200)
+// The decode step adds the weights (read once per step, ≈ 4·N_decoder bytes) to this; `mqa bench
+// decode -device cuda` prints bytes per step, the achieved GB/s and the floor from a copy
+// bandwidth measured in the same run.
+//
+// Work per K/V row (r query heads): r·dk multiply-adds for the scores and r·dk for the values,
+// i.e. r/2 FLOP per byte at FP32 (MQA, r = 8: 4 FLOP/B), below the H100's ≈ 20 FLOP/B balance,
+// so the kernel is meant to be bandwidth-bound; shared-memory traffic per row is kept at
+// ≈ 2 LDS.128 wavefronts per 16 B of K (padded rows, no bank conflicts) and the scores need no
+// warp shuffles (one thread per key computes all r dot products from the staged tile).
+
+#define DEC_NT 128   // threads per block of k_decode_attn
+#define DEC_TK 64    // keys per tile (DEC_NT = 2·DEC_TK: two threads per key in the score phase)
+#define DEC_MAXR 8   // most query heads per K/V head handled by the fast kernel (else the reference kernel)
+#define DEC_NEG_INF __int_as_float(0xff800000)
+
+typedef unsigned short bf16_t;
+
+__device__ __forceinline__ float dec_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float dec_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Block reductions for blocks of up to 1024 threads; every thread gets the result.
+__device__ float dec_block_sum(float v, float* part) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = dec_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) part[w] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = lane < nw ? part[lane] : 0.f;
+    return dec_warp_sum(v);
+}
+__device__ float dec_block_max(float v, float* part) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    v = dec_warp_max(v);
+    __syncthreads();
+    if (lane == 0) part[w] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = lane < nw ? part[lane] : DEC_NEG_INF;
+    return dec_warp_max(v);
+}
+
+// bf16 storage: the upper half of a float32; rounding to nearest even.
+__device__ __forceinline__ float dec_to_f(float x) { return x; }
+__device__ __forceinline__ float dec_to_f(bf16_t x) { return __uint_as_float(((unsigned)x) << 16); }
+__device__ __forceinline__ void dec_store(float* p, float x) { *p = x; }
+__device__ __forceinline__ void dec_store(bf16_t* p, float x) {
+    unsigned u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { *p = (bf16_t)0x7fc0; return; } // NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    *p = (bf16_t)(u >> 16);
+}
+// Four consecutive elements (16-byte aligned for float, 8-byte for bf16).
+__device__ __forceinline__ float4 dec_load4(const float* p) { return *(const float4*)p; }
+__device__ __forceinline__ float4 dec_load4(const bf16_t* p) {
+    uint2 u = *(const uint2*)p;
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+}
+
+// ---- the fast decode attention ----------------------------------------------------------------
+// Grid (B·kv, S), DEC_NT threads. Block (b, g, s) takes split s of the visible keys of sequence b
+// and K/V head g (the cached rows lo … n−1, then the new row), in tiles of DEC_TK keys:
+//   1. the K tile is staged in shared memory (rows padded to dk+4 floats: conflict-free LDS.128);
+//   2. scores: thread (key j, half) computes q_i·k_j (scale folded into q) for i = half, half+2, …;
+//   3. one warp per query head updates the running max m_i and sum l_i (online softmax) and
+//      turns the tile's scores into p = exp(s − m_i);
+//   4. values: thread (d4, kq) streams V rows kq, kq+KQ, … of the tile straight from global
+//      memory (coalesced: consecutive threads read consecutive float4 of a row) and updates its
+//      accumulators acc[i][4·d4 … 4·d4+3] for all r heads, rescaled by exp(m_old − m_new).
+// At the end the KQ partial accumulators are summed through shared memory; with S = 1 the block
+// writes out = acc / l, else the partial (acc, m, l) goes to the workspace for k_decode_combine.
+// Needs dk ∈ {4, 8, 16, 32, 64, 128} and r ≤ DEC_MAXR (the host checks; else the reference kernel).
+// Shared memory (floats): r·dk (queries) + max(TK·(dk+4), NT·r·4) (K tile / reduction) + r·TK
+// (probabilities) + 3·DEC_MAXR (m, l, rescale), ≤ 40 KB for dk 128, r 8.
+template <typename T>
+__device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
+                            const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen,
+                            int window, float scale, int splits) {
+    extern __shared__ float4 dec_smem4[];
+    float* sm = (float*)dec_smem4;
+    const int tid = threadIdx.x;
+    const int bg = blockIdx.x, b = bg / kvh, s = blockIdx.y;
+    const int D4 = dk >> 2, KS = dk + 4, KQ = DEC_NT / D4;
+    const int tileFloats = max(DEC_TK * KS, DEC_NT * r * 4);
+    float* qs = sm;               // [r][dk]
+    float* ks = qs + r * dk;      // [TK][dk+4], later [KQ][r][dk]
+    float* ps = ks + tileFloats;  // [r][TK]
+    float* st = ps + r * DEC_TK;  // m[MAXR], l[MAXR], alpha[MAXR]
+
+    const int n = lengths[b];
+    int lo = 0, keys = 0, total = 0;
+    if (n >= 0) {
+        if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
+        keys = n - lo;
+        total = keys + (nk != 0 ? 1 : 0);
+    }
+    const int chunk = (total + splits - 1) / splits;
+    const int k0 = min(total, s * chunk), k1 = min(total, k0 + chunk);
+
+    const float* qb = q + (long long)bg * r * dk;
+    for (int i = tid; i < r * dk; i += DEC_NT) qs[i] = qb[i] * scale;
+    if (tid < DEC_MAXR) {
+        st[tid] = DEC_NEG_INF;
+        st[DEC_MAXR + tid] = 0.f;
+        st[2 * DEC_MAXR + tid] = 1.f;
+    }
+    const int d4 = tid % D4, kq = tid / D4;
+    float4 acc[DEC_MAXR];
+#pragma unroll
+    for (int i = 0; i < DEC_MAXR; i++) acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    const long long rowBase = (long long)bg * maxLen; // row (b, g, 0) of the cache
+    const float* nkr = nk != 0 ? nk + (long long)bg * dk : 0;
+    const float* nvr = nv != 0 ? nv + (long long)bg * dk : 0;
+    __syncthreads();
+
+    for (int t0 = k0; t0 < k1; t0 += DEC_TK) {
+        const int nt = min(DEC_TK, k1 - t0);
+        // 1. K tile
+        for (int idx = tid; idx < nt * D4; idx += DEC_NT) {
+            int j = idx / D4, c = idx - j * D4;
+            int kj = t0 + j;
+            float4 x = kj < keys ? dec_load4(k + (rowBase + lo + kj) * dk + 4 * c) : *(const float4*)(nkr + 4 * c);
+            *(float4*)(ks + j * KS + 4 * c) = x;
+        }
+        __syncthreads();
+        // 2. scores
+        {
+            const int j = tid % DEC_TK, half = tid / DEC_TK;
+            if (j < nt) {
+                float a[DEC_MAXR / 2];
+#pragma unroll
+                for (int m = 0; m < DEC_MAXR / 2; m++) a[m] = 0.f;
+                const float* kr = ks + j * KS;
+                for (int c = 0; c < D4; c++) {
+                    float4 kx = *(const float4*)(kr + 4 * c);
+#pragma unroll
+                    for (int m = 0; m < DEC_MAXR / 2; m++) {
+                        int i = half + 2 * m;
+                        if (i < r) {
+                            float4 qx = *(const float4*)(qs + i * dk + 4 * c);
+                            a[m] += qx.x * kx.x + qx.y * kx.y + qx.z * kx.z + qx.w * kx.w;
+                        }
+                    }
+                }
+#pragma unroll
+                for (int m = 0; m < DEC_MAXR / 2; m++) {
+                    int i = half + 2 * m;
+                    if (i < r) ps[i * DEC_TK + j] = a[m];
+                }
+            }
+        }
+        __syncthreads();
+        // 3. online softmax, one warp per head
+        {
+            const int w = tid >> 5, lane = tid & 31;
+            for (int i = w; i < r; i += DEC_NT / 32) {
+                float x0 = lane < nt ? ps[i * DEC_TK + lane] : DEC_NEG_INF;
+                float x1 = lane + 32 < nt ? ps[i * DEC_TK + lane + 32] : DEC_NEG_INF;
+                float mold = st[i], lold = st[DEC_MAXR + i];
+                float mnew = fmaxf(mold, dec_warp_max(fmaxf(x0, x1))); // finite: nt ≥ 1
+                float p0 = lane < nt ? expf(x0 - mnew) : 0.f;
+                float p1 = lane + 32 < nt ? expf(x1 - mnew) : 0.f;
+                ps[i * DEC_TK + lane] = p0;
+                ps[i * DEC_TK + lane + 32] = p1;
+                float sum = dec_warp_sum(p0 + p1);
+                __syncwarp();
+                if (lane == 0) {
+                    float al = expf(mold - mnew); // 0 on the first tile (mold = −inf)
+                    st[i] = mnew;
+                    st[DEC_MAXR + i] = lold * al + sum;
+                    st[2 * DEC_MAXR + i] = al;
+                }
+            }
+        }
+        __syncthreads();
+        // 4. values
+        {
+#pragma unroll
+            for (int i = 0; i < DEC_MAXR; i++) {
+                if (i < r) {
+                    float al = st[2 * DEC_MAXR + i];
+                    acc[i].x *= al; acc[i].y *= al; acc[i].z *= al; acc[i].w *= al;
+                }
+            }
+            for (int j = kq; j < nt; j += KQ) {
+                int kj = t0 + j;
+                float4 x = kj < keys ? dec_load4(v + (rowBase + lo + kj) * dk + 4 * d4) : *(const float4*)(nvr + 4 * d4);
+#pragma unroll
+                for (int i = 0; i < DEC_MAXR; i++) {
+                    if (i < r) {
+                        float p = ps[i * DEC_TK + j];
+                        acc[i].x += p * x.x; acc[i].y += p * x.y; acc[i].z += p * x.z; acc[i].w += p * x.w;
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    // 5. sum the KQ partial accumulators
+    float* red = ks;
+#pragma unroll
+    for (int i = 0; i < DEC_MAXR; i++)
+        if (i < r) *(float4*)(red + (kq * r + i) * dk + 4 * d4) = acc[i];
+    __syncthreads();
+    for (int o = tid; o < r * dk; o += DEC_NT) {
+        float sum = 0.f;
+        for (int z = 0; z < KQ; z++) sum += red[z * r * dk + o];
+        int i = o / dk;
+        if (splits == 1) {
+            float l = st[DEC_MAXR + i];
+            out[(long long)bg * r * dk + o] = l > 0.f ? sum / l : 0.f;
+        } else {
+            ws_o[((long long)bg * splits + s) * r * dk + o] = sum;
+        }
+    }
+    if (splits > 1 && tid < r) {
+        ws_m[((long long)bg * splits + s) * r + tid] = st[tid];
+        ws_l[((long long)bg * splits + s) * r + tid] = st[DEC_MAXR + tid];
+    }
+}
+
+// ---- the reference decode attention -----------------------------------------------------------
+// One block per (b, query head), scores of all visible keys in shared memory ((maxLen+1) floats),
+// K/V rows re-read for every query head: simple, for any dk and r, and the fallback when the
+// fast kernel's limits are not met (or MQA_DECODE_KERNEL=ref). Grid B·h, 128 threads.
+template <typename T>
+__device__ void decode_attn_ref(float* out, const float* q, const T* k, const T* v, const float* nk, const float* nv,
+                                const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
+    extern __shared__ float4 dec_smem4[];
+    float* sc = (float*)dec_smem4;
+    __shared__ float part[32];
+    const int bh = blockIdx.x, bg = bh / r, b = bg / kvh;
+    float* o = out + (long long)bh * dk;
+    const int n = lengths[b];
+    if (n < 0) {
+        for (int d = threadIdx.x; d < dk; d += blockDim.x) o[d] = 0.f;
+        return;
+    }
+    int lo = 0;
+    if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
+    const int keys = n - lo, total = keys + (nk != 0 ? 1 : 0);
+    if (total == 0) {
+        for (int d = threadIdx.x; d < dk; d += blockDim.x) o[d] = 0.f;
+        return;
+    }
+    const float* qh = q + (long long)bh * dk;
+    const long long rowBase = (long long)bg * maxLen;
+    float mx = DEC_NEG_INF;
+    for (int j = threadIdx.x; j < total; j += blockDim.x) {
+        float s = 0.f;
+        if (j < keys) {
+            const T* kr = k + (rowBase + lo + j) * dk;
+            for (int d = 0; d < dk; d++) s += qh[d] * dec_to_f(kr[d]);
+        } else {
+            const float* kr = nk + (long long)bg * dk;
+            for (int d = 0; d < dk; d++) s += qh[d] * kr[d];
+        }
+        s *= scale;
+        sc[j] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = dec_block_max(mx, part);
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < total; j += blockDim.x) {
+        float e = expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = dec_block_sum(sum, part); // its barriers also order the sc writes before the reads below
+    for (int d = threadIdx.x; d < dk; d += blockDim.x) {
+        float a = 0.f;
+        for (int j = 0; j < keys; j++) a += sc[j] * dec_to_f(v[(rowBase + lo + j) * dk + d]);
+        if (total > keys) a += sc[keys] * nv[(long long)bg * dk + d];
+        o[d] = a / sum;
+    }
+}
+
+extern "C" {
+
+__global__ void __launch_bounds__(DEC_NT) k_decode_attn_f32(float* out, float* ws_o, float* ws_m, float* ws_l,
+        const float* q, const float* k, const float* v, const float* nk, const float* nv, const int* lengths, int kvh,
+        int r, int dk, int maxLen, int window, float scale, int splits) {
+    decode_attn<float>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits);
+}
+__global__ void __launch_bounds__(DEC_NT) k_decode_attn_bf16(float* out, float* ws_o, float* ws_m, float* ws_l,
+        const float* q, const bf16_t* k, const bf16_t* v, const float* nk, const float* nv, const int* lengths, int kvh,
+        int r, int dk, int maxLen, int window, float scale, int splits) {
+    decode_attn<bf16_t>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits);
+}
+
+// Combine the S partials of each (b, head): grid B·h, dk threads (dk ≤ 1024).
+__global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_m, const float* ws_l, int r, int dk,
+                                 int splits) {
+    const int bh = blockIdx.x, bg = bh / r, i = bh - bg * r, d = threadIdx.x;
+    if (d >= dk) return;
+    float M = DEC_NEG_INF;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, ws_m[((long long)bg * splits + s) * r + i]);
+    float L = 0.f, a = 0.f;
+    if (M != DEC_NEG_INF) {
+        for (int s = 0; s < splits; s++) {
+            long long p = (long long)bg * splits + s;
+            float m = ws_m[p * r + i];
+            if (m == DEC_NEG_INF) continue; // an empty split
+            float w = expf(m - M);
+            L += w * ws_l[p * r + i];
+            a += w * ws_o[(p * r + i) * dk + d];
+        }
+    }
+    out[(long long)bh * dk + d] = L > 0.f ? a / L : 0.f;
+}
+
+__global__ void k_decode_attn_ref_f32(float* out, const float* q, const float* k, const float* v, const float* nk,
+        const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
+    decode_attn_ref<float>(out, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
+}
+__global__ void k_decode_attn_ref_bf16(float* out, const float* q, const bf16_t* k, const bf16_t* v, const float* nk,
+        const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
+    decode_attn_ref<bf16_t>(out, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
+}
+
+// ---- the cache ----------------------------------------------------------------------------
+
+// Append the step's rows nk, nv [B, kv·dk] at row lengths[b] of the caches [B, kv, maxLen, dk]
+// (rows with a negative length, or a full cache, are skipped: the host refuses those steps).
+__global__ void k_cache_append_f32(float* ck, float* cv, const float* nk, const float* nv, const int* lengths, int B,
+                                   int kvh, int maxLen, int dk) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int per = kvh * dk;
+    if (i >= B * per) return;
+    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
+    int n = lengths[b];
+    if (n < 0 || n >= maxLen) return;
+    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
+    ck[o] = nk[i];
+    cv[o] = nv[i];
+}
+__global__ void k_cache_append_bf16(bf16_t* ck, bf16_t* cv, const float* nk, const float* nv, const int* lengths, int B,
+                                    int kvh, int maxLen, int dk) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int per = kvh * dk;
+    if (i >= B * per) return;
+    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
+    int n = lengths[b];
+    if (n < 0 || n >= maxLen) return;
+    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
+    dec_store(ck + o, nk[i]);
+    dec_store(cv + o, nv[i]);
+}
+
+// dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (parents null: the identity), for caches
+// [B, kv, maxLen, dk] of 4-byte (f32) or 2-byte (bf16) elements; n = B·kv·rows·dk. Beam reorder
+// gathers into a scratch layer and copies back (a parent may itself be overwritten).
+__global__ void k_cache_gather4(float* dst, const float* src, const int* parents, int kvh, int maxLen, int dk, int rows,
+                                long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int d = (int)(i % dk);
+    long long t = i / dk;
+    int p = (int)(t % rows);
+    t /= rows;
+    int g = (int)(t % kvh);
+    int b = (int)(t / kvh);
+    int sb = parents ? parents[b] : b;
+    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
+}
+__global__ void k_cache_gather2(bf16_t* dst, const bf16_t* src, const int* parents, int kvh, int maxLen, int dk, int rows,
+                                long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int d = (int)(i % dk);
+    long long t = i / dk;
+    int p = (int)(t % rows);
+    t /= rows;
+    int g = (int)(t % kvh);
+    int b = (int)(t / kvh);
+    int sb = parents ? parents[b] : b;
+    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
+}
+
+// dst row r = src row r / beams (rows of rowElems floats): the encoder memory repeated per beam.
+__global__ void k_repeat_rows(float* dst, const float* src, long long rowElems, int rows, int beams) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rowElems * rows) return;
+    long long r = i / rowElems, e = i - r * rowElems;
+    dst[i] = src[(r / beams) * rowElems + e];
+}
+
+// ---- greedy search on the device ---------------------------------------------------------------
+
+// tokens[b] = argmax_j logits[b, j] (ties: the lowest j, as infer's greedy choice); then the next
+// step's inputs advance: positions[b] += 1 and lengths[b] += 1 for rows that are not finished.
+// One block (256 threads) per row.
+__global__ void k_argmax_advance(int* tokens, int* positions, int* lengths, const float* logits, int V) {
+    __shared__ float bv[256];
+    __shared__ int bi[256];
+    const int b = blockIdx.x;
+    const float* row = logits + (long long)b * V;
+    float best = DEC_NEG_INF;
+    int arg = 0x7fffffff;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float x = row[j];
+        if (x > best || (x == best && j < arg)) { best = x; arg = j; }
+    }
+    bv[threadIdx.x] = best;
+    bi[threadIdx.x] = arg;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) {
+            float x = bv[threadIdx.x + o];
+            int j = bi[threadIdx.x + o];
+            if (x > bv[threadIdx.x] || (x == bv[threadIdx.x] && j < bi[threadIdx.x])) {
+                bv[threadIdx.x] = x;
+                bi[threadIdx.x] = j;
+            }
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        int l = lengths[b];
+        if (l >= 0) {
+            tokens[b] = bi[0] == 0x7fffffff ? 0 : bi[0];
+            positions[b] += 1;
+            lengths[b] = l + 1;
+        }
+    }
+}
+
+// ---- benchmark helpers ---------------------------------------------------------------------
+
+__device__ __forceinline__ unsigned long long dec_mix64(unsigned long long x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+// Uniform values in [−scale, scale) from a hash of (seed, i): the benchmark's cache contents.
+__global__ void k_fill_hash_f32(float* p, long long n, unsigned long long seed, float scale) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float u = (float)(dec_mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
+        p[i] = (2.f * u - 1.f) * scale;
+    }
+}
+__global__ void k_fill_hash_bf16(bf16_t* p, long long n, unsigned long long seed, float scale) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float u = (float)(dec_mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
+        dec_store(p + i, (2.f * u - 1.f) * scale);
+    }
+}
+
+// Bandwidth probes: a copy (reads and writes n4 float4) and a read-only sum (one float per block).
+__global__ void k_copy4(float4* dst, const float4* src, long long n4) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x)
+        dst[i] = src[i];
+}
+__global__ void k_read4(float* out, const float4* src, long long n4) {
+    __shared__ float part[32];
+    float s = 0.f;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        float4 x = src[i];
+        s += x.x + x.y + x.z + x.w;
+    }
+    s = dec_block_sum(s, part);
+    if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
+} // extern "C"
