@@ -124,7 +124,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         keys = n - lo;
         total = keys + (nk != 0 ? 1 : 0);
     }
-    const int chunk = (total + splits - 1) / splits;
+    const int chunk = max((total + splits - 1) / splits, DEC_TK); // splits past the keys stay empty
     const int k0 = min(total, s * chunk), k1 = min(total, k0 + chunk);
 
     const float* qb = q + (long long)bg * r * dk;

@@ -1,0 +1,383 @@
+package cuda
+
+// The untagged half of GPU decoding: plans of the decode-step and encoder graphs, the launch
+// configuration of the decode-attention kernel (kernels/decode.cu), a Go model of that
+// kernel's split/tile/online-softmax arithmetic (tested against ops.DecodeAttention), byte
+// accounting for the benchmark, and the hooks a build with -tags mqacuda fills in.
+
+import (
+	"fmt"
+	"io"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+
+	"mqa/infer"
+	"mqa/layers"
+	"mqa/layers/ops"
+	"mqa/models"
+)
+
+// DecodeOptions choose how the GPU decodes.
+type DecodeOptions struct {
+	Cache  string // element type of the self-attention K/V cache: "fp32" (default) or "bf16"
+	Math   string // GEMMs: "fp32" (default, strict) or "tf32"
+	Graphs bool   // replay each step as a captured CUDA graph
+	Kernel string // decode attention: "fast" (default; split, K/V rows read once per group) or "ref"
+}
+
+// DefaultDecodeOptions are FP32 cache and GEMMs, CUDA graphs on, the fast kernel.
+func DefaultDecodeOptions() DecodeOptions {
+	return DecodeOptions{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast"}
+}
+
+// Validate checks the option values.
+func (o DecodeOptions) Validate() error {
+	switch {
+	case o.Cache != "fp32" && o.Cache != "bf16":
+		return fmt.Errorf("cuda decode: cache type %q (allowed: fp32, bf16)", o.Cache)
+	case o.Math != "fp32" && o.Math != "tf32":
+		return fmt.Errorf("cuda decode: math %q (allowed: fp32, tf32)", o.Math)
+	case o.Kernel != "fast" && o.Kernel != "ref":
+		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, ref)", o.Kernel)
+	}
+	return nil
+}
+
+// NewDecodeBackend makes the GPU decoding backend (infer.Backend) of a model. It is nil unless
+// the program was built with -tags mqacuda.
+var NewDecodeBackend func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error)
+
+// RunDecodeBench runs the GPU decode benchmark; nil unless built with -tags mqacuda.
+var RunDecodeBench func(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error)
+
+// ErrNoGPUBuild is what the commands say when -device cuda is asked of a build without it.
+var ErrNoGPUBuild = fmt.Errorf("-device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
+
+// DecodeBenchSpec is the GPU decode benchmark: a preset with random weights for each
+// attention variant (parameter-matched to MHA), cache type, batch and context.
+type DecodeBenchSpec struct {
+	Preset, Task string
+	Vocab        int
+	Attn         []string // "mha", "gqa:G", "mqa"
+	Caches       []string // "fp32", "bf16"
+	Batches      []int
+	Contexts     []int // cached tokens before the timed steps (translation: also the source length)
+	Beams        []int // translation: rows per source (the step runs batch·beam rows)
+	Steps        int   // timed steps per point (replays of the captured step)
+	HostSteps    int   // also time this many host-driven steps (logits copied back), 0: none
+	Seed         uint64
+	Math         string // fp32 or tf32 GEMMs
+	Kernel       string // fast or ref
+	MemFraction  float64
+}
+
+// DecodeBenchRow is one measured point. Times are per decode step of all rows, and per output
+// token (a step makes one token per source sentence / sequence, whatever the beam).
+type DecodeBenchRow struct {
+	Impl        string  `json:"impl"`
+	Device      string  `json:"gpu"`
+	Task        string  `json:"task"`
+	Attn        string  `json:"attn"`
+	KVHeads     int     `json:"kv_heads"`
+	FFDim       int     `json:"ff_dim"`
+	Params      int     `json:"params"`
+	Batch       int     `json:"batch"`
+	Beam        int     `json:"beam"`
+	Context     int     `json:"context"`
+	Cache       string  `json:"cache_dtype"`
+	Weights     string  `json:"weight_dtype"`
+	Math        string  `json:"math"`
+	Kernel      string  `json:"kernel"`
+	Splits      int     `json:"splits"`
+	StepUS      float64 `json:"us_per_step"`
+	TokenUS     float64 `json:"us_per_token"`
+	HostStepUS  float64 `json:"host_us_per_step,omitempty"` // host-driven Step: upload, replay, logits back
+	EncoderUS   float64 `json:"encoder_us_per_token,omitempty"`
+	WeightBytes int64   `json:"weight_bytes_per_step"`
+	KVBytes     int64   `json:"kv_bytes_per_step"`
+	StepBytes   int64   `json:"bytes_per_step"`
+	GBps        float64 `json:"achieved_gbps"`
+	FloorUS     float64 `json:"floor_us"`
+	OverFloor   float64 `json:"ratio_to_floor"`
+	Kernels     int     `json:"kernels_per_step"`
+}
+
+// DecodeBenchResult is a benchmark run: the card, its measured bandwidth and the rows.
+type DecodeBenchResult struct {
+	Device   string           `json:"gpu"`
+	CopyGBps float64          `json:"copy_gbps"` // device-to-device copy kernel: (read + write bytes) / time
+	ReadGBps float64          `json:"read_gbps"` // read-only kernel
+	FloorBW  string           `json:"floor_bandwidth"`
+	Rows     []DecodeBenchRow `json:"rows"`
+	Skipped  []string         `json:"skipped,omitempty"`
+}
+
+// NewDecodePlan classifies the nodes of a decode-step graph. The int inputs tokens,
+// positions, lengths (and src_lens) are fed per step; the per-layer caches and the
+// cross-attention memory are float inputs bound to buffers the decoder owns; the logits and
+// new K/V rows are kept for reading after the run.
+func NewDecodePlan(s *models.DecodeStep, names []string) (*Plan, error) {
+	fed := map[*G.Node]string{s.Tokens: "tokens", s.Positions: "positions", s.Lengths: "lengths"}
+	if s.SrcLens != nil {
+		fed[s.SrcLens] = "src_lens"
+	}
+	floatFed := map[*G.Node]string{}
+	for i := range s.CacheK {
+		floatFed[s.CacheK[i]], floatFed[s.CacheV[i]] = fmt.Sprintf("cache_k.%d", i), fmt.Sprintf("cache_v.%d", i)
+		if s.MemK != nil {
+			floatFed[s.MemK[i]], floatFed[s.MemV[i]] = fmt.Sprintf("mem_k.%d", i), fmt.Sprintf("mem_v.%d", i)
+		}
+	}
+	p, err := newPlan(s.G, names, fed, floatFed)
+	if err != nil {
+		return nil, err
+	}
+	keep := append([]*G.Node{s.Logits}, s.NewK...)
+	keep = append(keep, s.NewV...)
+	return p, p.keep(keep)
+}
+
+// NewEncoderPlan classifies the nodes of an encoder graph (src and src_lens fed); the
+// per-layer cross-attention keys and values are kept.
+func NewEncoderPlan(e *models.Encoder, names []string) (*Plan, error) {
+	p, err := newPlan(e.G, names, map[*G.Node]string{e.Src: "src", e.SrcLens: "src_lens"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.keep(append(append([]*G.Node{}, e.MemK...), e.MemV...))
+}
+
+func (p *Plan) keep(nodes []*G.Node) error {
+	for _, n := range nodes {
+		j, ok := p.Index[n]
+		if !ok {
+			return fmt.Errorf("cuda plan: output %s missing", n.Name())
+		}
+		p.Keep = append(p.Keep, j)
+	}
+	return nil
+}
+
+// Limits of the fast decode-attention kernel (kernels/decode.cu: DEC_NT, DEC_TK, DEC_MAXR).
+const (
+	decThreads = 128
+	decTile    = 64
+	decMaxR    = 8
+	decMaxSplt = 64
+	smemLimit  = 48 << 10
+)
+
+// decodeLaunch is how one DecodeAttention node runs.
+type decodeLaunch struct {
+	Fast      bool
+	Splits    int
+	SmemBytes int
+	WSFloats  int // workspace of the split partials: B·h·S·dk (+ 2·B·h·S for m and l)
+	Reason    string
+}
+
+// fastDecodeOK says whether the fast kernel handles a head width and group size.
+func fastDecodeOK(headDim, group int) bool {
+	switch headDim {
+	case 4, 8, 16, 32, 64, 128:
+		return group >= 1 && group <= decMaxR
+	}
+	return false
+}
+
+// planDecodeLaunch chooses the kernel, the number of key splits and the shared memory for a
+// DecodeAttention over rows sequences with keysCap = the most keys a row can see (cache
+// length, +1 for the new row), on a GPU of sms multiprocessors. Splits are chosen so that
+// rows·kv·splits blocks fill the GPU about four times over, with at least two tiles of keys per
+// split (more splits than the keys fill stay empty: the kernel takes the length as data).
+func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string) (decodeLaunch, error) {
+	r := op.Heads / op.KVHeads
+	dk := op.HeadDim
+	if kernel != "ref" && fastDecodeOK(dk, r) {
+		blocks := rows * op.KVHeads
+		s := (4*max(sms, 1) + blocks - 1) / blocks
+		s = min(s, (keysCap+2*decTile-1)/(2*decTile), decMaxSplt)
+		s = max(s, 1)
+		tile := max(decTile*(dk+4), decThreads*r*4)
+		smem := 4 * (r*dk + tile + r*decTile + 3*decMaxR)
+		l := decodeLaunch{Fast: true, Splits: s, SmemBytes: smem}
+		if s > 1 {
+			l.WSFloats = rows * op.Heads * s * (dk + 2)
+		}
+		return l, nil
+	}
+	smem := 4 * keysCap
+	if smem > smemLimit {
+		return decodeLaunch{}, fmt.Errorf("cuda: %v over %d keys: the reference decode kernel keeps all scores in 48 KiB of shared memory (at most %d keys); head_dim %d / group %d are outside the fast kernel's limits (head_dim a power of two 4…128, at most %d query heads per K/V head)",
+			op, keysCap, smemLimit/4, dk, r, decMaxR)
+	}
+	reason := "requested"
+	if kernel != "ref" {
+		reason = fmt.Sprintf("head_dim %d / %d query heads per K/V head outside the fast kernel's limits", dk, r)
+	}
+	return decodeLaunch{Fast: false, Splits: 1, SmemBytes: smem, Reason: reason}, nil
+}
+
+// decodeAttnModel is the fast kernel's arithmetic in Go (float32 like the GPU): the same
+// splits, tiles, online softmax and combine. Inputs as ops.DecodeAttention (newK, newV nil
+// without new rows); it exists so that the index arithmetic is tested without a GPU.
+func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, lengths []int, maxLen, splits int) []float32 {
+	kvh, r, dk := op.KVHeads, op.Heads/op.KVHeads, op.HeadDim
+	B := len(lengths)
+	out := make([]float32, B*op.Heads*dk)
+	scale := float32(op.Scale)
+	type part struct {
+		acc  []float32
+		m, l []float32
+	}
+	for b := 0; b < B; b++ {
+		for g := 0; g < kvh; g++ {
+			bg := b*kvh + g
+			n := lengths[b]
+			lo, keys, total := 0, 0, 0
+			if n >= 0 {
+				if op.Window > 0 && n-op.Window+1 > lo {
+					lo = n - op.Window + 1
+				}
+				keys = n - lo
+				total = keys
+				if newK != nil {
+					total++
+				}
+			}
+			row := func(src, nw []float32, kj int) []float32 {
+				if kj < keys {
+					o := (bg*maxLen + lo + kj) * dk
+					return src[o : o+dk]
+				}
+				return nw[bg*dk : bg*dk+dk]
+			}
+			chunk := max((total+splits-1)/splits, decTile)
+			parts := make([]part, splits)
+			for s := 0; s < splits; s++ {
+				k0 := min(total, s*chunk)
+				k1 := min(total, k0+chunk)
+				p := part{acc: make([]float32, r*dk), m: make([]float32, r), l: make([]float32, r)}
+				for i := range p.m {
+					p.m[i] = float32(math.Inf(-1))
+				}
+				for t0 := k0; t0 < k1; t0 += decTile {
+					nt := min(decTile, k1-t0)
+					sc := make([]float32, r*nt)
+					for j := 0; j < nt; j++ {
+						kr := row(k, newK, t0+j)
+						for i := 0; i < r; i++ {
+							var a float32
+							for d := 0; d < dk; d++ {
+								a += q[(bg*r+i)*dk+d] * scale * kr[d]
+							}
+							sc[i*nt+j] = a
+						}
+					}
+					for i := 0; i < r; i++ {
+						mt := float32(math.Inf(-1))
+						for j := 0; j < nt; j++ {
+							mt = max(mt, sc[i*nt+j])
+						}
+						mnew := max(p.m[i], mt)
+						al := float32(math.Exp(float64(p.m[i] - mnew)))
+						var sum float32
+						for j := 0; j < nt; j++ {
+							e := float32(math.Exp(float64(sc[i*nt+j] - mnew)))
+							sc[i*nt+j] = e
+							sum += e
+						}
+						p.l[i] = p.l[i]*al + sum
+						p.m[i] = mnew
+						for d := 0; d < dk; d++ {
+							p.acc[i*dk+d] *= al
+						}
+					}
+					for j := 0; j < nt; j++ {
+						vr := row(v, newV, t0+j)
+						for i := 0; i < r; i++ {
+							for d := 0; d < dk; d++ {
+								p.acc[i*dk+d] += sc[i*nt+j] * vr[d]
+							}
+						}
+					}
+				}
+				parts[s] = p
+			}
+			for i := 0; i < r; i++ {
+				o := out[(bg*r+i)*dk : (bg*r+i+1)*dk]
+				if splits == 1 {
+					if l := parts[0].l[i]; l > 0 {
+						for d := range o {
+							o[d] = parts[0].acc[i*dk+d] / l
+						}
+					}
+					continue
+				}
+				M := float32(math.Inf(-1))
+				for _, p := range parts {
+					M = max(M, p.m[i])
+				}
+				if math.IsInf(float64(M), -1) {
+					continue
+				}
+				var L float32
+				acc := make([]float32, dk)
+				for _, p := range parts {
+					if math.IsInf(float64(p.m[i]), -1) {
+						continue
+					}
+					w := float32(math.Exp(float64(p.m[i] - M)))
+					L += w * p.l[i]
+					for d := range acc {
+						acc[d] += w * p.acc[i*dk+d]
+					}
+				}
+				if L > 0 {
+					for d := range o {
+						o[d] = acc[d] / L
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// StepBytes counts what one decode step must read from memory: the weights it uses (a
+// gathered table counts only its gathered rows) and, per layer, the visible cached K/V rows
+// (cacheElem bytes each) plus the new rows, and for translation the cross-attention memory.
+// visible is the mean number of cached rows a query sees over the timed steps.
+func StepBytes(p *Plan, cfg models.Config, rows int, visible float64, srcLen, cacheElem int) (weights, kv int64) {
+	for i, pn := range p.Nodes {
+		if pn.Kind != KParam {
+			continue
+		}
+		full, gathered := int64(4*pn.Size), int64(0)
+		onlyGather := true
+		for _, qn := range p.Nodes[i+1:] {
+			for _, j := range qn.In {
+				if j != i {
+					continue
+				}
+				if qn.Kind == KGather && qn.In[0] == i {
+					gathered += int64(4 * qn.Size)
+				} else {
+					onlyGather = false
+				}
+			}
+		}
+		if onlyGather && gathered > 0 {
+			weights += min(gathered, full)
+		} else {
+			weights += full
+		}
+	}
+	per := float64(2*rows*cfg.KVHeads*cfg.HeadDim) * float64(cfg.Layers)
+	kv = int64(per*visible*float64(cacheElem) + per*4)
+	if srcLen > 0 {
+		kv += int64(per * float64(srcLen) * 4)
+	}
+	return weights, kv
+}

@@ -1,0 +1,237 @@
+package cuda
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"mqa/layers"
+	"mqa/layers/ops"
+	"mqa/models"
+)
+
+type decodeVariant struct {
+	name                 string
+	task, act, norm, pos string
+	kv                   int
+	tie, bias            bool
+	window               int
+}
+
+var decodeVariants = []decodeVariant{
+	{"lm-relu-layer-learned-mha-bias", models.TaskLM, "relu", "layer", layers.PosLearned, 4, false, true, 0},
+	{"lm-gelu-rms-rope-gqa2-window-tied", models.TaskLM, "gelu", "rms", layers.PosRoPE, 2, true, false, 3},
+	{"lm-swiglu-sinusoidal-mqa", models.TaskLM, "swiglu", "layer", layers.PosSinusoidal, 1, true, false, 0},
+	{"translate-swiglu-sinusoidal-mqa-bias", models.TaskTranslate, "swiglu", "layer", layers.PosSinusoidal, 1, true, true, 0},
+	{"translate-relu-rope-mha", models.TaskTranslate, "relu", "rms", layers.PosRoPE, 4, false, false, 0},
+}
+
+func (v decodeVariant) config(t testing.TB) models.Config {
+	cfg, err := models.Preset("tiny", v.task, 37)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Activation, cfg.Norm, cfg.Positions, cfg.KVHeads = v.act, v.norm, v.pos, v.kv
+	cfg.TieEmbeddings, cfg.Bias, cfg.Window = v.tie, v.bias, v.window
+	return cfg
+}
+
+func initDecodeParams(t testing.TB, cfg models.Config, seed uint64) *layers.Params {
+	p := layers.NewParams(tensor.Float32, seed)
+	shape := models.Shape{Batch: 1, TgtLen: 1}
+	if cfg.Task == models.TaskTranslate {
+		shape.SrcLen = 1
+	}
+	if _, err := models.Build(p, cfg, shape, models.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every node of every variant's decode step and encoder is one the GPU runs.
+func TestDecodePlanVariants(t *testing.T) {
+	for _, v := range decodeVariants {
+		t.Run(v.name, func(t *testing.T) {
+			cfg := v.config(t)
+			params := initDecodeParams(t, cfg, 1)
+			srcLen := 0
+			if cfg.Task == models.TaskTranslate {
+				srcLen = 8
+			}
+			s, err := models.BuildDecodeStep(params, cfg, 3, 12, srcLen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewDecodePlan(s, params.Names())
+			if err != nil {
+				t.Fatal(err)
+			}
+			attn := cfg.Layers
+			if srcLen > 0 {
+				attn *= 2
+			}
+			if p.Counts[KDecodeAttention] != attn {
+				t.Errorf("%d decode attentions, want %d", p.Counts[KDecodeAttention], attn)
+			}
+			if p.Counts[KFloatFed] != attn*2 {
+				t.Errorf("%d float inputs, want %d", p.Counts[KFloatFed], attn*2)
+			}
+			if len(p.Keep) != 1+2*cfg.Layers || p.Loss != -1 {
+				t.Errorf("keep %d, loss %d", len(p.Keep), p.Loss)
+			}
+			if p.Nodes[p.Keep[0]].Node != s.Logits {
+				t.Errorf("first kept node is not the logits")
+			}
+			for _, pn := range p.Nodes {
+				if pn.Kind == KIntFed && pn.Fed == "" {
+					t.Errorf("unnamed int input %s", pn.Node.Name())
+				}
+			}
+			if srcLen > 0 {
+				e, err := models.BuildEncoder(params, cfg, 2, srcLen)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ep, err := NewEncoderPlan(e, params.Names())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ep.Keep) != 2*cfg.Layers {
+					t.Errorf("encoder keeps %d outputs", len(ep.Keep))
+				}
+			}
+		})
+	}
+}
+
+// The Go model of the fast kernel (splits, tiles, online softmax, combine) equals
+// ops.DecodeAttention's CPU kernel.
+func TestDecodeAttnModel(t *testing.T) {
+	cases := []struct {
+		name              string
+		h, kv, dk, window int
+		hasNew            bool
+		maxLen            int
+		lens              []int
+	}{
+		{"mha self", 4, 4, 16, 0, true, 200, []int{0, 1, 63, 64, 65, 199}},
+		{"mqa self long", 8, 1, 8, 0, true, 300, []int{299, 128, -1, 7}},
+		{"gqa self window", 8, 2, 4, 70, true, 260, []int{259, 69, 70, 3}},
+		{"mqa cross", 8, 1, 16, 0, false, 150, []int{150, 1, 64, 129}},
+		{"gqa cross", 6, 3, 8, 0, false, 90, []int{90, 2, 65}},
+	}
+	for ci, c := range cases {
+		for _, splits := range []int{1, 2, 3, 7} {
+			rng := rand.New(rand.NewPCG(uint64(ci), uint64(splits)))
+			B := len(c.lens)
+			rnd := func(n int) ([]float32, []float64) {
+				f, d := make([]float32, n), make([]float64, n)
+				for i := range f {
+					f[i] = float32(rng.NormFloat64())
+					d[i] = float64(f[i])
+				}
+				return f, d
+			}
+			q32, q64 := rnd(B * c.h * c.dk)
+			k32, k64 := rnd(B * c.kv * c.maxLen * c.dk)
+			v32, v64 := rnd(B * c.kv * c.maxLen * c.dk)
+			op := ops.DecodeAttention{Heads: c.h, KVHeads: c.kv, HeadDim: c.dk, Scale: 1 / math.Sqrt(float64(c.dk)), Window: c.window, HasNew: c.hasNew}
+			vals := []G.Value{
+				tensor.New(tensor.WithShape(B, c.h*c.dk), tensor.WithBacking(q64)),
+				tensor.New(tensor.WithShape(B, c.kv, c.maxLen, c.dk), tensor.WithBacking(k64)),
+				tensor.New(tensor.WithShape(B, c.kv, c.maxLen, c.dk), tensor.WithBacking(v64)),
+			}
+			var nk32, nv32 []float32
+			if c.hasNew {
+				var nk64, nv64 []float64
+				nk32, nk64 = rnd(B * c.kv * c.dk)
+				nv32, nv64 = rnd(B * c.kv * c.dk)
+				vals = append(vals, tensor.New(tensor.WithShape(B, c.kv*c.dk), tensor.WithBacking(nk64)),
+					tensor.New(tensor.WithShape(B, c.kv*c.dk), tensor.WithBacking(nv64)))
+			}
+			vals = append(vals, tensor.New(tensor.WithShape(B), tensor.WithBacking(append([]int(nil), c.lens...))))
+			want, err := op.Do(vals...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := want.Data().([]float64)
+			got := decodeAttnModel(op, q32, k32, v32, nk32, nv32, c.lens, c.maxLen, splits)
+			var worst float64
+			for i := range w {
+				worst = math.Max(worst, math.Abs(float64(got[i])-w[i]))
+			}
+			if worst > 1e-5 {
+				t.Errorf("%s, %d splits: max error %.3g", c.name, splits, worst)
+			}
+		}
+	}
+}
+
+func TestPlanDecodeLaunch(t *testing.T) {
+	mqa := ops.DecodeAttention{Heads: 8, KVHeads: 1, HeadDim: 64, HasNew: true}
+	mha := ops.DecodeAttention{Heads: 8, KVHeads: 8, HeadDim: 64, HasNew: true}
+	for _, c := range []struct {
+		op               ops.DecodeAttention
+		rows, keys, want int
+	}{
+		{mqa, 1, 4097, 33}, // 1 block: as many splits as 128-key chunks allow
+		{mha, 1, 4097, 33},
+		{mha, 64, 160, 2},
+		{mqa, 1024, 4097, 1},
+		{mha, 8, 129, 2},
+		{mqa, 1, 10, 1},
+	} {
+		l, err := planDecodeLaunch(c.op, c.rows, c.keys, 132, "fast")
+		if err != nil || !l.Fast || l.Splits != c.want {
+			t.Errorf("%v rows %d keys %d: %+v, %v; want %d splits", c.op, c.rows, c.keys, l, err, c.want)
+		}
+	}
+	for _, dk := range []int{4, 8, 16, 32, 64, 128} {
+		for r := 1; r <= decMaxR; r++ {
+			l, err := planDecodeLaunch(ops.DecodeAttention{Heads: r, KVHeads: 1, HeadDim: dk}, 1, 100, 132, "fast")
+			if err != nil || l.SmemBytes > smemLimit {
+				t.Errorf("dk %d r %d: %+v %v", dk, r, l, err)
+			}
+		}
+	}
+	l, err := planDecodeLaunch(ops.DecodeAttention{Heads: 16, KVHeads: 1, HeadDim: 64}, 1, 100, 132, "fast")
+	if err != nil || l.Fast || l.Reason == "" {
+		t.Errorf("16 query heads per K/V head should fall back to the reference kernel: %+v %v", l, err)
+	}
+	if _, err := planDecodeLaunch(ops.DecodeAttention{Heads: 2, KVHeads: 1, HeadDim: 24}, 1, 20000, 132, "fast"); err == nil {
+		t.Errorf("no error for a reference kernel over 20000 keys")
+	}
+}
+
+func TestStepBytes(t *testing.T) {
+	for _, tie := range []bool{true, false} {
+		cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+		cfg.TieEmbeddings = tie
+		cfg.Positions = layers.PosLearned
+		params := initDecodeParams(t, cfg, 1)
+		s, err := models.BuildDecodeStep(params, cfg, 5, 20, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewDecodePlan(s, params.Names())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, kv := StepBytes(p, cfg, 5, 10, 0, 4)
+		all := int64(4 * params.Count())
+		// the position table is gathered (5 rows); the embedding too unless it is the head
+		want := all - 4*int64(cfg.MaxLen*cfg.Dim) + 4*5*int64(cfg.Dim)
+		if !tie {
+			want -= 4*int64(cfg.Vocab*cfg.Dim) - 4*5*int64(cfg.Dim)
+		}
+		if w != want {
+			t.Errorf("tie %v: weight bytes %d, want %d", tie, w, want)
+		}
+		if wantKV := int64(2*5*cfg.KVHeads*cfg.HeadDim*cfg.Layers) * (10*4 + 4); kv != wantKV {
+			t.Errorf("kv bytes %d, want %d", kv, wantKV)
+		}
+	}
+}
