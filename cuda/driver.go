@@ -87,8 +87,10 @@ type driver struct {
 	ws     dptr // cuBLAS workspace (so that GEMMs can be captured into a CUDA graph)
 	name   string
 	cc     [2]int
+	sms    int // multiprocessors
 	fns    map[string]C.CUfunction
 	offs   [64]C.int
+	calls  int // kernel launches and GEMMs issued (for counting the kernels of a step)
 }
 
 func newDriver() (*driver, error) {
@@ -113,6 +115,9 @@ func newDriver() (*driver, error) {
 	C.cuDeviceGetAttribute(&maj, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d.dev)
 	C.cuDeviceGetAttribute(&min, C.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d.dev)
 	d.cc = [2]int{int(maj), int(min)}
+	var sms C.int
+	C.cuDeviceGetAttribute(&sms, C.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d.dev)
+	d.sms = int(sms)
 	if err := check("cuDevicePrimaryCtxRetain", C.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
 		return nil, err
 	}
@@ -242,7 +247,7 @@ func (d *driver) zero(dst dptr, bytes int) error {
 func (d *driver) sync() error { return check("cuStreamSynchronize", C.cuStreamSynchronize(d.stream)) }
 
 // launch runs a kernel with a 1-D or 2-D grid; args are dptr, int32, float32, float64,
-// uint64 or permArgs values.
+// uint64, int64 or permArgs values.
 func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any) error {
 	f, ok := d.fns[name]
 	if !ok {
@@ -277,6 +282,10 @@ func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any)
 			off = (off + 7) &^ 7
 			start = off
 			put(8, 8, unsafe.Pointer(&v))
+		case int64:
+			off = (off + 7) &^ 7
+			start = off
+			put(8, 8, unsafe.Pointer(&v))
 		case permArgs:
 			off = (off + 3) &^ 3
 			start = off
@@ -287,6 +296,7 @@ func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any)
 		d.offs[i] = C.int(start)
 		off = start + argSize(a)
 	}
+	d.calls++
 	r := C.mqa_launch(f, C.uint(grid[0]), C.uint(max(grid[1], 1)), C.uint(max(grid[2], 1)),
 		C.uint(block[0]), C.uint(max(block[1], 1)), C.uint(max(block[2], 1)), C.uint(shmem), d.stream,
 		C.int(len(args)), &d.offs[0])
@@ -326,6 +336,7 @@ func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, com
 	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
 		return fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
 	}
+	d.calls++
 	ldb := n
 	if transB {
 		ldb = k

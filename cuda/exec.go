@@ -89,6 +89,7 @@ type Executor struct {
 	closed          bool
 	Device          string // the GPU's name
 	LastStepKernels int
+	decKernel       string // decode attention: "fast" or "ref" (decoding only)
 }
 
 const maxMicro = 1024
@@ -126,7 +127,7 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 }
 
 func (e *Executor) loadKernels() error {
-	prog, err := nvrtc.CreateProgram(kernelSource, "kernels.cu")
+	prog, err := nvrtc.CreateProgram(kernelSource+"\n"+decodeSource, "kernels.cu")
 	if err != nil {
 		return fmt.Errorf("nvrtc: %w", err)
 	}
@@ -140,7 +141,7 @@ func (e *Executor) loadKernels() error {
 	if err != nil {
 		return err
 	}
-	return e.d.loadPTX(ptx, kernelNames)
+	return e.d.loadPTX(ptx, append(append([]string{}, kernelNames...), decodeKernelNames...))
 }
 
 func align(n int64) int64 { return (n + 255) &^ 255 }
@@ -238,20 +239,25 @@ func (e *Executor) Close() error {
 
 // program is a compiled plan: device memory and the launches of one graph.
 type program struct {
-	g        *models.Graph
-	plan     *Plan
-	addr     []dptr // per plan node
-	arena    dptr
-	arenaLen int64
-	consts   dptr
-	fed      []int32 // host staging of the fed int inputs, in fedNames order
-	fedDev   dptr
-	fedOff   map[string]int
-	steps    []func() error
-	graph    *cudaGraph
-	runs     int
-	training bool
+	g          *models.Graph
+	plan       *Plan
+	addr       []dptr // per plan node
+	arena      dptr
+	arenaLen   int64
+	consts     dptr
+	fed        []int32 // host staging of the fed int inputs, in fedNames order
+	fedDev     dptr
+	fedOff     map[string]int
+	steps      []func() error
+	graph      *cudaGraph
+	runs       int
+	training   bool
 	auxOffsets []int64
+	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
+	// and a description for error messages
+	extern     map[string]dptr
+	externBF16 map[string]bool
+	desc       string
 }
 
 func (p *program) free(d *driver) {
@@ -317,6 +323,12 @@ func auxBytes(pn *PlanNode, nodes []PlanNode) int64 {
 		return 4
 	case KNormGrad:
 		return 8 * int64(nodes[pn.In[0]].Shape[0])
+	case KDecodeAttention:
+		if pn.Splits > 1 {
+			op := pn.Node.Op().(ops.DecodeAttention)
+			rows := int64(pn.Shape[0])
+			return 4 * rows * int64(op.Heads) * int64(pn.Splits) * int64(op.HeadDim+2)
+		}
 	}
 	return 0
 }
@@ -339,7 +351,12 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		}
 	}
 	end := len(nodes) // values read after the run: loss and gradients
-	last[nodes[p.plan.Loss].Alias] = end
+	if p.plan.Loss >= 0 {
+		last[nodes[p.plan.Loss].Alias] = end
+	}
+	for _, ki := range p.plan.Keep {
+		last[nodes[ki].Alias] = end
+	}
 	for _, gi := range p.plan.Grads {
 		last[nodes[gi].Alias] = end
 	}
@@ -426,7 +443,11 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		}
 	}
 	p.arenaLen = top
-	if p.arena, err = e.d.alloc(top, fmt.Sprintf("activations of a %+v batch (%d graph nodes)", p.g.Shape, len(nodes))); err != nil {
+	desc := p.desc
+	if p.g != nil {
+		desc = fmt.Sprintf("a %+v batch", p.g.Shape)
+	}
+	if p.arena, err = e.d.alloc(top, fmt.Sprintf("activations of %s (%d graph nodes)", desc, len(nodes))); err != nil {
 		return err
 	}
 	for i, pn := range nodes {
@@ -440,6 +461,12 @@ func (e *Executor) layout(p *program, reuse bool) error {
 			}
 		case pn.Kind == KIntFed:
 			p.addr[i] = p.fedDev.add(4 * p.fedOff[pn.Fed])
+		case pn.Kind == KFloatFed:
+			a, ok := p.extern[pn.Fed]
+			if !ok {
+				return fmt.Errorf("cuda: no buffer bound to input %s", pn.Fed)
+			}
+			p.addr[i] = a
 		case pn.Alias != i:
 			p.addr[i] = p.addr[pn.Alias]
 		default:
@@ -452,7 +479,7 @@ func (e *Executor) layout(p *program, reuse bool) error {
 
 func isComputed(k Kind) bool {
 	switch k {
-	case KParam, KConst, KIntConst, KIntFed, KReshape:
+	case KParam, KConst, KIntConst, KIntFed, KReshape, KFloatFed:
 		return false
 	}
 	return true
@@ -630,7 +657,9 @@ func (e *Executor) build(p *program) error {
 				threads /= 2
 			}
 			if pn.Kind == KActivation {
-				step = func() error { return d.launch("k_act", grid1(threads, 256), blk256, 0, out, in[0], int32(rows), int32(width), code) }
+				step = func() error {
+					return d.launch("k_act", grid1(threads, 256), blk256, 0, out, in[0], int32(rows), int32(width), code)
+				}
 			} else {
 				step = func() error {
 					return d.launch("k_act_grad", grid1(threads, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), code)
@@ -653,7 +682,9 @@ func (e *Executor) build(p *program) error {
 			}
 		case KBiasAdd:
 			rows, dim := pn.Shape[0], pn.Shape[1]
-			step = func() error { return d.launch("k_bias_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim)) }
+			step = func() error {
+				return d.launch("k_bias_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim))
+			}
 		case KColSum:
 			dim := pn.Size
 			rows := nodes[pn.In[0]].Size / dim
@@ -694,6 +725,11 @@ func (e *Executor) build(p *program) error {
 			}
 			step = func() error {
 				return d.launch("k_rope", grid1(rows*width/2, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), int32(op.HeadDim), op.Base, sign)
+			}
+		case KDecodeAttention:
+			var err error
+			if step, err = e.decodeAttentionStep(p, pn, in, out, aux); err != nil {
+				return err
 			}
 		default:
 			return fmt.Errorf("cuda: no GPU implementation of %v (%s)", pn.Node.Op(), pn.Kind)
@@ -990,4 +1026,3 @@ func (e *Executor) NodeValues(b train.Batch) (*Plan, *models.Graph, [][]float32,
 func (e *Executor) Describe() string {
 	return fmt.Sprintf("%s (sm_%d%d), math %s, cuda graphs %v", e.Device, e.d.cc[0], e.d.cc[1], e.opt.Math, e.opt.Graphs)
 }
-

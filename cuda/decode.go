@@ -1,0 +1,754 @@
+//go:build mqacuda
+
+package cuda
+
+// GPU incremental decoding: an infer.Backend whose Steppers run the decode-step graph
+// (models.BuildDecodeStep) with the executor's machinery (plan, static memory layout, cuBLAS
+// GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
+// [rows, KVHeads, maxLen, HeadDim] per layer and K/V, appended in place by a kernel after each
+// step. Cross-attention keys and values of a translation batch are computed once by the
+// encoder graph on the GPU and repeated per beam on the GPU; beam reordering is a gather on the
+// batch axis on the GPU. What comes back per Step is the logits (infer's search runs on the
+// host); GreedyStep and the benchmark's device loop choose the token on the GPU and return only
+// the tokens (or nothing).
+
+import (
+	_ "embed"
+	"fmt"
+	"slices"
+	"unsafe"
+
+	"mqa/infer"
+	"mqa/layers"
+	"mqa/layers/ops"
+	"mqa/models"
+)
+
+//go:embed kernels/decode.cu
+var decodeSource string
+
+var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_bf16", "k_decode_combine", "k_decode_attn_ref_f32",
+	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
+	"k_repeat_rows", "k_argmax_advance", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
+
+func init() {
+	NewDecodeBackend = func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error) {
+		return NewDecoder(cfg, params, opt)
+	}
+	RunDecodeBench = benchDecode
+}
+
+// decodeAttentionStep is the launch of one DecodeAttention node (see kernels/decode.cu).
+func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out, aux dptr) (func() error, error) {
+	d := e.d
+	op := pn.Node.Op().(ops.DecodeAttention)
+	rows := pn.Shape[0]
+	kn := p.plan.Nodes[pn.In[1]]
+	maxLen := kn.Shape[2]
+	keysCap := maxLen
+	if op.HasNew {
+		keysCap++
+	}
+	l, err := planDecodeLaunch(op, rows, keysCap, d.sms, e.decKernel)
+	if err != nil {
+		return nil, err
+	}
+	if l.Splits != max(pn.Splits, 1) {
+		return nil, fmt.Errorf("cuda: %v planned with %d splits, laid out for %d", op, l.Splits, pn.Splits)
+	}
+	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
+	q, k, v, lengths := in[0], in[1], in[2], in[len(in)-1]
+	var nk, nv dptr
+	if op.HasNew {
+		nk, nv = in[3], in[4]
+	}
+	kv, r, dk, h := op.KVHeads, op.Heads/op.KVHeads, op.HeadDim, op.Heads
+	scale := float32(op.Scale)
+	suffix := "_f32"
+	if bf16 {
+		suffix = "_bf16"
+	}
+	if !l.Fast {
+		name := "k_decode_attn_ref" + suffix
+		return func() error {
+			return d.launch(name, [3]int{rows * h, 1, 1}, [3]int{128, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv, lengths,
+				int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
+		}, nil
+	}
+	name := "k_decode_attn" + suffix
+	s := l.Splits
+	var wsO, wsM, wsL dptr
+	if s > 1 {
+		wsO = aux
+		wsM = aux.add(4 * rows * h * s * dk)
+		wsL = wsM.add(4 * rows * h * s)
+	}
+	return func() error {
+		if err := d.launch(name, [3]int{rows * kv, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, out, wsO, wsM, wsL, q, k, v,
+			nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
+			return err
+		}
+		if s == 1 {
+			return nil
+		}
+		return d.launch("k_decode_combine", [3]int{rows * h, 1, 1}, [3]int{dk, 1, 1}, 0, out, wsO, wsM, wsL, int32(r), int32(dk), int32(s))
+	}, nil
+}
+
+// Decoder is the GPU infer.Backend of one model. Its parameters stay on the GPU; compiled
+// decode steps (with their caches) are kept per (rows, capacity rounded up to 16, source
+// length), at most maxPrograms of them. A Decoder and its Steppers are not safe for
+// concurrent use, and a new Stepper of the same shape takes over the cache of the previous
+// one (which then refuses to step).
+type Decoder struct {
+	Cfg    models.Config
+	Opt    DecodeOptions
+	Device string
+
+	params   *layers.Params
+	e        *Executor
+	names    []string
+	progs    map[[3]int]*decodeProgram
+	order    [][3]int
+	encoders map[[2]int]*program
+	gen      int
+	closed   bool
+}
+
+const maxPrograms = 6
+
+// NewDecoder uploads the parameters and compiles the kernels.
+func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*Decoder, error) {
+	if opt.Cache == "" {
+		opt.Cache = "fp32"
+	}
+	if opt.Math == "" {
+		opt.Math = "fp32"
+	}
+	if opt.Kernel == "" {
+		opt.Kernel = "fast"
+	}
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
+		encoders: map[[2]int]*program{}}
+	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel,
+		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
+	e.compute = computeStrict
+	if opt.Math == "tf32" {
+		e.compute = computeTF32
+	}
+	dec.e = e
+	err := e.w.do(func() error {
+		d, err := newDriver()
+		if err != nil {
+			return err
+		}
+		e.d, e.Device = d, d.name
+		dec.Device = fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.name, d.cc[0], d.cc[1], d.sms)
+		if err := e.loadKernels(); err != nil {
+			return err
+		}
+		var total int64
+		for _, n := range dec.names {
+			t := params.Get(n)
+			if _, ok := t.Data().([]float32); !ok {
+				return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
+			}
+			total += align(int64(4 * t.Shape().TotalSize()))
+		}
+		if e.state, err = d.alloc(total, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
+			return err
+		}
+		if e.scratch, err = d.alloc(256+4*maxMicro, "scratch"); err != nil {
+			return err
+		}
+		off := e.state
+		for _, n := range dec.names {
+			data := params.Get(n).Data().([]float32)
+			e.params = append(e.params, off)
+			if err := d.upload(off, unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
+				return err
+			}
+			off = off.add(int(align(int64(4 * len(data)))))
+		}
+		return d.sync()
+	})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	return dec, nil
+}
+
+// Config is the model's configuration.
+func (dec *Decoder) Config() models.Config { return dec.Cfg }
+
+// Close frees the GPU memory and the context.
+func (dec *Decoder) Close() error {
+	if dec.closed {
+		return nil
+	}
+	dec.closed = true
+	dec.e.w.do(func() error {
+		dec.dropPrograms()
+		return nil
+	})
+	return dec.e.Close()
+}
+
+// dropPrograms frees every compiled step and encoder (worker thread).
+func (dec *Decoder) dropPrograms() {
+	for _, dp := range dec.progs {
+		dp.free(dec.e.d)
+	}
+	for _, p := range dec.encoders {
+		p.free(dec.e.d)
+	}
+	dec.progs, dec.order, dec.encoders = map[[3]int]*decodeProgram{}, nil, map[[2]int]*program{}
+}
+
+// decodeProgram is a compiled decode step with its caches.
+type decodeProgram struct {
+	key                  [3]int
+	p                    *program
+	rows, maxLen, srcLen int
+	elem                 int // bytes per cache element
+	cacheK, cacheV       []dptr
+	memK, memV           []dptr
+	buf                  dptr // caches and memory, one allocation
+	scratch              dptr // one layer's cache, for beam reorder
+	parents              dptr // int32[rows]
+	parentsHost          []int32
+	logits               dptr
+	tokOff, posOff       int
+	lenOff, srcOff       int
+	launches             []func() error // the graph's steps and the cache appends
+	stepGraph, loopGraph *cudaGraph
+	runs                 int
+	kernels              int // launches per step (GEMMs included)
+	splits               int // splits of the self-attention
+	owner                int // generation of the Stepper that owns the cache
+	lens                 []int
+}
+
+func (dp *decodeProgram) free(d *driver) {
+	for _, g := range []*cudaGraph{dp.stepGraph, dp.loopGraph} {
+		if g != nil {
+			g.destroy()
+		}
+	}
+	dp.p.free(d)
+	for _, x := range []dptr{dp.buf, dp.scratch, dp.parents} {
+		if x != 0 {
+			d.free(x)
+		}
+	}
+}
+
+func (dec *Decoder) cacheElem() int {
+	if dec.Opt.Cache == "bf16" {
+		return 2
+	}
+	return 4
+}
+
+// CacheBytes is what a step program of rows × maxLen allocates for its caches and memory.
+func (dec *Decoder) CacheBytes(rows, maxLen, srcLen int) int64 {
+	c := dec.Cfg
+	per := int64(2 * c.Layers * rows * c.KVHeads * c.HeadDim)
+	return per*int64(maxLen)*int64(dec.cacheElem()) + per*int64(srcLen)*4
+}
+
+// stepProgram returns the compiled step for rows × capacity (× srcLen); worker thread.
+func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, error) {
+	maxLen := min((capacity+15)/16*16, dec.Cfg.MaxLen)
+	key := [3]int{rows, maxLen, srcLen}
+	if dp, ok := dec.progs[key]; ok {
+		return dp, nil
+	}
+	if len(dec.order) >= maxPrograms {
+		old := dec.order[0]
+		dec.order = dec.order[1:]
+		dec.progs[old].free(dec.e.d)
+		delete(dec.progs, old)
+	}
+	e, d, cfg := dec.e, dec.e.d, dec.Cfg
+	g, err := models.BuildDecodeStep(dec.params, cfg, rows, maxLen, srcLen)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := NewDecodePlan(g, dec.names)
+	if err != nil {
+		return nil, err
+	}
+	dp := &decodeProgram{key: key, rows: rows, maxLen: maxLen, srcLen: srcLen, elem: dec.cacheElem(), lens: make([]int, rows),
+		parentsHost: make([]int32, rows), owner: -1}
+	for i := range plan.Nodes {
+		pn := &plan.Nodes[i]
+		if pn.Kind != KDecodeAttention {
+			continue
+		}
+		op := pn.Node.Op().(ops.DecodeAttention)
+		keys := plan.Nodes[pn.In[1]].Shape[2]
+		if op.HasNew {
+			keys++
+		}
+		l, err := planDecodeLaunch(op, rows, keys, d.sms, dec.Opt.Kernel)
+		if err != nil {
+			return nil, err
+		}
+		pn.Splits = l.Splits
+		if op.HasNew {
+			dp.splits = l.Splits
+		}
+	}
+	// caches [L][K|V][rows, kv, maxLen, dk], then memory [L][K|V][rows, kv, srcLen, dk] (float32)
+	L := cfg.Layers
+	layerElems := rows * cfg.KVHeads * maxLen * cfg.HeadDim
+	memElems := rows * cfg.KVHeads * srcLen * cfg.HeadDim
+	cacheBytes := align(int64(layerElems * dp.elem))
+	memBytes := align(int64(4 * memElems))
+	total := int64(2*L)*cacheBytes + int64(2*L)*memBytes
+	free := func() {
+		dp.free(d)
+	}
+	dp.p = &program{plan: plan, extern: map[string]dptr{}, externBF16: map[string]bool{},
+		desc: fmt.Sprintf("a decode step of %d rows × %d positions", rows, maxLen)}
+	if dp.buf, err = d.alloc(total, fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)); err != nil {
+		return nil, err
+	}
+	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
+		free()
+		return nil, err
+	}
+	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
+		free()
+		return nil, err
+	}
+	off := dp.buf
+	for l := 0; l < L; l++ {
+		dp.cacheK = append(dp.cacheK, off)
+		dp.cacheV = append(dp.cacheV, off.add(int(cacheBytes)))
+		off = off.add(int(2 * cacheBytes))
+		dp.p.extern[fmt.Sprintf("cache_k.%d", l)], dp.p.extern[fmt.Sprintf("cache_v.%d", l)] = dp.cacheK[l], dp.cacheV[l]
+		if dp.elem == 2 {
+			dp.p.externBF16[fmt.Sprintf("cache_k.%d", l)], dp.p.externBF16[fmt.Sprintf("cache_v.%d", l)] = true, true
+		}
+	}
+	if srcLen > 0 {
+		for l := 0; l < L; l++ {
+			dp.memK = append(dp.memK, off)
+			dp.memV = append(dp.memV, off.add(int(memBytes)))
+			off = off.add(int(2 * memBytes))
+			dp.p.extern[fmt.Sprintf("mem_k.%d", l)], dp.p.extern[fmt.Sprintf("mem_v.%d", l)] = dp.memK[l], dp.memV[l]
+		}
+	}
+	if err := d.zero(dp.buf, int(total)); err != nil {
+		free()
+		return nil, err
+	}
+	if err := e.layout(dp.p, true); err != nil {
+		free()
+		return nil, err
+	}
+	if err := e.build(dp.p); err != nil {
+		free()
+		return nil, err
+	}
+	p := dp.p
+	dp.logits = p.addr[plan.Keep[0]]
+	dp.tokOff, dp.posOff, dp.lenOff = p.fedOff["tokens"], p.fedOff["positions"], p.fedOff["lengths"]
+	dp.srcOff = -1
+	if off, ok := p.fedOff["src_lens"]; ok {
+		dp.srcOff = off
+	}
+	dp.launches = append(dp.launches, p.steps...)
+	lengths := p.fedDev.add(4 * dp.lenOff)
+	appendName := "k_cache_append_f32"
+	if dp.elem == 2 {
+		appendName = "k_cache_append_bf16"
+	}
+	n := rows * cfg.KVHeads * cfg.HeadDim
+	for l := 0; l < L; l++ {
+		nk, nv := p.addr[plan.Keep[1+l]], p.addr[plan.Keep[1+L+l]]
+		ck, cv := dp.cacheK[l], dp.cacheV[l]
+		dp.launches = append(dp.launches, func() error {
+			return d.launch(appendName, grid1(n, 256), blk256, 0, ck, cv, nk, nv, lengths, int32(rows), int32(cfg.KVHeads), int32(maxLen), int32(cfg.HeadDim))
+		})
+	}
+	dec.progs[key] = dp
+	dec.order = append(dec.order, key)
+	return dp, nil
+}
+
+// run issues one step: the captured graph once it exists, else the launches (capturing them
+// on the second run when graphs are on). With loop, the step ends with the device's greedy
+// choice, which becomes the next step's input (k_argmax_advance).
+func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
+	d := dec.e.d
+	g := &dp.stepGraph
+	if loop {
+		g = &dp.loopGraph
+	}
+	if *g != nil {
+		return d.launchGraph(*g)
+	}
+	launches := dp.launches
+	if loop {
+		fed := dp.p.fedDev
+		tok, pos, lens := fed.add(4*dp.tokOff), fed.add(4*dp.posOff), fed.add(4*dp.lenOff)
+		logits, vocab := dp.logits, int32(dec.Cfg.Vocab)
+		launches = append(slices.Clip(launches), func() error {
+			return d.launch("k_argmax_advance", [3]int{dp.rows, 1, 1}, [3]int{256, 1, 1}, 0, tok, pos, lens, logits, vocab)
+		})
+	}
+	dp.runs++
+	capture := dec.Opt.Graphs && dp.runs >= 2
+	if capture {
+		if err := d.beginCapture(); err != nil {
+			return err
+		}
+	}
+	before := d.calls
+	for _, f := range launches {
+		if err := f(); err != nil {
+			if capture {
+				d.endCapture()
+			}
+			return err
+		}
+	}
+	if !loop {
+		dp.kernels = d.calls - before
+	}
+	if !capture {
+		return nil
+	}
+	cg, err := d.endCapture()
+	if err != nil {
+		return fmt.Errorf("capturing the decode step into a CUDA graph: %w", err)
+	}
+	*g = cg
+	return d.launchGraph(cg)
+}
+
+// stepper is the GPU infer.Stepper.
+type stepper struct {
+	dec      *Decoder
+	dp       *decodeProgram
+	gen      int
+	capacity int
+	srcLens  []int32
+}
+
+func (dec *Decoder) newStepper(dp *decodeProgram, capacity int, srcLens []int) *stepper {
+	dec.gen++
+	dp.owner = dec.gen
+	clear(dp.lens)
+	s := &stepper{dec: dec, dp: dp, gen: dec.gen, capacity: capacity}
+	if dp.srcOff >= 0 {
+		for r, l := range srcLens {
+			dp.p.fed[dp.srcOff+r] = int32(l)
+		}
+	}
+	return s
+}
+
+// LM returns a Stepper over batch sequences of a language model.
+func (dec *Decoder) LM(batch, capacity int) (infer.Stepper, error) {
+	if dec.Cfg.Task != models.TaskLM {
+		return nil, fmt.Errorf("decode: the model is a %q model, not a language model", dec.Cfg.Task)
+	}
+	if batch < 1 || capacity < 1 || capacity > dec.Cfg.MaxLen {
+		return nil, fmt.Errorf("decode: batch %d and room for %d tokens per sequence; the model takes 1..%d (max_len)", batch, capacity, dec.Cfg.MaxLen)
+	}
+	var s *stepper
+	err := dec.e.w.do(func() error {
+		dp, err := dec.stepProgram(batch, capacity, 0)
+		if err != nil {
+			return err
+		}
+		s = dec.newStepper(dp, capacity, nil)
+		return nil
+	})
+	return s, err
+}
+
+// Translation encodes the sources on the GPU once and returns a Stepper over
+// len(sources)·beams rows (row r decodes sources[r/beams]).
+func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Stepper, error) {
+	cfg := dec.Cfg
+	if cfg.Task != models.TaskTranslate {
+		return nil, fmt.Errorf("decode: the model is a %q model, not a translation model", cfg.Task)
+	}
+	if len(sources) == 0 || beams < 1 {
+		return nil, fmt.Errorf("decode: %d sources and beam size %d (both must be positive)", len(sources), beams)
+	}
+	if capacity < 1 || capacity > cfg.MaxLen {
+		return nil, fmt.Errorf("decode: room for %d tokens per sequence; the model takes 1..%d (max_len)", capacity, cfg.MaxLen)
+	}
+	srcVocab := cfg.Vocab
+	if cfg.SrcVocab > 0 {
+		srcVocab = cfg.SrcVocab
+	}
+	srcLen := 0
+	for i, s := range sources {
+		if len(s) < 1 || len(s) > cfg.MaxLen {
+			return nil, fmt.Errorf("decode: source %d has %d tokens; the model takes 1..%d (max_len)", i, len(s), cfg.MaxLen)
+		}
+		for _, t := range s {
+			if t < 0 || t >= srcVocab {
+				return nil, fmt.Errorf("decode: source %d has token %d outside the vocabulary of %d", i, t, srcVocab)
+			}
+		}
+		srcLen = max(srcLen, len(s))
+	}
+	srcLen = min((srcLen+7)/8*8, cfg.MaxLen) // as the CPU backend: fewer shapes, padding masked
+	var st *stepper
+	err := dec.e.w.do(func() error {
+		enc, err := dec.encode(sources, srcLen)
+		if err != nil {
+			return err
+		}
+		rows := len(sources) * beams
+		dp, err := dec.stepProgram(rows, capacity, srcLen)
+		if err != nil {
+			return err
+		}
+		d := dec.e.d
+		rowElems := int64(cfg.KVHeads * srcLen * cfg.HeadDim)
+		n := int(rowElems) * rows
+		for l := 0; l < cfg.Layers; l++ {
+			mk, mv := enc.addr[enc.plan.Keep[l]], enc.addr[enc.plan.Keep[cfg.Layers+l]]
+			if err := d.launch("k_repeat_rows", grid1(n, 256), blk256, 0, dp.memK[l], mk, rowElems, int32(rows), int32(beams)); err != nil {
+				return err
+			}
+			if err := d.launch("k_repeat_rows", grid1(n, 256), blk256, 0, dp.memV[l], mv, rowElems, int32(rows), int32(beams)); err != nil {
+				return err
+			}
+		}
+		lens := make([]int, rows)
+		for r := range lens {
+			lens[r] = len(sources[r/beams])
+		}
+		st = dec.newStepper(dp, capacity, lens)
+		return d.sync()
+	})
+	return st, err
+}
+
+// encode runs the encoder graph over the (padded) sources; its kept outputs are each decoder
+// layer's cross-attention K then V [len(sources), kv, srcLen, dk]. Worker thread.
+func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
+	key := [2]int{len(sources), srcLen}
+	p, ok := dec.encoders[key]
+	if !ok {
+		g, err := models.BuildEncoder(dec.params, dec.Cfg, len(sources), srcLen)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := NewEncoderPlan(g, dec.names)
+		if err != nil {
+			return nil, err
+		}
+		p = &program{plan: plan, desc: fmt.Sprintf("an encoder batch of %d × %d", len(sources), srcLen)}
+		if err := dec.e.layout(p, true); err != nil {
+			p.free(dec.e.d)
+			return nil, err
+		}
+		if err := dec.e.build(p); err != nil {
+			p.free(dec.e.d)
+			return nil, err
+		}
+		dec.encoders[key] = p
+	}
+	src, lens := p.fed[p.fedOff["src"]:], p.fed[p.fedOff["src_lens"]:]
+	for i, s := range sources {
+		for j := 0; j < srcLen; j++ {
+			t := int32(models.PadID)
+			if j < len(s) {
+				t = int32(s[j])
+			}
+			src[i*srcLen+j] = t
+		}
+		lens[i] = int32(len(s))
+	}
+	d := dec.e.d
+	if err := d.upload(p.fedDev, unsafe.Pointer(&p.fed[0]), 4*len(p.fed)); err != nil {
+		return nil, err
+	}
+	for _, f := range p.steps {
+		if err := f(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (s *stepper) Batch() int    { return s.dp.rows }
+func (s *stepper) Vocab() int    { return s.dec.Cfg.Vocab }
+func (s *stepper) Capacity() int { return s.capacity }
+
+func (s *stepper) check() error {
+	if s.dec.closed {
+		return fmt.Errorf("decode: the GPU decoder is closed")
+	}
+	if s.dp.owner != s.gen || s.dec.progs[s.dp.key] != s.dp {
+		return fmt.Errorf("decode: this GPU stepper's cache was taken over by a newer stepper of the same shape")
+	}
+	return nil
+}
+
+// stage validates tokens and writes the step's inputs into the host staging; it returns which
+// rows take a token.
+func (s *stepper) stage(tokens []int) ([]bool, error) {
+	dp := s.dp
+	if len(tokens) != dp.rows {
+		return nil, fmt.Errorf("decode: %d tokens for %d sequences", len(tokens), dp.rows)
+	}
+	active := make([]bool, dp.rows)
+	fed := dp.p.fed
+	for b, t := range tokens {
+		if t < 0 {
+			fed[dp.tokOff+b], fed[dp.posOff+b], fed[dp.lenOff+b] = int32(models.PadID), 0, -1
+			continue
+		}
+		if t >= s.dec.Cfg.Vocab {
+			return nil, fmt.Errorf("decode: token %d of sequence %d is outside the vocabulary of %d", t, b, s.dec.Cfg.Vocab)
+		}
+		if dp.lens[b] >= s.capacity {
+			return nil, fmt.Errorf("decode: sequence %d already holds %d tokens, the most it can take", b, s.capacity)
+		}
+		active[b] = true
+		fed[dp.tokOff+b], fed[dp.posOff+b], fed[dp.lenOff+b] = int32(t), int32(dp.lens[b]), int32(dp.lens[b])
+	}
+	return active, nil
+}
+
+// Step feeds one token per row and returns the logits [rows·vocab].
+func (s *stepper) Step(tokens []int) ([]float32, error) {
+	var logits []float32
+	err := s.dec.e.w.do(func() error {
+		if err := s.check(); err != nil {
+			return err
+		}
+		active, err := s.stage(tokens)
+		if err != nil {
+			return err
+		}
+		dp, d := s.dp, s.dec.e.d
+		if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
+			return err
+		}
+		if err := s.dec.run(dp, false); err != nil {
+			return err
+		}
+		logits = make([]float32, dp.rows*s.dec.Cfg.Vocab)
+		if err := d.download(unsafe.Pointer(&logits[0]), dp.logits, 4*len(logits)); err != nil {
+			return err
+		}
+		for b, a := range active {
+			if a {
+				dp.lens[b]++
+			}
+		}
+		return nil
+	})
+	return logits, err
+}
+
+// GreedyStep feeds one token per row and returns each row's most likely next token (ties:
+// the lowest id, as infer's greedy search), chosen on the GPU: only the tokens come back.
+// Finished rows (token < 0) get −1.
+func (s *stepper) GreedyStep(tokens []int) ([]int, error) {
+	var out []int
+	err := s.dec.e.w.do(func() error {
+		if err := s.check(); err != nil {
+			return err
+		}
+		active, err := s.stage(tokens)
+		if err != nil {
+			return err
+		}
+		dp, d := s.dp, s.dec.e.d
+		if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
+			return err
+		}
+		if err := s.dec.run(dp, true); err != nil {
+			return err
+		}
+		got := make([]int32, dp.rows)
+		if err := d.download(unsafe.Pointer(&got[0]), dp.p.fedDev.add(4*dp.tokOff), 4*dp.rows); err != nil {
+			return err
+		}
+		out = make([]int, dp.rows)
+		for b, a := range active {
+			out[b] = -1
+			if a {
+				out[b] = int(got[b])
+				dp.lens[b]++
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Reorder makes row b a copy of row parents[b] (beam search): for each layer's K and V a
+// gather on the batch axis into a scratch layer and back, over the filled positions only.
+func (s *stepper) Reorder(parents []int) error {
+	return s.dec.e.w.do(func() error {
+		if err := s.check(); err != nil {
+			return err
+		}
+		dp, d := s.dp, s.dec.e.d
+		if len(parents) != dp.rows {
+			return fmt.Errorf("decode: %d parents for %d sequences", len(parents), dp.rows)
+		}
+		identity := true
+		filled := 0
+		lens := make([]int, dp.rows)
+		for b, p := range parents {
+			if p < 0 || p >= dp.rows {
+				return fmt.Errorf("decode: parent %d of sequence %d is outside 0..%d", p, b, dp.rows-1)
+			}
+			identity = identity && p == b
+			lens[b] = dp.lens[p]
+			filled = max(filled, lens[b])
+			dp.parentsHost[b] = int32(p)
+		}
+		if identity {
+			return nil
+		}
+		copy(dp.lens, lens)
+		if filled == 0 {
+			return nil
+		}
+		if err := d.upload(dp.parents, unsafe.Pointer(&dp.parentsHost[0]), 4*dp.rows); err != nil {
+			return err
+		}
+		cfg := s.dec.Cfg
+		name := "k_cache_gather4"
+		if dp.elem == 2 {
+			name = "k_cache_gather2"
+		}
+		n := int64(dp.rows) * int64(cfg.KVHeads) * int64(filled) * int64(cfg.HeadDim)
+		grid := [3]int{int((n + 255) / 256), 1, 1}
+		for l := 0; l < cfg.Layers; l++ {
+			for _, c := range []dptr{dp.cacheK[l], dp.cacheV[l]} {
+				if err := d.launch(name, grid, blk256, 0, dp.scratch, c, dp.parents, int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled), n); err != nil {
+					return err
+				}
+				if err := d.launch(name, grid, blk256, 0, c, dp.scratch, dptr(0), int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled), n); err != nil {
+					return err
+				}
+			}
+		}
+		return d.sync() // parentsHost must not change before the copy is done
+	})
+}

@@ -1,0 +1,323 @@
+//go:build mqacuda
+
+package cuda
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"mqa/infer"
+	"mqa/layers/ops"
+	"mqa/models"
+)
+
+func newTestDecoder(t *testing.T, cfg models.Config, seed uint64, opt DecodeOptions) (*Decoder, *infer.CPU) {
+	t.Helper()
+	params := initDecodeParams(t, cfg, seed)
+	cpu, err := infer.NewCPU(cfg, params, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder(cfg, params, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dec.Close() })
+	return dec, cpu
+}
+
+// relErrRows is max|a−b| / max|b| over the rows whose mask is set.
+func relErrRows(a, b []float32, vocab int, mask []bool) float64 {
+	var num, den float64
+	for r, on := range mask {
+		if !on {
+			continue
+		}
+		for j := r * vocab; j < (r+1)*vocab; j++ {
+			x, y := float64(a[j]), float64(b[j])
+			if math.IsNaN(x) || math.IsNaN(y) {
+				return math.Inf(1)
+			}
+			num = math.Max(num, math.Abs(x-y))
+			den = math.Max(den, math.Abs(y))
+		}
+	}
+	return num / math.Max(den, 1e-30)
+}
+
+// decodeSizes: MQA_DECODE_SIZE=small or large picks one size set (the compute-sanitizer runs
+// of scripts/gpu.sh); unset runs both.
+func decodeSizes() []string {
+	switch s := os.Getenv("MQA_DECODE_SIZE"); s {
+	case "small", "large":
+		return []string{s}
+	}
+	return []string{"small", "large"}
+}
+
+// The decode-attention kernels (fast with 1 and several splits, reference; f32 and bf16 K/V)
+// against ops.DecodeAttention's CPU kernel on random inputs.
+func TestDecodeAttentionKernel(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	type tc struct {
+		name              string
+		h, kv, dk, window int
+		hasNew            bool
+		maxLen            int
+		lens              []int
+	}
+	sets := map[string][]tc{
+		"small": {
+			{"mha self", 4, 4, 16, 0, true, 40, []int{0, 1, 39, -1}},
+			{"mqa self window", 8, 1, 16, 5, true, 40, []int{39, 3, 5}},
+			{"gqa cross", 8, 2, 64, 0, false, 24, []int{24, 1, 13}},
+			{"odd head_dim (reference kernel)", 4, 2, 12, 0, true, 20, []int{19, 0}},
+		},
+		"large": {
+			{"mha self long", 8, 8, 64, 0, true, 600, []int{599, 64, 65, 300}},
+			{"mqa self long", 8, 1, 128, 0, true, 1100, []int{1099, 1, 700, -1, 128}},
+			{"gqa2 self window", 8, 2, 64, 200, true, 700, []int{699, 150, 201}},
+			{"mqa cross", 8, 1, 64, 0, false, 333, []int{333, 200, 1}},
+		},
+	}
+	for _, size := range decodeSizes() {
+		for ci, c := range sets[size] {
+			rng := rand.New(rand.NewPCG(uint64(ci), 7))
+			B := len(c.lens)
+			rnd := func(n int) []float32 {
+				xs := make([]float32, n)
+				for i := range xs {
+					xs[i] = float32(rng.NormFloat64())
+				}
+				return xs
+			}
+			q, k, v := rnd(B*c.h*c.dk), rnd(B*c.kv*c.maxLen*c.dk), rnd(B*c.kv*c.maxLen*c.dk)
+			var nk, nv []float32
+			if c.hasNew {
+				nk, nv = rnd(B*c.kv*c.dk), rnd(B*c.kv*c.dk)
+			}
+			op := ops.DecodeAttention{Heads: c.h, KVHeads: c.kv, HeadDim: c.dk, Scale: 1 / math.Sqrt(float64(c.dk)), Window: c.window, HasNew: c.hasNew}
+			for _, bf16 := range []bool{false, true} {
+				kk, vv := k, v
+				if bf16 { // the CPU reference sees the rounded cache
+					kk, vv = slices.Clone(k), slices.Clone(v)
+					for i := range kk {
+						kk[i], vv[i] = fromBF16(toBF16(kk[i])), fromBF16(toBF16(vv[i]))
+					}
+				}
+				want := cpuDecodeAttention(t, op, q, kk, vv, nk, nv, c.lens, c.maxLen)
+				for _, run := range []struct {
+					kernel string
+					splits int
+				}{{"fast", 1}, {"fast", 3}, {"fast", 0}, {"ref", 0}} {
+					got, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits)
+					if err != nil {
+						t.Fatalf("%s %s: %v", size, c.name, err)
+					}
+					var worst, scale float64
+					for i := range want {
+						worst = math.Max(worst, math.Abs(float64(got[i])-float64(want[i])))
+						scale = math.Max(scale, math.Abs(float64(want[i])))
+					}
+					if rel := worst / math.Max(scale, 1e-30); rel > 1e-5 || math.IsNaN(rel) {
+						t.Errorf("%s %s bf16=%v %s/%d splits: relative error %.3g", size, c.name, bf16, run.kernel, run.splits, rel)
+					} else {
+						t.Logf("%s %s bf16=%v %s/%d splits: relative error %.2g", size, c.name, bf16, run.kernel, run.splits, rel)
+					}
+				}
+			}
+		}
+	}
+}
+
+func cpuDecodeAttention(t *testing.T, op ops.DecodeAttention, q, k, v, nk, nv []float32, lens []int, maxLen int) []float32 {
+	t.Helper()
+	B := len(lens)
+	vals := []G.Value{
+		tensor.New(tensor.WithShape(B, op.Heads*op.HeadDim), tensor.WithBacking(slices.Clone(q))),
+		tensor.New(tensor.WithShape(B, op.KVHeads, maxLen, op.HeadDim), tensor.WithBacking(slices.Clone(k))),
+		tensor.New(tensor.WithShape(B, op.KVHeads, maxLen, op.HeadDim), tensor.WithBacking(slices.Clone(v))),
+	}
+	if op.HasNew {
+		vals = append(vals, tensor.New(tensor.WithShape(B, op.KVHeads*op.HeadDim), tensor.WithBacking(slices.Clone(nk))),
+			tensor.New(tensor.WithShape(B, op.KVHeads*op.HeadDim), tensor.WithBacking(slices.Clone(nv))))
+	}
+	vals = append(vals, tensor.New(tensor.WithShape(B), tensor.WithBacking(slices.Clone(lens))))
+	out, err := op.Do(vals...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Data().([]float32)
+}
+
+// GPU cached decoding against CPU cached decoding, step by step on the same tokens (with a
+// finished row and a beam reorder), then whole greedy and beam searches.
+func TestDecodeParityCPU(t *testing.T) {
+	for _, v := range decodeVariants {
+		for _, opt := range []DecodeOptions{
+			{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast"},
+			{Cache: "fp32", Math: "fp32", Graphs: false, Kernel: "ref"},
+			{Cache: "bf16", Math: "fp32", Graphs: true, Kernel: "fast"},
+		} {
+			t.Run(v.name+"/"+opt.Cache+"-"+opt.Kernel, func(t *testing.T) {
+				cfg := v.config(t)
+				dec, cpu := newTestDecoder(t, cfg, 3, opt)
+				limit := 1e-4
+				if opt.Cache == "bf16" {
+					limit = 3e-2 // K/V rounded to 8 significant bits
+				}
+				rng := rand.New(rand.NewPCG(5, 6))
+				const rows, capacity = 3, 14
+				var gs, cs infer.Stepper
+				var err error
+				if cfg.Task == models.TaskTranslate {
+					srcs := [][]int{{5, 6, 7, 8, 9}, {10, 11, 12}, {13}}
+					if gs, err = dec.Translation(srcs, 1, capacity); err != nil {
+						t.Fatal(err)
+					}
+					if cs, err = cpu.Translation(srcs, 1, capacity); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					if gs, err = dec.LM(rows, capacity); err != nil {
+						t.Fatal(err)
+					}
+					if cs, err = cpu.LM(rows, capacity); err != nil {
+						t.Fatal(err)
+					}
+				}
+				worst := 0.0
+				for step := 0; step < 10; step++ {
+					toks := make([]int, rows)
+					mask := make([]bool, rows)
+					for r := range toks {
+						toks[r] = 1 + rng.IntN(cfg.Vocab-1)
+						mask[r] = true
+					}
+					if step >= 6 {
+						toks[1], mask[1] = -1, false // a finished row
+					}
+					gl, err := gs.Step(toks)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cl, err := cs.Step(toks)
+					if err != nil {
+						t.Fatal(err)
+					}
+					e := relErrRows(gl, cl, cfg.Vocab, mask)
+					worst = math.Max(worst, e)
+					if e > limit {
+						t.Fatalf("step %d: logits differ by %.3g (relative, limit %.g)", step, e, limit)
+					}
+					if step == 4 {
+						parents := []int{2, 0, 0}
+						if err := gs.Reorder(parents); err != nil {
+							t.Fatal(err)
+						}
+						if err := cs.Reorder(parents); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				t.Logf("worst relative logits difference over 10 steps: %.2g", worst)
+				if opt.Cache == "bf16" {
+					return
+				}
+				// whole searches: greedy tokens and beam hypotheses identical
+				if cfg.Task == models.TaskLM {
+					prompts := [][]int{{1, 2, 3}, {4}, {5, 6}}
+					gsG, _ := dec.LM(3, 20)
+					csG, _ := cpu.LM(3, 20)
+					a, err := infer.Generate(gsG, prompts, 12, -1, infer.Sampling{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, err := infer.Generate(csG, prompts, 12, -1, infer.Sampling{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for r := range a {
+						if !slices.Equal(a[r], b[r]) {
+							t.Errorf("greedy row %d: GPU %v, CPU %v", r, a[r], b[r])
+						}
+					}
+					// GreedyStep (argmax on the GPU) gives infer's greedy choice
+					gd, _ := dec.LM(3, 20)
+					cd, _ := cpu.LM(3, 20)
+					toks := []int{1, 4, 5}
+					for i := 0; i < 8; i++ {
+						next, err := gd.(*stepper).GreedyStep(toks)
+						if err != nil {
+							t.Fatal(err)
+						}
+						logits, err := cd.Step(toks)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for r := range toks {
+							row := logits[r*cfg.Vocab : (r+1)*cfg.Vocab]
+							best := 0
+							for j, x := range row {
+								if x > row[best] {
+									best = j
+								}
+							}
+							if next[r] != best {
+								t.Errorf("GreedyStep %d row %d: GPU %d, CPU %d", i, r, next[r], best)
+							}
+						}
+						toks = next
+					}
+				} else {
+					srcs := [][]int{{5, 6, 7, 8, 9}, {10, 11, 12}}
+					bo := infer.Beam{Size: 3, Alpha: 0.6, MaxLen: 10, BOS: 1, EOS: 2}
+					gsB, err := dec.Translation(srcs, bo.Size, bo.MaxLen)
+					if err != nil {
+						t.Fatal(err)
+					}
+					csB, err := cpu.Translation(srcs, bo.Size, bo.MaxLen)
+					if err != nil {
+						t.Fatal(err)
+					}
+					a, err := infer.BeamSearch(gsB, len(srcs), bo)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, err := infer.BeamSearch(csB, len(srcs), bo)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range a {
+						if !slices.Equal(a[i].Tokens, b[i].Tokens) || math.Abs(a[i].Score-b[i].Score) > 1e-4*math.Max(1, math.Abs(b[i].Score)) {
+							t.Errorf("beam sentence %d: GPU %v (%.6f), CPU %v (%.6f)", i, a[i].Tokens, a[i].Score, b[i].Tokens, b[i].Score)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// A stepper whose cache was taken over refuses to step.
+func TestDecodeStepperTakenOver(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	a, err := dec.LM(2, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.LM(2, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Step([]int{1, 2}); err == nil {
+		t.Errorf("an old stepper stepped on a cache it no longer owns")
+	}
+}
