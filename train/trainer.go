@@ -251,3 +251,16 @@ func evaluate(e Executor, batches []Batch) (Eval, error) {
 	nll := total / float64(tokens)
 	return Eval{Tokens: tokens, NLL: nll, PPL: math.Exp(nll)}, nil
 }
+
+// UseParams copies the values of p (same names and shapes, e.g. the best checkpoint of this
+// run) into the trainer's parameters and reloads the executor, so that Evaluate scores them.
+func (t *Trainer) UseParams(p *layers.Params) error {
+	for _, name := range t.names {
+		src := p.Get(name)
+		if src == nil || !src.Shape().Eq(t.Params.Get(name).Shape()) {
+			return fmt.Errorf("parameters: %s is missing or has another shape", name)
+		}
+		copy(t.Params.Get(name).Data().([]float32), src.Data().([]float32))
+	}
+	return t.reload()
+}

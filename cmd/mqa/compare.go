@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/infer"
 	"mqa/infer/bleu"
@@ -27,11 +28,12 @@ func init() {
 // about a quarter of an hour on two cores.
 var compareDefaults = map[string]struct {
 	steps, bleuLines, bigBatch int
+	dropout                    float64
 }{
 	"tiny":  {steps: 600, bleuLines: 300, bigBatch: 32},
-	"small": {steps: 2000, bleuLines: 500, bigBatch: 64},
-	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256},
-	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256},
+	"small": {steps: 2000, bleuLines: 500, bigBatch: 64, dropout: 0.1},
+	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
+	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
 }
 
 // compareRun holds the settings of one comparison.
@@ -39,6 +41,7 @@ type compareRun struct {
 	preset, device, out  string
 	steps, bleuLines     int
 	evalBatches          int
+	dropout              float64
 	smallBatch, bigBatch int
 	attns, tasks         []string
 	seed                 uint64
@@ -47,16 +50,21 @@ type compareRun struct {
 
 // kindResult is everything measured for one task and attention kind.
 type kindResult struct {
-	Task       string  `json:"task"`
-	Attention  string  `json:"attention"`
-	Heads      int     `json:"heads"`
-	KVHeads    int     `json:"kv_heads"`
-	HeadDim    int     `json:"head_dim"`
-	FFDim      int     `json:"ff_dim"`
-	Params     int     `json:"params"`
-	Checkpoint string  `json:"checkpoint"`
-	Steps      int     `json:"steps"`
-	FinalLoss  float64 `json:"final_train_loss"`
+	Task       string `json:"task"`
+	Attention  string `json:"attention"`
+	Heads      int    `json:"heads"`
+	KVHeads    int    `json:"kv_heads"`
+	HeadDim    int    `json:"head_dim"`
+	FFDim      int    `json:"ff_dim"`
+	Params     int    `json:"params"`
+	Checkpoint string `json:"checkpoint"`
+	// ScoredCheckpoint is the checkpoint with the best validation loss, which every quality
+	// and decoding number below is measured on (ScoredStep is its step).
+	ScoredCheckpoint string  `json:"scored_checkpoint"`
+	ScoredStep       int     `json:"scored_step"`
+	Dropout          float64 `json:"dropout"`
+	Steps            int     `json:"steps"`
+	FinalLoss        float64 `json:"final_train_loss"`
 	// Training speed over the whole run.
 	TrainTokens     int     `json:"train_tokens"`
 	TrainSeconds    float64 `json:"train_seconds"`
@@ -126,6 +134,7 @@ func runCompare(args []string) error {
 	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order)")
 	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
 	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -142,6 +151,9 @@ func runCompare(args []string) error {
 	}
 	if r.bigBatch == 0 {
 		r.bigBatch = def.bigBatch
+	}
+	if r.dropout < 0 {
+		r.dropout = def.dropout
 	}
 	r.smallBatch = 1
 	r.attns = splitList(*attn)
@@ -244,7 +256,8 @@ func machine(device string) string {
 // loadData prepares one task's data for every attention kind (one tokenizer for all).
 func (r *compareRun) loadData(task string) (*dataSpec, error) {
 	def := presetDefaults[r.preset]
-	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: r.steps, keep: 1, evalBatches: 8}
+	// A checkpoint at every validation, so the best one (by validation loss) is kept for scoring.
+	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: max(1, r.steps/10), keep: 1, evalBatches: 8}
 	d := (&dataFlags{}).spec(task, def, of)
 	fmt.Fprintf(os.Stderr, "[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
 	if err := d.load(); err != nil {
@@ -262,7 +275,7 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 
 // runKind trains, scores and times one attention kind.
 func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kindResult, error) {
-	mf := modelFlags{preset: r.preset, attn: attn}
+	mf := modelFlags{preset: r.preset, attn: attn, dropout: r.dropout}
 	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
 	if err != nil {
 		return kindResult{}, err
@@ -287,7 +300,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if err != nil {
 		return kindResult{}, err
 	}
-	kr := kindResult{Task: d.Task, Attention: attn, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
+	kr := kindResult{Task: d.Task, Attention: attn, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
 		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
 		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds}
 	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
@@ -295,7 +308,26 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, train.LogFile)); err != nil {
 		return kr, err
 	}
-	fmt.Fprintln(os.Stderr, "[compare] scoring")
+	// Score the checkpoint with the best validation loss (early stopping), as fairseq's
+	// checkpoint_best: small data overfits long before the last step.
+	best, err := checkpoints.Manager{Root: out}.Best()
+	if err != nil {
+		return kr, err
+	}
+	kr.ScoredCheckpoint = best
+	if best != sum.Checkpoint {
+		_, params, err := models.LoadModel(best)
+		if err != nil {
+			return kr, err
+		}
+		if err := tr.UseParams(params); err != nil {
+			return kr, err
+		}
+	}
+	if c, err := checkpoints.ReadCompletion(best); err == nil {
+		kr.ScoredStep = c.Step
+	}
+	fmt.Fprintf(os.Stderr, "[compare] scoring %s\n", best)
 	valid, err := tr.Evaluate(d.valid)
 	if err != nil {
 		return kr, err

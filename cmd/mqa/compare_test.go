@@ -56,6 +56,9 @@ func TestCompareEndToEnd(t *testing.T) {
 			t.Errorf("%s %s has %d parameters, mha %d: not parameter-matched", r.Task, r.Attention, r.Params, p)
 		}
 		params[r.Task] = r.Params
+		if r.ScoredStep < 1 || r.ScoredStep > 4 || r.ScoredCheckpoint == "" {
+			t.Errorf("%s %s: scored checkpoint %q at step %d", r.Task, r.Attention, r.ScoredCheckpoint, r.ScoredStep)
+		}
 		if _, err := os.Stat(filepath.Join(r.Checkpoint, "model.safetensors")); err != nil {
 			t.Errorf("%s %s: checkpoint: %v", r.Task, r.Attention, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"mqa/cuda"
 	"mqa/infer"
 )
 
@@ -13,7 +14,7 @@ func init() {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate", "-ckpt DIR -prompt TEXT [-max N -temperature T -topk K -topp P -seed S -nocache]")
+	fs := newFlags("generate", "-ckpt DIR -prompt TEXT [-max N -temperature T -topk K -topp P -seed S -nocache -device cpu|cuda]")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
 	prompt := fs.String("prompt", "", "text to continue (empty: start a new document)")
 	maxNew := fs.Int("max", 100, "most new tokens (generation also stops at end-of-document and at the model's max_len)")
@@ -22,6 +23,8 @@ func runGenerate(args []string) error {
 	topP := fs.Float64("topp", 0, "sample from the smallest set of tokens with probability ≥ P only (0 or 1: all)")
 	seed := fs.Uint64("seed", 1, "random seed of the sampler (same seed, same text)")
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
+	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
+	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,11 +38,14 @@ func runGenerate(args []string) error {
 	if err := opt.Validate(); err != nil {
 		return fmt.Errorf("generate: %v: %w", err, errUsage)
 	}
+	if err := checkDevice("generate", *device); err != nil {
+		return err
+	}
 	m, err := infer.Load(*ckpt)
 	if err != nil {
 		return err
 	}
-	b, err := infer.NewCPU(m.Cfg, m.Params, *noCache)
+	b, err := decodeBackend("generate", m, *device, *cache, *noCache)
 	if err != nil {
 		return err
 	}
@@ -53,6 +59,40 @@ func runGenerate(args []string) error {
 	if *noCache {
 		mode = "no cache"
 	}
-	fmt.Fprintf(os.Stderr, "generate: %s (%s, %s) in %.2fs\n", m.Dir, m.Cfg.AttentionName(), mode, time.Since(start).Seconds())
+	fmt.Fprintf(os.Stderr, "generate: %s (%s, %s, %s) in %.2fs\n", m.Dir, m.Cfg.AttentionName(), mode, *device, time.Since(start).Seconds())
+	return nil
+}
+
+// decodeBackend is the decoding backend of -device: the CPU, or the GPU of package cuda (a
+// build with -tags mqacuda).
+func decodeBackend(cmd string, m *infer.Model, device, cache string, noCache bool) (infer.Backend, error) {
+	switch device {
+	case "cpu":
+		return infer.NewCPU(m.Cfg, m.Params, noCache)
+	case "cuda":
+		if cuda.NewDecodeBackend == nil {
+			return nil, fmt.Errorf("%s: %w", cmd, cuda.ErrNoGPUBuild)
+		}
+		if noCache {
+			return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
+		}
+		opt := cuda.DefaultDecodeOptions()
+		opt.Cache = cache
+		if err := opt.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
+		}
+		return cuda.NewDecodeBackend(m.Cfg, m.Params, opt)
+	}
+	return nil, fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
+}
+
+// checkDevice refuses a -device this build cannot run, before anything is loaded.
+func checkDevice(cmd, device string) error {
+	switch {
+	case device == "cuda" && cuda.NewDecodeBackend == nil:
+		return fmt.Errorf("%s: %w", cmd, cuda.ErrNoGPUBuild)
+	case device != "cpu" && device != "cuda":
+		return fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
+	}
 	return nil
 }

@@ -73,9 +73,10 @@ func writeReport(dir string, res compareResults) error {
 		}
 		p("| *paper: multi-head (TPUv2)* | *13.2* | *1.7 + 46* | *2.0 + 203* | | | |\n| *paper: multi-query (TPUv2)* | *13.0* | *1.5 + 3.8* | *1.6 + 32* | | | |\n\n")
 	}
-	p("## Training\n\n| task | attention | steps | final train loss | tokens/s | µs/token |\n|---|---|---|---|---|---|\n")
+	p("## Training\n\nQuality and decoding are measured on each model's checkpoint with the best validation loss (on the first validation batches), not on the last step.\n\n")
+	p("| task | attention | steps | dropout | final train loss | scored step | tokens/s | µs/token |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range res.Results {
-		p("| %s | %s | %d | %.4f | %.0f | %.1f |\n", r.Task, r.Attention, r.Steps, r.FinalLoss, r.TrainTokensPerS, r.TrainUSPerToken)
+		p("| %s | %s | %d | %.2f | %.4f | %d | %.0f | %.1f |\n", r.Task, r.Attention, r.Steps, r.Dropout, r.FinalLoss, r.ScoredStep, r.TrainTokensPerS, r.TrainUSPerToken)
 	}
 	p("\n## Plots\n\n")
 	for _, f := range plots {

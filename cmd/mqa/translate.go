@@ -18,7 +18,7 @@ func init() {
 }
 
 func runTranslate(args []string) error {
-	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache]\n\n"+
+	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
 		"One source line in, one translation out, in order. An empty input line gives an empty output line.")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
 	input := fs.String("input", "", "source text, one sentence per line")
@@ -28,6 +28,8 @@ func runTranslate(args []string) error {
 	batch := fs.Int("batch", 16, "sentences decoded together")
 	maxLen := fs.Int("max", 0, "most output tokens per sentence (0: 2·source tokens + 10, at most the model's max_len)")
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
+	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
+	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +45,9 @@ func runTranslate(args []string) error {
 	case *maxLen < 0:
 		return fmt.Errorf("translate: -max %d must not be negative: %w", *maxLen, errUsage)
 	}
+	if err := checkDevice("translate", *device); err != nil {
+		return err
+	}
 	m, err := infer.Load(*ckpt)
 	if err != nil {
 		return err
@@ -51,7 +56,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := infer.NewCPU(m.Cfg, m.Params, *noCache)
+	b, err := decodeBackend("translate", m, *device, *cache, *noCache)
 	if err != nil {
 		return err
 	}
