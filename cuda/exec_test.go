@@ -18,12 +18,12 @@ import (
 )
 
 type variant struct {
-	name                string
+	name                 string
 	task, act, norm, pos string
-	kv                  int
-	tie, bias           bool
-	window              int
-	dropout             float64
+	kv                   int
+	tie, bias            bool
+	window               int
+	dropout              float64
 }
 
 var variants = []variant{
