@@ -7,5 +7,10 @@
 // does not run; driver.go is a thin cgo layer over the driver API and cuBLAS; kernels/*.cu
 // are the CUDA C kernels, compiled at run time with NVRTC; exec.go is the executor.
 //
+// Decoding: decode_plan.go (untagged) plans decode-step and encoder graphs and models the
+// decode-attention kernel; decode.go is the GPU infer.Backend (K/V cache on the GPU, CUDA-graph
+// steps, beam reorder on the GPU); kernels/decode.cu holds its kernels; decode_bench.go is
+// `mqa bench decode -device cuda`.
+//
 // Build (see scripts/gpu.sh): CGO_LDFLAGS=-L/tmp/cuda13-stubs go build -tags cuda ./cmd/mqa
 package cuda

@@ -6,8 +6,11 @@
 #                           the CUDA 13 sonames of the GPU machine (../shared/cuda/make-stubs.sh)
 #   scripts/gpu.sh vet      here: go vet -tags mqacuda ./... and an NVRTC compile of the kernels
 #   scripts/gpu.sh build    here: .gpu/cuda.test and .gpu/mqa for the GPU machine
-#   scripts/gpu.sh device   there (no Go): parity tests, then the training benchmark of mqa
-#                           and of the PyTorch reference; JSON lines and logs under $OUT
+#   scripts/gpu.sh device   there (no Go): parity tests (training and decoding), compute-sanitizer
+#                           memcheck/racecheck of the decode kernels at two sizes, the training
+#                           benchmark against bench/torch_reference.py (SKIP_TRAIN=1 skips it) and
+#                           the decode benchmark against bench/torch_decode_reference.py
+#                           (SKIP_DECODE=1 skips it); JSON and logs under $OUT, tables last
 #
 # The build tag is mqacuda, not cuda: Gorgonia's own "cuda" tag would switch Gorgonia to its
 # CUDA path (cuDNN 8, see DESIGN.md), which we do not use.
@@ -71,27 +74,8 @@ EOF
 	rm -rf "$tmp"
 }
 
-case "${1:-}" in
-setup) setup ;;
-vet)
-	go vet -tags mqacuda ./...
-	nvrtc_check
-	;;
-build)
-	mkdir -p .gpu
-	go test -c -tags mqacuda -ldflags="-s -w" -o .gpu/cuda.test ./cuda
-	go build -tags mqacuda -ldflags="-s -w" -o .gpu/mqa ./cmd/mqa
-	cp bench/torch_reference.py .gpu/
-	readelf -d .gpu/mqa | grep NEEDED
-	;;
-device)
-	export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
-	OUT=${OUT:-/tmp/out}
-	mkdir -p "$OUT"
-	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-	if [ "${SKIP_TESTS:-0}" != 1 ]; then
-		(cd cuda && timeout "${TEST_TIMEOUT:-240}" ../.gpu/cuda.test -test.v -test.count=1 ${TEST_RUN:+-test.run "$TEST_RUN"} 2>&1) | tee "$OUT/tests.log" | grep -v "^=== RUN" || true
-	fi
+# train_bench: mqa bench train against bench/torch_reference.py (JSON lines in bench.jsonl).
+train_bench() {
 	B="${BENCH_ARGS:---preset base --batch 32 --seq 256 --steps 20 --warmup 3}"
 	G=$(echo "$B" | sed 's/--/-/g')
 	: >"$OUT/bench.jsonl"
@@ -108,6 +92,9 @@ device)
 			timeout 200 python3 .gpu/torch_reference.py $B --attn $attn --tf32 $(echo "$extra" | tr ',' ' ') >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "torch $attn $extra failed" | tee -a "$OUT/bench.err"
 		done
 	done
+}
+
+train_table() {
 	python3 - "$OUT/bench.jsonl" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
@@ -115,7 +102,114 @@ print(f"{'impl':22} {'attn':5} {'math':5} {'graphs':6} {'ms/step':>8} {'tokens/s
 for r in rows:
     print(f"{r['impl']:22} {r['attn']:5} {r['math']:5} {str(r.get('cuda_graphs','')):6} {r['ms_per_step']:8.2f} {r['tokens_per_s']:10.0f} {r['tflops']:8.1f} {r['loss_first']:5.2f}>{r['loss_last']:5.2f}")
 EOF
+}
+
+# sanitize: compute-sanitizer memcheck and racecheck of the decode kernels (fast kernel with 1
+# and 3 splits and the planned split count, combine, reference kernel; f32 and bf16 K/V) at two
+# sizes, and memcheck of two whole cached-decoding parity runs (append, gather, argmax kernels).
+sanitize() {
+	SAN=/usr/local/cuda/bin/compute-sanitizer
+	: >"$OUT/sanitizer.log"
+	: >"$OUT/sanitizer.txt"
+	for size in small large; do
+		for tool in memcheck racecheck; do
+			echo "== $tool $size" >>"$OUT/sanitizer.log"
+			if (cd cuda && MQA_DECODE_SIZE=$size timeout 240 $SAN --tool $tool --error-exitcode 9 ../.gpu/cuda.test \
+				-test.run 'TestDecodeAttentionKernel$' -test.count=1 >>"$OUT/sanitizer.log" 2>&1); then
+				echo "sanitizer $tool $size: pass" | tee -a "$OUT/sanitizer.txt"
+			else
+				echo "sanitizer $tool $size: FAIL (see sanitizer.log)" | tee -a "$OUT/sanitizer.txt"
+			fi
+		done
+	done
+	echo "== memcheck parity" >>"$OUT/sanitizer.log"
+	if (cd cuda && timeout 240 $SAN --tool memcheck --error-exitcode 9 ../.gpu/cuda.test \
+		-test.run 'TestDecodeParityCPU/(lm-gelu|translate-swiglu).*/fp32-fast' -test.count=1 >>"$OUT/sanitizer.log" 2>&1); then
+		echo "sanitizer memcheck parity: pass" | tee -a "$OUT/sanitizer.txt"
+	else
+		echo "sanitizer memcheck parity: FAIL (see sanitizer.log)" | tee -a "$OUT/sanitizer.txt"
+	fi
+}
+
+# decode_bench (issue 6): mqa bench decode -device cuda (FP32 and BF16 caches) and the PyTorch
+# decode reference (FP32, BF16), same preset, attention variants, batches and contexts.
+decode_bench() {
+	local P=${DECODE_PRESET:-base} A=${DECODE_ATTN:-mha,gqa:2,mqa} Bs=${DECODE_BATCH:-1,8,64,256,1024}
+	local Cs=${DECODE_CONTEXT:-128,1024,4096} S=${DECODE_STEPS:-20}
+	timeout "${DECODE_TIMEOUT:-420}" .gpu/mqa bench decode -device cuda -preset "$P" -attn "$A" -batch "$Bs" -context "$Cs" \
+		-steps "$S" -cache "${DECODE_CACHE:-fp32,bf16}" -host-steps "${DECODE_HOST_STEPS:-5}" -json >"$OUT/decode.json" 2>"$OUT/decode.err" ||
+		echo "mqa bench decode failed (rc $?), see decode.err" | tee -a "$OUT/decode.err"
+	tail -n 3 "$OUT/decode.err"
+	: >"$OUT/decode_torch.jsonl"
+	[ "${SKIP_TORCH:-0}" = 1 ] && return 0
+	for dt in ${DECODE_TORCH_DTYPES:-fp32 bf16}; do
+		timeout "${DECODE_TORCH_TIMEOUT:-300}" python3 .gpu/torch_decode_reference.py --preset "$P" --attn "$A" --batch "$Bs" \
+			--context "$Cs" --steps "$S" --dtype "$dt" >>"$OUT/decode_torch.jsonl" 2>>"$OUT/decode_torch.err" ||
+			echo "torch decode $dt failed or timed out (rc $?)" | tee -a "$OUT/decode_torch.err"
+	done
+	return 0
+}
+
+decode_table() {
+	python3 - "$OUT/decode.json" "$OUT/decode_torch.jsonl" <<'EOF'
+import json, sys
+try:
+    res = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("no mqa decode results:", e)
+    res = {"rows": []}
+torch = [json.loads(l) for l in open(sys.argv[2]) if l.strip().startswith("{")]
+print(f"decode: {res.get('gpu', '?')}; copy {res.get('copy_gbps', 0):.0f} GB/s, read {res.get('read_gbps', 0):.0f} GB/s (floor: {res.get('floor_bandwidth', '?')})")
+tk = {(r["attn"], r["cache_dtype"], r["batch"], r["context"], r["impl"]): r["us_per_step"] for r in torch if "us_per_step" in r}
+mha = {(r["cache_dtype"], r["batch"], r["context"]): r["us_per_step"] for r in res["rows"] if r["attn"] == "mha"}
+def f(x, w=11, p=1):
+    return f"{x:{w}.{p}f}" if x else " " * (w - 1) + "-"
+print(f"{'attn':6} {'cache':5} {'batch':>5} {'ctx':>5} {'mqa µs':>9} {'floor µs':>9} {'×floor':>7} {'GB/s':>6} {'torch-graph':>11} {'torch-eager':>11} {'mqa/graph':>9} {'MHA/this':>8} {'host µs':>8}")
+for r in res["rows"]:
+    k = (r["attn"], r["cache_dtype"], r["batch"], r["context"])
+    g, e = tk.get(k + ("torch-graph",)), tk.get(k + ("torch-eager",))
+    m = mha.get((r["cache_dtype"], r["batch"], r["context"]))
+    print(f"{r['attn']:6} {r['cache_dtype']:5} {r['batch']:5} {r['context']:5} {r['us_per_step']:9.1f} {r['floor_us']:9.1f} "
+          f"{r['ratio_to_floor']:7.2f} {r['achieved_gbps']:6.0f} {f(g)} {f(e)} {f(r['us_per_step'] / g if g else 0, 9, 2)} "
+          f"{f(m / r['us_per_step'] if m else 0, 8, 2)} {f(r.get('host_us_per_step', 0), 8, 0)}")
+for s in res.get("skipped") or []:
+    print("mqa skipped:", s)
+for r in torch:
+    if "skipped" in r:
+        print("torch skipped:", r["attn"], r["cache_dtype"], r["batch"], r["context"], r["skipped"])
+EOF
+}
+
+device() {
+	export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
+	OUT=${OUT:-/tmp/out}
+	mkdir -p "$OUT"
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+	if [ "${SKIP_TESTS:-0}" != 1 ]; then
+		(cd cuda && timeout "${TEST_TIMEOUT:-300}" ../.gpu/cuda.test -test.v -test.count=1 ${TEST_RUN:+-test.run "$TEST_RUN"} 2>&1) |
+			tee "$OUT/tests.log" | grep -E "^(--- |FAIL|ok|PASS|panic)" || true
+	fi
+	[ "${SKIP_SANITIZER:-0}" = 1 ] || sanitize
+	[ "${SKIP_TRAIN:-0}" = 1 ] || train_bench
+	[ "${SKIP_DECODE:-0}" = 1 ] || decode_bench
+	[ "${SKIP_TRAIN:-0}" = 1 ] || train_table
+	[ "${SKIP_DECODE:-0}" = 1 ] || decode_table
+}
+
+case "${1:-}" in
+setup) setup ;;
+vet)
+	go vet -tags mqacuda ./...
+	nvrtc_check
 	;;
+build)
+	mkdir -p .gpu
+	go test -c -tags mqacuda -ldflags="-s -w" -o .gpu/cuda.test ./cuda
+	go build -tags mqacuda -ldflags="-s -w" -o .gpu/mqa ./cmd/mqa
+	cp bench/torch_reference.py bench/torch_decode_reference.py .gpu/
+	readelf -d .gpu/mqa | grep NEEDED
+	;;
+device) device ;;
 *)
 	echo "usage: scripts/gpu.sh setup|vet|build|device" >&2
 	exit 2
