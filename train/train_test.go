@@ -130,3 +130,37 @@ func TestSchedule(t *testing.T) {
 		t.Errorf("cosine middle: %g", got)
 	}
 }
+
+// TestAccumulationAveragesGradients: accumulating two identical micro-batches must give
+// exactly the update of one of them alone (the average of two equal gradients).
+func TestAccumulationAveragesGradients(t *testing.T) {
+	tok, ids := lmText(t)
+	stream, err := data.NewLMStream(ids, 4, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := lmBatch(stream)
+	run := func(micro []Batch) *Trainer {
+		s := DefaultSettings(3)
+		s.Accum = len(micro)
+		tr, err := NewTrainer(tinyCfg(models.TaskLM, tok.VocabSize(), 2), nil, s, "cpu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := tr.TrainStep(micro); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tr
+	}
+	one, two := run([]Batch{b}), run([]Batch{b, b})
+	for _, name := range one.ParamNames() {
+		x, y := one.Params.Get(name).Data().([]float32), two.Params.Get(name).Data().([]float32)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%s[%d]: %g with one micro-batch, %g with two equal ones", name, i, x[i], y[i])
+			}
+		}
+	}
+}
