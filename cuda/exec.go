@@ -280,20 +280,9 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 	if p, ok := cache[shape]; ok && cached {
 		return p, nil
 	}
-	t := e.t
-	opt := models.Options{}
-	if training {
-		opt = models.Options{Train: true, LabelSmoothing: t.Settings.LabelSmoothing, DropoutSeed: t.Settings.Seed, DropoutStep: &t.DropoutStep}
-	}
-	g, err := models.Build(t.Params, t.Cfg, shape, opt)
+	g, grads, err := e.t.Graph(shape, training)
 	if err != nil {
 		return nil, err
-	}
-	var grads []*gg.Node
-	if training {
-		if grads, err = gg.Grad(g.Loss, train.ParamNodes(g, e.names)...); err != nil {
-			return nil, fmt.Errorf("building gradients: %w", err)
-		}
 	}
 	plan, err := NewPlan(g, e.names, grads)
 	if err != nil {

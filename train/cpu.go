@@ -36,24 +36,33 @@ func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, err
 	if c, ok := cache[shape]; ok {
 		return c, nil
 	}
-	t := e.t
+	g, grads, err := e.t.Graph(shape, training)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{g: g, grads: grads}
+	c.vm = G.NewTapeMachine(g.G)
+	cache[shape] = c
+	return c, nil
+}
+
+// Graph builds the model's graph for a batch shape. A training graph has dropout, label
+// smoothing and the gradient nodes of the loss with respect to every parameter, in
+// ParamNames order; an evaluation graph has neither, and no gradients.
+func (t *Trainer) Graph(shape models.Shape, training bool) (*models.Graph, []*G.Node, error) {
 	opt := models.Options{}
 	if training {
 		opt = models.Options{Train: true, LabelSmoothing: t.Settings.LabelSmoothing, DropoutSeed: t.Settings.Seed, DropoutStep: &t.DropoutStep}
 	}
 	g, err := models.Build(t.Params, t.Cfg, shape, opt)
+	if err != nil || !training {
+		return g, nil, err
+	}
+	grads, err := G.Grad(g.Loss, ParamNodes(g, t.names)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("building gradients: %w", err)
 	}
-	c := &compiled{g: g}
-	if training {
-		if c.grads, err = G.Grad(g.Loss, ParamNodes(g, t.names)...); err != nil {
-			return nil, fmt.Errorf("building gradients: %w", err)
-		}
-	}
-	c.vm = G.NewTapeMachine(g.G)
-	cache[shape] = c
-	return c, nil
+	return g, grads, nil
 }
 
 // ParamNodes returns the graph's parameter nodes in the order of names; a parameter the
