@@ -131,13 +131,10 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	newExec, ok := NewExecutor[device]
-	if !ok {
-		if device == "cuda" {
-			return nil, fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
-		}
-		return nil, fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
+	if err := CheckDevice(device); err != nil {
+		return nil, err
 	}
+	newExec := NewExecutor[device]
 	var err error
 	if params == nil {
 		if params, err = InitParams(cfg, s.Seed); err != nil {
@@ -156,6 +153,17 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 		return nil, err
 	}
 	return t, nil
+}
+
+// CheckDevice says whether this build can train on device.
+func CheckDevice(device string) error {
+	if _, ok := NewExecutor[device]; ok {
+		return nil
+	}
+	if device == "cuda" {
+		return fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
+	}
+	return fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
 }
 
 // InitParams creates a model's parameters from a seed by building its smallest graph.

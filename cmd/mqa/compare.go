@@ -172,6 +172,9 @@ func runCompare(args []string) error {
 			return fmt.Errorf("compare: %v: %w", err, errUsage)
 		}
 	}
+	if err := train.CheckDevice(r.device); err != nil {
+		return err
+	}
 	if r.out == "" {
 		r.out = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405"))
 	}

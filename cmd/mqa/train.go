@@ -224,6 +224,13 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Check the model flags before the (slower) data preparation.
+	if _, err := mf.config(*task, 300, 300); err != nil {
+		return err
+	}
+	if err := train.CheckDevice(*device); err != nil {
+		return err
+	}
 	d := df.spec(*task, defaults, of)
 	if err := d.load(); err != nil {
 		return err
