@@ -116,7 +116,7 @@ func ParseConfig(data []byte, source string) (Config, error) {
 // presets are the named model sizes; Vocab and Task are filled in by Preset.
 var presets = map[string]Config{
 	// tiny trains in seconds on a CPU (tests and the quick compare).
-	"tiny": {Dim: 64, Layers: 2, EncoderLayers: 2, Heads: 4, HeadDim: 16, FFDim: 256, MaxLen: 64},
+	"tiny": {Dim: 64, Layers: 2, EncoderLayers: 2, Heads: 4, HeadDim: 16, FFDim: 256, MaxLen: 128},
 	// small is the CPU demo size.
 	"small": {Dim: 256, Layers: 4, EncoderLayers: 4, Heads: 4, HeadDim: 64, FFDim: 1024, MaxLen: 128},
 	// base is the GPU study size.

@@ -42,6 +42,7 @@ type compareRun struct {
 	steps, bleuLines     int
 	evalBatches          int
 	dropout              float64
+	mtCorpus             string
 	smallBatch, bigBatch int
 	attns, tasks         []string
 	seed                 uint64
@@ -134,6 +135,7 @@ func runCompare(args []string) error {
 	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order)")
 	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
 	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	if err := parse(fs, args); err != nil {
@@ -165,6 +167,9 @@ func runCompare(args []string) error {
 		if err := checkTask(t); err != nil {
 			return err
 		}
+	}
+	if r.mtCorpus != "bible.en-es" && r.mtCorpus != "lohelp.en-de" {
+		return fmt.Errorf("compare: -mt-corpus %q (allowed: bible.en-es, lohelp.en-de): %w", r.mtCorpus, errUsage)
 	}
 	heads, _ := models.Preset(r.preset, models.TaskLM, 300)
 	for _, a := range r.attns {
@@ -207,7 +212,11 @@ func (r *compareRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res.Data = append(res.Data, fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, d.Corpus, d.tok.VocabSize()))
+		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, d.Corpus, d.tok.VocabSize())
+		if d.dropped != "" {
+			note += "; " + d.dropped
+		}
+		res.Data = append(res.Data, note)
 		for _, attn := range r.attns {
 			fmt.Fprintf(os.Stderr, "\n[compare %d/%d] %s, %s attention%s\n", done+1, phases, task, attn, eta(start, done, phases))
 			kr, err := r.runKind(ctx, d, attn)
@@ -261,7 +270,11 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 	def := presetDefaults[r.preset]
 	// A checkpoint at every validation, so the best one (by validation loss) is kept for scoring.
 	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: max(1, r.steps/10), keep: 1, evalBatches: 8}
-	d := (&dataFlags{}).spec(task, def, of)
+	corpus := ""
+	if task == models.TaskTranslate {
+		corpus = r.mtCorpus
+	}
+	d := (&dataFlags{corpus: corpus}).spec(task, def, of)
 	fmt.Fprintf(os.Stderr, "[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
 	if err := d.load(); err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ type sizeDefaults struct {
 }
 
 var presetDefaults = map[string]sizeDefaults{
-	"tiny":  {vocab: 1000, seqLen: 32, batch: 8, maxTokens: 512, maxLen: 64, steps: 300, lr: 2e-3},
+	"tiny":  {vocab: 1000, seqLen: 32, batch: 8, maxTokens: 512, maxLen: 128, steps: 300, lr: 2e-3},
 	"small": {vocab: 4000, seqLen: 64, batch: 16, maxTokens: 2048, maxLen: 128, steps: 2000, lr: 1e-3},
 	"base":  {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 8192, maxLen: 256, steps: 20000, lr: 7e-4},
 	"paper": {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 16384, maxLen: 256, steps: 20000, lr: 5e-4},
