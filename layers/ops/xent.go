@@ -41,6 +41,19 @@ func (op CrossEntropy) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 
+// inputs reads and validates the logits and targets of a Do call (the op's own arity is
+// checked by the caller) and counts the rows that add loss.
+func (op CrossEntropy) inputs(vals []G.Value) (logits *tensor.Dense, targets []int, count int, err error) {
+	if logits, err = dense(op, vals[0]); err != nil {
+		return nil, nil, 0, err
+	}
+	if targets, err = ints(op, vals[1]); err != nil {
+		return nil, nil, 0, err
+	}
+	count, err = op.check(logits, targets)
+	return logits, targets, count, err
+}
+
 // check validates the targets against the logits and counts the rows that add loss.
 func (op CrossEntropy) check(logits *tensor.Dense, targets []int) (count int, err error) {
 	n, v := logits.Shape()[0], logits.Shape()[1]
@@ -64,15 +77,7 @@ func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	logits, err := dense(op, vals[0])
-	if err != nil {
-		return nil, err
-	}
-	targets, err := ints(op, vals[1])
-	if err != nil {
-		return nil, err
-	}
-	count, err := op.check(logits, targets)
+	logits, targets, count, err := op.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
@@ -166,22 +171,13 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	logits, err := dense(op, vals[0])
-	if err != nil {
-		return nil, err
-	}
-	targets, err := ints(op, vals[1])
+	logits, targets, count, err := CrossEntropy{Smoothing: op.Smoothing, Ignore: op.Ignore}.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
 	g, err := scalarOf(vals[2])
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	fwd := CrossEntropy{Smoothing: op.Smoothing, Ignore: op.Ignore}
-	count, err := fwd.check(logits, targets)
-	if err != nil {
-		return nil, err
 	}
 	scale := g / math.Max(float64(count), 1)
 	out := newLike(logits.Dtype(), logits.Shape()...)
