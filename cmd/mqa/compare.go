@@ -30,7 +30,7 @@ var compareDefaults = map[string]struct {
 	steps, bleuLines, bigBatch int
 	dropout                    float64
 }{
-	"tiny":  {steps: 600, bleuLines: 300, bigBatch: 32},
+	"tiny":  {steps: 1000, bleuLines: 300, bigBatch: 32},
 	"small": {steps: 2000, bleuLines: 500, bigBatch: 64, dropout: 0.1},
 	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
 	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
