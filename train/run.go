@@ -224,8 +224,13 @@ func openLog(path string, step int) (*os.File, error) {
 			keep = append(keep, line...)
 		}
 	}
-	if err := os.WriteFile(path, keep, 0o644); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", path, err)
+	// Rewrite through a temporary file, so a crash now cannot lose the log.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, keep, 0o644); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("replacing %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
