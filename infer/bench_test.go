@@ -50,7 +50,7 @@ func TestBench(t *testing.T) {
 			}
 		})
 	}
-	bad := BenchSpec{Preset: "tiny", Task: "lm", Vocab: 300, Attn: []string{"mha"}, Batches: []int{1}, Contexts: []int{60}, Steps: 10}
+	bad := BenchSpec{Preset: "tiny", Task: "lm", Vocab: 300, Attn: []string{"mha"}, Batches: []int{1}, Contexts: []int{124}, Steps: 10} // tiny max_len is 128
 	if _, err := Bench(bad, nil); err == nil {
 		t.Error("context + steps over max_len: no error")
 	}
