@@ -43,6 +43,7 @@ type compareRun struct {
 	evalBatches          int
 	dropout              float64
 	mtCorpus             string
+	decodeDevice         string
 	smallBatch, bigBatch int
 	attns, tasks         []string
 	seed                 uint64
@@ -112,6 +113,7 @@ type compareResults struct {
 	Date          string       `json:"date"`
 	Machine       string       `json:"machine"`
 	Device        string       `json:"device"`
+	DecodeDevice  string       `json:"decode_device"`
 	Preset        string       `json:"preset"`
 	Steps         int          `json:"steps"`
 	Seed          uint64       `json:"seed"`
@@ -135,6 +137,7 @@ func runCompare(args []string) error {
 	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order)")
 	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
 	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	fs.StringVar(&r.decodeDevice, "decode-device", "cpu", "where BLEU decoding and the decode timings run: cpu, or cuda (GPU decoder of a -tags mqacuda build)")
 	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
@@ -180,6 +183,9 @@ func runCompare(args []string) error {
 	if err := train.CheckDevice(r.device); err != nil {
 		return err
 	}
+	if err := checkDevice("compare", r.decodeDevice); err != nil {
+		return err
+	}
 	if r.out == "" {
 		r.out = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405"))
 	}
@@ -203,7 +209,7 @@ func splitList(s string) []string {
 
 func (r *compareRun) run(ctx context.Context) error {
 	start := time.Now()
-	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device,
+	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device, DecodeDevice: r.decodeDevice,
 		Preset: r.preset, Steps: r.steps, Seed: r.seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature}
 	phases := len(r.tasks) * len(r.attns)
 	done := 0
@@ -357,7 +363,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		kr.TestWordPPL = math.Exp(test.NLL * float64(test.Tokens) / float64(d.testWords))
 	}
 	kr.CacheBytesPerToken = int(infer.CacheBytes(cfg.Layers, 1, cfg.KVHeads, 1, cfg.HeadDim))
-	backend, err := infer.NewCPU(cfg, tr.Params, false)
+	backend, err := decodeBackend("compare", &infer.Model{Dir: kr.ScoredCheckpoint, Cfg: cfg, Params: tr.Params}, r.decodeDevice, "fp32", false)
 	if err != nil {
 		return kr, err
 	}

@@ -26,8 +26,8 @@ func writeReport(dir string, res compareResults) error {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# MHA vs GQA vs MQA: quality against speed\n\n")
-	p("- command: `%s`\n- date: %s\n- machine: %s (training device: %s)\n- preset: %s, %d training steps per model, seed %d, same data order for every model\n",
-		res.Command, res.Date, res.Machine, res.Device, res.Preset, res.Steps, res.Seed)
+	p("- command: `%s`\n- date: %s\n- machine: %s (training on %s, decoding on %s)\n- preset: %s, %d training steps per model, seed %d, same data order for every model\n",
+		res.Command, res.Date, res.Machine, res.Device, res.DecodeDevice, res.Preset, res.Steps, res.Seed)
 	for _, d := range res.Data {
 		p("- data: %s\n", d)
 	}
@@ -159,10 +159,12 @@ func summary(res compareResults) string {
 	if len(lines) == 0 {
 		return "No multi-head baseline was run, so there is nothing to compare against."
 	}
-	if res.Device == "cuda" {
-		lines = append(lines, "- Training ran on the GPU; decoding (BLEU and every decode timing) ran on the host CPU, because mqa has no GPU decoder yet, so the decode columns are CPU timings.")
+	if res.DecodeDevice != "cuda" {
+		if res.Device == "cuda" {
+			lines = append(lines, "- Training ran on the GPU; decoding (BLEU and every decode timing) ran on the host CPU (-decode-device cpu), so the decode columns are CPU timings.")
+		}
+		lines = append(lines, "- On a CPU the cached decode step is bound by arithmetic on the weights and the vocabulary projection, not by reading the K/V cache, so MQA's smaller cache buys memory but little speed; the paper's 12× decoder speed-up needs a memory-bound accelerator with large batches and contexts (see BENCHMARKS.md).")
 	}
-	lines = append(lines, "- On a CPU the cached decode step is bound by arithmetic on the weights and the vocabulary projection, not by reading the K/V cache, so MQA's smaller cache buys memory but little speed; the paper's 12× decoder speed-up needs a memory-bound accelerator with large batches and contexts (see BENCHMARKS.md).")
 	return strings.Join(lines, "\n")
 }
 
