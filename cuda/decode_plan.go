@@ -52,7 +52,7 @@ var NewDecodeBackend func(cfg models.Config, params *layers.Params, opt DecodeOp
 var RunDecodeBench func(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error)
 
 // ErrNoGPUBuild is what the commands say when -device cuda is asked of a build without it.
-var ErrNoGPUBuild = fmt.Errorf("-device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
+var ErrNoGPUBuild = fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
 
 // DecodeBenchSpec is the GPU decode benchmark: a preset with random weights for each
 // attention variant (parameter-matched to MHA), cache type, batch and context.
