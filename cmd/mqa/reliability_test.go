@@ -128,16 +128,12 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("only %d kills landed", kills)
 	}
 	// Finish the run and compare.
-	for {
-		args := []string{"train", "-resume", run}
-		if _, err := checkpoints.Resolve(run); err != nil {
-			args = trainArgs(run, tr, va, te, steps)
-		}
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("finishing: %v\n%s", err, out)
-		}
-		break
+	args := []string{"train", "-resume", run}
+	if _, err := checkpoints.Resolve(run); err != nil {
+		args = trainArgs(run, tr, va, te, steps)
+	}
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("finishing: %v\n%s", err, out)
 	}
 	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
 		t.Fatal("after kills and resumes the final weights differ from the uninterrupted run's")
