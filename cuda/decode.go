@@ -443,7 +443,6 @@ type stepper struct {
 	dp       *decodeProgram
 	gen      int
 	capacity int
-	srcLens  []int32
 }
 
 func (dec *Decoder) newStepper(dp *decodeProgram, capacity int, srcLens []int) *stepper {
