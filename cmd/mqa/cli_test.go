@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"mqa/checkpoints"
 	"mqa/data"
 )
 
@@ -67,9 +68,17 @@ func TestCommandsOnTrainedCheckpoints(t *testing.T) {
 	}
 	mtTrain, mtValid, mtTest := smallPairs(t)
 	mt := filepath.Join(dir, "mt")
-	if code, _ := capture(t, "train", "-task", "translate", "-attn", "mqa", "-steps", "4", "-vocab", "300",
+	if code, _ := capture(t, "train", "-task", "translate", "-attn", "mqa", "-steps", "4", "-vocab", "300", "-separate-vocab",
 		"-train", mtTrain, "-valid", mtValid, "-test", mtTest, "-out", mt); code != 0 {
 		t.Fatalf("train translate exited %d", code)
+	}
+	// Separate vocabularies: the checkpoint carries the source tokenizer too.
+	ckpt, err := checkpoints.Resolve(mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ckpt, srcTokenizerFile)); err != nil {
+		t.Fatalf("no source tokenizer with -separate-vocab: %v", err)
 	}
 
 	t.Run("eval json", func(t *testing.T) {
