@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"mqa/data"
 	"mqa/infer"
 	"mqa/infer/bleu"
@@ -27,8 +29,9 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		name string
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
-		fmt.Fprintf(os.Stderr, "[compare] translating %d test sentences, %s\n", len(sources), mode.name)
-		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch)
+		bar := newBar(len(sources), "translate "+mode.name, "sentences")
+		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, func(n int) { _ = bar.Add(n) })
+		_ = bar.Finish()
 		if err != nil {
 			return err
 		}
@@ -48,7 +51,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 			kr.BLEUBeam4, kr.ChrFBeam4 = bl.Score, ch.Score
 		}
 		few := sources[:min(len(sources), 8)]
-		_, small, err := translateTimed(b, d.tok, few, mode.beam, r.smallBatch)
+		_, small, err := translateTimed(b, d.tok, few, mode.beam, r.smallBatch, func(int) {})
 		if err != nil {
 			return err
 		}
@@ -58,8 +61,9 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 	return nil
 }
 
-// translateTimed translates sources in batches and times the encoder and the decoder.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int) ([]string, decodeTiming, error) {
+// translateTimed translates sources in batches and times the encoder and the decoder;
+// done is told how many sentences each batch finished.
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, done func(int)) ([]string, decodeTiming, error) {
 	cfg := b.Config()
 	t := decodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
@@ -82,6 +86,7 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 			hyps = append(hyps, tok.Decode(h.Tokens))
 			t.OutputTokens += len(h.Tokens) + 1 // with its EOS
 		}
+		done(len(chunk))
 	}
 	t.EncoderUS = enc.Seconds() / float64(t.OutputTokens) * 1e6
 	t.DecoderUS = dec.Seconds() / float64(t.OutputTokens) * 1e6
@@ -126,4 +131,11 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 		kr.Decode = append(kr.Decode, t)
 	}
 	return nil
+}
+
+// newBar is a progress bar on standard error with a rate and an ETA.
+func newBar(total int, label, unit string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(label),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
 }

@@ -7,8 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"mqa/infer"
 	"mqa/infer/bleu"
 )
@@ -60,11 +58,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	bar := progressbar.NewOptions(len(lines),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription("translate"),
-		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("lines"),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionClearOnFinish())
+	bar := newBar(len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
 		Beam: *beam, Alpha: *alpha, Batch: *batch, MaxLen: *maxLen,
