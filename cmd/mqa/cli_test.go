@@ -160,6 +160,7 @@ func TestCommandsOnTrainedCheckpoints(t *testing.T) {
 		for _, args := range [][]string{
 			{"train", "-attn", "gqa:3"}, {"train", "-preset", "huge"}, {"train", "-task", "tagging"},
 			{"eval"}, {"eval", "-ckpt", lm, "-split", "dev"}, {"bogus"}, {"bench", "nope"}, {"train", "-steps", "x"},
+			{"train", "-seq", "100000"}, {"train", "-batch", "-1"},
 		} {
 			if code, _ := capture(t, args...); code != 2 {
 				t.Errorf("mqa %s exited %d, want 2", strings.Join(args, " "), code)

@@ -172,6 +172,23 @@ func (f *dataFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxLen, "max-len", 0, "translation: longest source or target kept, in tokens (default: the preset's)")
 }
 
+// validate rejects negative sizes and windows longer than the model's max_len (0 means the
+// preset's default).
+func (f *dataFlags) validate(maxLen int) error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"vocab", f.vocab}, {"seq", f.seqLen}, {"batch", f.batch}, {"max-tokens", f.maxTokens}, {"max-len", f.maxLen}} {
+		if v.n < 0 {
+			return fmt.Errorf("-%s %d must not be negative: %w", v.name, v.n, errUsage)
+		}
+	}
+	if f.seqLen > maxLen || f.maxLen > maxLen {
+		return fmt.Errorf("-seq %d / -max-len %d: the model takes at most %d tokens (max_len): %w", f.seqLen, f.maxLen, maxLen, errUsage)
+	}
+	return nil
+}
+
 func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *dataSpec {
 	pick := func(v, def int) int {
 		if v > 0 {
@@ -224,8 +241,12 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	// Check the model flags before the (slower) data preparation.
-	if _, err := mf.config(*task, 300, 300); err != nil {
+	// Check the model and data flags before the (slower) data preparation.
+	probe, err := mf.config(*task, 300, 300)
+	if err != nil {
+		return err
+	}
+	if err := df.validate(probe.MaxLen); err != nil {
 		return err
 	}
 	if err := train.CheckDevice(*device); err != nil {
