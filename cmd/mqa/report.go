@@ -125,6 +125,7 @@ func encDec(r kindResult, mode string, small bool) string {
 // relative to MHA, from the measured numbers.
 func summary(res compareResults) string {
 	var lines []string
+	baseline := false
 	for _, task := range []string{"lm", "translate"} {
 		rows := rowsOf(res, task)
 		var mha *kindResult
@@ -136,6 +137,7 @@ func summary(res compareResults) string {
 		if mha == nil {
 			continue
 		}
+		baseline = true
 		for _, r := range rows {
 			if r.Attention == "mha" {
 				continue
@@ -161,8 +163,11 @@ func summary(res compareResults) string {
 			lines = append(lines, s)
 		}
 	}
-	if len(lines) == 0 {
-		return "No multi-head baseline was run, so there is nothing to compare against."
+	switch {
+	case !baseline:
+		return "No multi-head (mha) model was run, so there is no baseline to compare against."
+	case len(lines) == 0:
+		return "Only the multi-head model was run, so there is nothing to compare it with."
 	}
 	if res.DecodeDevice != "cuda" {
 		if res.Device == "cuda" {
