@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSummary(t *testing.T) {
+	mha := kindResult{Task: "translate", Attention: "mha", ValidNLL: 2.0, BLEUBeam4: 20, CacheBytesPerToken: 1024, TrainUSPerToken: 6,
+		Decode: []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: 100}}}
+	mqa := kindResult{Task: "translate", Attention: "mqa", ValidNLL: 2.02, BLEUBeam4: 19.5, CacheBytesPerToken: 256, TrainUSPerToken: 5,
+		Decode: []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: 25}}}
+	cases := []struct {
+		name  string
+		rows  []kindResult
+		wants []string
+	}{
+		{"mha only", []kindResult{mha}, []string{"Only the multi-head model"}},
+		{"no mha", []kindResult{mqa}, []string{"No multi-head (mha) model"}},
+		{"mqa vs mha", []kindResult{mha, mqa}, []string{"translate, mqa vs mha", "2.0200 vs 2.0000 (+1.0 %", "19.50 vs 20.00 (-0.50",
+			"25.0 vs 100.0 µs per token (4.00× faster)", "256 vs 1024 bytes"}},
+	}
+	for _, c := range cases {
+		got := summary(compareResults{Results: c.rows})
+		for _, w := range c.wants {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: summary lacks %q:\n%s", c.name, w, got)
+			}
+		}
+	}
+}
