@@ -48,7 +48,8 @@ make_stubs() {
 	done
 }
 
-# nvrtc_check compiles cuda/kernels/*.cu with the local NVRTC (no GPU needed).
+# nvrtc_check compiles the kernel module (kernels.cu then decode.cu, as cuda/exec.go joins them)
+# with the local NVRTC (no GPU needed).
 nvrtc_check() {
 	local tmp
 	tmp=$(mktemp -d)
@@ -70,7 +71,8 @@ int main(int argc, char** argv) {
 }
 EOF
 	gcc -o "$tmp/check" "$tmp/check.c" -lnvrtc
-	for f in cuda/kernels/*.cu; do "$tmp/check" "$f"; done
+	cat cuda/kernels/kernels.cu - cuda/kernels/decode.cu <<<"" >"$tmp/module.cu"
+	"$tmp/check" "$tmp/module.cu"
 	rm -rf "$tmp"
 }
 

@@ -1,8 +1,8 @@
 // Incremental-decoding kernels of the mqa CUDA executor: the fused decode attention over the
 // K/V cache (flash-decoding style), its combine pass, a simple reference version, the cache
 // append and beam reorder, greedy argmax on the device, and the bandwidth probes of
-// `mqa bench decode -device cuda`. Compiled at run time with NVRTC together with kernels.cu
-// (one module); self-contained so that it also compiles alone (scripts/gpu.sh vet).
+// `mqa bench decode -device cuda`. Compiled at run time with NVRTC after kernels.cu, in one
+// module (it uses kernels.cu's warp_sum and warp_max); scripts/gpu.sh vet compiles that module.
 //
 // Layouts (see ops.DecodeAttention): q [B, h·dk] with head = g·r + i (g the K/V head, r = h/kv
 // query heads per K/V head, i < r); cache K, V [B, kv, maxLen, dk] (float or bf16); the step's
@@ -34,39 +34,30 @@
 #define DEC_NT 128   // threads per block of k_decode_attn
 #define DEC_TK 64    // keys per tile (DEC_NT = 2·DEC_TK: two threads per key in the score phase)
 #define DEC_MAXR 8   // most query heads per K/V head handled by the fast kernel (else the reference kernel)
-#define DEC_NEG_INF __int_as_float(0xff800000)
 
 typedef unsigned short bf16_t;
 
-__device__ __forceinline__ float dec_warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float dec_warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
 
 // Block reductions for blocks of up to 1024 threads; every thread gets the result.
 __device__ float dec_block_sum(float v, float* part) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = dec_warp_sum(v);
+    v = warp_sum(v);
     __syncthreads();
     if (lane == 0) part[w] = v;
     __syncthreads();
     int nw = (blockDim.x + 31) >> 5;
     v = lane < nw ? part[lane] : 0.f;
-    return dec_warp_sum(v);
+    return warp_sum(v);
 }
 __device__ float dec_block_max(float v, float* part) {
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = dec_warp_max(v);
+    v = warp_max(v);
     __syncthreads();
     if (lane == 0) part[w] = v;
     __syncthreads();
     int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? part[lane] : DEC_NEG_INF;
-    return dec_warp_max(v);
+    v = lane < nw ? part[lane] : NEG_INF;
+    return warp_max(v);
 }
 
 // bf16 storage: the upper half of a float32; rounding to nearest even.
@@ -130,7 +121,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
     const float* qb = q + (long long)bg * r * dk;
     for (int i = tid; i < r * dk; i += DEC_NT) qs[i] = qb[i] * scale;
     if (tid < DEC_MAXR) {
-        st[tid] = DEC_NEG_INF;
+        st[tid] = NEG_INF;
         st[DEC_MAXR + tid] = 0.f;
         st[2 * DEC_MAXR + tid] = 1.f;
     }
@@ -184,15 +175,15 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         {
             const int w = tid >> 5, lane = tid & 31;
             for (int i = w; i < r; i += DEC_NT / 32) {
-                float x0 = lane < nt ? ps[i * DEC_TK + lane] : DEC_NEG_INF;
-                float x1 = lane + 32 < nt ? ps[i * DEC_TK + lane + 32] : DEC_NEG_INF;
+                float x0 = lane < nt ? ps[i * DEC_TK + lane] : NEG_INF;
+                float x1 = lane + 32 < nt ? ps[i * DEC_TK + lane + 32] : NEG_INF;
                 float mold = st[i], lold = st[DEC_MAXR + i];
-                float mnew = fmaxf(mold, dec_warp_max(fmaxf(x0, x1))); // finite: nt ≥ 1
+                float mnew = fmaxf(mold, warp_max(fmaxf(x0, x1))); // finite: nt ≥ 1
                 float p0 = lane < nt ? expf(x0 - mnew) : 0.f;
                 float p1 = lane + 32 < nt ? expf(x1 - mnew) : 0.f;
                 ps[i * DEC_TK + lane] = p0;
                 ps[i * DEC_TK + lane + 32] = p1;
-                float sum = dec_warp_sum(p0 + p1);
+                float sum = warp_sum(p0 + p1);
                 __syncwarp();
                 if (lane == 0) {
                     float al = expf(mold - mnew); // 0 on the first tile (mold = −inf)
@@ -275,7 +266,7 @@ __device__ void decode_attn_ref(float* out, const float* q, const T* k, const T*
     }
     const float* qh = q + (long long)bh * dk;
     const long long rowBase = (long long)bg * maxLen;
-    float mx = DEC_NEG_INF;
+    float mx = NEG_INF;
     for (int j = threadIdx.x; j < total; j += blockDim.x) {
         float s = 0.f;
         if (j < keys) {
@@ -323,14 +314,14 @@ __global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_
                                  int splits) {
     const int bh = blockIdx.x, bg = bh / r, i = bh - bg * r, d = threadIdx.x;
     if (d >= dk) return;
-    float M = DEC_NEG_INF;
+    float M = NEG_INF;
     for (int s = 0; s < splits; s++) M = fmaxf(M, ws_m[((long long)bg * splits + s) * r + i]);
     float L = 0.f, a = 0.f;
-    if (M != DEC_NEG_INF) {
+    if (M != NEG_INF) {
         for (int s = 0; s < splits; s++) {
             long long p = (long long)bg * splits + s;
             float m = ws_m[p * r + i];
-            if (m == DEC_NEG_INF) continue; // an empty split
+            if (m == NEG_INF) continue; // an empty split
             float w = expf(m - M);
             L += w * ws_l[p * r + i];
             a += w * ws_o[(p * r + i) * dk + d];
@@ -425,7 +416,7 @@ __global__ void k_argmax_advance(int* tokens, int* positions, int* lengths, cons
     __shared__ int bi[256];
     const int b = blockIdx.x;
     const float* row = logits + (long long)b * V;
-    float best = DEC_NEG_INF;
+    float best = NEG_INF;
     int arg = 0x7fffffff;
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
         float x = row[j];
