@@ -629,33 +629,46 @@ func (s *stepper) stage(tokens []int) ([]bool, error) {
 	return active, nil
 }
 
+// run feeds one token per row (staged, uploaded) and runs the step graph, choosing each
+// row's next token on the GPU when argmax is set; it returns the rows that took a token.
+// The caller reads the results and then calls advance. It runs on the context's thread.
+func (s *stepper) run(tokens []int, argmax bool) ([]bool, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	active, err := s.stage(tokens)
+	if err != nil {
+		return nil, err
+	}
+	dp, d := s.dp, s.dec.e.d
+	if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
+		return nil, err
+	}
+	return active, s.dec.run(dp, argmax)
+}
+
+// advance counts the token just fed to every active row.
+func (s *stepper) advance(active []bool) {
+	for b, a := range active {
+		if a {
+			s.dp.lens[b]++
+		}
+	}
+}
+
 // Step feeds one token per row and returns the logits [rows·vocab].
 func (s *stepper) Step(tokens []int) ([]float32, error) {
 	var logits []float32
 	err := s.dec.e.w.do(func() error {
-		if err := s.check(); err != nil {
-			return err
-		}
-		active, err := s.stage(tokens)
+		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
-		if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
+		logits = make([]float32, s.dp.rows*s.dec.Cfg.Vocab)
+		if err := s.dec.e.d.download(unsafe.Pointer(&logits[0]), s.dp.logits, 4*len(logits)); err != nil {
 			return err
 		}
-		if err := s.dec.run(dp, false); err != nil {
-			return err
-		}
-		logits = make([]float32, dp.rows*s.dec.Cfg.Vocab)
-		if err := d.download(unsafe.Pointer(&logits[0]), dp.logits, 4*len(logits)); err != nil {
-			return err
-		}
-		for b, a := range active {
-			if a {
-				dp.lens[b]++
-			}
-		}
+		s.advance(active)
 		return nil
 	})
 	return logits, err
@@ -667,22 +680,13 @@ func (s *stepper) Step(tokens []int) ([]float32, error) {
 func (s *stepper) GreedyStep(tokens []int) ([]int, error) {
 	var out []int
 	err := s.dec.e.w.do(func() error {
-		if err := s.check(); err != nil {
-			return err
-		}
-		active, err := s.stage(tokens)
+		active, err := s.run(tokens, true)
 		if err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
-		if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
-			return err
-		}
-		if err := s.dec.run(dp, true); err != nil {
-			return err
-		}
+		dp := s.dp
 		got := make([]int32, dp.rows)
-		if err := d.download(unsafe.Pointer(&got[0]), dp.p.fedDev.add(4*dp.tokOff), 4*dp.rows); err != nil {
+		if err := s.dec.e.d.download(unsafe.Pointer(&got[0]), dp.p.fedDev.add(4*dp.tokOff), 4*dp.rows); err != nil {
 			return err
 		}
 		out = make([]int, dp.rows)
@@ -690,9 +694,9 @@ func (s *stepper) GreedyStep(tokens []int) ([]int, error) {
 			out[b] = -1
 			if a {
 				out[b] = int(got[b])
-				dp.lens[b]++
 			}
 		}
+		s.advance(active)
 		return nil
 	})
 	return out, err
