@@ -700,7 +700,7 @@ func (e *Executor) build(p *program) error {
 			}
 		case KDropout:
 			op := pn.Node.Op().(ops.Dropout)
-			key := mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)) // the kernel mixes in the step
+			key := op.SiteKey() // the kernel mixes in the step
 			stepPtr := e.scratch
 			step = func() error {
 				return d.launch("k_dropout", grid1(int(n), 256), blk256, 0, out, in[0], n, key, stepPtr, op.P, 1/(1-op.P))
@@ -726,16 +726,6 @@ func (e *Executor) build(p *program) error {
 		p.steps = append(p.steps, step)
 	}
 	return nil
-}
-
-// mix is ops.Dropout's SplitMix64 finaliser.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 func b2i(b bool) int32 {

@@ -58,9 +58,13 @@ func mix(x uint64) uint64 {
 	return x
 }
 
+// SiteKey is the part of the mask's hash fixed by the seed and the site; a step's key is
+// mix(SiteKey ^ step) (the GPU kernel mixes the step in itself).
+func (op Dropout) SiteKey() uint64 { return mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)) }
+
 // Keep reports whether element i survives at the given step.
 func (op Dropout) Keep(step uint64, i int) bool {
-	k := mix(mix(mix(op.Seed^0x9e3779b97f4a7c15)^uint64(op.Site)) ^ step)
+	k := mix(op.SiteKey() ^ step)
 	u := float64(mix(k^uint64(i))>>40) / (1 << 24)
 	return u >= op.P
 }
