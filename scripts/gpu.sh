@@ -182,6 +182,21 @@ for r in torch:
 EOF
 }
 
+# train_profile (PROFILE=1): where a training step's time goes — Nsight Compute times every
+# kernel of a short un-captured bench train run; bench/ncu_split.py groups them into GEMMs,
+# our kernels and gaps against the step time measured without the profiler.
+train_profile() {
+	B="${BENCH_ARGS:---preset base --batch 32 --seq 256}"
+	G=$(echo "$B" | sed 's/--/-/g')
+	for attn in ${ATTNS:-mha mqa}; do
+		timeout 120 .gpu/mqa bench train -device cuda $G -attn $attn -tf32 -graphs=false -steps 10 -warmup 3 -json >"$OUT/profile-$attn.json" 2>>"$OUT/profile.err"
+		timeout 300 /usr/local/cuda/bin/ncu --csv --clock-control none --metrics gpu__time_duration.sum \
+			.gpu/mqa bench train -device cuda $G -attn $attn -tf32 -graphs=false -steps 2 -warmup 1 -json >"$OUT/ncu-$attn.csv" 2>>"$OUT/profile.err" ||
+			echo "ncu $attn failed (rc $?)" | tee -a "$OUT/profile.err"
+		python3 bench/ncu_split.py "$OUT/ncu-$attn.csv" "$OUT/profile-$attn.json" | tee "$OUT/split-$attn.txt"
+	done
+}
+
 device() {
 	export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
 	OUT=${OUT:-/tmp/out}
@@ -194,6 +209,7 @@ device() {
 	[ "${SKIP_SANITIZER:-0}" = 1 ] || sanitize
 	[ "${SKIP_TRAIN:-0}" = 1 ] || train_bench
 	[ "${SKIP_DECODE:-0}" = 1 ] || decode_bench
+	if [ "${PROFILE:-0}" = 1 ]; then train_profile; fi
 	[ "${SKIP_TRAIN:-0}" = 1 ] || train_table
 	[ "${SKIP_DECODE:-0}" = 1 ] || decode_table
 }
