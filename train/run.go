@@ -48,7 +48,7 @@ type State struct {
 type RunOptions struct {
 	Out             string    // run directory: step-* checkpoints and train.jsonl
 	Valid           []Batch   // validation batches (may be empty)
-	EvalBatches     int       // batches of Valid used by periodic validation (0: all); the last step uses all
+	EvalBatches     int       // batches of Valid used by every validation during the run (0: all); Summary.ValLoss uses all
 	EvalEvery       int       // validate every this many steps (and at the end); 0: only at the end
 	CheckpointEvery int       // checkpoint every this many steps (and at the end); 0: only at the end
 	KeepLast        int       // complete checkpoints kept besides the best; 0 keeps all
@@ -78,7 +78,7 @@ type LogEntry struct {
 type Summary struct {
 	Steps      int     `json:"steps"`
 	FinalLoss  float64 `json:"final_loss"`
-	ValLoss    float64 `json:"val_loss"` // NaN without validation data
+	ValLoss    float64 `json:"val_loss"` // on all of Valid at the end; NaN without validation data
 	Tokens     int     `json:"tokens"`
 	Seconds    float64 `json:"seconds"` // training time of this run (without validation and checkpoints)
 	Checkpoint string  `json:"checkpoint"`
@@ -115,10 +115,15 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 	start := time.Now()
 	var trainTime time.Duration
 	elapsed := func() float64 { return (o.Elapsed + time.Since(start)).Seconds() }
-	lastVal := math.NaN()
+	// The validation loss of the current step (NaN when this step was not validated): a
+	// checkpoint records it, and the best checkpoint is chosen by it.
+	lastVal, valStep := math.NaN(), -1
 	save := func() error {
 		if err := t.Sync(); err != nil {
 			return err
+		}
+		if valStep != t.Step {
+			lastVal = math.NaN()
 		}
 		var vl *float64
 		if !math.IsNaN(lastVal) {
@@ -130,11 +135,13 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		sum.Checkpoint = dir
 		return err
 	}
-	validate := func(all bool) error {
-		valid := o.Valid
-		if !all && o.EvalBatches > 0 && len(valid) > o.EvalBatches {
-			valid = valid[:o.EvalBatches]
-		}
+	// Every validation during the run uses the same batches, so the logged curve and the
+	// choice of the best checkpoint compare like with like.
+	valid := o.Valid
+	if o.EvalBatches > 0 && len(valid) > o.EvalBatches {
+		valid = valid[:o.EvalBatches]
+	}
+	validate := func() error {
 		if len(valid) == 0 {
 			return nil
 		}
@@ -142,7 +149,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		if err != nil {
 			return fmt.Errorf("validation at step %d: %w", t.Step, err)
 		}
-		lastVal, sum.ValLoss = ev.NLL, ev.NLL
+		lastVal, valStep = ev.NLL, t.Step
 		return enc.Encode(LogEntry{Step: t.Step, ValLoss: &ev.NLL, ValPPL: &ev.PPL, ElapsedS: elapsed(), Timestamp: now()})
 	}
 	for t.Step < t.Settings.Steps {
@@ -171,7 +178,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		}
 		last := t.Step == t.Settings.Steps
 		if last || (o.EvalEvery > 0 && t.Step%o.EvalEvery == 0) {
-			if err := validate(last); err != nil {
+			if err := validate(); err != nil {
 				return sum, err
 			}
 		}
@@ -190,6 +197,13 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		_ = bar.Finish()
 	}
 	sum.Seconds = trainTime.Seconds()
+	if len(o.Valid) > 0 {
+		ev, err := t.Evaluate(o.Valid)
+		if err != nil {
+			return sum, fmt.Errorf("final validation: %w", err)
+		}
+		sum.ValLoss = ev.NLL
+	}
 	return sum, nil
 }
 

@@ -214,3 +214,26 @@ func TestFailedCheckpointKeepsPrevious(t *testing.T) {
 		t.Fatalf("the surviving checkpoint does not load: %v", err)
 	}
 }
+
+// TestCheckpointValLossIsOwnStep: a checkpoint records a validation loss only when its own
+// step was validated, so the best checkpoint is never chosen by a stale number.
+func TestCheckpointValLossIsOwnStep(t *testing.T) {
+	out := t.TempDir()
+	tr, src, valid := newLMRun(t, 4)
+	if _, err := tr.Run(context.Background(), src, RunOptions{Out: out, Valid: valid, EvalBatches: 2, EvalEvery: 3, CheckpointEvery: 1}); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := checkpoints.Manager{Root: out}.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 4 {
+		t.Fatalf("%d checkpoints, want 4", len(infos))
+	}
+	for _, in := range infos {
+		validated := in.Step == 3 || in.Step == 4
+		if validated == math.IsNaN(in.ValLoss) {
+			t.Errorf("step %d: recorded validation loss %v", in.Step, in.ValLoss)
+		}
+	}
+}

@@ -45,7 +45,7 @@ type dataSettings struct {
 	EvalEvery int    `json:"eval_every"`
 	CkptEvery int    `json:"ckpt_every"`
 	Keep      int    `json:"keep"`
-	// EvalBatches bounds periodic validation (the last step validates on everything).
+	// EvalBatches bounds validation during training (the final one uses everything).
 	EvalBatches int `json:"eval_batches"`
 }
 

@@ -121,7 +121,7 @@ func (o *optFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.evalEvery, "eval-every", 0, "validate every N steps (default: 10 times a run)")
 	fs.IntVar(&o.ckptEvery, "ckpt-every", 0, "checkpoint every N steps (default: 10 times a run)")
 	fs.IntVar(&o.keep, "keep", 3, "checkpoints kept besides the best (0: all)")
-	fs.IntVar(&o.evalBatches, "eval-batches", 16, "validation batches used by periodic validation (0: all; the last step uses all)")
+	fs.IntVar(&o.evalBatches, "eval-batches", 16, "validation batches used during training, for the log and the best checkpoint (0: all); the final validation uses all")
 	fs.BoolVar(&o.skipNonFinite, "skip-nonfinite", false, "skip updates with a NaN/Inf loss or gradient instead of stopping")
 }
 
