@@ -255,62 +255,37 @@ func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any)
 	}
 	buf := (*[4096]byte)(C.mqa_argbuf())
 	off := 0
-	put := func(size, align int, src unsafe.Pointer) {
-		off = (off + align - 1) &^ (align - 1)
-		copy(buf[off:off+size], unsafe.Slice((*byte)(src), size))
-	}
 	for i, a := range args {
-		start := 0
+		var size, align int
+		var src unsafe.Pointer
 		switch v := a.(type) {
 		case dptr:
-			off = (off + 7) &^ 7
-			start = off
-			put(8, 8, unsafe.Pointer(&v))
+			size, align, src = 8, 8, unsafe.Pointer(&v)
 		case int32:
-			off = (off + 3) &^ 3
-			start = off
-			put(4, 4, unsafe.Pointer(&v))
+			size, align, src = 4, 4, unsafe.Pointer(&v)
 		case float32:
-			off = (off + 3) &^ 3
-			start = off
-			put(4, 4, unsafe.Pointer(&v))
+			size, align, src = 4, 4, unsafe.Pointer(&v)
 		case float64:
-			off = (off + 7) &^ 7
-			start = off
-			put(8, 8, unsafe.Pointer(&v))
+			size, align, src = 8, 8, unsafe.Pointer(&v)
 		case uint64:
-			off = (off + 7) &^ 7
-			start = off
-			put(8, 8, unsafe.Pointer(&v))
+			size, align, src = 8, 8, unsafe.Pointer(&v)
 		case int64:
-			off = (off + 7) &^ 7
-			start = off
-			put(8, 8, unsafe.Pointer(&v))
+			size, align, src = 8, 8, unsafe.Pointer(&v)
 		case permArgs:
-			off = (off + 3) &^ 3
-			start = off
-			put(int(unsafe.Sizeof(v)), 4, unsafe.Pointer(&v))
+			size, align, src = int(unsafe.Sizeof(v)), 4, unsafe.Pointer(&v)
 		default:
 			return fmt.Errorf("cuda: kernel %s argument %d has type %T", name, i, a)
 		}
-		d.offs[i] = C.int(start)
-		off = start + argSize(a)
+		off = (off + align - 1) &^ (align - 1)
+		copy(buf[off:off+size], unsafe.Slice((*byte)(src), size))
+		d.offs[i] = C.int(off)
+		off += size
 	}
 	d.calls++
 	r := C.mqa_launch(f, C.uint(grid[0]), C.uint(max(grid[1], 1)), C.uint(max(grid[2], 1)),
 		C.uint(block[0]), C.uint(max(block[1], 1)), C.uint(max(block[2], 1)), C.uint(shmem), d.stream,
 		C.int(len(args)), &d.offs[0])
 	return check("launch "+name, r)
-}
-
-func argSize(a any) int {
-	switch v := a.(type) {
-	case int32, float32:
-		return 4
-	case permArgs:
-		return int(unsafe.Sizeof(v))
-	}
-	return 8
 }
 
 // permArgs matches struct PermArgs in kernels.cu.
