@@ -38,27 +38,6 @@
 typedef unsigned short bf16_t;
 
 
-// Block reductions for blocks of up to 1024 threads; every thread gets the result.
-__device__ float dec_block_sum(float v, float* part) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_sum(v);
-    __syncthreads();
-    if (lane == 0) part[w] = v;
-    __syncthreads();
-    int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? part[lane] : 0.f;
-    return warp_sum(v);
-}
-__device__ float dec_block_max(float v, float* part) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) part[w] = v;
-    __syncthreads();
-    int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? part[lane] : NEG_INF;
-    return warp_max(v);
-}
 
 // bf16 storage: the upper half of a float32; rounding to nearest even.
 __device__ __forceinline__ float dec_to_f(float x) { return x; }
@@ -249,7 +228,6 @@ __device__ void decode_attn_ref(float* out, const float* q, const T* k, const T*
                                 const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
     extern __shared__ float4 dec_smem4[];
     float* sc = (float*)dec_smem4;
-    __shared__ float part[32];
     const int bh = blockIdx.x, bg = bh / r, b = bg / kvh;
     float* o = out + (long long)bh * dk;
     const int n = lengths[b];
@@ -280,20 +258,52 @@ __device__ void decode_attn_ref(float* out, const float* q, const T* k, const T*
         sc[j] = s;
         mx = fmaxf(mx, s);
     }
-    mx = dec_block_max(mx, part);
+    mx = block_max(mx);
     float sum = 0.f;
     for (int j = threadIdx.x; j < total; j += blockDim.x) {
         float e = expf(sc[j] - mx);
         sc[j] = e;
         sum += e;
     }
-    sum = dec_block_sum(sum, part); // its barriers also order the sc writes before the reads below
+    sum = block_sum(sum); // its barriers also order the sc writes before the reads below
     for (int d = threadIdx.x; d < dk; d += blockDim.x) {
         float a = 0.f;
         for (int j = 0; j < keys; j++) a += sc[j] * dec_to_f(v[(rowBase + lo + j) * dk + d]);
         if (total > keys) a += sc[keys] * nv[(long long)bg * dk + d];
         o[d] = a / sum;
     }
+}
+
+// Cache append: row n = lengths[b] of every K/V head of sequence b gets the step's new key and
+// value (finished rows, n < 0, and full caches are skipped).
+template <typename T>
+__device__ void cache_append(T* ck, T* cv, const float* nk, const float* nv, const int* lengths, int B, int kvh,
+                             int maxLen, int dk) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int per = kvh * dk;
+    if (i >= B * per) return;
+    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
+    int n = lengths[b];
+    if (n < 0 || n >= maxLen) return;
+    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
+    dec_store(ck + o, nk[i]);
+    dec_store(cv + o, nv[i]);
+}
+
+// Cache gather: dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (see k_cache_gather4).
+template <typename T>
+__device__ void cache_gather(T* dst, const T* src, const int* parents, int kvh, int maxLen, int dk, int rows,
+                             long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int d = (int)(i % dk);
+    long long t = i / dk;
+    int p = (int)(t % rows);
+    t /= rows;
+    int g = (int)(t % kvh);
+    int b = (int)(t / kvh);
+    int sb = parents ? parents[b] : b;
+    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
 }
 
 extern "C" {
@@ -345,27 +355,11 @@ __global__ void k_decode_attn_ref_bf16(float* out, const float* q, const bf16_t*
 // (rows with a negative length, or a full cache, are skipped: the host refuses those steps).
 __global__ void k_cache_append_f32(float* ck, float* cv, const float* nk, const float* nv, const int* lengths, int B,
                                    int kvh, int maxLen, int dk) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    int per = kvh * dk;
-    if (i >= B * per) return;
-    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
-    int n = lengths[b];
-    if (n < 0 || n >= maxLen) return;
-    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
-    ck[o] = nk[i];
-    cv[o] = nv[i];
+    cache_append(ck, cv, nk, nv, lengths, B, kvh, maxLen, dk);
 }
 __global__ void k_cache_append_bf16(bf16_t* ck, bf16_t* cv, const float* nk, const float* nv, const int* lengths, int B,
                                     int kvh, int maxLen, int dk) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    int per = kvh * dk;
-    if (i >= B * per) return;
-    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
-    int n = lengths[b];
-    if (n < 0 || n >= maxLen) return;
-    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
-    dec_store(ck + o, nk[i]);
-    dec_store(cv + o, nv[i]);
+    cache_append(ck, cv, nk, nv, lengths, B, kvh, maxLen, dk);
 }
 
 // dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (parents null: the identity), for caches
@@ -373,29 +367,11 @@ __global__ void k_cache_append_bf16(bf16_t* ck, bf16_t* cv, const float* nk, con
 // gathers into a scratch layer and copies back (a parent may itself be overwritten).
 __global__ void k_cache_gather4(float* dst, const float* src, const int* parents, int kvh, int maxLen, int dk, int rows,
                                 long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int d = (int)(i % dk);
-    long long t = i / dk;
-    int p = (int)(t % rows);
-    t /= rows;
-    int g = (int)(t % kvh);
-    int b = (int)(t / kvh);
-    int sb = parents ? parents[b] : b;
-    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
+    cache_gather(dst, src, parents, kvh, maxLen, dk, rows, n);
 }
 __global__ void k_cache_gather2(bf16_t* dst, const bf16_t* src, const int* parents, int kvh, int maxLen, int dk, int rows,
                                 long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int d = (int)(i % dk);
-    long long t = i / dk;
-    int p = (int)(t % rows);
-    t /= rows;
-    int g = (int)(t % kvh);
-    int b = (int)(t / kvh);
-    int sb = parents ? parents[b] : b;
-    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
+    cache_gather(dst, src, parents, kvh, maxLen, dk, rows, n);
 }
 
 // dst row r = src row r / beams (rows of rowElems floats): the encoder memory repeated per beam.
@@ -477,13 +453,12 @@ __global__ void k_copy4(float4* dst, const float4* src, long long n4) {
         dst[i] = src[i];
 }
 __global__ void k_read4(float* out, const float4* src, long long n4) {
-    __shared__ float part[32];
     float s = 0.f;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
         float4 x = src[i];
         s += x.x + x.y + x.z + x.w;
     }
-    s = dec_block_sum(s, part);
+    s = block_sum(s);
     if (threadIdx.x == 0) out[blockIdx.x] = s;
 }
 
