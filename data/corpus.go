@@ -271,14 +271,7 @@ func openSource(path, name, split, ext string) (io.ReadCloser, string, error) {
 // empty, of split of the embedded text corpus name (only "lm-en" is one).
 // Errors name the file and line.
 func LoadText(path, name, split string) ([]string, error) {
-	rc, source, err := openSource(path, name, split, "txt")
-	if err != nil {
-		return nil, err
-	}
-	docs, err := ReadTextLines(rc, source)
-	if cerr := rc.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("%s: %w", source, cerr)
-	}
+	docs, source, err := load(path, name, split, "txt", ReadTextLines)
 	if err != nil {
 		return nil, err
 	}
@@ -292,16 +285,23 @@ func LoadText(path, name, split string) ([]string, error) {
 // empty, of split of the embedded translation corpus name. Errors name the
 // file and line.
 func LoadTSV(path, name, split string) ([]Pair, error) {
-	rc, source, err := openSource(path, name, split, "tsv")
-	if err != nil {
-		return nil, err
-	}
-	pairs, err := ReadTSV(rc, source)
-	if cerr := rc.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("%s: %w", source, cerr)
-	}
+	pairs, _, err := load(path, name, split, "tsv", ReadTSV)
 	if err != nil {
 		return nil, err
 	}
 	return pairs, nil
+}
+
+// load reads the file at path, or split of the embedded corpus name, with read, and returns
+// what it read and the source's name for messages.
+func load[T any](path, name, split, ext string, read func(io.Reader, string) ([]T, error)) ([]T, string, error) {
+	rc, source, err := openSource(path, name, split, ext)
+	if err != nil {
+		return nil, "", err
+	}
+	items, err := read(rc, source)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%s: %w", source, cerr)
+	}
+	return items, source, err
 }
