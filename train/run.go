@@ -197,7 +197,10 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		_ = bar.Finish()
 	}
 	sum.Seconds = trainTime.Seconds()
-	if len(o.Valid) > 0 {
+	switch {
+	case len(valid) == len(o.Valid) && valStep == t.Step:
+		sum.ValLoss = lastVal // the last step was validated on all of Valid
+	case len(o.Valid) > 0:
 		ev, err := t.Evaluate(o.Valid)
 		if err != nil {
 			return sum, fmt.Errorf("final validation: %w", err)

@@ -350,9 +350,12 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		kr.ScoredStep = c.Step
 	}
 	fmt.Fprintf(os.Stderr, "[compare] scoring %s\n", best)
-	valid, err := tr.Evaluate(d.valid)
-	if err != nil {
-		return kr, err
+	// The run already validated the final weights on all of d.valid.
+	valid := train.Eval{NLL: sum.ValLoss, PPL: math.Exp(sum.ValLoss)}
+	if best != sum.Checkpoint {
+		if valid, err = tr.Evaluate(d.valid); err != nil {
+			return kr, err
+		}
 	}
 	test, err := tr.Evaluate(d.test)
 	if err != nil {
