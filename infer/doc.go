@@ -11,7 +11,10 @@
 // bytes than multi-head attention. Translation models encode each source batch once and
 // keep the cross-attention keys and values for all steps. The uncached Stepper recomputes
 // the full sequence with the training graph at every step; it is the reference the cached
-// path is tested against and the CLI's -nocache mode.
+// path is tested against and the CLI's -nocache mode. A Stepper that is also a Ranker ranks
+// each row's tokens where its logits live and returns only the best few (StepTopK); greedy
+// search, top-k sampling with k ≤ MaxTopK and beam search with 2·Size ≤ MaxTopK use it and
+// choose as they would from the whole row (TopK is the host reference of that ranking).
 //
 // The decode benchmark (Bench) times both paths for MHA, GQA and MQA models of equal
 // parameter count and reports the cache size and the bytes a step must read.

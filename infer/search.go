@@ -37,7 +37,11 @@ func (s Sampling) Validate() error {
 // prompts[r] (at least one token each; rows may have different lengths) and then its own
 // choices, until it chooses eos (which is not returned), has chosen maxNew tokens or has
 // filled the stepper's capacity. It returns the chosen tokens of each row. Rows that are
-// done take in nothing more (the cached stepper skips their attention).
+// done take in nothing more (the cached stepper skips their attention). A Ranker is stepped
+// with StepTopK at every step, prompt tokens included, when the choice needs only its best
+// few tokens: StepTopK(tokens, 1) for greedy search and StepTopK(tokens, TopK) when TopK is
+// at most MaxTopK and the vocabulary; the choice among them is the one made from the
+// whole row.
 func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]int, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
@@ -55,6 +59,9 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x676e))
 	vocab := s.Vocab()
+	ranker, ranked := s.(Ranker)
+	k := samplingK(opt, vocab)
+	ranked = ranked && k > 0
 	out := make([][]int, len(prompts))
 	fed := make([]int, len(prompts)) // tokens taken in per row
 	done := make([]bool, len(prompts))
@@ -68,7 +75,17 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 	}
 	work := make([]float64, vocab)
 	for !allTrue(done) {
-		logits, err := s.Step(tokens)
+		var (
+			logits []float32
+			ids    []int
+			logp   []float32
+			err    error
+		)
+		if ranked {
+			ids, logp, err = stepTopK(ranker, tokens, k)
+		} else {
+			logits, err = s.Step(tokens)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +99,12 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 				tokens[r] = prompts[r][fed[r]]
 				continue
 			}
-			tok := choose(logits[r*vocab:(r+1)*vocab], opt, rng, work)
+			var tok int
+			if ranked {
+				tok = chooseRanked(ids[r*k:(r+1)*k], logp[r*k:(r+1)*k], opt, rng, work)
+			} else {
+				tok = choose(logits[r*vocab:(r+1)*vocab], opt, rng, work)
+			}
 			if tok == eos {
 				done[r], tokens[r] = true, -1
 				continue
@@ -96,6 +118,19 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 		}
 	}
 	return out, nil
+}
+
+// samplingK is how many candidates per row Generate asks a Ranker for under opt: 1 for
+// greedy search, TopK when it is at most MaxTopK and the vocabulary, and otherwise 0 (the
+// choice needs the whole row).
+func samplingK(opt Sampling, vocab int) int {
+	switch {
+	case opt.Temperature == 0:
+		return 1
+	case opt.TopK > 0 && opt.TopK <= min(MaxTopK, vocab):
+		return opt.TopK
+	}
+	return 0
 }
 
 func allTrue(xs []bool) bool {
@@ -118,21 +153,14 @@ func choose(logits []float32, opt Sampling, rng *rand.Rand, work []float64) int 
 		}
 		return best
 	}
-	// Probabilities at the temperature.
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = math.Max(m, float64(v))
-	}
-	for i, v := range logits {
-		work[i] = math.Exp((float64(v) - m) / opt.Temperature)
-	}
 	ids := make([]int, len(logits))
 	for i := range ids {
 		ids[i] = i
 	}
-	// Most likely first; ties by id, so the order (and the draw) is deterministic.
+	// Most likely first, as TopK ranks them; ties by id, so the order (and the draw) is
+	// deterministic.
 	slices.SortFunc(ids, func(a, b int) int {
-		if c := cmp.Compare(work[b], work[a]); c != 0 {
+		if c := cmp.Compare(logits[b], logits[a]); c != 0 {
 			return c
 		}
 		return cmp.Compare(a, b)
@@ -140,26 +168,51 @@ func choose(logits []float32, opt Sampling, rng *rand.Rand, work []float64) int 
 	if opt.TopK > 0 && opt.TopK < len(ids) {
 		ids = ids[:opt.TopK]
 	}
-	var total float64
-	for _, id := range ids {
-		total += work[id]
+	// Unnormalised probabilities at the temperature, in the candidates' order.
+	m := float64(logits[ids[0]])
+	weights := work[:len(ids)]
+	for j, id := range ids {
+		weights[j] = math.Exp((float64(logits[id]) - m) / opt.Temperature)
 	}
-	if opt.TopP > 0 && opt.TopP < 1 {
+	return draw(ids, weights, opt.TopP, rng)
+}
+
+// chooseRanked picks a token from one row's ranked candidates, as StepTopK returns them;
+// work is scratch of at least len(ids). Given the same candidates it chooses as choose does.
+func chooseRanked(ids []int, logp []float32, opt Sampling, rng *rand.Rand, work []float64) int {
+	if opt.Temperature == 0 {
+		return ids[0]
+	}
+	weights := work[:len(ids)]
+	for j, lp := range logp {
+		weights[j] = math.Exp((float64(lp) - float64(logp[0])) / opt.Temperature)
+	}
+	return draw(ids, weights, opt.TopP, rng)
+}
+
+// draw picks one of the candidates ids, most likely first (ties by id), whose unnormalised
+// probabilities are weights: it keeps the fewest first candidates whose weight reaches
+// topP of the total (0 or 1: all of them) and draws among them with one rng.Float64.
+func draw(ids []int, weights []float64, topP float64, rng *rand.Rand) int {
+	var total float64
+	for _, w := range weights {
+		total += w
+	}
+	if topP > 0 && topP < 1 {
 		var cum float64
-		for n, id := range ids {
-			cum += work[id]
-			if cum >= opt.TopP*total {
-				ids = ids[:n+1]
-				total = cum
+		for n, w := range weights {
+			cum += w
+			if cum >= topP*total {
+				ids, weights, total = ids[:n+1], weights[:n+1], cum
 				break
 			}
 		}
 	}
 	u := rng.Float64() * total
-	for _, id := range ids {
-		u -= work[id]
+	for j, w := range weights {
+		u -= w
 		if u < 0 {
-			return id
+			return ids[j]
 		}
 	}
 	return ids[len(ids)-1]
@@ -192,9 +245,22 @@ type beamState struct {
 	row    int
 }
 
+// candidate is an extension of a live beam by one token.
 type candidate struct {
 	score     float64
 	beam, tok int
+}
+
+// compareCandidates orders candidates best first: by score descending, then by beam, then
+// by token (the order in which the extensions of the beams are listed).
+func compareCandidates(a, b candidate) int {
+	if c := cmp.Compare(b.score, a.score); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.beam, b.beam); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.tok, b.tok)
 }
 
 // BeamSearch decodes n sources with beam search on a stepper of n·Size rows, where rows
@@ -205,7 +271,10 @@ type candidate struct {
 // reordered to them. A source is done when it has Size finished hypotheses, has no live
 // beam, or no live beam can beat its best finished one even at the longest length; the
 // result is the finished hypothesis with the best Score / LengthPenalty(len, Alpha), len
-// counting the EOS. With Size 1 this is greedy search.
+// counting the EOS. With Size 1 this is greedy search. Candidates of equal score rank by
+// beam, then by token. A Ranker with 2·Size ≤ MaxTopK and 2·Size ≤ Vocab is stepped with
+// StepTopK(tokens, 2·Size), since a source's 2·Size best extensions are among its beams'
+// 2·Size best tokens each.
 func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 	k := opt.Size
 	switch {
@@ -219,6 +288,12 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 		return nil, fmt.Errorf("beam search: max length %d must be in 1..%d", opt.MaxLen, s.Capacity())
 	}
 	vocab := s.Vocab()
+	ranker, ranked := s.(Ranker)
+	ranked = ranked && 2*k <= min(MaxTopK, vocab)
+	perBeam := vocab // candidates per live beam
+	if ranked {
+		perBeam = 2 * k
+	}
 	live := make([][]beamState, n)
 	finished := make([][]Hypothesis, n)
 	done := make([]bool, n)
@@ -233,7 +308,17 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 	maxLP := LengthPenalty(opt.MaxLen, opt.Alpha)
 	logp := make([]float64, vocab)
 	for !allTrue(done) {
-		logits, err := s.Step(tokens)
+		var (
+			logits []float32
+			ids    []int
+			top    []float32
+			err    error
+		)
+		if ranked {
+			ids, top, err = stepTopK(ranker, tokens, 2*k)
+		} else {
+			logits, err = s.Step(tokens)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -245,14 +330,21 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 			if done[src] {
 				continue
 			}
-			cands := make([]candidate, 0, len(live[src])*vocab)
+			cands := make([]candidate, 0, len(live[src])*perBeam)
 			for b, st := range live[src] {
+				if ranked {
+					row := st.row * perBeam
+					for j, tok := range ids[row : row+perBeam] {
+						cands = append(cands, candidate{score: st.score + float64(top[row+j]), beam: b, tok: tok})
+					}
+					continue
+				}
 				logSoftmax(logits[st.row*vocab:(st.row+1)*vocab], logp)
 				for tok, lp := range logp {
 					cands = append(cands, candidate{score: st.score + lp, beam: b, tok: tok})
 				}
 			}
-			slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(b.score, a.score) })
+			slices.SortFunc(cands, compareCandidates)
 			cands = cands[:min(2*k, len(cands))]
 			var next []beamState
 			slots := 0 // non-EOS extensions taken: live beams and those ended by the length limit
@@ -327,11 +419,7 @@ func logSoftmax(logits []float32, out []float64) {
 	for _, v := range logits {
 		m = math.Max(m, float64(v))
 	}
-	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - m)
-	}
-	lse := m + math.Log(sum)
+	lse := logSumExp(logits, m)
 	for i, v := range logits {
 		out[i] = float64(v) - lse
 	}
