@@ -8,13 +8,15 @@ package cuda
 // [rows, KVHeads, maxLen, HeadDim] per layer and K/V, appended in place by a kernel after each
 // step. Cross-attention keys and values of a translation batch are computed once by the
 // encoder graph on the GPU and repeated per beam on the GPU; beam reordering is a gather on the
-// batch axis on the GPU. What comes back per Step is the logits (infer's search runs on the
-// host); GreedyStep and the benchmark's device loop choose the token on the GPU and return only
-// the tokens (or nothing).
+// batch axis on the GPU. Steppers are infer.Rankers: infer's greedy, top-k sampling and beam
+// searches get each row's k best tokens ranked on the GPU (k_topk), so per step only those come
+// back (Step, which returns whole rows of logits, remains for other uses); the benchmark's
+// device loop chooses the token on the GPU and returns nothing.
 
 import (
 	_ "embed"
 	"fmt"
+	"math"
 	"slices"
 	"unsafe"
 
@@ -29,7 +31,7 @@ var decodeSource string
 
 var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_bf16", "k_decode_combine", "k_decode_attn_ref_f32",
 	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
-	"k_repeat_rows", "k_argmax_advance", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
+	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 func init() {
 	NewDecodeBackend = func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error) {
@@ -223,6 +225,7 @@ type decodeProgram struct {
 	buf                  dptr // caches and memory, one allocation
 	scratch              dptr // one layer's cache, for beam reorder
 	parents              dptr // int32[rows]
+	top                  dptr // StepTopK's ranking: int32 ids then float32 log-probabilities, rows·MaxTopK each
 	parentsHost          []int32
 	logits               dptr
 	tokOff, posOff       int
@@ -243,7 +246,7 @@ func (dp *decodeProgram) free(d *driver) {
 		}
 	}
 	dp.p.free(d)
-	for _, x := range []dptr{dp.buf, dp.scratch, dp.parents} {
+	for _, x := range []dptr{dp.buf, dp.scratch, dp.parents, dp.top} {
 		if x != 0 {
 			d.free(x)
 		}
@@ -327,6 +330,10 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		return nil, err
 	}
 	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
+		free()
+		return nil, err
+	}
+	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
 		free()
 		return nil, err
 	}
@@ -423,8 +430,9 @@ func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
 			return err
 		}
 	}
-	if !loop {
-		dp.kernels = d.calls - before
+	dp.kernels = d.calls - before
+	if loop {
+		dp.kernels-- // k_argmax_advance
 	}
 	if !capture {
 		return nil
@@ -437,13 +445,15 @@ func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
 	return d.launchGraph(cg)
 }
 
-// stepper is the GPU infer.Stepper.
+// stepper is the GPU infer.Stepper; it ranks tokens on the GPU (infer.Ranker).
 type stepper struct {
 	dec      *Decoder
 	dp       *decodeProgram
 	gen      int
 	capacity int
 }
+
+var _ infer.Ranker = (*stepper)(nil)
 
 func (dec *Decoder) newStepper(dp *decodeProgram, capacity int, srcLens []int) *stepper {
 	dec.gen++
@@ -674,32 +684,41 @@ func (s *stepper) Step(tokens []int) ([]float32, error) {
 	return logits, err
 }
 
-// GreedyStep feeds one token per row and returns each row's most likely next token (ties:
-// the lowest id, as infer's greedy search), chosen on the GPU: only the tokens come back.
-// Finished rows (token < 0) get −1.
-func (s *stepper) GreedyStep(tokens []int) ([]int, error) {
-	var out []int
+// StepTopK feeds one token per row and returns each row's k most likely next tokens with
+// their log-probabilities (infer.Ranker), ranked on the GPU by k_topk: only 8·k bytes per row
+// come back instead of the row's logits.
+func (s *stepper) StepTopK(tokens []int, k int) ([]int, []float32, error) {
+	vocab := s.dec.Cfg.Vocab
+	if k < 1 || k > min(infer.MaxTopK, vocab) {
+		return nil, nil, fmt.Errorf("decode: %d candidates per row; 1..%d can be ranked", k, min(infer.MaxTopK, vocab))
+	}
+	var ids []int
+	var logp []float32
 	err := s.dec.e.w.do(func() error {
-		active, err := s.run(tokens, true)
+		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
-		dp := s.dp
-		got := make([]int32, dp.rows)
-		if err := s.dec.e.d.download(unsafe.Pointer(&got[0]), dp.p.fedDev.add(4*dp.tokOff), 4*dp.rows); err != nil {
+		dp, d := s.dp, s.dec.e.d
+		n := dp.rows * k
+		if err := d.launch("k_topk", [3]int{dp.rows, 1, 1}, blk256, 0, dp.top, dp.top.add(4*n), dp.logits, int32(vocab), int32(k)); err != nil {
 			return err
 		}
-		out = make([]int, dp.rows)
-		for b, a := range active {
-			out[b] = -1
-			if a {
-				out[b] = int(got[b])
+		got := make([]int32, 2*n) // ids, then the log-probabilities' bits
+		if err := d.download(unsafe.Pointer(&got[0]), dp.top, 8*n); err != nil {
+			return err
+		}
+		ids, logp = make([]int, n), make([]float32, n)
+		for i := range n {
+			ids[i], logp[i] = int(got[i]), math.Float32frombits(uint32(got[n+i]))
+			if b := i / k; active[b] && (ids[i] < 0 || ids[i] >= vocab) {
+				return fmt.Errorf("decode: row %d has fewer than %d ranked logits (NaN in the model's output)", b, k)
 			}
 		}
 		s.advance(active)
 		return nil
 	})
-	return out, err
+	return ids, logp, err
 }
 
 // Reorder makes row b a copy of row parents[b] (beam search): for each layer's K and V a

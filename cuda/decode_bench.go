@@ -21,6 +21,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"mqa/infer"
 	"mqa/layers"
 	"mqa/layers/ops"
 	"mqa/models"
@@ -262,6 +263,10 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	if float64(need) > spec.MemFraction*float64(free) {
 		return row, desc, nil
 	}
+	if elems := int64(rows) * int64(cfg.KVHeads) * int64((capacity+15)/16*16) * int64(cfg.HeadDim); elems >= 1<<31 {
+		return row, fmt.Sprintf("%s %s batch %d beam %d context %d: one layer's cache has %d elements (the executor's sizes are 32-bit: at most 2^31−1)",
+			cfg.AttentionName(), dec.Opt.Cache, batch, beam, ctx, elems), nil
+	}
 	rng := rand.New(rand.NewPCG(spec.Seed, uint64(batch*1000+ctx)))
 	randToks := func(n, vocab int) []int {
 		t := make([]int, n)
@@ -312,13 +317,35 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	row.StepUS, row.TokenUS = us, us/float64(batch)
 	row.Kernels, row.Splits = st.dp.kernels+1, st.dp.splits
 	if spec.HostSteps > 0 {
+		// infer's search driven from the host: each step uploads the tokens, replays the step,
+		// ranks on the GPU and brings back k = 1 (greedy) or 2·beam candidates per row; beam
+		// search then reorders the cache (each sequence's rows shifted by one, as a stand-in for
+		// the choice of parents, so that the gather really moves rows).
+		k := min(2*beam, infer.MaxTopK)
+		if beam == 1 {
+			k = 1
+		}
+		parents := make([]int, rows)
+		for r := range parents {
+			parents[r] = r/beam*beam + (r+1)%beam
+		}
+		toks := randToks(rows, cfg.Vocab)
 		times := make([]float64, spec.HostSteps)
 		for i := range times {
 			t0 := time.Now()
-			if _, err := st.Step(randToks(rows, cfg.Vocab)); err != nil {
+			ids, _, err := st.StepTopK(toks, k)
+			if err != nil {
 				return row, "", err
 			}
+			if beam > 1 {
+				if err := st.Reorder(parents); err != nil {
+					return row, "", err
+				}
+			}
 			times[i] = float64(time.Since(t0).Nanoseconds()) / 1e3
+			for r := range toks {
+				toks[r] = ids[r*k]
+			}
 		}
 		slices.Sort(times)
 		row.HostStepUS = times[len(times)/2]

@@ -65,7 +65,7 @@ type DecodeBenchSpec struct {
 	Contexts     []int // cached tokens before the timed steps (translation: also the source length)
 	Beams        []int // translation: rows per source (the step runs batch·beam rows)
 	Steps        int   // timed steps per point (replays of the captured step)
-	HostSteps    int   // also time this many host-driven steps (logits copied back), 0: none
+	HostSteps    int   // also time this many host-driven search steps (StepTopK, and Reorder for beams), 0: none
 	Seed         uint64
 	Math         string // fp32 or tf32 GEMMs
 	Kernel       string // fast or ref
@@ -92,7 +92,7 @@ type DecodeBenchRow struct {
 	Splits      int     `json:"splits"`
 	StepUS      float64 `json:"us_per_step"`
 	TokenUS     float64 `json:"us_per_token"`
-	HostStepUS  float64 `json:"host_us_per_step,omitempty"` // host-driven Step: upload, replay, logits back
+	HostStepUS  float64 `json:"host_us_per_step,omitempty"` // host-driven search step: upload, replay, GPU ranking, candidates back (+ beam reorder)
 	EncoderUS   float64 `json:"encoder_us_per_token,omitempty"`
 	WeightBytes int64   `json:"weight_bytes_per_step"`
 	KVBytes     int64   `json:"kv_bytes_per_step"`
@@ -207,7 +207,9 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 		}
 		return l, nil
 	}
-	smem := 4 * keysCap
+	// Whole 16-byte words: the driver's compiler loads the unrolled loop's remainder of scores
+	// as one vector (compute-sanitizer's memcheck saw a 12-byte read past 4·keysCap).
+	smem := 16 * ((keysCap + 3) / 4)
 	if smem > smemLimit {
 		return decodeLaunch{}, fmt.Errorf("cuda: %v over %d keys: the reference decode kernel keeps all scores in 48 KiB of shared memory (at most %d keys); head_dim %d / group %d are outside the fast kernel's limits (head_dim a power of two 4…128, at most %d query heads per K/V head)",
 			op, keysCap, smemLimit/4, dk, r, decMaxR)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -249,12 +250,13 @@ func TestDecodeParityCPU(t *testing.T) {
 							t.Errorf("greedy row %d: GPU %v, CPU %v", r, a[r], b[r])
 						}
 					}
-					// GreedyStep (argmax on the GPU) gives infer's greedy choice
+					// StepTopK (ranked on the GPU) gives infer.TopK's ranking of the CPU's logits
 					gd, _ := dec.LM(3, 20)
 					cd, _ := cpu.LM(3, 20)
 					toks := []int{1, 4, 5}
 					for i := 0; i < 8; i++ {
-						next, err := gd.(*stepper).GreedyStep(toks)
+						const k = 7
+						ids, logp, err := gd.(infer.Ranker).StepTopK(toks, k)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -262,19 +264,15 @@ func TestDecodeParityCPU(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						for r := range toks {
-							row := logits[r*cfg.Vocab : (r+1)*cfg.Vocab]
-							best := 0
-							for j, x := range row {
-								if x > row[best] {
-									best = j
-								}
-							}
-							if next[r] != best {
-								t.Errorf("GreedyStep %d row %d: GPU %d, CPU %d", i, r, next[r], best)
+						wantIDs, wantLogp := infer.TopK(logits, cfg.Vocab, k)
+						for j := range ids {
+							if ids[j] != wantIDs[j] || math.Abs(float64(logp[j]-wantLogp[j])) > 1e-4*max(1, math.Abs(float64(wantLogp[j]))) {
+								t.Fatalf("StepTopK %d row %d rank %d: GPU %d (%.6f), CPU %d (%.6f)", i, j/k, j%k, ids[j], logp[j], wantIDs[j], wantLogp[j])
 							}
 						}
-						toks = next
+						for r := range toks {
+							toks[r] = ids[r*k]
+						}
 					}
 				} else {
 					srcs := [][]int{{5, 6, 7, 8, 9}, {10, 11, 12}}
@@ -319,5 +317,52 @@ func TestDecodeStepperTakenOver(t *testing.T) {
 	}
 	if _, err := a.Step([]int{1, 2}); err == nil {
 		t.Errorf("an old stepper stepped on a cache it no longer owns")
+	}
+}
+
+// k_topk against infer.TopK on rows with many ties (values rounded to halves), a constant row
+// and a row with −Inf, for several vocabularies and k.
+func TestTopKKernel(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct{ vocab, rows, k int }{{100, 3, 1}, {100, 3, 7}, {8192, 4, 64}, {8192, 2, 1}, {64, 2, 64}} {
+		logits := make([]float32, c.rows*c.vocab)
+		for i := range logits {
+			logits[i] = float32(math.Round(rng.NormFloat64()*6) / 2)
+		}
+		row1 := logits[c.vocab : 2*c.vocab]
+		for j := range row1 {
+			row1[j] = 1.5 // all tied: ids 0 … k−1
+		}
+		logits[3] = float32(math.Inf(-1))
+		want, wantLogp := infer.TopK(logits, c.vocab, c.k)
+		n := c.rows * c.k
+		got := make([]int32, 2*n)
+		err := dec.e.w.do(func() error {
+			d := dec.e.d
+			buf, err := d.alloc(int64(4*len(logits)+8*n), "test logits")
+			if err != nil {
+				return err
+			}
+			defer d.free(buf)
+			top := buf.add(4 * len(logits))
+			if err := d.upload(buf, unsafe.Pointer(&logits[0]), 4*len(logits)); err != nil {
+				return err
+			}
+			if err := d.launch("k_topk", [3]int{c.rows, 1, 1}, blk256, 0, top, top.add(4*n), buf, int32(c.vocab), int32(c.k)); err != nil {
+				return err
+			}
+			return d.download(unsafe.Pointer(&got[0]), top, 8*n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			lp := math.Float32frombits(uint32(got[n+i]))
+			if int(got[i]) != want[i] || math.Abs(float64(lp-wantLogp[i])) > 1e-5*max(1, math.Abs(float64(wantLogp[i]))) {
+				t.Fatalf("vocab %d k %d row %d rank %d: GPU %d (%.7f), host %d (%.7f)", c.vocab, c.k, i/c.k, i%c.k, got[i], lp, want[i], wantLogp[i])
+			}
+		}
 	}
 }

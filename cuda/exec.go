@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"gorgonia.org/cu/nvrtc"
@@ -21,7 +22,7 @@ import (
 //go:embed kernels/kernels.cu
 var kernelSource string
 
-var kernelNames = []string{"k_add", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_gather",
+var kernelNames = []string{"k_add", "k_add_norm", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_gather",
 	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
 	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
 	"k_inc_u64", "k_count"}
@@ -334,7 +335,11 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		last[i] = i
 	}
 	for i, pn := range nodes {
-		for _, j := range pn.In {
+		in := pn.In
+		if a, ok := p.plan.AddNorm[i]; ok { // the norm's kernel also reads the sum's inputs
+			in = append(slices.Clip(in), nodes[a].In...)
+		}
+		for _, j := range in {
 			r := nodes[j].Alias
 			last[r] = max(last[r], i)
 		}
@@ -525,6 +530,10 @@ var blk256 = [3]int{256, 1, 1}
 func (e *Executor) build(p *program) error {
 	d := e.d
 	nodes := p.plan.Nodes
+	fusedAdds := map[int]bool{}
+	for _, a := range p.plan.AddNorm {
+		fusedAdds[a] = true
+	}
 	for i := range nodes {
 		pn := &nodes[i]
 		if !isComputed(pn.Kind) {
@@ -564,6 +573,9 @@ func (e *Executor) build(p *program) error {
 			ta, tb, compute := pn.TransA, pn.TransB, e.compute
 			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, in[0], in[1], out, compute, dtypeF32) }
 		case KAdd:
+			if fusedAdds[i] {
+				continue // computed by the norm that reads it
+			}
 			step = func() error { return d.launch("k_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], n) }
 		case KPermute:
 			axes := pn.Node.Op().(ops.Permute).Axes
@@ -609,6 +621,12 @@ func (e *Executor) build(p *program) error {
 			}
 			step = func() error {
 				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+			}
+			if a, ok := p.plan.AddNorm[i]; ok {
+				x, y := p.addr[nodes[a].In[0]], p.addr[nodes[a].In[1]]
+				step = func() error {
+					return d.launch("k_add_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], x, y, in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+				}
 			}
 		case KNormGrad:
 			op := pn.Node.Op().(ops.NormGrad)

@@ -79,6 +79,9 @@ type Plan struct {
 	Grads  []int // per parameter (trainer order); nil for an evaluation plan
 	Keep   []int // further outputs read after the run (decode: logits, new K/V rows, encoder memory)
 	Counts map[Kind]int
+	// AddNorm maps a KNorm whose input is a residual sum to that KAdd: the norm's kernel
+	// computes the sum as well (k_add_norm), and the KAdd itself launches nothing.
+	AddNorm map[int]int
 }
 
 // NewPlan classifies every node of g (and the gradient nodes grads, one per parameter of
@@ -153,7 +156,32 @@ func newPlan(eg *G.ExprGraph, names []string, fed, floatFed map[*G.Node]string) 
 		p.Nodes = append(p.Nodes, pn)
 		p.Counts[pn.Kind]++
 	}
+	p.fuseAddNorm()
 	return p, nil
+}
+
+// fuseAddNorm finds each KNorm over a 2-D KAdd that no computed node between the two reads,
+// and records the pair in AddNorm. The executor keeps the sum's inputs alive until the norm.
+func (p *Plan) fuseAddNorm() {
+	p.AddNorm = map[int]int{}
+	for i, pn := range p.Nodes {
+		if pn.Kind != KNorm || len(pn.Shape) != 2 {
+			continue
+		}
+		a := pn.In[0]
+		if p.Nodes[a].Kind != KAdd || p.Nodes[a].Alias != a || len(p.Nodes[a].Shape) != 2 {
+			continue
+		}
+		readBetween := false
+		for k := a + 1; k < i && !readBetween; k++ {
+			for _, j := range p.Nodes[k].In {
+				readBetween = readBetween || p.Nodes[j].Alias == a
+			}
+		}
+		if !readBetween {
+			p.AddNorm[i] = a
+		}
+	}
 }
 
 func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]string, p *Plan) error {
@@ -190,6 +218,9 @@ func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]
 		pn.Kind = KPermute
 		if len(o.Axes) > 6 {
 			return fmt.Errorf("cuda plan: %v has more than 6 axes", o)
+		}
+		if movesOnlyOnes(o.Axes, inShape(0)) { // the same memory: an alias, no copy
+			pn.Kind, pn.Alias = KReshape, p.Nodes[pn.In[0]].Alias
 		}
 	case ops.Softmax:
 		pn.Kind = KSoftmax
@@ -264,4 +295,21 @@ func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]
 		}
 	}
 	return nil
+}
+
+// movesOnlyOnes says whether a permutation keeps the order of the axes longer than 1, so that
+// the permuted tensor has its input's memory layout (a decode step's [B, 1, kv, r, dk] →
+// [B, kv, r, 1, dk], for instance).
+func movesOnlyOnes(axes []int, shape tensor.Shape) bool {
+	prev := -1
+	for _, ax := range axes {
+		if shape[ax] == 1 {
+			continue
+		}
+		if ax < prev {
+			return false
+		}
+		prev = ax
+	}
+	return true
 }

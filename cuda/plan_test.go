@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 
 	"mqa/layers"
 	"mqa/models"
@@ -85,5 +86,66 @@ func TestPlanUnknownOp(t *testing.T) {
 	_, err = NewPlan(g, p.Names(), nil)
 	if err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Fatalf("err = %v, want an unsupported-op error", err)
+	}
+}
+
+func TestMovesOnlyOnes(t *testing.T) {
+	for _, c := range []struct {
+		axes  []int
+		shape tensor.Shape
+		want  bool
+	}{
+		{[]int{0, 2, 3, 1, 4}, tensor.Shape{3, 1, 8, 1, 64}, true},  // decode step: [B, 1, kv, r, dk] → [B, kv, r, 1, dk]
+		{[]int{0, 2, 3, 1, 4}, tensor.Shape{3, 5, 8, 1, 64}, false}, // training: the query axis moves
+		{[]int{1, 0}, tensor.Shape{1, 7}, true},
+		{[]int{1, 0}, tensor.Shape{2, 7}, false},
+		{[]int{0, 1, 2}, tensor.Shape{2, 3, 4}, true},
+	} {
+		if got := movesOnlyOnes(c.axes, c.shape); got != c.want {
+			t.Errorf("movesOnlyOnes(%v, %v) = %v, want %v", c.axes, c.shape, got, c.want)
+		}
+	}
+}
+
+// Every residual sum that a norm reads next is fused into the norm's kernel, and only where no
+// node between them reads the sum; a decode step's permutes of one-long axes are aliases.
+func TestPlanFusions(t *testing.T) {
+	check := func(t *testing.T, pl *Plan) {
+		for ni, ai := range pl.AddNorm {
+			if pl.Nodes[ni].Kind != KNorm || pl.Nodes[ai].Kind != KAdd || pl.Nodes[ni].In[0] != ai {
+				t.Fatalf("AddNorm %d → %d: not a norm over a sum", ni, ai)
+			}
+			for k := ai + 1; k < ni; k++ {
+				for _, j := range pl.Nodes[k].In {
+					if pl.Nodes[j].Alias == ai {
+						t.Errorf("node %d (%v) reads the sum %d before the norm %d computes it", k, pl.Nodes[k].Kind, ai, ni)
+					}
+				}
+			}
+		}
+	}
+	cfg, _ := models.Preset("tiny", models.TaskLM, 40)
+	tp := planFor(t, cfg, models.Shape{Batch: 2, TgtLen: 5})
+	check(t, tp)
+	// per layer: the sums before the feed-forward norm and before the next layer's norm (or
+	// the final one), plus the embedding sum before the first norm
+	if want := 2*cfg.Layers + 1; len(tp.AddNorm) != want {
+		t.Errorf("training plan: %d fused add+norm, want %d", len(tp.AddNorm), want)
+	}
+	params := initDecodeParams(t, cfg, 1)
+	s, err := models.BuildDecodeStep(params, cfg, 3, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecodePlan(s, params.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, dec)
+	if want := 2*cfg.Layers + 1; len(dec.AddNorm) != want {
+		t.Errorf("decode plan: %d fused add+norm, want %d", len(dec.AddNorm), want)
+	}
+	if dec.Counts[KPermute] != 0 {
+		t.Errorf("decode plan: %d permute copies, want none (one-long axes only)", dec.Counts[KPermute])
 	}
 }

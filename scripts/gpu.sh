@@ -166,14 +166,14 @@ tk = {(r["attn"], r["cache_dtype"], r["batch"], r["context"], r["impl"]): r["us_
 mha = {(r["cache_dtype"], r["batch"], r["context"]): r["us_per_step"] for r in res["rows"] if r["attn"] == "mha"}
 def f(x, w=11, p=1):
     return f"{x:{w}.{p}f}" if x else " " * (w - 1) + "-"
-print(f"{'attn':6} {'cache':5} {'batch':>5} {'ctx':>5} {'mqa µs':>9} {'floor µs':>9} {'×floor':>7} {'GB/s':>6} {'torch-graph':>11} {'torch-eager':>11} {'mqa/graph':>9} {'MHA/this':>8} {'host µs':>8}")
+print(f"{'attn':6} {'cache':5} {'batch':>5} {'ctx':>5} {'mqa µs':>9} {'floor µs':>9} {'×floor':>7} {'GB/s':>6} {'torch-graph':>11} {'torch-eager':>11} {'mqa/graph':>9} {'MHA/this':>8} {'search µs':>9}")
 for r in res["rows"]:
     k = (r["attn"], r["cache_dtype"], r["batch"], r["context"])
     g, e = tk.get(k + ("torch-graph",)), tk.get(k + ("torch-eager",))
     m = mha.get((r["cache_dtype"], r["batch"], r["context"]))
     print(f"{r['attn']:6} {r['cache_dtype']:5} {r['batch']:5} {r['context']:5} {r['us_per_step']:9.1f} {r['floor_us']:9.1f} "
           f"{r['ratio_to_floor']:7.2f} {r['achieved_gbps']:6.0f} {f(g)} {f(e)} {f(r['us_per_step'] / g if g else 0, 9, 2)} "
-          f"{f(m / r['us_per_step'] if m else 0, 8, 2)} {f(r.get('host_us_per_step', 0), 8, 0)}")
+          f"{f(m / r['us_per_step'] if m else 0, 8, 2)} {f(r.get('host_us_per_step', 0), 9, 0)}")
 for s in res.get("skipped") or []:
     print("mqa skipped:", s)
 for r in torch:

@@ -38,7 +38,7 @@ func runBenchDecode(args []string) error {
 	caches := fs.String("cache", "fp32", "cuda: K/V cache types to measure, comma-separated (fp32, bf16)")
 	mathMode := fs.String("math", "fp32", "cuda: GEMM arithmetic, fp32 or tf32")
 	kernel := fs.String("kernel", "fast", "cuda: decode-attention kernel, fast or ref")
-	hostSteps := fs.Int("host-steps", 0, "cuda: also time this many host-driven steps (logits copied back)")
+	hostSteps := fs.Int("host-steps", 0, "cuda: also time this many host-driven search steps (GPU ranking, candidates back, beam reorder)")
 	preset := fs.String("preset", "small", "model size: "+strings.Join(models.Presets(), ", ")+" (random weights)")
 	task := fs.String("task", "lm", "lm or translate")
 	vocab := fs.Int("vocab", 8192, "vocabulary size")
@@ -149,7 +149,7 @@ func runBenchDecodeCUDA(spec infer.BenchSpec, caches, mathMode, kernel string, h
 // writeGPUDecodeTable prints the GPU rows with each point's speed-up over MHA.
 func writeGPUDecodeTable(w io.Writer, rows []cuda.DecodeBenchRow, skipped []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "attn\tkv\tcache\tbatch\tbeam\tcontext\tµs/step\tµs/token\tenc µs/token\thost µs/step\tbytes/step\tGB/s\tfloor µs\t× floor\tkernels\tsplits\tMHA/this\t")
+	fmt.Fprintln(tw, "attn\tkv\tcache\tbatch\tbeam\tcontext\tµs/step\tµs/token\tenc µs/token\tsearch µs/step\tbytes/step\tGB/s\tfloor µs\t× floor\tkernels\tsplits\tMHA/this\t")
 	type pt struct {
 		cache                string
 		batch, beam, context int

@@ -382,43 +382,84 @@ __global__ void k_repeat_rows(float* dst, const float* src, long long rowElems, 
     dst[i] = src[(r / beams) * rowElems + e];
 }
 
-// ---- greedy search on the device ---------------------------------------------------------------
+// ---- choosing tokens on the device ---------------------------------------------------------------
+
+// Ranking order of (value, id) pairs: the larger value first, ties to the lower id (infer's
+// greedy choice and infer.TopK). NaN never ranks first.
+__device__ __forceinline__ bool dec_better(float x, int j, float y, int i) { return x > y || (x == y && j < i); }
+
+__device__ __forceinline__ void warp_best(float* v, int* id) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float y = __shfl_xor_sync(0xffffffffu, *v, o);
+        int i = __shfl_xor_sync(0xffffffffu, *id, o);
+        if (dec_better(y, i, *v, *id)) { *v = y; *id = i; }
+    }
+}
+
+// The best (value, id) pair of a block (blockDim.x a multiple of 32); every thread gets it.
+__device__ void block_best(float* v, int* id) {
+    __shared__ float pv[32];
+    __shared__ int pi[32];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    warp_best(v, id);
+    __syncthreads();
+    if (lane == 0) { pv[w] = *v; pi[w] = *id; }
+    __syncthreads();
+    *v = lane < nw ? pv[lane] : NEG_INF;
+    *id = lane < nw ? pi[lane] : 0x7fffffff;
+    warp_best(v, id);
+}
 
 // tokens[b] = argmax_j logits[b, j] (ties: the lowest j, as infer's greedy choice); then the next
 // step's inputs advance: positions[b] += 1 and lengths[b] += 1 for rows that are not finished.
 // One block (256 threads) per row.
 __global__ void k_argmax_advance(int* tokens, int* positions, int* lengths, const float* logits, int V) {
-    __shared__ float bv[256];
-    __shared__ int bi[256];
     const int b = blockIdx.x;
     const float* row = logits + (long long)b * V;
     float best = NEG_INF;
     int arg = 0x7fffffff;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        float x = row[j];
-        if (x > best || (x == best && j < arg)) { best = x; arg = j; }
-    }
-    bv[threadIdx.x] = best;
-    bi[threadIdx.x] = arg;
-    __syncthreads();
-    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
-        if (threadIdx.x < o) {
-            float x = bv[threadIdx.x + o];
-            int j = bi[threadIdx.x + o];
-            if (x > bv[threadIdx.x] || (x == bv[threadIdx.x] && j < bi[threadIdx.x])) {
-                bv[threadIdx.x] = x;
-                bi[threadIdx.x] = j;
-            }
-        }
-        __syncthreads();
-    }
+    for (int j = threadIdx.x; j < V; j += blockDim.x)
+        if (dec_better(row[j], j, best, arg)) { best = row[j]; arg = j; }
+    block_best(&best, &arg);
     if (threadIdx.x == 0) {
         int l = lengths[b];
         if (l >= 0) {
-            tokens[b] = bi[0] == 0x7fffffff ? 0 : bi[0];
+            tokens[b] = arg == 0x7fffffff ? 0 : arg;
             positions[b] += 1;
             lengths[b] = l + 1;
         }
+    }
+}
+
+// Each row's k best tokens (infer.Ranker.StepTopK): ids[b, r] and logp[b, r] = logits[b, id] −
+// logsumexp(logits[b, :]), best first in the ranking order. Round r takes the best token ranked
+// after round r−1's, so nothing is marked. One block (256 threads) per row; an id of 0x7fffffff
+// says the row has fewer than k ranked values (NaN logits), which the host reports.
+__global__ void k_topk(int* ids, float* logp, const float* logits, int V, int k) {
+    const int b = blockIdx.x;
+    const float* row = logits + (long long)b * V;
+    float m = NEG_INF;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) m = fmaxf(m, row[j]);
+    m = block_max(m);
+    float s = 0.f;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += expf(row[j] - m);
+    const float lse = m + logf(block_sum(s));
+    float pv = __int_as_float(0x7f800000);
+    int pi = -1;
+    for (int r = 0; r < k; r++) {
+        float best = NEG_INF;
+        int arg = 0x7fffffff;
+        for (int j = threadIdx.x; j < V; j += blockDim.x) {
+            float x = row[j];
+            if (dec_better(pv, pi, x, j) && dec_better(x, j, best, arg)) { best = x; arg = j; }
+        }
+        block_best(&best, &arg);
+        if (threadIdx.x == 0) {
+            ids[(long long)b * k + r] = arg;
+            logp[(long long)b * k + r] = best - lse;
+        }
+        pv = best;
+        pi = arg;
     }
 }
 

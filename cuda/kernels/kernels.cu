@@ -244,6 +244,24 @@ __global__ void k_norm(float* y, const float* x, const float* gamma, const float
     }
 }
 
+// k_norm of s = a + b, writing s too: the residual sum and the next block's norm in one kernel
+// (the executor fuses an add into the norm that reads it; see fuseAddNorm in plan.go). Each
+// block writes its row of s and reads it back after a barrier.
+__global__ void k_add_norm(float* y, float* s, const float* a, const float* b, const float* gamma, const float* beta, int n,
+                           int d, int rms, float eps) {
+    long long base = (long long)blockIdx.x * d;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) s[base + j] = a[base + j] + b[base + j];
+    __syncthreads();
+    const float* row = s + base;
+    float m, rs;
+    row_stats(row, d, rms, eps, &m, &rs);
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float o = (row[j] - m) * rs * gamma[j];
+        if (!rms) o += beta[j];
+        y[base + j] = o;
+    }
+}
+
 __global__ void k_norm_stats(float* stats, const float* x, int n, int d, int rms, float eps) {
     int r = blockIdx.x;
     float m, rs;
