@@ -13,8 +13,14 @@ import json
 import sys
 from collections import defaultdict
 
-UNIT = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+UNIT = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "s": 1e6, "second": 1e6}
 SETUP = ("k_copy4", "k_read4", "k_fill_hash")
+
+
+def unit(name):
+    if name not in UNIT:
+        sys.exit(f"unknown time unit {name!r} in the ncu CSV")
+    return UNIT[name]
 
 
 def kernel_class(name):
@@ -31,7 +37,7 @@ def main(csv_path):
     for r in csv.DictReader(lines):
         if r.get("Metric Name") != "gpu__time_duration.sum" or r["Kernel Name"].startswith(SETUP):
             continue
-        rows.append((r["Kernel Name"], float(r["Metric Value"].replace(",", "")) * UNIT.get(r["Metric Unit"], float("nan"))))
+        rows.append((r["Kernel Name"], float(r["Metric Value"].replace(",", "")) * unit(r["Metric Unit"])))
     steps = sum(1 for name, _ in rows if name.startswith("k_argmax_advance"))
     if steps == 0:
         sys.exit("no k_argmax_advance launch found: was this an mqa bench decode run?")

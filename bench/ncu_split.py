@@ -13,7 +13,13 @@ import json
 import sys
 from collections import defaultdict
 
-UNIT = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
+UNIT = {"ns": 1e-6, "nsecond": 1e-6, "us": 1e-3, "usecond": 1e-3, "ms": 1.0, "msecond": 1.0, "s": 1e3, "second": 1e3}
+
+
+def unit(name):
+    if name not in UNIT:
+        sys.exit(f"unknown time unit {name!r} in the ncu CSV")
+    return UNIT[name]
 
 
 def kernel_class(name):
@@ -30,7 +36,7 @@ def main(csv_path, bench_path):
     for r in csv.DictReader(lines):
         if r.get("Metric Name") != "gpu__time_duration.sum":
             continue
-        ms = float(r["Metric Value"].replace(",", "")) * UNIT.get(r["Metric Unit"], float("nan"))
+        ms = float(r["Metric Value"].replace(",", "")) * unit(r["Metric Unit"])
         rows.append((r["Kernel Name"], ms))
     steps = sum(1 for name, _ in rows if name.startswith("k_xent_reduce"))
     if steps == 0:
