@@ -22,7 +22,7 @@ import (
 //go:embed kernels/kernels.cu
 var kernelSource string
 
-var kernelNames = []string{"k_add", "k_add_norm", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_gather",
+var kernelNames = []string{"k_add", "k_add_norm", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
 	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
 	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
 	"k_inc_u64", "k_count"}
@@ -578,21 +578,26 @@ func (e *Executor) build(p *program) error {
 			}
 			step = func() error { return d.launch("k_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], n) }
 		case KPermute:
-			axes := pn.Node.Op().(ops.Permute).Axes
-			src := shapeIn(0)
+			lens, strides := permuteAxes(shapeIn(0), pn.Node.Op().(ops.Permute).Axes)
+			name, elems := "k_permute", int(n)
+			last := len(lens) - 1
+			vec := strides[last] == 1 && lens[last]%4 == 0 // whole float4 rows
+			for k := range last {
+				vec = vec && strides[k]%4 == 0
+			}
+			if vec {
+				name, elems = "k_permute4", elems/4
+				lens[last] /= 4
+				for k := range last {
+					strides[k] /= 4
+				}
+			}
 			var pa permArgs
-			pa.Rank = int32(len(axes))
-			strides := make([]int, len(src))
-			s := 1
-			for k := len(src) - 1; k >= 0; k-- {
-				strides[k] = s
-				s *= src[k]
+			pa.Rank = int32(len(lens))
+			for k := range lens {
+				pa.OS[k], pa.IS[k] = int32(lens[k]), int32(strides[k])
 			}
-			for k, ax := range axes {
-				pa.OS[k] = int32(src[ax])
-				pa.IS[k] = int32(strides[ax])
-			}
-			step = func() error { return d.launch("k_permute", grid1(int(n), 256), blk256, 0, out, in[0], pa, n) }
+			step = func() error { return d.launch(name, grid1(elems, 256), blk256, 0, out, in[0], pa, int32(elems)) }
 		case KSoftmax:
 			op := pn.Node.Op().(ops.Softmax)
 			var lengths dptr

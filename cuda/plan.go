@@ -219,7 +219,9 @@ func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]
 		if len(o.Axes) > 6 {
 			return fmt.Errorf("cuda plan: %v has more than 6 axes", o)
 		}
-		if movesOnlyOnes(o.Axes, inShape(0)) { // the same memory: an alias, no copy
+		if _, strides := permuteAxes(inShape(0), o.Axes); len(strides) == 1 && strides[0] == 1 {
+			// only axes of length 1 move (a decode step's [B, 1, kv, r, dk] → [B, kv, r, 1, dk]):
+			// the same memory, an alias rather than a copy
 			pn.Kind, pn.Alias = KReshape, p.Nodes[pn.In[0]].Alias
 		}
 	case ops.Softmax:
@@ -297,19 +299,31 @@ func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]
 	return nil
 }
 
-// movesOnlyOnes says whether a permutation keeps the order of the axes longer than 1, so that
-// the permuted tensor has its input's memory layout (a decode step's [B, 1, kv, r, dk] →
-// [B, kv, r, 1, dk], for instance).
-func movesOnlyOnes(axes []int, shape tensor.Shape) bool {
-	prev := -1
+// permuteAxes turns a permutation of a row-major tensor of shape src into the fewest output
+// axes for the permute kernel: for each, its length and the input stride (in elements) of a
+// step along it. Axes of length 1 are dropped and neighbours that step through the input as
+// one axis are merged (attention's [B, T, kv, r, dk] → [B, kv, r, T, dk] becomes
+// [B, kv·r, T, dk]); the output is still read in row-major order over the returned lengths.
+func permuteAxes(src, axes []int) (lens, strides []int) {
+	in := make([]int, len(src))
+	s := 1
+	for k := len(src) - 1; k >= 0; k-- {
+		in[k] = s
+		s *= src[k]
+	}
 	for _, ax := range axes {
-		if shape[ax] == 1 {
+		if src[ax] == 1 {
 			continue
 		}
-		if ax < prev {
-			return false
+		if n := len(lens); n > 0 && strides[n-1] == src[ax]*in[ax] {
+			lens[n-1] *= src[ax]
+			strides[n-1] = in[ax]
+			continue
 		}
-		prev = ax
+		lens, strides = append(lens, src[ax]), append(strides, in[ax])
 	}
-	return true
+	if len(lens) == 0 {
+		return []int{1}, []int{1}
+	}
+	return lens, strides
 }

@@ -1,11 +1,11 @@
 package cuda
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"mqa/layers"
 	"mqa/models"
@@ -89,24 +89,6 @@ func TestPlanUnknownOp(t *testing.T) {
 	}
 }
 
-func TestMovesOnlyOnes(t *testing.T) {
-	for _, c := range []struct {
-		axes  []int
-		shape tensor.Shape
-		want  bool
-	}{
-		{[]int{0, 2, 3, 1, 4}, tensor.Shape{3, 1, 8, 1, 64}, true},  // decode step: [B, 1, kv, r, dk] → [B, kv, r, 1, dk]
-		{[]int{0, 2, 3, 1, 4}, tensor.Shape{3, 5, 8, 1, 64}, false}, // training: the query axis moves
-		{[]int{1, 0}, tensor.Shape{1, 7}, true},
-		{[]int{1, 0}, tensor.Shape{2, 7}, false},
-		{[]int{0, 1, 2}, tensor.Shape{2, 3, 4}, true},
-	} {
-		if got := movesOnlyOnes(c.axes, c.shape); got != c.want {
-			t.Errorf("movesOnlyOnes(%v, %v) = %v, want %v", c.axes, c.shape, got, c.want)
-		}
-	}
-}
-
 // Every residual sum that a norm reads next is fused into the norm's kernel, and only where no
 // node between them reads the sum; a decode step's permutes of one-long axes are aliases.
 func TestPlanFusions(t *testing.T) {
@@ -147,5 +129,55 @@ func TestPlanFusions(t *testing.T) {
 	}
 	if dec.Counts[KPermute] != 0 {
 		t.Errorf("decode plan: %d permute copies, want none (one-long axes only)", dec.Counts[KPermute])
+	}
+}
+
+// permuteAxes reads the same input element for every output element as the plain
+// permutation, on random shapes and permutations (with ones and mergeable runs).
+func TestPermuteAxes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 500; trial++ {
+		rank := 1 + rng.IntN(6)
+		src := make([]int, rank)
+		for k := range src {
+			src[k] = []int{1, 1, 2, 3, 4}[rng.IntN(5)]
+		}
+		axes := rng.Perm(rank)
+		if trial%3 == 0 { // attention's grouped layout [B, T, kv, r, dk] → [B, kv, r, T, dk]
+			src, axes = []int{2, 3, 2, 1 + rng.IntN(2), 4}, []int{0, 2, 3, 1, 4}
+			rank = len(src)
+		}
+		n := 1
+		for _, l := range src {
+			n *= l
+		}
+		inStride := make([]int, rank)
+		for k, s := rank-1, 1; k >= 0; k-- {
+			inStride[k] = s
+			s *= src[k]
+		}
+		lens, strides := permuteAxes(src, axes)
+		if len(lens) > rank {
+			t.Fatalf("%v %v: %d axes from %d", src, axes, len(lens), rank)
+		}
+		if trial%3 == 0 && len(lens) != 4 { // [B, T, kv, r, dk] → [B, kv·r, T, dk]
+			t.Errorf("%v %v: axes %v, strides %v", src, axes, lens, strides)
+		}
+		for i := 0; i < n; i++ {
+			want, rem := 0, i
+			for k := rank - 1; k >= 0; k-- {
+				l := src[axes[k]]
+				want += rem % l * inStride[axes[k]]
+				rem /= l
+			}
+			got, rem := 0, i
+			for k := len(lens) - 1; k >= 0; k-- {
+				got += rem % lens[k] * strides[k]
+				rem /= lens[k]
+			}
+			if got != want {
+				t.Fatalf("src %v axes %v (→ %v %v): element %d reads %d, want %d", src, axes, lens, strides, i, got, want)
+			}
+		}
 	}
 }

@@ -190,7 +190,7 @@ train_profile() {
 	G=$(echo "$B" | sed 's/--/-/g')
 	for attn in ${ATTNS:-mha mqa}; do
 		timeout 120 .gpu/mqa bench train -device cuda $G -attn $attn -tf32 -graphs=false -steps 10 -warmup 3 -json >"$OUT/profile-$attn.json" 2>>"$OUT/profile.err"
-		timeout 300 /usr/local/cuda/bin/ncu --csv --clock-control none --metrics gpu__time_duration.sum \
+		timeout 300 /usr/local/cuda/bin/ncu --csv --clock-control none --cache-control none --metrics gpu__time_duration.sum \
 			.gpu/mqa bench train -device cuda $G -attn $attn -tf32 -graphs=false -steps 2 -warmup 1 -json >"$OUT/ncu-$attn.csv" 2>>"$OUT/profile.err" ||
 			echo "ncu $attn failed (rc $?)" | tee -a "$OUT/profile.err"
 		python3 bench/ncu_split.py "$OUT/ncu-$attn.csv" "$OUT/profile-$attn.json" | tee "$OUT/split-$attn.txt"

@@ -42,6 +42,23 @@ __device__ float block_max(float v) {
     return warp_max(v);
 }
 
+// General permutation of up to 6 axes: out has shape os[0..rank), and is[k] is the input
+// stride of output axis k.
+struct PermArgs { int rank; int os[6]; int is[6]; };
+
+template <typename T>
+__device__ void permute(T* y, const T* x, const PermArgs& a, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int rem = i, off = 0;
+    for (int k = a.rank - 1; k >= 0; k--) {
+        int c = rem % a.os[k];
+        rem /= a.os[k];
+        off += c * a.is[k];
+    }
+    y[i] = x[off];
+}
+
 extern "C" {
 
 // ---- elementwise -------------------------------------------------------------------
@@ -97,21 +114,11 @@ __global__ void k_col_sum_xhat(float* out, const float* g, const float* x, const
     }
 }
 
-// General permutation of up to 6 axes: out has shape os[0..rank), and is[k] is the input
-// stride of output axis k.
-struct PermArgs { int rank; int os[6]; int is[6]; };
-
-__global__ void k_permute(float* y, const float* x, PermArgs a, int n) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int rem = i, off = 0;
-    for (int k = a.rank - 1; k >= 0; k--) {
-        int c = rem % a.os[k];
-        rem /= a.os[k];
-        off += c * a.is[k];
-    }
-    y[i] = x[off];
-}
+// Permutations (axes simplified by the executor's permuteAxes).
+__global__ void k_permute(float* y, const float* x, PermArgs a, int n) { permute(y, x, a, n); }
+// The same over float4 elements: the innermost axis stays innermost and its length is a multiple
+// of 4 (lengths and strides given in float4 units).
+__global__ void k_permute4(float4* y, const float4* x, PermArgs a, int n) { permute(y, x, a, n); }
 
 // ---- embedding ---------------------------------------------------------------------
 
