@@ -140,9 +140,13 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 		encoders: map[[2]int]*program{}}
 	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel,
 		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
-	e.compute = computeStrict
-	if opt.Math == "tf32" {
+	switch opt.Math {
+	case "tf32":
 		e.compute = computeTF32
+	case "bf16":
+		e.compute, e.bf16 = computeBF16, true
+	default:
+		e.compute = computeStrict
 	}
 	dec.e = e
 	err := e.w.do(func() error {
@@ -162,6 +166,7 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 				return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
 			}
 			total += align(int64(4 * t.Shape().TotalSize()))
+			e.sizes = append(e.sizes, t.Shape().TotalSize())
 		}
 		if e.state, err = d.alloc(total, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
 			return err
@@ -177,6 +182,9 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 				return err
 			}
 			off = off.add(int(align(int64(4 * len(data)))))
+		}
+		if err := e.uploadHalf(); err != nil {
+			return err
 		}
 		return d.sync()
 	})
@@ -759,14 +767,15 @@ func (s *stepper) Reorder(parents []int) error {
 		if dp.elem == 2 {
 			name = "k_cache_gather2"
 		}
-		n := int64(dp.rows) * int64(cfg.KVHeads) * int64(filled) * int64(cfg.HeadDim)
-		grid := [3]int{int((n + 255) / 256), 1, 1}
+		// one block row per (sequence, K/V head): its filled rows are one contiguous run
+		words := (filled*cfg.HeadDim*dp.elem + 15) / 16
+		grid := [3]int{dp.rows * cfg.KVHeads, min((words+255)/256, 32), 1}
 		for l := 0; l < cfg.Layers; l++ {
 			for _, c := range []dptr{dp.cacheK[l], dp.cacheV[l]} {
-				if err := d.launch(name, grid, blk256, 0, dp.scratch, c, dp.parents, int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled), n); err != nil {
+				if err := d.launch(name, grid, blk256, 0, dp.scratch, c, dp.parents, int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled)); err != nil {
 					return err
 				}
-				if err := d.launch(name, grid, blk256, 0, c, dp.scratch, dptr(0), int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled), n); err != nil {
+				if err := d.launch(name, grid, blk256, 0, c, dp.scratch, dptr(0), int32(cfg.KVHeads), int32(dp.maxLen), int32(cfg.HeadDim), int32(filled)); err != nil {
 					return err
 				}
 			}

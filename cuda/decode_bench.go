@@ -247,6 +247,10 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	capacity := ctx + spec.Steps + spec.HostSteps + 2
 	row := DecodeBenchRow{Impl: "mqa-go", Device: dec.Device, Task: cfg.Task, KVHeads: cfg.KVHeads, FFDim: cfg.FFDim,
 		Batch: batch, Beam: beam, Context: ctx, Cache: dec.Opt.Cache, Weights: "fp32", Math: dec.Opt.Math, Kernel: dec.Opt.Kernel}
+	gemmElem := 4
+	if dec.Opt.Math == "bf16" {
+		row.Weights, gemmElem = "bf16", 2
+	}
 	srcLen := 0
 	if cfg.Task == models.TaskTranslate {
 		srcLen = min((ctx+7)/8*8, cfg.MaxLen)
@@ -351,7 +355,7 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 		row.HostStepUS = times[len(times)/2]
 	}
 	visible := float64(ctx) + float64(spec.Steps-1)/2
-	row.WeightBytes, row.KVBytes = StepBytes(st.dp.p.plan, cfg, rows, visible, srcLen, st.dp.elem)
+	row.WeightBytes, row.KVBytes = StepBytes(st.dp.p.plan, cfg, rows, visible, srcLen, st.dp.elem, gemmElem)
 	row.StepBytes = row.WeightBytes + row.KVBytes
 	row.GBps = float64(row.StepBytes) / (us * 1e3)
 	bw := max(res.CopyGBps, res.ReadGBps)

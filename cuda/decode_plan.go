@@ -21,7 +21,7 @@ import (
 // DecodeOptions choose how the GPU decodes.
 type DecodeOptions struct {
 	Cache  string // element type of the self-attention K/V cache: "fp32" (default) or "bf16"
-	Math   string // GEMMs: "fp32" (default, strict) or "tf32"
+	Math   string // GEMMs: "fp32" (default, strict), "tf32", or "bf16" (bf16 copies of the weights and of each product's input, FP32 accumulation)
 	Graphs bool   // replay each step as a captured CUDA graph
 	Kernel string // decode attention: "fast" (default; split, K/V rows read once per group) or "ref"
 }
@@ -36,8 +36,8 @@ func (o DecodeOptions) Validate() error {
 	switch {
 	case o.Cache != "fp32" && o.Cache != "bf16":
 		return fmt.Errorf("cuda decode: cache type %q (allowed: fp32, bf16)", o.Cache)
-	case o.Math != "fp32" && o.Math != "tf32":
-		return fmt.Errorf("cuda decode: math %q (allowed: fp32, tf32)", o.Math)
+	case o.Math != "fp32" && o.Math != "tf32" && o.Math != "bf16":
+		return fmt.Errorf("cuda decode: math %q (allowed: fp32, tf32, bf16)", o.Math)
 	case o.Kernel != "fast" && o.Kernel != "ref":
 		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, ref)", o.Kernel)
 	}
@@ -347,33 +347,43 @@ func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, leng
 	return out
 }
 
-// StepBytes counts what one decode step must read from memory: the weights it uses (a
-// gathered table counts only its gathered rows) and, per layer, the visible cached K/V rows
-// (cacheElem bytes each) plus the new rows, and for translation the cross-attention memory.
-// visible is the mean number of cached rows a query sees over the timed steps.
-func StepBytes(p *Plan, cfg models.Config, rows int, visible float64, srcLen, cacheElem int) (weights, kv int64) {
+// StepBytes counts what one decode step must read from memory: the weights it uses (gemmElem
+// bytes per element of a matrix a GEMM reads: 4, or 2 for BF16 GEMMs, which read the bf16
+// copies; 4 for what other ops read, a gathered table counting only its gathered rows) and,
+// per layer, the visible cached K/V rows (cacheElem bytes each) plus the new rows, and for
+// translation the cross-attention memory. visible is the mean number of cached rows a query
+// sees over the timed steps.
+func StepBytes(p *Plan, cfg models.Config, rows int, visible float64, srcLen, cacheElem, gemmElem int) (weights, kv int64) {
 	for i, pn := range p.Nodes {
 		if pn.Kind != KParam {
 			continue
 		}
-		full, gathered := int64(4*pn.Size), int64(0)
-		onlyGather := true
+		var gathered int64
+		byGEMM, byOther := false, false
 		for _, qn := range p.Nodes[i+1:] {
 			for _, j := range qn.In {
-				if j != i {
+				if p.Nodes[j].Alias != i {
 					continue
 				}
-				if qn.Kind == KGather && qn.In[0] == i {
+				switch {
+				case qn.Kind == KReshape: // an alias: its readers are counted as readers of i
+				case qn.Kind == KGather && qn.In[0] == j:
 					gathered += int64(4 * qn.Size)
-				} else {
-					onlyGather = false
+				case qn.Kind == KMatMul || qn.Kind == KBatchedMatMul:
+					byGEMM = true
+				default:
+					byOther = true
 				}
 			}
 		}
-		if onlyGather && gathered > 0 {
-			weights += min(gathered, full)
-		} else {
-			weights += full
+		gathered = min(gathered, int64(4*pn.Size))
+		switch {
+		case byOther:
+			weights += int64(4 * pn.Size)
+		case byGEMM:
+			weights += int64(gemmElem*pn.Size) + gathered
+		default:
+			weights += gathered
 		}
 	}
 	per := float64(2*rows*cfg.KVHeads*cfg.HeadDim) * float64(cfg.Layers)

@@ -207,9 +207,12 @@ func TestPlanDecodeLaunch(t *testing.T) {
 }
 
 func TestStepBytes(t *testing.T) {
-	for _, tie := range []bool{true, false} {
+	for _, c := range []struct {
+		tie      bool
+		gemmElem int
+	}{{true, 4}, {false, 4}, {true, 2}, {false, 2}} {
 		cfg, _ := models.Preset("tiny", models.TaskLM, 37)
-		cfg.TieEmbeddings = tie
+		cfg.TieEmbeddings = c.tie
 		cfg.Positions = layers.PosLearned
 		params := initDecodeParams(t, cfg, 1)
 		s, err := models.BuildDecodeStep(params, cfg, 5, 20, 0)
@@ -220,15 +223,28 @@ func TestStepBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, kv := StepBytes(p, cfg, 5, 10, 0, 4)
-		all := int64(4 * params.Count())
-		// the position table is gathered (5 rows); the embedding too unless it is the head
-		want := all - 4*int64(cfg.MaxLen*cfg.Dim) + 4*5*int64(cfg.Dim)
-		if !tie {
-			want -= 4*int64(cfg.Vocab*cfg.Dim) - 4*5*int64(cfg.Dim)
+		w, kv := StepBytes(p, cfg, 5, 10, 0, 4, c.gemmElem)
+		// vectors (norms) in FP32; the position table and the embedding: their 5 gathered rows in
+		// FP32, and the whole embedding too when it is the head; every other matrix by the GEMMs
+		var want int64
+		for _, name := range params.Names() {
+			sh := params.Get(name).Shape()
+			switch {
+			case len(sh) == 1:
+				want += int64(4 * sh[0])
+			case name == "pos.weight":
+				want += int64(4 * 5 * cfg.Dim)
+			case name == "embed.weight":
+				want += int64(4 * 5 * cfg.Dim)
+				if c.tie {
+					want += int64(c.gemmElem * sh.TotalSize())
+				}
+			default:
+				want += int64(c.gemmElem * sh.TotalSize())
+			}
 		}
 		if w != want {
-			t.Errorf("tie %v: weight bytes %d, want %d", tie, w, want)
+			t.Errorf("tie %v, %d-byte GEMM weights: weight bytes %d, want %d", c.tie, c.gemmElem, w, want)
 		}
 		if wantKV := int64(2*5*cfg.KVHeads*cfg.HeadDim*cfg.Layers) * (10*4 + 4); kv != wantKV {
 			t.Errorf("kv bytes %d, want %d", kv, wantKV)

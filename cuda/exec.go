@@ -22,7 +22,7 @@ import (
 //go:embed kernels/kernels.cu
 var kernelSource string
 
-var kernelNames = []string{"k_add", "k_add_norm", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
+var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
 	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
 	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
 	"k_inc_u64", "k_count"}
@@ -33,12 +33,12 @@ func init() {
 
 // Options choose the executor's arithmetic and launch mode.
 type Options struct {
-	Math   string // "fp32" (strict), "tf32" (GEMM inputs rounded to TF32) or "bf16" (not yet)
+	Math   string // "fp32" (strict), "tf32" (GEMM inputs rounded to TF32) or "bf16" (GEMM inputs in bf16, see halfOf)
 	Graphs bool   // capture each program into a CUDA graph after its first run and replay it
 	Reuse  bool   // share arena memory between nodes whose lifetimes do not overlap
 }
 
-// OptionsFromEnv reads MQA_CUDA_MATH (fp32, tf32) and MQA_CUDA_GRAPHS (1 to capture).
+// OptionsFromEnv reads MQA_CUDA_MATH (fp32, tf32, bf16) and MQA_CUDA_GRAPHS (1 to capture).
 func OptionsFromEnv() Options {
 	o := Options{Math: "fp32", Reuse: true}
 	if m := os.Getenv("MQA_CUDA_MATH"); m != "" {
@@ -91,6 +91,12 @@ type Executor struct {
 	Device          string // the GPU's name
 	LastStepKernels int
 	decKernel       string // decode attention: "fast" or "ref" (decoding only)
+	// BF16 GEMMs (Math "bf16"): every matrix product reads bf16 copies of its inputs and
+	// accumulates in FP32 into an FP32 result; half holds the parameters' copies (rewritten by
+	// every AdamW update), the programs hold their activations' copies (program.mirror).
+	bf16      bool
+	halfState dptr
+	half      []dptr
 }
 
 const maxMicro = 1024
@@ -105,9 +111,9 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 	case "tf32":
 		e.compute = computeTF32
 	case "bf16":
-		return nil, fmt.Errorf("cuda: bf16 GEMMs are not implemented yet (use fp32 or tf32)")
+		e.compute, e.bf16 = computeBF16, true
 	default:
-		return nil, fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32)", opt.Math)
+		return nil, fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32, bf16)", opt.Math)
 	}
 	err := e.w.do(func() error {
 		d, err := newDriver()
@@ -186,7 +192,34 @@ func (e *Executor) upload() error {
 			return err
 		}
 	}
+	if err := e.uploadHalf(); err != nil {
+		return err
+	}
 	return e.d.sync()
+}
+
+// uploadHalf makes the bf16 copies of the parameters (BF16 GEMMs only).
+func (e *Executor) uploadHalf() error {
+	if !e.bf16 {
+		return nil
+	}
+	var total int64
+	for _, n := range e.sizes {
+		total += align(int64(2 * n))
+	}
+	var err error
+	if e.halfState, err = e.d.alloc(total, fmt.Sprintf("bf16 copies of the parameters (%d tensors)", len(e.sizes))); err != nil {
+		return err
+	}
+	off := e.halfState
+	for i, n := range e.sizes {
+		e.half = append(e.half, off)
+		if err := e.d.launch("k_to_bf16", grid1(n, 256), blk256, 0, off, e.params[i], int32(n)); err != nil {
+			return err
+		}
+		off = off.add(int(align(int64(2 * n))))
+	}
+	return nil
 }
 
 // Sync copies parameters and moments back into the trainer.
@@ -254,6 +287,7 @@ type program struct {
 	runs       int
 	training   bool
 	auxOffsets []int64
+	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
 	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
 	// and a description for error messages
 	extern     map[string]dptr
@@ -420,13 +454,23 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		}
 		freeList = merged
 	}
+	mirrorLast, err := e.mirrorUses(p.plan)
+	if err != nil {
+		return err
+	}
 	arenaOff := make([]int64, len(nodes))
+	mirrorOff := make([]int64, len(nodes))
 	auxOff := make([]int64, len(nodes))
 	dying := make([][]int, len(nodes)+1)
+	dyingMirrors := make([][]int, len(nodes)+1)
 	for i, pn := range nodes {
 		if pn.Alias == i && isComputed(pn.Kind) {
 			arenaOff[i] = allocOff(int64(4 * pn.Size))
 			dying[last[i]] = append(dying[last[i]], i)
+			if l, ok := mirrorLast[i]; ok {
+				mirrorOff[i] = allocOff(int64(2 * pn.Size))
+				dyingMirrors[l] = append(dyingMirrors[l], i)
+			}
 		}
 		if a := auxBytes(&nodes[i], nodes); a > 0 {
 			auxOff[i] = allocOff(a)
@@ -434,6 +478,9 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		}
 		for _, j := range dying[i] {
 			release(arenaOff[j], int64(4*nodes[j].Size))
+		}
+		for _, j := range dyingMirrors[i] {
+			release(mirrorOff[j], int64(2*nodes[j].Size))
 		}
 	}
 	p.arenaLen = top
@@ -467,8 +514,48 @@ func (e *Executor) layout(p *program, reuse bool) error {
 			p.addr[i] = p.arena.add(int(arenaOff[i]))
 		}
 	}
+	p.mirror = make([]dptr, len(nodes))
+	for i := range mirrorLast {
+		p.mirror[i] = p.arena.add(int(mirrorOff[i]))
+	}
 	p.auxOffsets = auxOff
 	return e.d.sync()
+}
+
+// mirrorUses finds, for BF16 GEMMs, the computed nodes whose values a GEMM reads, and the
+// last GEMM that reads each (their bf16 copies live until then). Parameters have their own
+// copies; any other input (a constant, a caller's buffer) is an error that names it.
+func (e *Executor) mirrorUses(plan *Plan) (map[int]int, error) {
+	uses := map[int]int{}
+	if !e.bf16 {
+		return uses, nil
+	}
+	nodes := plan.Nodes
+	for i, pn := range nodes {
+		if pn.Kind != KMatMul && pn.Kind != KBatchedMatMul {
+			continue
+		}
+		for _, j := range pn.In {
+			r := nodes[j].Alias
+			switch {
+			case nodes[r].Kind == KParam:
+			case isComputed(nodes[r].Kind):
+				uses[r] = max(uses[r], i)
+			default:
+				return nil, fmt.Errorf("cuda: a bf16 matrix product reads %v (%s), which has no bf16 copy", nodes[r].Node.Name(), nodes[r].Kind)
+			}
+		}
+	}
+	return uses, nil
+}
+
+// halfOf is the bf16 copy of node j's value (BF16 GEMMs).
+func (e *Executor) halfOf(p *program, j int) dptr {
+	r := p.plan.Nodes[j].Alias
+	if pn := p.plan.Nodes[r]; pn.Kind == KParam {
+		return e.half[pn.Param]
+	}
+	return p.mirror[r]
 }
 
 func isComputed(k Kind) bool {
@@ -534,6 +621,7 @@ func (e *Executor) build(p *program) error {
 	for _, a := range p.plan.AddNorm {
 		fusedAdds[a] = true
 	}
+	converted := map[int]bool{} // nodes whose kernel writes their bf16 copy itself
 	for i := range nodes {
 		pn := &nodes[i]
 		if !isComputed(pn.Kind) {
@@ -571,7 +659,11 @@ func (e *Executor) build(p *program) error {
 				return fmt.Errorf("cuda: %v: inner sizes %d and %d differ (shapes %v, %v)", pn.Node.Op(), ka, kb, a, b)
 			}
 			ta, tb, compute := pn.TransA, pn.TransB, e.compute
-			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, in[0], in[1], out, compute, dtypeF32) }
+			x, y, xyType := in[0], in[1], dtypeF32
+			if e.bf16 {
+				x, y, xyType = e.halfOf(p, pn.In[0]), e.halfOf(p, pn.In[1]), dtypeBF16
+			}
+			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, x, y, out, compute, xyType) }
 		case KAdd:
 			if fusedAdds[i] {
 				continue // computed by the norm that reads it
@@ -624,13 +716,15 @@ func (e *Executor) build(p *program) error {
 			if !op.RMS {
 				beta = in[2]
 			}
+			half := p.mirror[i] // written by the kernel itself
+			converted[i] = true
 			step = func() error {
-				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, half, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
 			}
 			if a, ok := p.plan.AddNorm[i]; ok {
 				x, y := p.addr[nodes[a].In[0]], p.addr[nodes[a].In[1]]
 				step = func() error {
-					return d.launch("k_add_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], x, y, in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+					return d.launch("k_add_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, half, in[0], x, y, in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
 				}
 			}
 		case KNormGrad:
@@ -669,8 +763,10 @@ func (e *Executor) build(p *program) error {
 				threads /= 2
 			}
 			if pn.Kind == KActivation {
+				half := p.mirror[i] // written by the kernel itself
+				converted[i] = true
 				step = func() error {
-					return d.launch("k_act", grid1(threads, 256), blk256, 0, out, in[0], int32(rows), int32(width), code)
+					return d.launch("k_act", grid1(threads, 256), blk256, 0, out, half, in[0], int32(rows), int32(width), code)
 				}
 			} else {
 				step = func() error {
@@ -747,6 +843,19 @@ func (e *Executor) build(p *program) error {
 			return fmt.Errorf("cuda: no GPU implementation of %v (%s)", pn.Node.Op(), pn.Kind)
 		}
 		p.steps = append(p.steps, step)
+		// BF16 GEMMs read bf16 copies: made here unless the node's kernel wrote one (the
+		// sum of a fused add+norm is computed by the norm, so its copy follows the norm)
+		written := []int{i}
+		if a, ok := p.plan.AddNorm[i]; ok {
+			written = append(written, a)
+		}
+		for _, j := range written {
+			if h := p.mirror[j]; h != 0 && !converted[j] {
+				src, count := p.addr[j], int32(nodes[j].Size)
+				p.steps = append(p.steps, func() error { return d.launch("k_to_bf16", grid1(int(count), 256), blk256, 0, h, src, count) })
+				converted[j] = true
+			}
+		}
 	}
 	return nil
 }
@@ -959,7 +1068,11 @@ func (e *Executor) Apply(lr, gradScale float64) error {
 			if o.Decay[i] {
 				decay = float32(1 - lr*o.WeightDecay)
 			}
-			if err := e.d.launch("k_adamw", grid1(e.sizes[i], 256), blk256, 0, e.params[i], e.m[i], e.v[i], e.grads[i],
+			var half dptr
+			if e.bf16 {
+				half = e.half[i]
+			}
+			if err := e.d.launch("k_adamw", grid1(e.sizes[i], 256), blk256, 0, e.params[i], half, e.m[i], e.v[i], e.grads[i],
 				int32(e.sizes[i]), float32(o.Beta1), float32(o.Beta2), step, rbc2, float32(o.Eps), float32(gradScale), decay); err != nil {
 				return err
 			}

@@ -82,12 +82,12 @@ train_bench() {
 	G=$(echo "$B" | sed 's/--/-/g')
 	: >"$OUT/bench.jsonl"
 	for attn in ${ATTNS:-mha mqa}; do
-		for mode in ${MODES:-tf32 fp32}; do
-			flag=""; [ "$mode" = tf32 ] && flag="-tf32"
+		for mode in ${MODES:-tf32 bf16 fp32}; do
+			flag=""; [ "$mode" != fp32 ] && flag="-$mode"
 			for graphs in ${GRAPHS:-false true}; do
 				timeout 120 .gpu/mqa bench train -device cuda $G -attn $attn $flag -graphs=$graphs -json >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "mqa $attn $mode graphs=$graphs failed" | tee -a "$OUT/bench.err"
 			done
-			pflag=""; [ "$mode" = tf32 ] && pflag="--tf32"
+			pflag=""; [ "$mode" != fp32 ] && pflag="--$mode"
 			[ "${SKIP_TORCH:-0}" = 1 ] || timeout 120 python3 .gpu/torch_reference.py $B --attn $attn $pflag >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err" || echo "torch $attn $mode failed" | tee -a "$OUT/bench.err"
 		done
 		for extra in ${TORCH_EXTRA:-}; do
@@ -126,7 +126,7 @@ sanitize() {
 	done
 	echo "== memcheck parity" >>"$OUT/sanitizer.log"
 	if (cd cuda && timeout 240 $SAN --tool memcheck --error-exitcode 9 ../.gpu/cuda.test \
-		-test.run 'TestDecodeParityCPU/(lm-gelu|translate-swiglu).*/fp32-fast' -test.count=1 >>"$OUT/sanitizer.log" 2>&1); then
+		-test.run 'TestDecodeParityCPU/(lm-gelu|translate-swiglu).*/^(fp32-fp32-fast|bf16-bf16-fast)$' -test.count=1 >>"$OUT/sanitizer.log" 2>&1); then
 		echo "sanitizer memcheck parity: pass" | tee -a "$OUT/sanitizer.txt"
 	else
 		echo "sanitizer memcheck parity: FAIL (see sanitizer.log)" | tee -a "$OUT/sanitizer.txt"

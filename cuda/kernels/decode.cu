@@ -35,20 +35,11 @@
 #define DEC_TK 64    // keys per tile (DEC_NT = 2·DEC_TK: two threads per key in the score phase)
 #define DEC_MAXR 8   // most query heads per K/V head handled by the fast kernel (else the reference kernel)
 
-typedef unsigned short bf16_t;
-
-
-
-// bf16 storage: the upper half of a float32; rounding to nearest even.
+// Cache elements: float or bf16_t (kernels.cu's to_bf16 rounding).
 __device__ __forceinline__ float dec_to_f(float x) { return x; }
 __device__ __forceinline__ float dec_to_f(bf16_t x) { return __uint_as_float(((unsigned)x) << 16); }
 __device__ __forceinline__ void dec_store(float* p, float x) { *p = x; }
-__device__ __forceinline__ void dec_store(bf16_t* p, float x) {
-    unsigned u = __float_as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) { *p = (bf16_t)0x7fc0; return; } // NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    *p = (bf16_t)(u >> 16);
-}
+__device__ __forceinline__ void dec_store(bf16_t* p, float x) { *p = to_bf16(x); }
 // Four consecutive elements (16-byte aligned for float, 8-byte for bf16).
 __device__ __forceinline__ float4 dec_load4(const float* p) { return *(const float4*)p; }
 __device__ __forceinline__ float4 dec_load4(const bf16_t* p) {
@@ -290,20 +281,25 @@ __device__ void cache_append(T* ck, T* cv, const float* nk, const float* nv, con
     dec_store(cv + o, nv[i]);
 }
 
-// Cache gather: dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (see k_cache_gather4).
+// Cache gather: dst[b, g, 0:rows, :] = src[parents[b], g, 0:rows, :] (see k_cache_gather4). Block x
+// is the (b, g) pair, whose rows·dk elements are one contiguous run in both caches; the blocks
+// of grid y share the run, copied in 16-byte words when its size and start allow.
 template <typename T>
-__device__ void cache_gather(T* dst, const T* src, const int* parents, int kvh, int maxLen, int dk, int rows,
-                             long long n) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    int d = (int)(i % dk);
-    long long t = i / dk;
-    int p = (int)(t % rows);
-    t /= rows;
-    int g = (int)(t % kvh);
-    int b = (int)(t / kvh);
-    int sb = parents ? parents[b] : b;
-    dst[(((long long)b * kvh + g) * maxLen + p) * dk + d] = src[(((long long)sb * kvh + g) * maxLen + p) * dk + d];
+__device__ void cache_gather(T* dst, const T* src, const int* parents, int kvh, int maxLen, int dk, int rows) {
+    const int b = blockIdx.x / kvh, g = blockIdx.x - b * kvh;
+    const int sb = parents ? parents[b] : b;
+    const long long stride = (long long)maxLen * dk; // elements per (b, g)
+    T* d = dst + ((long long)b * kvh + g) * stride;
+    const T* s = src + ((long long)sb * kvh + g) * stride;
+    const long long run = (long long)rows * dk;
+    const int step = gridDim.y * blockDim.x;
+    if ((run * sizeof(T)) % 16 == 0 && (stride * sizeof(T)) % 16 == 0) {
+        uint4* d4 = (uint4*)d;
+        const uint4* s4 = (const uint4*)s;
+        for (long long k = blockIdx.y * blockDim.x + threadIdx.x; k < run * (long long)sizeof(T) / 16; k += step) d4[k] = s4[k];
+        return;
+    }
+    for (long long k = blockIdx.y * blockDim.x + threadIdx.x; k < run; k += step) d[k] = s[k];
 }
 
 extern "C" {
@@ -363,15 +359,13 @@ __global__ void k_cache_append_bf16(bf16_t* ck, bf16_t* cv, const float* nk, con
 }
 
 // dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (parents null: the identity), for caches
-// [B, kv, maxLen, dk] of 4-byte (f32) or 2-byte (bf16) elements; n = B·kv·rows·dk. Beam reorder
+// [B, kv, maxLen, dk] of 4-byte (f32) or 2-byte (bf16) elements; grid (B·kv, any). Beam reorder
 // gathers into a scratch layer and copies back (a parent may itself be overwritten).
-__global__ void k_cache_gather4(float* dst, const float* src, const int* parents, int kvh, int maxLen, int dk, int rows,
-                                long long n) {
-    cache_gather(dst, src, parents, kvh, maxLen, dk, rows, n);
+__global__ void k_cache_gather4(float* dst, const float* src, const int* parents, int kvh, int maxLen, int dk, int rows) {
+    cache_gather(dst, src, parents, kvh, maxLen, dk, rows);
 }
-__global__ void k_cache_gather2(bf16_t* dst, const bf16_t* src, const int* parents, int kvh, int maxLen, int dk, int rows,
-                                long long n) {
-    cache_gather(dst, src, parents, kvh, maxLen, dk, rows, n);
+__global__ void k_cache_gather2(bf16_t* dst, const bf16_t* src, const int* parents, int kvh, int maxLen, int dk, int rows) {
+    cache_gather(dst, src, parents, kvh, maxLen, dk, rows);
 }
 
 // dst row r = src row r / beams (rows of rowElems floats): the encoder memory repeated per beam.

@@ -42,6 +42,19 @@ __device__ float block_max(float v) {
     return warp_max(v);
 }
 
+// bfloat16 storage: the upper half of a float32, rounded to nearest even (NaN stays NaN). BF16
+// GEMM inputs (Options.Math "bf16") are such copies: of the parameters (written by k_to_bf16 at
+// upload and by k_adamw at each update) and of activations (written by their producer, or by
+// k_to_bf16 right after it).
+typedef unsigned short bf16_t;
+
+__device__ __forceinline__ bf16_t to_bf16(float x) {
+    unsigned u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (bf16_t)(u >> 16);
+}
+
 // General permutation of up to 6 axes: out has shape os[0..rank), and is[k] is the input
 // stride of output axis k.
 struct PermArgs { int rank; int os[6]; int is[6]; };
@@ -66,6 +79,11 @@ extern "C" {
 __global__ void k_add(float* y, const float* a, const float* b, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
+}
+
+__global__ void k_to_bf16(bf16_t* y, const float* x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = to_bf16(x[i]);
 }
 
 __global__ void k_fill(float* y, float v, int n) {
@@ -180,20 +198,24 @@ __global__ void k_rope(float* y, const float* x, const int* pos, int n, int widt
 // ---- activations -------------------------------------------------------------------
 // kind: 0 relu, 1 gelu (erf), 2 swiglu ([a|b] -> silu(a) * b, width = input width)
 
-__global__ void k_act(float* y, const float* x, int n, int width, int kind) {
+// yh, if not null, receives a bf16 copy of y (the input of a BF16 GEMM).
+__global__ void k_act(float* y, bf16_t* yh, const float* x, int n, int width, int kind) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
+    float o;
     if (kind == 2) {
         int h = width / 2;
         if (i >= n * h) return;
         int r = i / h, j = i - r * h;
         float a = x[(long long)r * width + j], b = x[(long long)r * width + h + j];
-        y[i] = (float)((double)a / (1.0 + exp(-(double)a)) * (double)b);
-        return;
+        o = (float)((double)a / (1.0 + exp(-(double)a)) * (double)b);
+    } else {
+        if (i >= n * width) return;
+        float v = x[i];
+        if (kind == 0) o = v > 0.f ? v : 0.f;
+        else o = (float)(0.5 * (double)v * (1.0 + erf((double)v * 0.7071067811865476)));
     }
-    if (i >= n * width) return;
-    float v = x[i];
-    if (kind == 0) y[i] = v > 0.f ? v : 0.f;
-    else y[i] = (float)(0.5 * (double)v * (1.0 + erf((double)v * 0.7071067811865476)));
+    y[i] = o;
+    if (yh) yh[i] = to_bf16(o);
 }
 
 __global__ void k_act_grad(float* dx, const float* x, const float* g, int n, int width, int kind) {
@@ -239,7 +261,9 @@ __device__ void row_stats(const float* row, int d, int rms, float eps, float* me
     *rstd = rsqrtf(ss / d + eps);
 }
 
-__global__ void k_norm(float* y, const float* x, const float* gamma, const float* beta, int n, int d, int rms, float eps) {
+// yh, if not null, receives a bf16 copy of y (the input of a BF16 GEMM).
+__global__ void k_norm(float* y, bf16_t* yh, const float* x, const float* gamma, const float* beta, int n, int d, int rms,
+                       float eps) {
     int r = blockIdx.x;
     const float* row = x + (long long)r * d;
     float m, rs;
@@ -248,14 +272,15 @@ __global__ void k_norm(float* y, const float* x, const float* gamma, const float
         float o = (row[j] - m) * rs * gamma[j];
         if (!rms) o += beta[j];
         y[(long long)r * d + j] = o;
+        if (yh) yh[(long long)r * d + j] = to_bf16(o);
     }
 }
 
 // k_norm of s = a + b, writing s too: the residual sum and the next block's norm in one kernel
 // (the executor fuses an add into the norm that reads it; see fuseAddNorm in plan.go). Each
 // block writes its row of s and reads it back after a barrier.
-__global__ void k_add_norm(float* y, float* s, const float* a, const float* b, const float* gamma, const float* beta, int n,
-                           int d, int rms, float eps) {
+__global__ void k_add_norm(float* y, bf16_t* yh, float* s, const float* a, const float* b, const float* gamma,
+                           const float* beta, int n, int d, int rms, float eps) {
     long long base = (long long)blockIdx.x * d;
     for (int j = threadIdx.x; j < d; j += blockDim.x) s[base + j] = a[base + j] + b[base + j];
     __syncthreads();
@@ -266,6 +291,7 @@ __global__ void k_add_norm(float* y, float* s, const float* a, const float* b, c
         float o = (row[j] - m) * rs * gamma[j];
         if (!rms) o += beta[j];
         y[base + j] = o;
+        if (yh) yh[base + j] = to_bf16(o);
     }
 }
 
@@ -438,8 +464,9 @@ __global__ void k_sumsq(double* out, const float* x, int n) {
 }
 
 // AdamW exactly as train.AdamW.Update.
-__global__ void k_adamw(float* p, float* m, float* v, const float* g, int n, float b1, float b2, float step, float rbc2,
-                        float eps, float scale, float decay) {
+// ph, if not null, receives a bf16 copy of the updated parameter (the BF16 GEMMs' weights).
+__global__ void k_adamw(float* p, bf16_t* ph, float* m, float* v, const float* g, int n, float b1, float b2, float step,
+                        float rbc2, float eps, float scale, float decay) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float gj = g[i] * scale;
@@ -447,7 +474,9 @@ __global__ void k_adamw(float* p, float* m, float* v, const float* g, int n, flo
     float vj = b2 * v[i] + (1.f - b2) * gj * gj;
     m[i] = mj;
     v[i] = vj;
-    p[i] = p[i] * decay - step * mj / (sqrtf(vj) * rbc2 + eps);
+    float pj = p[i] * decay - step * mj / (sqrtf(vj) * rbc2 + eps);
+    p[i] = pj;
+    if (ph) ph[i] = to_bf16(pj);
 }
 
 // count[0] = number of targets that are not ignored (one block).
