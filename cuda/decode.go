@@ -29,7 +29,8 @@ import (
 //go:embed kernels/decode.cu
 var decodeSource string
 
-var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_bf16", "k_decode_combine", "k_decode_attn_ref_f32",
+var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
+	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_combine", "k_decode_attn_ref_f32",
 	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
 	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
@@ -77,7 +78,7 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 				int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
 		}, nil
 	}
-	name := "k_decode_attn" + suffix
+	name := fastDecodeKernel(suffix, r)
 	s := l.Splits
 	var wsO, wsM, wsL dptr
 	if s > 1 {

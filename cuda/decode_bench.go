@@ -457,7 +457,7 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 				wsO, wsM = ws, ws.add(4*rows*h*s*dkk)
 				wsL = wsM.add(4 * rows * h * s)
 			}
-			if err := d.launch("k_decode_attn"+suffix, [3]int{rows * op.KVHeads, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, dout, wsO, wsM, wsL,
+			if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * op.KVHeads, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, dout, wsO, wsM, wsL,
 				dq, dk, dv, dnk, dnv, dl, int32(op.KVHeads), int32(r), int32(dkk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
 				return err
 			}

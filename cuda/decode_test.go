@@ -79,6 +79,7 @@ func TestDecodeAttentionKernel(t *testing.T) {
 			{"mha self", 4, 4, 16, 0, true, 40, []int{0, 1, 39, -1}},
 			{"mqa self window", 8, 1, 16, 5, true, 40, []int{39, 3, 5}},
 			{"gqa cross", 8, 2, 64, 0, false, 24, []int{24, 1, 13}},
+			{"gqa two per group", 4, 2, 32, 0, true, 150, []int{149, 7, 0, 64}},
 			{"odd head_dim (reference kernel)", 4, 2, 12, 0, true, 20, []int{19, 0}},
 		},
 		"large": {

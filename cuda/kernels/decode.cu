@@ -60,10 +60,13 @@ __device__ __forceinline__ float4 dec_load4(const bf16_t* p) {
 //      accumulators acc[i][4·d4 … 4·d4+3] for all r heads, rescaled by exp(m_old − m_new).
 // At the end the KQ partial accumulators are summed through shared memory; with S = 1 the block
 // writes out = acc / l, else the partial (acc, m, l) goes to the workspace for k_decode_combine.
-// Needs dk ∈ {4, 8, 16, 32, 64, 128} and r ≤ DEC_MAXR (the host checks; else the reference kernel).
+// Needs dk ∈ {4, 8, 16, 32, 64, 128} and r ≤ R ≤ DEC_MAXR (the host checks; else the reference kernel).
+// R, the most heads per K/V head the instance holds accumulators for, is a compile-time bound: the
+// _r1, _r2 and _r4 instances (MHA and GQA of 2 or 4 query heads per K/V head) keep 4·R accumulator
+// registers instead of 32, so more blocks fit on a multiprocessor; the unsuffixed ones take r ≤ 8.
 // Shared memory (floats): r·dk (queries) + max(TK·(dk+4), NT·r·4) (K tile / reduction) + r·TK
 // (probabilities) + 3·DEC_MAXR (m, l, rescale), ≤ 40 KB for dk 128, r 8.
-template <typename T>
+template <typename T, int R>
 __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
                             const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen,
                             int window, float scale, int splits) {
@@ -96,9 +99,9 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         st[2 * DEC_MAXR + tid] = 1.f;
     }
     const int d4 = tid % D4, kq = tid / D4;
-    float4 acc[DEC_MAXR];
+    float4 acc[R];
 #pragma unroll
-    for (int i = 0; i < DEC_MAXR; i++) acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = 0; i < R; i++) acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
     const long long rowBase = (long long)bg * maxLen; // row (b, g, 0) of the cache
     const float* nkr = nk != 0 ? nk + (long long)bg * dk : 0;
     const float* nvr = nv != 0 ? nv + (long long)bg * dk : 0;
@@ -118,14 +121,14 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         {
             const int j = tid % DEC_TK, half = tid / DEC_TK;
             if (j < nt) {
-                float a[DEC_MAXR / 2];
+                float a[(R + 1) / 2];
 #pragma unroll
-                for (int m = 0; m < DEC_MAXR / 2; m++) a[m] = 0.f;
+                for (int m = 0; m < (R + 1) / 2; m++) a[m] = 0.f;
                 const float* kr = ks + j * KS;
                 for (int c = 0; c < D4; c++) {
                     float4 kx = *(const float4*)(kr + 4 * c);
 #pragma unroll
-                    for (int m = 0; m < DEC_MAXR / 2; m++) {
+                    for (int m = 0; m < (R + 1) / 2; m++) {
                         int i = half + 2 * m;
                         if (i < r) {
                             float4 qx = *(const float4*)(qs + i * dk + 4 * c);
@@ -134,7 +137,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
                     }
                 }
 #pragma unroll
-                for (int m = 0; m < DEC_MAXR / 2; m++) {
+                for (int m = 0; m < (R + 1) / 2; m++) {
                     int i = half + 2 * m;
                     if (i < r) ps[i * DEC_TK + j] = a[m];
                 }
@@ -167,7 +170,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         // 4. values
         {
 #pragma unroll
-            for (int i = 0; i < DEC_MAXR; i++) {
+            for (int i = 0; i < R; i++) {
                 if (i < r) {
                     float al = st[2 * DEC_MAXR + i];
                     acc[i].x *= al; acc[i].y *= al; acc[i].z *= al; acc[i].w *= al;
@@ -177,7 +180,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
                 int kj = t0 + j;
                 float4 x = kj < keys ? dec_load4(v + (rowBase + lo + kj) * dk + 4 * d4) : *(const float4*)(nvr + 4 * d4);
 #pragma unroll
-                for (int i = 0; i < DEC_MAXR; i++) {
+                for (int i = 0; i < R; i++) {
                     if (i < r) {
                         float p = ps[i * DEC_TK + j];
                         acc[i].x += p * x.x; acc[i].y += p * x.y; acc[i].z += p * x.z; acc[i].w += p * x.w;
@@ -190,7 +193,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
     // 5. sum the KQ partial accumulators
     float* red = ks;
 #pragma unroll
-    for (int i = 0; i < DEC_MAXR; i++)
+    for (int i = 0; i < R; i++)
         if (i < r) *(float4*)(red + (kq * r + i) * dk + 4 * d4) = acc[i];
     __syncthreads();
     for (int o = tid; o < r * dk; o += DEC_NT) {
@@ -304,16 +307,20 @@ __device__ void cache_gather(T* dst, const T* src, const int* parents, int kvh, 
 
 extern "C" {
 
-__global__ void __launch_bounds__(DEC_NT) k_decode_attn_f32(float* out, float* ws_o, float* ws_m, float* ws_l,
-        const float* q, const float* k, const float* v, const float* nk, const float* nv, const int* lengths, int kvh,
-        int r, int dk, int maxLen, int window, float scale, int splits) {
-    decode_attn<float>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits);
-}
-__global__ void __launch_bounds__(DEC_NT) k_decode_attn_bf16(float* out, float* ws_o, float* ws_m, float* ws_l,
-        const float* q, const bf16_t* k, const bf16_t* v, const float* nk, const float* nv, const int* lengths, int kvh,
-        int r, int dk, int maxLen, int window, float scale, int splits) {
-    decode_attn<bf16_t>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits);
-}
+#define DEC_ATTN(NAME, T, R)                                                                               \
+    __global__ void __launch_bounds__(DEC_NT) NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
+            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk,      \
+            int maxLen, int window, float scale, int splits) {                                                         \
+        decode_attn<T, R>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits); \
+    }
+DEC_ATTN(k_decode_attn_f32, float, DEC_MAXR)
+DEC_ATTN(k_decode_attn_f32_r1, float, 1)
+DEC_ATTN(k_decode_attn_f32_r2, float, 2)
+DEC_ATTN(k_decode_attn_f32_r4, float, 4)
+DEC_ATTN(k_decode_attn_bf16, bf16_t, DEC_MAXR)
+DEC_ATTN(k_decode_attn_bf16_r1, bf16_t, 1)
+DEC_ATTN(k_decode_attn_bf16_r2, bf16_t, 2)
+DEC_ATTN(k_decode_attn_bf16_r4, bf16_t, 4)
 
 // Combine the S partials of each (b, head): grid B·h, dk threads (dk ≤ 1024).
 __global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_m, const float* ws_l, int r, int dk,
