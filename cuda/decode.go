@@ -402,6 +402,17 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	return dp, nil
 }
 
+// fastDecodeKernel names the instance of the fast kernel for r query heads per K/V head and
+// the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else the one
+// for up to decMaxR.
+func fastDecodeKernel(suffix string, r int) string {
+	switch r {
+	case 1, 2, 4:
+		return fmt.Sprintf("k_decode_attn%s_r%d", suffix, r)
+	}
+	return "k_decode_attn" + suffix
+}
+
 // run issues one step: the captured graph once it exists, else the launches (capturing them
 // on the second run when graphs are on). With loop, the step ends with the device's greedy
 // choice, which becomes the next step's input (k_argmax_advance).

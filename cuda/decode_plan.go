@@ -168,17 +168,6 @@ const (
 	smemLimit  = 48 << 10
 )
 
-// fastDecodeKernel names the instance of the fast kernel for r query heads per K/V head and
-// the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else the one
-// for up to decMaxR.
-func fastDecodeKernel(suffix string, r int) string {
-	switch r {
-	case 1, 2, 4:
-		return fmt.Sprintf("k_decode_attn%s_r%d", suffix, r)
-	}
-	return "k_decode_attn" + suffix
-}
-
 // decodeLaunch is how one DecodeAttention node runs.
 type decodeLaunch struct {
 	Fast      bool
