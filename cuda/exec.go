@@ -254,11 +254,10 @@ func (e *Executor) Close() error {
 					p.free(e.d)
 				}
 			}
-			if e.state != 0 {
-				e.d.free(e.state)
-			}
-			if e.scratch != 0 {
-				e.d.free(e.scratch)
+			for _, x := range []dptr{e.state, e.scratch, e.halfState} {
+				if x != 0 {
+					e.d.free(x)
+				}
 			}
 			if len(e.acc) > 0 {
 				e.d.free(e.acc[0])
