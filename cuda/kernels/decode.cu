@@ -1,8 +1,9 @@
 // Incremental-decoding kernels of the mqa CUDA executor: the fused decode attention over the
 // K/V cache (flash-decoding style), its combine pass, a simple reference version, the cache
-// append and beam reorder, greedy argmax on the device, and the bandwidth probes of
-// `mqa bench decode -device cuda`. Compiled at run time with NVRTC after kernels.cu, in one
-// module (it uses kernels.cu's warp_sum and warp_max); scripts/gpu.sh vet compiles that module.
+// append and beam reorder, greedy argmax and top-k ranking on the device, and the bandwidth
+// probes of `mqa bench decode -device cuda`. Compiled at run time with NVRTC after kernels.cu,
+// in one module (it uses kernels.cu's warp and block reductions, to_bf16 and mix64);
+// scripts/gpu.sh vet compiles that module.
 //
 // Layouts (see ops.DecodeAttention): q [B, h·dk] with head = g·r + i (g the K/V head, r = h/kv
 // query heads per K/V head, i < r); cache K, V [B, kv, maxLen, dk] (float or bf16); the step's
@@ -466,25 +467,17 @@ __global__ void k_topk(int* ids, float* logp, const float* logits, int V, int k)
 
 // ---- benchmark helpers ---------------------------------------------------------------------
 
-__device__ __forceinline__ unsigned long long dec_mix64(unsigned long long x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-// Uniform values in [−scale, scale) from a hash of (seed, i): the benchmark's cache contents.
+// Uniform values in [−scale, scale) from a hash of (seed, i) (kernels.cu's mix64): the
+// benchmark's cache contents.
 __global__ void k_fill_hash_f32(float* p, long long n, unsigned long long seed, float scale) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        float u = (float)(dec_mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
+        float u = (float)(mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
         p[i] = (2.f * u - 1.f) * scale;
     }
 }
 __global__ void k_fill_hash_bf16(bf16_t* p, long long n, unsigned long long seed, float scale) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        float u = (float)(dec_mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
+        float u = (float)(mix64(seed ^ (unsigned long long)i) >> 40) / 16777216.f;
         dec_store(p + i, (2.f * u - 1.f) * scale);
     }
 }

@@ -1,4 +1,4 @@
-// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (see device.go); every
+// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (exec.go, loadKernels); every
 // kernel mirrors the CPU implementation of an op in mqa/layers/ops, float32 in and out.
 // Sizes are 32-bit (the executor refuses tensors of 2^31 elements or more).
 
@@ -18,29 +18,22 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum over a block of up to 1024 threads; every thread gets the result.
-__device__ float block_sum(float v) {
+// Sum (MAX false) or maximum (MAX true) over a block of up to 1024 threads; every thread gets
+// the result.
+template <bool MAX>
+__device__ float block_reduce(float v) {
     __shared__ float part[32];
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_sum(v);
+    v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads();
     if (lane == 0) part[w] = v;
     __syncthreads();
     int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? part[lane] : 0.f;
-    return warp_sum(v);
+    v = lane < nw ? part[lane] : (MAX ? NEG_INF : 0.f);
+    return MAX ? warp_max(v) : warp_sum(v);
 }
-__device__ float block_max(float v) {
-    __shared__ float part[32];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) part[w] = v;
-    __syncthreads();
-    int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? part[lane] : NEG_INF;
-    return warp_max(v);
-}
+__device__ float block_sum(float v) { return block_reduce<false>(v); }
+__device__ float block_max(float v) { return block_reduce<true>(v); }
 
 // bfloat16 storage: the upper half of a float32, rounded to nearest even (NaN stays NaN). BF16
 // GEMM inputs (Options.Math "bf16") are such copies: of the parameters (written by k_to_bf16 at
