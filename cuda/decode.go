@@ -141,13 +141,9 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 		encoders: map[[2]int]*program{}}
 	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel,
 		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
-	switch opt.Math {
-	case "tf32":
-		e.compute = computeTF32
-	case "bf16":
-		e.compute, e.bf16 = computeBF16, true
-	default:
-		e.compute = computeStrict
+	if err := e.setMath(opt.Math); err != nil {
+		e.Close() // its worker
+		return nil, err
 	}
 	dec.e = e
 	err := e.w.do(func() error {

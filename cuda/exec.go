@@ -105,15 +105,9 @@ const maxMicro = 1024
 func New(t *train.Trainer, opt Options) (*Executor, error) {
 	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames(),
 		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
-	switch opt.Math {
-	case "fp32":
-		e.compute = computeStrict
-	case "tf32":
-		e.compute = computeTF32
-	case "bf16":
-		e.compute, e.bf16 = computeBF16, true
-	default:
-		return nil, fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32, bf16)", opt.Math)
+	if err := e.setMath(opt.Math); err != nil {
+		e.Close() // its worker
+		return nil, err
 	}
 	err := e.w.do(func() error {
 		d, err := newDriver()
@@ -131,6 +125,21 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// setMath sets the GEMMs' compute type (and BF16 inputs) for a math mode.
+func (e *Executor) setMath(mode string) error {
+	switch mode {
+	case "fp32":
+		e.compute = computeStrict
+	case "tf32":
+		e.compute = computeTF32
+	case "bf16":
+		e.compute, e.bf16 = computeBF16, true
+	default:
+		return fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32, bf16)", mode)
+	}
+	return nil
 }
 
 func (e *Executor) loadKernels() error {
@@ -620,7 +629,6 @@ func (e *Executor) build(p *program) error {
 	for _, a := range p.plan.AddNorm {
 		fusedAdds[a] = true
 	}
-	converted := map[int]bool{} // nodes whose kernel writes their bf16 copy itself
 	for i := range nodes {
 		pn := &nodes[i]
 		if !isComputed(pn.Kind) {
@@ -715,8 +723,7 @@ func (e *Executor) build(p *program) error {
 			if !op.RMS {
 				beta = in[2]
 			}
-			half := p.mirror[i] // written by the kernel itself
-			converted[i] = true
+			half := p.mirror[i] // written by the kernel itself (writesOwnCopy)
 			step = func() error {
 				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, half, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
 			}
@@ -762,8 +769,7 @@ func (e *Executor) build(p *program) error {
 				threads /= 2
 			}
 			if pn.Kind == KActivation {
-				half := p.mirror[i] // written by the kernel itself
-				converted[i] = true
+				half := p.mirror[i] // written by the kernel itself (writesOwnCopy)
 				step = func() error {
 					return d.launch("k_act", grid1(threads, 256), blk256, 0, out, half, in[0], int32(rows), int32(width), code)
 				}
@@ -844,19 +850,27 @@ func (e *Executor) build(p *program) error {
 		p.steps = append(p.steps, step)
 		// BF16 GEMMs read bf16 copies: made here unless the node's kernel wrote one (the
 		// sum of a fused add+norm is computed by the norm, so its copy follows the norm)
-		written := []int{i}
-		if a, ok := p.plan.AddNorm[i]; ok {
-			written = append(written, a)
+		if !writesOwnCopy(pn.Kind) {
+			p.steps = e.appendCopy(p, p.steps, i)
 		}
-		for _, j := range written {
-			if h := p.mirror[j]; h != 0 && !converted[j] {
-				src, count := p.addr[j], int32(nodes[j].Size)
-				p.steps = append(p.steps, func() error { return d.launch("k_to_bf16", grid1(int(count), 256), blk256, 0, h, src, count) })
-				converted[j] = true
-			}
+		if a, ok := p.plan.AddNorm[i]; ok {
+			p.steps = e.appendCopy(p, p.steps, a)
 		}
 	}
 	return nil
+}
+
+// writesOwnCopy says whether a kind's kernel writes the bf16 copy of its output itself.
+func writesOwnCopy(k Kind) bool { return k == KNorm || k == KActivation }
+
+// appendCopy appends the launch that writes node j's bf16 copy, if a BF16 GEMM reads it.
+func (e *Executor) appendCopy(p *program, steps []func() error, j int) []func() error {
+	h := p.mirror[j]
+	if h == 0 {
+		return steps
+	}
+	d, src, n := e.d, p.addr[j], int32(p.plan.Nodes[j].Size)
+	return append(steps, func() error { return d.launch("k_to_bf16", grid1(int(n), 256), blk256, 0, h, src, n) })
 }
 
 func b2i(b bool) int32 {
