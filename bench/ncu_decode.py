@@ -8,36 +8,17 @@ the step time the benchmark measures without the profiler: the rest is launch ga
 
 usage: python3 ncu_decode.py NCU_CSV  -> a table on stdout, one JSON line last
 """
-import csv
 import json
 import sys
 from collections import defaultdict
 
-UNIT = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "s": 1e6, "second": 1e6}
+from ncu_split import kernel_class, kernel_times
+
 SETUP = ("k_copy4", "k_read4", "k_fill_hash")
 
 
-def unit(name):
-    if name not in UNIT:
-        sys.exit(f"unknown time unit {name!r} in the ncu CSV")
-    return UNIT[name]
-
-
-def kernel_class(name):
-    low = name.lower()
-    if any(k in low for k in ("gemm", "cutlass", "xmma", "sm90", "gemv")):
-        return "GEMM (cuBLAS)"
-    return name.split("(")[0].strip()
-
-
 def main(csv_path):
-    with open(csv_path, newline="") as f:
-        lines = [l for l in f if l.startswith('"')]  # ncu mixes the program's output in
-    rows = []
-    for r in csv.DictReader(lines):
-        if r.get("Metric Name") != "gpu__time_duration.sum" or r["Kernel Name"].startswith(SETUP):
-            continue
-        rows.append((r["Kernel Name"], float(r["Metric Value"].replace(",", "")) * unit(r["Metric Unit"])))
+    rows = [(name, us) for name, us in kernel_times(csv_path) if not name.startswith(SETUP)]
     steps = sum(1 for name, _ in rows if name.startswith("k_argmax_advance"))
     if steps == 0:
         sys.exit("no k_argmax_advance launch found: was this an mqa bench decode run?")

@@ -13,31 +13,32 @@ import json
 import sys
 from collections import defaultdict
 
-UNIT = {"ns": 1e-6, "nsecond": 1e-6, "us": 1e-3, "usecond": 1e-3, "ms": 1.0, "msecond": 1.0, "s": 1e3, "second": 1e3}
+UNIT_US = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "s": 1e6, "second": 1e6}
 
 
-def unit(name):
-    if name not in UNIT:
-        sys.exit(f"unknown time unit {name!r} in the ncu CSV")
-    return UNIT[name]
+def kernel_times(csv_path):
+    """(kernel name, µs) of every launch in an `ncu --csv --metrics gpu__time_duration.sum` CSV."""
+    with open(csv_path, newline="") as f:
+        lines = [l for l in f if l.startswith('"')]  # ncu mixes the program's output in
+    rows = []
+    for r in csv.DictReader(lines):
+        if r.get("Metric Name") != "gpu__time_duration.sum":
+            continue
+        if r["Metric Unit"] not in UNIT_US:
+            sys.exit(f"unknown time unit {r['Metric Unit']!r} in the ncu CSV")
+        rows.append((r["Kernel Name"], float(r["Metric Value"].replace(",", "")) * UNIT_US[r["Metric Unit"]]))
+    return rows
 
 
 def kernel_class(name):
     low = name.lower()
-    if any(k in low for k in ("gemm", "cutlass", "xmma", "sm90")):
+    if any(k in low for k in ("gemm", "gemv", "cutlass", "xmma", "sm90")):
         return "GEMM (cuBLAS)"
     return name.split("(")[0].strip()
 
 
 def main(csv_path, bench_path):
-    rows = []
-    with open(csv_path, newline="") as f:
-        lines = [l for l in f if l.startswith('"')]  # ncu mixes the program's output in
-    for r in csv.DictReader(lines):
-        if r.get("Metric Name") != "gpu__time_duration.sum":
-            continue
-        ms = float(r["Metric Value"].replace(",", "")) * unit(r["Metric Unit"])
-        rows.append((r["Kernel Name"], ms))
+    rows = [(name, us / 1e3) for name, us in kernel_times(csv_path)]  # ms
     steps = sum(1 for name, _ in rows if name.startswith("k_xent_reduce"))
     if steps == 0:
         sys.exit("no k_xent_reduce launch found: was this an mqa training run?")
