@@ -65,6 +65,16 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 	if op.HasNew {
 		nk, nv = in[3], in[4]
 	}
+	return func() error {
+		return launchDecodeAttention(d, l, op, bf16, rows, maxLen, out, aux, q, k, v, nk, nv, lengths)
+	}, nil
+}
+
+// launchDecodeAttention runs one DecodeAttention over rows sequences as l plans it: the
+// reference kernel, or the fast one and, with splits, the combine of the partials it leaves in
+// ws (rows·h·splits·(dk+2) floats). bf16 says the cache k, v holds bf16.
+func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf16 bool, rows, maxLen int,
+	out, ws, q, k, v, nk, nv, lengths dptr) error {
 	kv, r, dk, h := op.KVHeads, op.Heads/op.KVHeads, op.HeadDim, op.Heads
 	scale := float32(op.Scale)
 	suffix := "_f32"
@@ -72,30 +82,24 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 		suffix = "_bf16"
 	}
 	if !l.Fast {
-		name := "k_decode_attn_ref" + suffix
-		return func() error {
-			return d.launch(name, [3]int{rows * h, 1, 1}, [3]int{128, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv, lengths,
-				int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
-		}, nil
+		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{128, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv,
+			lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
 	}
-	name := fastDecodeKernel(suffix, r)
 	s := l.Splits
 	var wsO, wsM, wsL dptr
 	if s > 1 {
-		wsO = aux
-		wsM = aux.add(4 * rows * h * s * dk)
+		wsO = ws
+		wsM = ws.add(4 * rows * h * s * dk)
 		wsL = wsM.add(4 * rows * h * s)
 	}
-	return func() error {
-		if err := d.launch(name, [3]int{rows * kv, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, out, wsO, wsM, wsL, q, k, v,
-			nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
-			return err
-		}
-		if s == 1 {
-			return nil
-		}
-		return d.launch("k_decode_combine", [3]int{rows * h, 1, 1}, [3]int{dk, 1, 1}, 0, out, wsO, wsM, wsL, int32(r), int32(dk), int32(s))
-	}, nil
+	if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, out, wsO, wsM,
+		wsL, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
+		return err
+	}
+	if s == 1 {
+		return nil
+	}
+	return d.launch("k_decode_combine", [3]int{rows * h, 1, 1}, [3]int{dk, 1, 1}, 0, out, wsO, wsM, wsL, int32(r), int32(dk), int32(s))
 }
 
 // Decoder is the GPU infer.Backend of one model. Its parameters stay on the GPU; compiled

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -393,23 +394,14 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 			if xs == nil {
 				return 0, nil
 			}
-			bytes := 4 * len(xs)
-			src := unsafe.Pointer(&xs[0])
+			bytes, src := 4*len(xs), unsafe.Pointer(&xs[0])
+			var hs []uint16
 			if half {
-				hs := make([]uint16, len(xs))
+				hs = make([]uint16, len(xs))
 				for i, x := range xs {
 					hs[i] = toBF16(x)
 				}
 				bytes, src = 2*len(xs), unsafe.Pointer(&hs[0])
-				p, err := d.alloc(int64(bytes), "test input")
-				if err != nil {
-					return 0, err
-				}
-				bufs = append(bufs, p)
-				if err := d.upload(p, src, bytes); err != nil {
-					return 0, err
-				}
-				return p, d.sync()
 			}
 			p, err := d.alloc(int64(bytes), "test input")
 			if err != nil {
@@ -419,7 +411,9 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 			if err := d.upload(p, src, bytes); err != nil {
 				return 0, err
 			}
-			return p, d.sync()
+			err = d.sync()
+			runtime.KeepAlive(hs)
+			return p, err
 		}
 		lens := make([]float32, rows)
 		for i, x := range lengths {
@@ -435,37 +429,14 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 				return err
 			}
 		}
-		suffix := "_f32"
-		if bf16 {
-			suffix = "_bf16"
+		if l.Fast && l.Splits > 1 {
+			if ws, err = d.alloc(int64(4*rows*op.Heads*l.Splits*(op.HeadDim+2)), "test workspace"); err != nil {
+				return err
+			}
+			bufs = append(bufs, ws)
 		}
-		r, h, dkk := op.Heads/op.KVHeads, op.Heads, op.HeadDim
-		scale := float32(op.Scale)
-		if !l.Fast {
-			if err := d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{128, 1, 1}, l.SmemBytes, dout, dq, dk, dv, dnk, dnv, dl,
-				int32(op.KVHeads), int32(r), int32(dkk), int32(maxLen), int32(op.Window), scale); err != nil {
-				return err
-			}
-		} else {
-			s := l.Splits
-			var wsO, wsM, wsL dptr
-			if s > 1 {
-				if ws, err = d.alloc(int64(4*rows*h*s*(dkk+2)), "test workspace"); err != nil {
-					return err
-				}
-				bufs = append(bufs, ws)
-				wsO, wsM = ws, ws.add(4*rows*h*s*dkk)
-				wsL = wsM.add(4 * rows * h * s)
-			}
-			if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * op.KVHeads, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, dout, wsO, wsM, wsL,
-				dq, dk, dv, dnk, dnv, dl, int32(op.KVHeads), int32(r), int32(dkk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
-				return err
-			}
-			if s > 1 {
-				if err := d.launch("k_decode_combine", [3]int{rows * h, 1, 1}, [3]int{dkk, 1, 1}, 0, dout, wsO, wsM, wsL, int32(r), int32(dkk), int32(s)); err != nil {
-					return err
-				}
-			}
+		if err := launchDecodeAttention(d, l, op, bf16, rows, maxLen, dout, ws, dq, dk, dv, dnk, dnv, dl); err != nil {
+			return err
 		}
 		return d.download(unsafe.Pointer(&out[0]), dout, 4*len(out))
 	})
