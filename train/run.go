@@ -302,7 +302,7 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 			s.Schedule.Total = steps
 		}
 	}
-	t, err := NewTrainer(cfg, params, s, device)
+	t, err := newTrainer(cfg, params, s, device)
 	if err != nil {
 		return nil, st, dir, err
 	}
@@ -328,20 +328,18 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 		copy(t.Opt.V[i], v.Data)
 	}
 	t.Step, t.Opt.Steps, t.DropoutStep = st.Step, st.OptSteps, st.DropoutStep
-	if err := t.reload(); err != nil {
+	if err := t.start(); err != nil {
 		return nil, st, dir, err
 	}
 	return t, st, dir, nil
 }
 
-// reload pushes host parameters and moments to the executor again (after Resume edits them).
+// reload pushes host parameters and moments to the executor again (after UseParams edits them).
 func (t *Trainer) reload() error {
 	if err := t.exec.Close(); err != nil {
 		return err
 	}
-	exec, err := NewExecutor[t.device](t)
-	t.exec = exec
-	return err
+	return t.start()
 }
 
 // ReadLog reads a run's train.jsonl.

@@ -128,13 +128,25 @@ type Trainer struct {
 // params nil the weights are initialised from the seed; otherwise the given (loaded)
 // parameters are trained.
 func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device string) (*Trainer, error) {
+	t, err := newTrainer(cfg, params, s, device)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.start(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// newTrainer is NewTrainer without the executor, so that Resume can set the optimizer
+// state before start hands it to the device.
+func newTrainer(cfg models.Config, params *layers.Params, s Settings, device string) (*Trainer, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	if err := CheckDevice(device); err != nil {
 		return nil, err
 	}
-	newExec := NewExecutor[device]
 	var err error
 	if params == nil {
 		if params, err = InitParams(cfg, s.Seed); err != nil {
@@ -149,10 +161,14 @@ func NewTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 		decay[i] = p.Dims() >= 2
 	}
 	t.Opt = NewAdamW(sizes, decay, s.Beta1, s.Beta2, s.Eps, s.WeightDecay)
-	if t.exec, err = newExec(t); err != nil {
-		return nil, err
-	}
 	return t, nil
+}
+
+// start makes the trainer's executor, which takes the current Params and Opt.
+func (t *Trainer) start() error {
+	exec, err := NewExecutor[t.device](t)
+	t.exec = exec
+	return err
 }
 
 // CheckDevice says whether this build can train on device.
