@@ -135,14 +135,13 @@ func (op DecodeAttention) Do(vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	ts := make([]*tensor.Dense, len(vals)-1)
+	ts, err := denses(op, vals[:len(vals)-1])
+	if err != nil {
+		return nil, err
+	}
 	shapes := make([]tensor.Shape, len(vals))
-	for i := range ts {
-		t, err := dense(op, vals[i])
-		if err != nil {
-			return nil, err
-		}
-		ts[i], shapes[i] = t, t.Shape()
+	for i, t := range ts {
+		shapes[i] = t.Shape()
 	}
 	lengths, err := ints(op, vals[len(vals)-1])
 	if err != nil {
@@ -161,23 +160,15 @@ func (op DecodeAttention) Do(vals ...G.Value) (G.Value, error) {
 	out := newLike(ts[0].Dtype(), ts[0].Shape()...)
 	err = floats(op,
 		func() error {
-			decodeAttention(op, sliceAll[float32](ts), data[float32](out), lengths, maxLen)
+			decodeAttention(op, datas[float32](ts), data[float32](out), lengths, maxLen)
 			return nil
 		},
 		func() error {
-			decodeAttention(op, sliceAll[float64](ts), data[float64](out), lengths, maxLen)
+			decodeAttention(op, datas[float64](ts), data[float64](out), lengths, maxLen)
 			return nil
 		},
 		ts...)
 	return out, err
-}
-
-func sliceAll[T float](ts []*tensor.Dense) [][]T {
-	out := make([][]T, len(ts))
-	for i, t := range ts {
-		out[i] = data[T](t)
-	}
-	return out
 }
 
 // decodeAttention is the CPU kernel; in holds q, k, v and, with HasNew, newK and newV.

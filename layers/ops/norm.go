@@ -65,29 +65,17 @@ func (op Norm) Do(vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	ts := make([]*tensor.Dense, len(vals))
-	for i, v := range vals {
-		t, err := dense(op, v)
-		if err != nil {
-			return nil, err
-		}
-		ts[i] = t
+	ts, err := denses(op, vals)
+	if err != nil {
+		return nil, err
 	}
 	x := ts[0]
 	out := newLike(x.Dtype(), x.Shape()...)
-	err := floats(op,
-		func() error { normFwd(op, x.Shape()[1], vecs[float32](ts), data[float32](out)); return nil },
-		func() error { normFwd(op, x.Shape()[1], vecs[float64](ts), data[float64](out)); return nil },
+	err = floats(op,
+		func() error { normFwd(op, x.Shape()[1], datas[float32](ts), data[float32](out)); return nil },
+		func() error { normFwd(op, x.Shape()[1], datas[float64](ts), data[float64](out)); return nil },
 		ts...)
 	return out, err
-}
-
-func vecs[T float](ts []*tensor.Dense) [][]T {
-	out := make([][]T, len(ts))
-	for i, t := range ts {
-		out[i] = data[T](t)
-	}
-	return out
 }
 
 // rowStats returns the mean (0 for RMSNorm) and the reciprocal standard deviation of a row.
@@ -187,20 +175,16 @@ func (op NormGrad) Do(vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
-	ts := make([]*tensor.Dense, 3)
-	for i, v := range vals {
-		t, err := dense(op, v)
-		if err != nil {
-			return nil, err
-		}
-		ts[i] = t
+	ts, err := denses(op, vals)
+	if err != nil {
+		return nil, err
 	}
 	shape, _ := op.InferShape(ts[0].Shape(), ts[1].Shape())
 	out := newLike(ts[0].Dtype(), shape...)
 	d := ts[0].Shape()[1]
-	err := floats(op,
-		func() error { normBwd(op, d, vecs[float32](ts), data[float32](out)); return nil },
-		func() error { normBwd(op, d, vecs[float64](ts), data[float64](out)); return nil },
+	err = floats(op,
+		func() error { normBwd(op, d, datas[float32](ts), data[float32](out)); return nil },
+		func() error { normBwd(op, d, datas[float64](ts), data[float64](out)); return nil },
 		ts...)
 	return out, err
 }

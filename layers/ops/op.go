@@ -56,6 +56,19 @@ func dense(op fmt.Stringer, v G.Value) (*tensor.Dense, error) {
 	return d, nil
 }
 
+// denses returns the values as dense tensors, or an error naming the op.
+func denses(op fmt.Stringer, vals []G.Value) ([]*tensor.Dense, error) {
+	ts := make([]*tensor.Dense, len(vals))
+	for i, v := range vals {
+		t, err := dense(op, v)
+		if err != nil {
+			return nil, err
+		}
+		ts[i] = t
+	}
+	return ts, nil
+}
+
 // ints returns the data of an integer index tensor.
 func ints(op fmt.Stringer, v G.Value) ([]int, error) {
 	d, err := dense(op, v)
@@ -101,6 +114,15 @@ func floats(op fmt.Stringer, f32 func() error, f64 func() error, ts ...*tensor.D
 
 // data returns the backing slice of t as []T.
 func data[T float](t *tensor.Dense) []T { return t.Data().([]T) }
+
+// datas returns the backing slices of ts as []T.
+func datas[T float](ts []*tensor.Dense) [][]T {
+	out := make([][]T, len(ts))
+	for i, t := range ts {
+		out[i] = data[T](t)
+	}
+	return out
+}
 
 // shapeOf returns the shape of the i-th dim sizer.
 func shapeOf(op fmt.Stringer, ds []G.DimSizer, i int) (tensor.Shape, error) {
