@@ -20,12 +20,18 @@ type compiled struct {
 type cpuExecutor struct {
 	t           *Trainer
 	train, eval map[models.Shape]*compiled
-	grads       [][]float32 // the gradient of the last TrainStep
+	params      [][]float32 // the parameters' data in ParamNames order, updated in place
+	views       [][]float32 // the gradient nodes' data after the last run
 	acc         [][]float32 // accumulation buffer for several micro-batches
+	grads       [][]float32 // the gradient of the last TrainStep: views or acc
 }
 
 func newCPUExecutor(t *Trainer) *cpuExecutor {
-	return &cpuExecutor{t: t, train: map[models.Shape]*compiled{}, eval: map[models.Shape]*compiled{}}
+	params := make([][]float32, len(t.names))
+	for i, n := range t.names {
+		params[i] = t.Params.Get(n).Data().([]float32)
+	}
+	return &cpuExecutor{t: t, train: map[models.Shape]*compiled{}, eval: map[models.Shape]*compiled{}, params: params}
 }
 
 func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, error) {
@@ -119,22 +125,22 @@ func (e *cpuExecutor) TrainStep(micro []Batch) (loss, gradNorm float64, err erro
 			return 0, 0, err
 		}
 		loss += l / float64(len(micro))
+		e.views = e.views[:0]
+		for _, g := range c.grads {
+			e.views = append(e.views, g.Value().Data().([]float32))
+		}
 		if len(micro) == 1 {
-			e.grads = gradData(c.grads)
+			e.grads = e.views
 			break
 		}
-		e.accumulate(c.grads, k == 0)
+		e.accumulate(k == 0)
 		e.grads = e.acc
 	}
 	return loss, GlobalNorm(e.grads) / float64(len(micro)), nil
 }
 
 func (e *cpuExecutor) Apply(lr, gradScale float64) error {
-	params := make([][]float32, len(e.t.names))
-	for i, n := range e.t.names {
-		params[i] = e.t.Params.Get(n).Data().([]float32)
-	}
-	return e.t.Opt.Update(params, e.grads, lr, gradScale)
+	return e.t.Opt.Update(e.params, e.grads, lr, gradScale)
 }
 
 func (e *cpuExecutor) Loss(b Batch) (float64, error) {
@@ -156,15 +162,15 @@ func (e *cpuExecutor) Close() error {
 	return nil
 }
 
-// accumulate adds the gradients of the last micro-batch into acc (or starts it).
-func (e *cpuExecutor) accumulate(grads []*G.Node, first bool) {
+// accumulate adds the gradients of the last micro-batch (views) into acc, or starts it.
+func (e *cpuExecutor) accumulate(first bool) {
 	if e.acc == nil {
-		e.acc = make([][]float32, len(grads))
-		for i, g := range grads {
-			e.acc[i] = make([]float32, g.Shape().TotalSize())
+		e.acc = make([][]float32, len(e.views))
+		for i, g := range e.views {
+			e.acc[i] = make([]float32, len(g))
 		}
 	}
-	for i, g := range gradData(grads) {
+	for i, g := range e.views {
 		acc := e.acc[i]
 		if first {
 			copy(acc, g)
@@ -174,12 +180,4 @@ func (e *cpuExecutor) accumulate(grads []*G.Node, first bool) {
 			acc[j] += v
 		}
 	}
-}
-
-func gradData(grads []*G.Node) [][]float32 {
-	out := make([][]float32, len(grads))
-	for i, g := range grads {
-		out[i] = g.Value().Data().([]float32)
-	}
-	return out
 }

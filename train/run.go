@@ -152,8 +152,8 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		lastVal, valStep = ev.NLL, t.Step
 		return enc.Encode(LogEntry{Step: t.Step, ValLoss: &ev.NLL, ValPPL: &ev.PPL, ElapsedS: elapsed(), Timestamp: now()})
 	}
+	micro := make([]Batch, t.Settings.Accum)
 	for t.Step < t.Settings.Steps {
-		micro := make([]Batch, t.Settings.Accum)
 		for i := range micro {
 			micro[i] = src.Next()
 		}
