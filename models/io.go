@@ -96,12 +96,8 @@ func LoadModel(dir string) (Config, *layers.Params, error) {
 
 // ParamsFromTensors builds the parameter set of cfg from loaded tensors, checking names and shapes.
 func ParamsFromTensors(cfg Config, ts []checkpoints.Tensor, source string) (*layers.Params, error) {
-	want := layers.NewParams(tensor.Float32, 0)
-	shape := Shape{Batch: 1, TgtLen: 1}
-	if cfg.Task == TaskTranslate {
-		shape.SrcLen = 1
-	}
-	if _, err := Build(want, cfg, shape, Options{}); err != nil {
+	want, err := InitParams(cfg, 0)
+	if err != nil {
 		return nil, err
 	}
 	got := map[string]checkpoints.Tensor{}

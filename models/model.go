@@ -86,6 +86,19 @@ func Build(params *layers.Params, cfg Config, shape Shape, opt Options) (*Graph,
 	return g, err
 }
 
+// InitParams creates a model's parameters from a seed (float32) by building its smallest graph.
+func InitParams(cfg Config, seed uint64) (*layers.Params, error) {
+	p := layers.NewParams(tensor.Float32, seed)
+	shape := Shape{Batch: 1, TgtLen: 1}
+	if cfg.Task == TaskTranslate {
+		shape.SrcLen = 1
+	}
+	if _, err := Build(p, cfg, shape, Options{}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 func (g *Graph) encode() (*G.Node, error) {
 	m := Model{g.Cfg}
 	s := layers.Shape{Batch: g.Shape.Batch, QueryLen: g.Shape.SrcLen, KeyLen: g.Shape.SrcLen,

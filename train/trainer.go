@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"gorgonia.org/tensor"
-
 	"mqa/layers"
 	"mqa/models"
 )
@@ -182,17 +180,9 @@ func CheckDevice(device string) error {
 	return fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
 }
 
-// InitParams creates a model's parameters from a seed by building its smallest graph.
+// InitParams creates a model's parameters from a seed (see models.InitParams).
 func InitParams(cfg models.Config, seed uint64) (*layers.Params, error) {
-	p := layers.NewParams(tensor.Float32, seed)
-	shape := models.Shape{Batch: 1, TgtLen: 1}
-	if cfg.Task == models.TaskTranslate {
-		shape.SrcLen = 1
-	}
-	if _, err := models.Build(p, cfg, shape, models.Options{}); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return models.InitParams(cfg, seed)
 }
 
 // ParamNames lists the parameters in the optimizer's order.
