@@ -160,29 +160,24 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 		if err := e.loadKernels(); err != nil {
 			return err
 		}
-		var total int64
 		for _, n := range dec.names {
 			t := params.Get(n)
 			if _, ok := t.Data().([]float32); !ok {
 				return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
 			}
-			total += align(int64(4 * t.Shape().TotalSize()))
 			e.sizes = append(e.sizes, t.Shape().TotalSize())
 		}
-		if e.state, err = d.alloc(total, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
+		if e.state, e.params, err = d.allocTensors(e.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
 			return err
 		}
 		if e.scratch, err = d.alloc(256+4*maxMicro, "scratch"); err != nil {
 			return err
 		}
-		off := e.state
-		for _, n := range dec.names {
+		for i, n := range dec.names {
 			data := params.Get(n).Data().([]float32)
-			e.params = append(e.params, off)
-			if err := d.upload(off, unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
+			if err := d.upload(e.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
 				return err
 			}
-			off = off.add(int(align(int64(4 * len(data)))))
 		}
 		if err := e.uploadHalf(); err != nil {
 			return err

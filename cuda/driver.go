@@ -195,6 +195,26 @@ func (d *driver) memInfo() (free, total int64) {
 	return int64(f), int64(t)
 }
 
+// allocTensors allocates one block holding a tensor of each size (elem bytes per element,
+// each 256-byte aligned) and returns the block and where each tensor starts.
+func (d *driver) allocTensors(sizes []int, elem int, what string) (dptr, []dptr, error) {
+	var total int64
+	for _, n := range sizes {
+		total += align(int64(elem * n))
+	}
+	base, err := d.alloc(total, what)
+	if err != nil {
+		return 0, nil, err
+	}
+	at := make([]dptr, len(sizes))
+	off := base
+	for i, n := range sizes {
+		at[i] = off
+		off = off.add(int(align(int64(elem * n))))
+	}
+	return base, at, nil
+}
+
 // alloc allocates device memory; running out is an error with the sizes.
 func (d *driver) alloc(bytes int64, what string) (dptr, error) {
 	if bytes <= 0 {

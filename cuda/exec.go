@@ -212,21 +212,14 @@ func (e *Executor) uploadHalf() error {
 	if !e.bf16 {
 		return nil
 	}
-	var total int64
-	for _, n := range e.sizes {
-		total += align(int64(2 * n))
-	}
 	var err error
-	if e.halfState, err = e.d.alloc(total, fmt.Sprintf("bf16 copies of the parameters (%d tensors)", len(e.sizes))); err != nil {
+	if e.halfState, e.half, err = e.d.allocTensors(e.sizes, 2, fmt.Sprintf("bf16 copies of the parameters (%d tensors)", len(e.sizes))); err != nil {
 		return err
 	}
-	off := e.halfState
 	for i, n := range e.sizes {
-		e.half = append(e.half, off)
-		if err := e.d.launch("k_to_bf16", grid1(n, 256), blk256, 0, off, e.params[i], int32(n)); err != nil {
+		if err := e.d.launch("k_to_bf16", grid1(n, 256), blk256, 0, e.half[i], e.params[i], int32(n)); err != nil {
 			return err
 		}
-		off = off.add(int(align(int64(2 * n))))
 	}
 	return nil
 }
@@ -1042,19 +1035,11 @@ func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err e
 
 func (e *Executor) accumulate(p *program, first bool) error {
 	if e.acc == nil {
-		var total int64
-		for _, s := range e.sizes {
-			total += align(int64(4 * s))
-		}
-		base, err := e.d.alloc(total, "gradient accumulation")
+		_, acc, err := e.d.allocTensors(e.sizes, 4, "gradient accumulation")
 		if err != nil {
 			return err
 		}
-		off := base
-		for _, s := range e.sizes {
-			e.acc = append(e.acc, off)
-			off = off.add(int(align(int64(4 * s))))
-		}
+		e.acc = acc // Close frees the block through acc[0]
 	}
 	for i, gi := range p.plan.Grads {
 		if err := e.d.launch("k_accum", grid1(e.sizes[i], 256), blk256, 0, e.acc[i], p.addr[gi], int32(e.sizes[i]), b2i(first)); err != nil {
