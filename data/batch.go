@@ -33,6 +33,48 @@ func permutation(n int, seed, epoch uint64) []int {
 	return p
 }
 
+// epochOrder is the resumable order that LMStream and TranslationBatcher
+// visit their items in: each epoch is permutation(n, seed, epoch), cut into
+// batches batches.
+type epochOrder struct {
+	n, batches int // items permuted, batches per epoch
+	seed       uint64
+	epoch, pos int // the next batch is batch pos of epoch epoch
+	order      []int
+}
+
+func newEpochOrder(n, batches int, seed uint64) epochOrder {
+	return epochOrder{n: n, batches: batches, seed: seed, order: permutation(n, seed, 0)}
+}
+
+// next returns the k items of the next batch, starting a new epoch (with a
+// new order) when the current one is used up.
+func (o *epochOrder) next(k int) []int {
+	if o.pos >= o.batches {
+		o.epoch++
+		o.pos = 0
+		o.order = permutation(o.n, o.seed, uint64(o.epoch))
+	}
+	o.pos++
+	return o.order[(o.pos-1)*k : o.pos*k]
+}
+
+func (o *epochOrder) state() StreamState {
+	return StreamState{Epoch: o.epoch, Pos: o.pos, Seed: o.seed}
+}
+
+// restore moves o to st (taking its Seed); what names the stream in the
+// error for a negative Epoch or a Pos outside [0, batches].
+func (o *epochOrder) restore(st StreamState, what string) error {
+	if st.Epoch < 0 || st.Pos < 0 || st.Pos > o.batches {
+		return fmt.Errorf("data: %s: cannot restore epoch %d position %d (an epoch has %d batches)",
+			what, st.Epoch, st.Pos, o.batches)
+	}
+	o.epoch, o.pos, o.seed = st.Epoch, st.Pos, st.Seed
+	o.order = permutation(o.n, o.seed, uint64(o.epoch))
+	return nil
+}
+
 // boundedRand returns a uniform value in [0, n) for n > 0, by rejection.
 func boundedRand(src *rand.PCG, n uint64) uint64 {
 	threshold := -n % n // 2^64 mod n
@@ -78,10 +120,7 @@ type LMBatch struct {
 type LMStream struct {
 	tokens        []int
 	batch, seqLen int
-	numWindows    int
-	seed          uint64
-	epoch, pos    int
-	order         []int
+	ord           epochOrder // of the windows
 }
 
 // NewLMStream returns a stream of batch×seqLen batches over tokens (usually
@@ -95,48 +134,38 @@ func NewLMStream(tokens []int, batch, seqLen int, seed uint64) (*LMStream, error
 		return nil, fmt.Errorf("data: LM stream: %d tokens are too few for one batch of %d×%d (need at least %d)",
 			len(tokens), batch, seqLen, batch*seqLen+1)
 	}
-	s := &LMStream{
-		tokens:     tokens,
-		batch:      batch,
-		seqLen:     seqLen,
-		numWindows: (len(tokens) - 1) / seqLen,
-		seed:       seed,
-	}
-	s.order = permutation(s.numWindows, s.seed, 0)
-	return s, nil
+	numWindows := (len(tokens) - 1) / seqLen
+	return &LMStream{
+		tokens: tokens,
+		batch:  batch,
+		seqLen: seqLen,
+		ord:    newEpochOrder(numWindows, numWindows/batch, seed),
+	}, nil
 }
 
 // BatchesPerEpoch returns the number of batches in each epoch.
 func (s *LMStream) BatchesPerEpoch() int {
-	if s.batch < 1 {
-		return 0
-	}
-	return s.numWindows / s.batch
+	return s.ord.batches
 }
 
 // Next returns the next batch, starting a new epoch (with a new order) when
 // the current one is used up. The slices are new on each call.
 func (s *LMStream) Next() LMBatch {
-	if s.BatchesPerEpoch() == 0 {
+	if s.ord.batches == 0 {
 		return LMBatch{}
 	}
-	if s.pos >= s.BatchesPerEpoch() {
-		s.epoch++
-		s.pos = 0
-		s.order = permutation(s.numWindows, s.seed, uint64(s.epoch))
-	}
+	windows := s.ord.next(s.batch)
 	b := LMBatch{
 		Batch:   s.batch,
 		SeqLen:  s.seqLen,
 		Inputs:  make([]int, 0, s.batch*s.seqLen),
 		Targets: make([]int, 0, s.batch*s.seqLen),
 	}
-	for r := range s.batch {
-		start := s.order[s.pos*s.batch+r] * s.seqLen
+	for _, w := range windows {
+		start := w * s.seqLen
 		b.Inputs = append(b.Inputs, s.tokens[start:start+s.seqLen]...)
 		b.Targets = append(b.Targets, s.tokens[start+1:start+1+s.seqLen]...)
 	}
-	s.pos++
 	return b
 }
 
@@ -144,20 +173,14 @@ func (s *LMStream) Next() LMBatch {
 // the same tokens with the same batch and sequence length continues exactly
 // where this one is.
 func (s *LMStream) State() StreamState {
-	return StreamState{Epoch: s.epoch, Pos: s.pos, Seed: s.seed}
+	return s.ord.state()
 }
 
 // Restore moves the stream to st (taking its Seed), so that Next returns
 // what the stream that produced st would have returned next. Epoch must not
 // be negative and Pos must be within [0, BatchesPerEpoch()].
 func (s *LMStream) Restore(st StreamState) error {
-	if st.Epoch < 0 || st.Pos < 0 || st.Pos > s.BatchesPerEpoch() {
-		return fmt.Errorf("data: LM stream: cannot restore epoch %d position %d (an epoch has %d batches)",
-			st.Epoch, st.Pos, s.BatchesPerEpoch())
-	}
-	s.epoch, s.pos, s.seed = st.Epoch, st.Pos, st.Seed
-	s.order = permutation(s.numWindows, s.seed, uint64(s.epoch))
-	return nil
+	return s.ord.restore(st, "LM stream")
 }
 
 // EvalWindows cuts tokens into consecutive windows for evaluation, in
@@ -318,11 +341,9 @@ func makeBatch(pairs []TokenPair, g batchGroup) TranslationBatch {
 // fixed; see NewTranslationBatcher. The zero TranslationBatcher yields only
 // empty batches.
 type TranslationBatcher struct {
-	pairs      []TokenPair
-	groups     []batchGroup
-	seed       uint64
-	epoch, pos int
-	order      []int
+	pairs  []TokenPair
+	groups []batchGroup
+	ord    epochOrder // of the groups
 }
 
 // NewTranslationBatcher groups pairs into batches for training.
@@ -356,9 +377,7 @@ func NewTranslationBatcher(pairs []TokenPair, maxTokens, maxLen int, seed uint64
 		return nil, st, fmt.Errorf("data: translation batcher: no usable pairs among %d (%d too long for maxLen %d, %d with empty source)",
 			len(pairs), st.TooLong, maxLen, st.EmptySrc)
 	}
-	b := &TranslationBatcher{pairs: pairs, groups: groups, seed: seed}
-	b.order = permutation(len(groups), seed, 0)
-	return b, st, nil
+	return &TranslationBatcher{pairs: pairs, groups: groups, ord: newEpochOrder(len(groups), len(groups), seed)}, st, nil
 }
 
 // BatchesPerEpoch returns the number of batches in each epoch.
@@ -385,19 +404,12 @@ func (b *TranslationBatcher) Next() TranslationBatch {
 	if len(b.groups) == 0 {
 		return TranslationBatch{}
 	}
-	if b.pos >= len(b.groups) {
-		b.epoch++
-		b.pos = 0
-		b.order = permutation(len(b.groups), b.seed, uint64(b.epoch))
-	}
-	batch := makeBatch(b.pairs, b.groups[b.order[b.pos]])
-	b.pos++
-	return batch
+	return makeBatch(b.pairs, b.groups[b.ord.next(1)[0]])
 }
 
 // State returns the batcher's position (see LMStream.State).
 func (b *TranslationBatcher) State() StreamState {
-	return StreamState{Epoch: b.epoch, Pos: b.pos, Seed: b.seed}
+	return b.ord.state()
 }
 
 // Restore moves the batcher to st (taking its Seed), so that Next returns
@@ -405,13 +417,7 @@ func (b *TranslationBatcher) State() StreamState {
 // was built from the same pairs and settings. Epoch must not be negative
 // and Pos must be within [0, BatchesPerEpoch()].
 func (b *TranslationBatcher) Restore(st StreamState) error {
-	if st.Epoch < 0 || st.Pos < 0 || st.Pos > len(b.groups) {
-		return fmt.Errorf("data: translation batcher: cannot restore epoch %d position %d (an epoch has %d batches)",
-			st.Epoch, st.Pos, len(b.groups))
-	}
-	b.epoch, b.pos, b.seed = st.Epoch, st.Pos, st.Seed
-	b.order = permutation(len(b.groups), b.seed, uint64(b.epoch))
-	return nil
+	return b.ord.restore(st, "translation batcher")
 }
 
 // EvalTranslationBatches returns the batches of pairs for evaluation, built
