@@ -50,23 +50,10 @@ func (dec *Decoder) measureBandwidth() (copyGBps, readGBps float64, err error) {
 			return err
 		}
 		grid := [3]int{8 * d.sms, 1, 1}
-		best := func(f func() error) (float64, error) {
-			a, err := d.newEvent()
-			if err != nil {
-				return 0, err
-			}
-			b, err := d.newEvent()
-			if err != nil {
-				return 0, err
-			}
+		best := func(f func() error) (float64, error) { // the fastest of 10 runs after 2 warm-ups
 			var times []float64
 			for i := 0; i < 12; i++ {
-				d.record(a)
-				if err := f(); err != nil {
-					return 0, err
-				}
-				d.record(b)
-				ms, err := elapsedMS(a, b)
+				ms, err := d.timeMS(f)
 				if err != nil {
 					return 0, err
 				}
@@ -125,26 +112,14 @@ func (dec *Decoder) timeLoop(dp *decodeProgram, ctx, steps int, rng *rand.Rand) 
 		if err := d.sync(); err != nil {
 			return err
 		}
-		a, err := d.newEvent()
-		if err != nil {
-			return err
-		}
-		b, err := d.newEvent()
-		if err != nil {
-			return err
-		}
-		if err := d.record(a); err != nil {
-			return err
-		}
-		for i := 0; i < steps; i++ {
-			if err := dec.run(dp, true); err != nil {
-				return err
+		ms, err := d.timeMS(func() error {
+			for i := 0; i < steps; i++ {
+				if err := dec.run(dp, true); err != nil {
+					return err
+				}
 			}
-		}
-		if err := d.record(b); err != nil {
-			return err
-		}
-		ms, err := elapsedMS(a, b)
+			return nil
+		})
 		us = ms * 1e3 / float64(steps)
 		for r := range dp.lens {
 			dp.lens[r] = ctx + steps

@@ -385,20 +385,31 @@ func (g *cudaGraph) destroy() {
 	C.cuGraphDestroy(g.g)
 }
 
-// events for timing.
-type event struct{ e C.CUevent }
-
-func (d *driver) newEvent() (event, error) {
-	var e C.CUevent
-	err := check("cuEventCreate", C.cuEventCreate(&e, C.CU_EVENT_DEFAULT))
-	return event{e}, err
-}
-func (d *driver) record(e event) error { return check("cuEventRecord", C.cuEventRecord(e.e, d.stream)) }
-func elapsedMS(a, b event) (float64, error) {
-	var ms C.float
-	if err := check("cuEventSynchronize", C.cuEventSynchronize(b.e)); err != nil {
+// timeMS returns the GPU time in ms of the work f puts on the stream, between two events
+// recorded around it (waiting for the second).
+func (d *driver) timeMS(f func() error) (float64, error) {
+	var a, b C.CUevent
+	if err := check("cuEventCreate", C.cuEventCreate(&a, C.CU_EVENT_DEFAULT)); err != nil {
 		return 0, err
 	}
-	err := check("cuEventElapsedTime", C.cuEventElapsedTime(&ms, a.e, b.e))
+	defer C.cuEventDestroy_v2(a)
+	if err := check("cuEventCreate", C.cuEventCreate(&b, C.CU_EVENT_DEFAULT)); err != nil {
+		return 0, err
+	}
+	defer C.cuEventDestroy_v2(b)
+	if err := check("cuEventRecord", C.cuEventRecord(a, d.stream)); err != nil {
+		return 0, err
+	}
+	if err := f(); err != nil {
+		return 0, err
+	}
+	if err := check("cuEventRecord", C.cuEventRecord(b, d.stream)); err != nil {
+		return 0, err
+	}
+	if err := check("cuEventSynchronize", C.cuEventSynchronize(b)); err != nil {
+		return 0, err
+	}
+	var ms C.float
+	err := check("cuEventElapsedTime", C.cuEventElapsedTime(&ms, a, b))
 	return float64(ms), err
 }
