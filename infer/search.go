@@ -73,7 +73,7 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 			tokens[r] = -1
 		}
 	}
-	work := make([]float64, vocab)
+	order, work := make([]int, vocab), make([]float64, vocab)
 	for !allTrue(done) {
 		var (
 			logits []float32
@@ -103,7 +103,7 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 			if ranked {
 				tok = chooseRanked(ids[r*k:(r+1)*k], logp[r*k:(r+1)*k], opt, rng, work)
 			} else {
-				tok = choose(logits[r*vocab:(r+1)*vocab], opt, rng, work)
+				tok = choose(logits[r*vocab:(r+1)*vocab], opt, rng, order, work)
 			}
 			if tok == eos {
 				done[r], tokens[r] = true, -1
@@ -142,8 +142,9 @@ func allTrue(xs []bool) bool {
 	return true
 }
 
-// choose picks a token from one row of logits; work is scratch of the vocabulary's size.
-func choose(logits []float32, opt Sampling, rng *rand.Rand, work []float64) int {
+// choose picks a token from one row of logits; order and work are scratch of the
+// vocabulary's size.
+func choose(logits []float32, opt Sampling, rng *rand.Rand, order []int, work []float64) int {
 	if opt.Temperature == 0 {
 		best := 0
 		for i, v := range logits {
@@ -153,7 +154,7 @@ func choose(logits []float32, opt Sampling, rng *rand.Rand, work []float64) int 
 		}
 		return best
 	}
-	ids := make([]int, len(logits))
+	ids := order[:len(logits)]
 	for i := range ids {
 		ids[i] = i
 	}
@@ -307,6 +308,8 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 	}
 	maxLP := LengthPenalty(opt.MaxLen, opt.Alpha)
 	logp := make([]float64, vocab)
+	parents := make([]int, n*k)
+	cands := make([]candidate, 0, k*perBeam) // a source's extensions, reused
 	for !allTrue(done) {
 		var (
 			logits []float32
@@ -322,7 +325,6 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 		if err != nil {
 			return nil, err
 		}
-		parents := make([]int, n*k)
 		for i := range parents {
 			parents[i], tokens[i] = i, -1
 		}
@@ -330,7 +332,7 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 			if done[src] {
 				continue
 			}
-			cands := make([]candidate, 0, len(live[src])*perBeam)
+			cands = cands[:0]
 			for b, st := range live[src] {
 				if ranked {
 					row := st.row * perBeam

@@ -304,7 +304,7 @@ func TestSampling(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	seen := map[int]bool{}
 	for i := 0; i < 2000; i++ {
-		seen[choose(logits, Sampling{Temperature: 5, TopK: 2}, rng, make([]float64, 5))] = true
+		seen[choose(logits, Sampling{Temperature: 5, TopK: 2}, rng, make([]int, 5), make([]float64, 5))] = true
 	}
 	if len(seen) != 2 || !seen[1] || !seen[3] {
 		t.Errorf("top-2 sampling drew %v, want exactly {1, 3}", seen)
@@ -312,7 +312,7 @@ func TestSampling(t *testing.T) {
 	// Top-p 0.5 of probabilities (0.5, 0.3, 0.2) keeps only the first.
 	lg := []float32{float32(math.Log(0.5)), float32(math.Log(0.3)), float32(math.Log(0.2))}
 	for i := 0; i < 200; i++ {
-		if tok := choose(lg, Sampling{Temperature: 1, TopP: 0.5}, rng, make([]float64, 3)); tok != 0 {
+		if tok := choose(lg, Sampling{Temperature: 1, TopP: 0.5}, rng, make([]int, 3), make([]float64, 3)); tok != 0 {
 			t.Fatalf("top-p 0.5 drew %d", tok)
 		}
 	}
