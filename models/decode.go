@@ -152,11 +152,6 @@ func BuildEncoder(params *layers.Params, cfg Config, batch, srcLen int) (*Encode
 	}
 	lg := layers.NewGraph(params)
 	g := &Graph{Graph: lg, Cfg: cfg, Shape: Shape{Batch: batch, SrcLen: srcLen, TgtLen: 1}}
-	ns := batch * srcLen
-	g.Src, g.SrcPositions, g.SrcLens = lg.Ints("src", ns), lg.Ints("src_positions", ns), lg.Ints("src_lens", batch)
-	if err := G.Let(g.SrcPositions, intTensor(rowPositions(batch, srcLen))); err != nil {
-		return nil, err
-	}
 	memory, err := g.encode()
 	if err != nil {
 		return nil, err
@@ -189,16 +184,8 @@ func BuildEncoder(params *layers.Params, cfg Config, batch, srcLen int) (*Encode
 
 // Feed sets the padded source [Batch·SrcLen] and the source lengths [Batch].
 func (e *Encoder) Feed(src, srcLens []int) error {
-	if len(src) != e.Batch*e.SrcLen || len(srcLens) != e.Batch {
-		return fmt.Errorf("encoder feed: %d source tokens and %d lengths for a %d×%d batch", len(src), len(srcLens), e.Batch, e.SrcLen)
-	}
-	for i, l := range srcLens {
-		if l < 1 || l > e.SrcLen {
-			return fmt.Errorf("encoder feed: source %d has length %d, outside 1..%d", i, l, e.SrcLen)
-		}
-	}
-	if err := G.Let(e.Src, intTensor(src)); err != nil {
+	if err := checkSource("encoder feed", src, srcLens, e.Batch, e.SrcLen); err != nil {
 		return err
 	}
-	return G.Let(e.SrcLens, intTensor(srcLens))
+	return letSource(e.Src, e.SrcLens, src, srcLens)
 }

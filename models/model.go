@@ -66,11 +66,6 @@ func Build(params *layers.Params, cfg Config, shape Shape, opt Options) (*Graph,
 	var memory *G.Node
 	var err error
 	if cfg.Task == TaskTranslate {
-		ns := shape.Batch * shape.SrcLen
-		g.Src, g.SrcPositions, g.SrcLens = lg.Ints("src", ns), lg.Ints("src_positions", ns), lg.Ints("src_lens", shape.Batch)
-		if err := G.Let(g.SrcPositions, intTensor(rowPositions(shape.Batch, shape.SrcLen))); err != nil {
-			return nil, err
-		}
 		if memory, err = g.encode(); err != nil {
 			return nil, err
 		}
@@ -99,7 +94,14 @@ func InitParams(cfg Config, seed uint64) (*layers.Params, error) {
 	return p, nil
 }
 
+// encode adds the source inputs (Src, SrcPositions, SrcLens) and the encoder; it returns
+// the encoder output.
 func (g *Graph) encode() (*G.Node, error) {
+	ns := g.Shape.Batch * g.Shape.SrcLen
+	g.Src, g.SrcPositions, g.SrcLens = g.Ints("src", ns), g.Ints("src_positions", ns), g.Ints("src_lens", g.Shape.Batch)
+	if err := G.Let(g.SrcPositions, intTensor(rowPositions(g.Shape.Batch, g.Shape.SrcLen))); err != nil {
+		return nil, err
+	}
 	m := Model{g.Cfg}
 	s := layers.Shape{Batch: g.Shape.Batch, QueryLen: g.Shape.SrcLen, KeyLen: g.Shape.SrcLen,
 		KeyLens: g.SrcLens, QueryPos: g.SrcPositions, KeyPos: g.SrcPositions}
@@ -150,21 +152,35 @@ func (g *Graph) FeedTranslation(src, srcLens, tgtIn, tgtOut []int) error {
 	if g.Src == nil {
 		return fmt.Errorf("feed: not a translation graph")
 	}
-	if len(src) != g.Shape.Batch*g.Shape.SrcLen || len(srcLens) != g.Shape.Batch {
-		return fmt.Errorf("feed: %d source tokens and %d lengths for a %d×%d batch", len(src), len(srcLens), g.Shape.Batch, g.Shape.SrcLen)
-	}
-	for i, l := range srcLens {
-		if l < 1 || l > g.Shape.SrcLen {
-			return fmt.Errorf("feed: source %d has length %d, outside 1..%d", i, l, g.Shape.SrcLen)
-		}
+	if err := checkSource("feed", src, srcLens, g.Shape.Batch, g.Shape.SrcLen); err != nil {
+		return err
 	}
 	if err := g.FeedLM(tgtIn, tgtOut); err != nil {
 		return err
 	}
-	if err := G.Let(g.Src, intTensor(src)); err != nil {
+	return letSource(g.Src, g.SrcLens, src, srcLens)
+}
+
+// checkSource checks a padded source batch [batch·srcLen] and its lengths [batch], each in
+// 1..srcLen; what starts the error message.
+func checkSource(what string, src, srcLens []int, batch, srcLen int) error {
+	if len(src) != batch*srcLen || len(srcLens) != batch {
+		return fmt.Errorf("%s: %d source tokens and %d lengths for a %d×%d batch", what, len(src), len(srcLens), batch, srcLen)
+	}
+	for i, l := range srcLens {
+		if l < 1 || l > srcLen {
+			return fmt.Errorf("%s: source %d has length %d, outside 1..%d", what, i, l, srcLen)
+		}
+	}
+	return nil
+}
+
+// letSource sets the source and source-length inputs.
+func letSource(srcNode, lensNode *G.Node, src, srcLens []int) error {
+	if err := G.Let(srcNode, intTensor(src)); err != nil {
 		return err
 	}
-	return G.Let(g.SrcLens, intTensor(srcLens))
+	return G.Let(lensNode, intTensor(srcLens))
 }
 
 // rowPositions returns i mod n for each of batch·n rows.
