@@ -139,8 +139,12 @@ func runBenchDecodeCUDA(spec infer.BenchSpec, caches, mathMode, kernel string, h
 			"device": "cuda", "gpu": res.Device, "copy_gbps": res.CopyGBps, "read_gbps": res.ReadGBps, "floor_bandwidth": res.FloorBW,
 			"rows": res.Rows, "skipped": res.Skipped})
 	}
-	fmt.Printf("decode benchmark: preset %s, task %s, vocab %d, %d replayed steps per point, %s; weights fp32, GEMMs %s\n",
-		spec.Preset, spec.Task, spec.Vocab, spec.Steps, res.Device, mathMode)
+	weights := "fp32"
+	if mathMode == "bf16" {
+		weights = "fp32 with bf16 copies for the GEMMs"
+	}
+	fmt.Printf("decode benchmark: preset %s, task %s, vocab %d, %d replayed steps per point, %s; weights %s, GEMMs %s\n",
+		spec.Preset, spec.Task, spec.Vocab, spec.Steps, res.Device, weights, mathMode)
 	fmt.Printf("bandwidth measured in this run: copy %.0f GB/s, read %.0f GB/s; floor = bytes/step over the higher (%s)\n",
 		res.CopyGBps, res.ReadGBps, res.FloorBW)
 	return writeGPUDecodeTable(os.Stdout, res.Rows, res.Skipped)
