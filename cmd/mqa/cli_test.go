@@ -10,6 +10,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer"
 )
 
 // capture runs the CLI in-process with its standard output redirected to a file and
@@ -77,7 +78,7 @@ func TestCommandsOnTrainedCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(ckpt, srcTokenizerFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(ckpt, infer.SrcTokenizerFile)); err != nil {
 		t.Fatalf("no source tokenizer with -separate-vocab: %v", err)
 	}
 

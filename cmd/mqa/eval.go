@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"mqa/checkpoints"
+	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
 )
@@ -42,15 +43,11 @@ func runEval(args []string) error {
 	if *split != "valid" && *split != "test" {
 		return fmt.Errorf("eval: -split %q (allowed: valid, test): %w", *split, errUsage)
 	}
-	dir, err := models.ModelDir(*ckpt)
+	m, err := infer.Load(*ckpt)
 	if err != nil {
 		return err
 	}
-	cfg, params, err := models.LoadModel(dir)
-	if err != nil {
-		return err
-	}
-	d, err := checkpointData(dir, cfg)
+	d, err := checkpointData(m)
 	if err != nil {
 		return err
 	}
@@ -67,12 +64,12 @@ func runEval(args []string) error {
 	if *path != "" {
 		source = *path
 	}
-	ev, err := train.Evaluate(cfg, params, batches)
+	ev, err := train.Evaluate(m.Cfg, m.Params, batches)
 	if err != nil {
 		return err
 	}
-	r := evalResult{Checkpoint: dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
-	if cfg.Task == models.TaskLM && words > 0 {
+	r := evalResult{Checkpoint: m.Dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
+	if m.Cfg.Task == models.TaskLM && words > 0 {
 		r.Words, r.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
 	}
 	if *asJSON {
@@ -85,23 +82,19 @@ func runEval(args []string) error {
 	return nil
 }
 
-// checkpointData returns the data settings saved with a checkpoint and its tokenizers;
-// without run.json, the preset defaults of the task's embedded corpus.
-func checkpointData(dir string, cfg models.Config) (*dataSpec, error) {
-	d := &dataSpec{}
-	runPath := filepath.Join(dir, runFile)
+// checkpointData returns the data settings saved with a loaded checkpoint, with its
+// tokenizers; without run.json, the preset defaults of the task's embedded corpus.
+func checkpointData(m *infer.Model) (*dataSpec, error) {
+	d := &dataSpec{tok: m.Tok, srcTok: m.SrcTok}
+	runPath := filepath.Join(m.Dir, runFile)
 	if _, err := os.Stat(runPath); err == nil {
 		if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
 			return nil, err
 		}
 	} else {
 		def := presetDefaults["small"]
-		d.dataSettings = dataSettings{Task: cfg.Task, SeqLen: min(def.seqLen, cfg.MaxLen), Batch: def.batch,
-			MaxTokens: def.maxTokens, MaxLen: cfg.MaxLen}
-	}
-	var err error
-	if d.tok, d.srcTok, err = loadTokenizers(dir); err != nil {
-		return nil, err
+		d.dataSettings = dataSettings{Task: m.Cfg.Task, SeqLen: min(def.seqLen, m.Cfg.MaxLen), Batch: def.batch,
+			MaxTokens: def.maxTokens, MaxLen: m.Cfg.MaxLen}
 	}
 	return d, nil
 }

@@ -2,21 +2,15 @@ package main
 
 import (
 	"fmt"
-	"mqa/checkpoints"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
-)
-
-// Tokenizer files in a checkpoint: the shared (or target) tokenizer, and the source one
-// when the vocabularies are separate.
-const (
-	tokenizerFile    = "tokenizer.json"
-	srcTokenizerFile = "src_tokenizer.json"
 )
 
 // defaultCorpus is the embedded corpus of a task.
@@ -225,28 +219,30 @@ func (d *dataSpec) tokenizer(texts []string, path string) (*data.Tokenizer, erro
 	return tok, nil
 }
 
-// saveFiles writes the tokenizer(s) and the data settings into a checkpoint directory.
+// saveFiles writes the tokenizer(s) and the data settings into a checkpoint directory,
+// under the file names infer.Load reads.
 func (d *dataSpec) saveFiles(dir string) error {
 	if err := checkpoints.WriteJSON(filepath.Join(dir, runFile), d.dataSettings); err != nil {
 		return err
 	}
-	if err := d.tok.Save(filepath.Join(dir, tokenizerFile)); err != nil {
+	if err := d.tok.Save(filepath.Join(dir, infer.TokenizerFile)); err != nil {
 		return err
 	}
 	if d.srcTok != nil && d.srcTok != d.tok {
-		return d.srcTok.Save(filepath.Join(dir, srcTokenizerFile))
+		return d.srcTok.Save(filepath.Join(dir, infer.SrcTokenizerFile))
 	}
 	return nil
 }
 
 // loadTokenizers reads a checkpoint's tokenizer(s): target and source (the same when shared).
+// It is infer.Load without the weights, for a resumed run (train.Resume loads those).
 func loadTokenizers(dir string) (tgt, src *data.Tokenizer, err error) {
-	if tgt, err = data.LoadTokenizer(filepath.Join(dir, tokenizerFile)); err != nil {
+	if tgt, err = data.LoadTokenizer(filepath.Join(dir, infer.TokenizerFile)); err != nil {
 		return nil, nil, err
 	}
 	src = tgt
-	if _, err := os.Stat(filepath.Join(dir, srcTokenizerFile)); err == nil {
-		if src, err = data.LoadTokenizer(filepath.Join(dir, srcTokenizerFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, infer.SrcTokenizerFile)); err == nil {
+		if src, err = data.LoadTokenizer(filepath.Join(dir, infer.SrcTokenizerFile)); err != nil {
 			return nil, nil, err
 		}
 	}
