@@ -74,10 +74,14 @@ func rope[T float](op RoPE, x, y []T, pos []int, width int) {
 	if op.Inverse {
 		sign = -1
 	}
+	freq := make([]float64, half) // the angle per position of each pair, the same for every row
+	for j := range freq {
+		freq[j] = math.Pow(op.Base, -2*float64(j)/float64(op.HeadDim))
+	}
 	for r, p := range pos {
 		row, out := x[r*width:(r+1)*width], y[r*width:(r+1)*width]
-		for j := 0; j < half; j++ {
-			theta := sign * float64(p) * math.Pow(op.Base, -2*float64(j)/float64(op.HeadDim))
+		for j, f := range freq {
+			theta := sign * float64(p) * f
 			sin, cos := math.Sincos(theta)
 			for h := 0; h < width; h += op.HeadDim {
 				a, b := float64(row[h+j]), float64(row[h+j+half])
