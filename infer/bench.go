@@ -11,7 +11,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"mqa/layers"
 	"mqa/models"
 )
 
@@ -101,12 +100,12 @@ func Bench(spec BenchSpec, progress io.Writer) ([]BenchRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		params := layers.NewParams(tensor.Float32, spec.Seed)
-		cpu, err := NewCPU(cfg, params, false)
+		params, err := models.InitParams(cfg, spec.Seed)
 		if err != nil {
 			return nil, err
 		}
-		if err := initParams(params, cfg); err != nil {
+		cpu, err := NewCPU(cfg, params, false)
+		if err != nil {
 			return nil, err
 		}
 		decoderWeights := 0
@@ -135,57 +134,37 @@ func Bench(spec BenchSpec, progress io.Writer) ([]BenchRow, error) {
 	return rows, nil
 }
 
-func initParams(p *layers.Params, cfg models.Config) error {
-	shape := models.Shape{Batch: 1, TgtLen: 1}
-	if cfg.Task == models.TaskTranslate {
-		shape.SrcLen = 1
-	}
-	_, err := models.Build(p, cfg, shape, models.Options{})
-	return err
-}
-
 func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error) {
 	cfg := cpu.Cfg
 	rng := rand.New(rand.NewPCG(spec.Seed, uint64(batch*1000+ctx)))
 	rows := batch * beam
 	capacity := ctx + spec.Steps
 	row := BenchRow{Task: cfg.Task, KVHeads: cfg.KVHeads, Batch: batch, Beam: beam, Context: ctx}
-	randTokens := func(n, vocab int) []int {
-		t := make([]int, n)
-		for i := range t {
-			t[i] = 3 + rng.IntN(vocab-3)
-		}
-		return t
-	}
-	var s *cachedStepper
-	srcLen := 0
+	var (
+		memK, memV []*tensor.Dense
+		lens       []int
+		srcLen     int
+	)
 	if cfg.Task == models.TaskTranslate {
 		srcs := make([][]int, batch)
 		for i := range srcs {
-			srcs[i] = randTokens(ctx, cpu.srcVocab())
+			srcs[i] = randTokens(rng, ctx, cpu.srcVocab())
 		}
 		if _, _, _, _, err := cpu.Encode(srcs, beam); err != nil { // compile and warm up
 			return row, err
 		}
 		start := time.Now()
-		memK, memV, lens, sl, err := cpu.Encode(srcs, beam)
-		if err != nil {
+		var err error
+		if memK, memV, lens, srcLen, err = cpu.Encode(srcs, beam); err != nil {
 			return row, err
 		}
 		row.EncoderUS = float64(time.Since(start).Microseconds()) / float64(batch*ctx)
-		srcLen = sl
-		st, err := cpu.step(rows, capacity, srcLen)
-		if err != nil {
-			return row, err
-		}
-		s = cpu.newCached(st, memK, memV, lens)
-	} else {
-		st, err := cpu.step(rows, capacity, 0)
-		if err != nil {
-			return row, err
-		}
-		s = cpu.newCached(st, nil, nil, nil)
 	}
+	st, err := cpu.step(rows, capacity, srcLen)
+	if err != nil {
+		return row, err
+	}
+	s := cpu.newCached(st, memK, memV, lens)
 	// A cache already holding ctx positions of random keys and values.
 	for l := range s.cache.K {
 		for _, t := range []*tensor.Dense{s.cache.K[l], s.cache.V[l]} {
@@ -198,7 +177,7 @@ func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error
 	for b := range s.cache.Len {
 		s.cache.Len[b] = ctx - 1
 	}
-	if _, err := s.Step(randTokens(rows, cfg.Vocab)); err != nil { // warm-up, fills position ctx−1
+	if _, err := s.Step(randTokens(rng, rows, cfg.Vocab)); err != nil { // warm-up, fills position ctx−1
 		return row, err
 	}
 	// Timed steps run at positions ctx … ctx+Steps−1; the median resists other load on the
@@ -206,7 +185,7 @@ func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error
 	times := make([]float64, spec.Steps)
 	for i := range times {
 		start := time.Now()
-		if _, err := s.Step(randTokens(rows, cfg.Vocab)); err != nil {
+		if _, err := s.Step(randTokens(rng, rows, cfg.Vocab)); err != nil {
 			return row, err
 		}
 		times[i] = float64(time.Since(start).Nanoseconds()) / 1e3
@@ -219,10 +198,9 @@ func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error
 		seen = min(seen, cfg.Window)
 	}
 	row.KVReadBytes = CacheBytes(cfg.Layers, rows, cfg.KVHeads, seen, cfg.HeadDim)
-	if srcLen > 0 {
-		row.CacheBytes += CacheBytes(cfg.Layers, rows, cfg.KVHeads, srcLen, cfg.HeadDim)
-		row.KVReadBytes += CacheBytes(cfg.Layers, rows, cfg.KVHeads, srcLen, cfg.HeadDim)
-	}
+	cross := CacheBytes(cfg.Layers, rows, cfg.KVHeads, srcLen, cfg.HeadDim) // 0 for a language model
+	row.CacheBytes += cross
+	row.KVReadBytes += cross
 	if spec.NoCache {
 		us, err := benchFull(cpu, rows, beam, ctx, srcLen, min(spec.Steps, 3), rng)
 		if err != nil {
@@ -241,45 +219,36 @@ func benchFull(cpu *CPU, rows, beam, ctx, srcLen, reps int, rng *rand.Rand) (flo
 	if err != nil {
 		return 0, err
 	}
-	in := make([]int, rows*(ctx+1))
-	for i := range in {
-		in[i] = 3 + rng.IntN(cpu.Cfg.Vocab-3)
-	}
+	in := randTokens(rng, rows*(ctx+1), cpu.Cfg.Vocab)
 	out := make([]int, len(in))
 	var src, lens []int
 	if srcLen > 0 {
-		src, lens = make([]int, rows*srcLen), make([]int, rows)
-		for i := range src {
-			src[i] = 3 + rng.IntN(cpu.srcVocab()-3)
-		}
+		src, lens = randTokens(rng, rows*srcLen, cpu.srcVocab()), make([]int, rows)
 		for i := range lens {
 			lens[i] = srcLen
 		}
 	}
-	run := func() error {
-		if srcLen > 0 {
-			err = g.g.FeedTranslation(src, lens, in, out)
-		} else {
-			err = g.g.FeedLM(in, out)
-		}
-		if err != nil {
-			return err
-		}
-		g.vm.Reset()
-		return g.vm.RunAll()
-	}
-	if err := run(); err != nil {
+	if err := g.run(src, lens, in, out); err != nil {
 		return 0, err
 	}
 	times := make([]float64, reps)
 	for i := range times {
 		start := time.Now()
-		if err := run(); err != nil {
+		if err := g.run(src, lens, in, out); err != nil {
 			return 0, err
 		}
 		times[i] = float64(time.Since(start).Nanoseconds()) / 1e3
 	}
 	return median(times), nil
+}
+
+// randTokens draws n token ids in 3..vocab−1 (no padding, BOS or EOS).
+func randTokens(rng *rand.Rand, n, vocab int) []int {
+	t := make([]int, n)
+	for i := range t {
+		t[i] = 3 + rng.IntN(vocab-3)
+	}
+	return t
 }
 
 // median of xs (which it sorts).

@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"gorgonia.org/tensor"
-
 	"mqa/layers"
 	"mqa/models"
 )
@@ -24,12 +22,8 @@ var smallMT = models.Config{Task: models.TaskTranslate, Vocab: 40, Dim: 32, Laye
 // gains, biases and all matrices are random (nothing is left at 0 or 1).
 func randomParams(t testing.TB, cfg models.Config, seed uint64) *layers.Params {
 	t.Helper()
-	p := layers.NewParams(tensor.Float32, seed)
-	shape := models.Shape{Batch: 1, TgtLen: 1}
-	if cfg.Task == models.TaskTranslate {
-		shape.SrcLen = 1
-	}
-	if _, err := models.Build(p, cfg, shape, models.Options{}); err != nil {
+	p, err := models.InitParams(cfg, seed)
+	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 99))

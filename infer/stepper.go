@@ -83,6 +83,22 @@ type compiledFull struct {
 	vm G.VM
 }
 
+// run feeds the padded target inputs and targets of every row (and, for translation, the
+// padded sources src with their lengths; nil for a language model) and runs the graph.
+func (f *compiledFull) run(src, srcLens, in, out []int) error {
+	var err error
+	if src != nil {
+		err = f.g.FeedTranslation(src, srcLens, in, out)
+	} else {
+		err = f.g.FeedLM(in, out)
+	}
+	if err != nil {
+		return err
+	}
+	f.vm.Reset()
+	return f.vm.RunAll()
+}
+
 func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
 	key := [3]int{batch, capacity, srcLen}
 	if s, ok := c.steps[key]; ok {
@@ -451,16 +467,7 @@ func (f *fullStepper) Step(tokens []int) ([]float32, error) {
 	for b, h := range f.hist {
 		copy(in[b*t:], h)
 	}
-	if f.srcLen > 0 {
-		err = g.g.FeedTranslation(f.src, f.srcLens, in, out)
-	} else {
-		err = g.g.FeedLM(in, out)
-	}
-	if err != nil {
-		return nil, err
-	}
-	g.vm.Reset()
-	if err := g.vm.RunAll(); err != nil {
+	if err := g.run(f.src, f.srcLens, in, out); err != nil {
 		return nil, fmt.Errorf("decode (full recomputation): %w", err)
 	}
 	all, err := logitsOf(g.g.Logits)
