@@ -135,11 +135,7 @@ func (op ActivationGrad) WriteHash(h hashWriter) { writeHash(op, h) }
 
 // InferShape is the shape of x.
 func (op ActivationGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, ds, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, 0)
 }
 
 // Do runs the gradient on the CPU.

@@ -41,11 +41,7 @@ func (op Dropout) WriteHash(h hashWriter) { writeHash(op, h) }
 
 // InferShape keeps the shape.
 func (op Dropout) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, ds, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, 0)
 }
 
 // mix is the SplitMix64 finaliser.

@@ -163,11 +163,7 @@ func (op NormGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	if op.Wrt > 0 {
 		i = 1
 	}
-	s, err := shapeOf(op, ds, i)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, i)
 }
 
 // Do runs the gradient on the CPU.

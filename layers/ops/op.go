@@ -136,5 +136,14 @@ func shapeOf(op fmt.Stringer, ds []G.DimSizer, i int) (tensor.Shape, error) {
 	return s, nil
 }
 
+// sameShape is the InferShape of an op whose output has the shape of its input i.
+func sameShape(op fmt.Stringer, ds []G.DimSizer, i int) (tensor.Shape, error) {
+	s, err := shapeOf(op, ds, i)
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
+
 // hashWriter is the hash.Hash that Gorgonia passes to WriteHash.
 type hashWriter = hash.Hash

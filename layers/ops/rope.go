@@ -37,11 +37,7 @@ func (op RoPE) WriteHash(h hashWriter) { writeHash(op, h) }
 
 // InferShape keeps x's shape.
 func (op RoPE) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, ds, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, 0)
 }
 
 // Do rotates on the CPU.

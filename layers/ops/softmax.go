@@ -183,11 +183,7 @@ func (op SoftmaxGrad) WriteHash(h hashWriter) { writeHash(op, h) }
 
 // InferShape keeps the shape.
 func (op SoftmaxGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, ds, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, 0)
 }
 
 // Do runs the gradient on the CPU.

@@ -159,11 +159,7 @@ func (op CrossEntropyGrad) WriteHash(h hashWriter) { writeHash(op, h) }
 
 // InferShape is the logits' shape.
 func (op CrossEntropyGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(op, ds, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(op, ds, 0)
 }
 
 // Do computes the gradient on the CPU.
