@@ -1,9 +1,7 @@
 package train
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -19,18 +17,12 @@ import (
 // lossCurve reads the training losses of train.jsonl by step.
 func lossCurve(t *testing.T, dir string) map[int]float64 {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, LogFile))
+	entries, err := ReadLog(filepath.Join(dir, LogFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	curve := map[int]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e LogEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range entries {
 		if e.Loss != nil {
 			if _, dup := curve[e.Step]; dup {
 				t.Fatalf("step %d logged twice", e.Step)

@@ -31,11 +31,6 @@ func lmText(t *testing.T) (*data.Tokenizer, []int) {
 	return tok, tok.Encode(text)
 }
 
-func lmBatch(s *data.LMStream) Batch {
-	b := s.Next()
-	return Batch{Shape: models.Shape{Batch: b.Batch, TgtLen: b.SeqLen}, Tokens: b.Inputs, Targets: b.Targets}
-}
-
 // TestTinyLMOverfits trains MHA and MQA LMs on two paragraphs of real text.
 func TestTinyLMOverfits(t *testing.T) {
 	tok, ids := lmText(t)
@@ -52,7 +47,7 @@ func TestTinyLMOverfits(t *testing.T) {
 		}
 		var first, last float64
 		for i := 0; i < s.Steps; i++ {
-			st, err := tr.TrainStep([]Batch{lmBatch(stream)})
+			st, err := tr.TrainStep([]Batch{FromLM(stream.Next())})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +134,7 @@ func TestAccumulationAveragesGradients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := lmBatch(stream)
+	b := FromLM(stream.Next())
 	run := func(micro []Batch) *Trainer {
 		s := DefaultSettings(3)
 		s.Accum = len(micro)
