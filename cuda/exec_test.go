@@ -286,6 +286,24 @@ func patternBatches(cfg models.Config, shape models.Shape, n int, seed uint64) [
 	return out
 }
 
+// trainSteps trains a new trainer on device one batch per step and returns the losses.
+func trainSteps(t *testing.T, cfg models.Config, s train.Settings, device string, data []train.Batch) ([]float64, *train.Trainer) {
+	t.Helper()
+	tr, err := train.NewTrainer(cfg, nil, s, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := make([]float64, len(data))
+	for i := range data {
+		st, err := tr.TrainStep(data[i : i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses[i] = st.Loss
+	}
+	return losses, tr
+}
+
 // The tiny LM trained 200 steps on the CPU and on the GPU (strict FP32, eager and with CUDA
 // graphs) from the same seed: the loss curves agree to 1e-3 relative at every step, the
 // GPU's parameters synced back evaluate the same on the CPU, and accumulation agrees.
@@ -307,19 +325,7 @@ func TestTrainCurveParity(t *testing.T) {
 		} else {
 			t.Setenv("MQA_CUDA_GRAPHS", "0")
 		}
-		tr, err := train.NewTrainer(cfg, nil, s, device)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var losses []float64
-		for i := 0; i < steps; i++ {
-			st, err := tr.TrainStep(data[i : i+1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			losses = append(losses, st.Loss)
-		}
-		return losses, tr
+		return trainSteps(t, cfg, s, device, data)
 	}
 	cpu, trCPU := curve("cpu", false)
 	defer trCPU.Close()
@@ -399,28 +405,14 @@ func TestReducedPrecisionTraining(t *testing.T) {
 	nll := map[string]float64{}
 	for _, mode := range []string{"fp32", "tf32", "bf16"} {
 		t.Setenv("MQA_CUDA_MATH", mode)
-		tr, err := train.NewTrainer(cfg, nil, s, "cuda")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var first, last float64
-		for i := 0; i < steps; i++ {
-			st, err := tr.TrainStep(data[i : i+1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i == 0 {
-				first = st.Loss
-			}
-			last = st.Loss
-		}
+		losses, tr := trainSteps(t, cfg, s, "cuda", data)
 		ev, err := tr.Evaluate(evalData)
 		tr.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		nll[mode] = ev.NLL
-		t.Logf("%s: train loss %.4f → %.4f, held-out NLL %.5f", mode, first, last, ev.NLL)
+		t.Logf("%s: train loss %.4f → %.4f, held-out NLL %.5f", mode, losses[0], losses[steps-1], ev.NLL)
 	}
 	for _, mode := range []string{"tf32", "bf16"} {
 		if d := math.Abs(nll[mode] - nll["fp32"]); d > math.Max(0.01*nll["fp32"], 0.005) {
