@@ -165,6 +165,23 @@ func (lr *lineReader) next() ([]byte, error) {
 	return line, nil
 }
 
+// nextText returns the next line (see next) that is not only white space,
+// after checking that it is valid UTF-8.
+func (lr *lineReader) nextText() ([]byte, error) {
+	for {
+		line, err := lr.next()
+		switch {
+		case err != nil:
+			return nil, err
+		case isBlank(line):
+			continue
+		case !utf8.Valid(line):
+			return nil, fmt.Errorf("%s:%d: invalid UTF-8", lr.source, lr.line)
+		}
+		return line, nil
+	}
+}
+
 // isBlank reports whether b holds only white space.
 func isBlank(b []byte) bool {
 	return len(bytes.TrimSpace(b)) == 0
@@ -179,18 +196,12 @@ func ReadTextLines(r io.Reader, source string) ([]string, error) {
 	lr := newLineReader(r, source)
 	var docs []string
 	for {
-		line, err := lr.next()
+		line, err := lr.nextText()
 		if err == io.EOF {
 			return docs, nil
 		}
 		if err != nil {
 			return nil, err
-		}
-		if isBlank(line) {
-			continue
-		}
-		if !utf8.Valid(line) {
-			return nil, fmt.Errorf("%s:%d: invalid UTF-8", source, lr.line)
 		}
 		docs = append(docs, string(line))
 	}
@@ -210,18 +221,12 @@ func ReadTSV(r io.Reader, source string) ([]Pair, error) {
 	lr := newLineReader(r, source)
 	var pairs []Pair
 	for {
-		line, err := lr.next()
+		line, err := lr.nextText()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, err
-		}
-		if isBlank(line) {
-			continue
-		}
-		if !utf8.Valid(line) {
-			return nil, fmt.Errorf("%s:%d: invalid UTF-8", source, lr.line)
 		}
 		switch n := bytes.Count(line, []byte("\t")); n {
 		case 1:
