@@ -101,14 +101,7 @@ func TestResumeIsExact(t *testing.T) {
 	if sumFull.ValLoss != sumPart.ValLoss {
 		t.Errorf("final validation loss %v vs %v", sumFull.ValLoss, sumPart.ValLoss)
 	}
-	for _, name := range tr.ParamNames() {
-		x, y := tr.Params.Get(name).Data().([]float32), tr3.Params.Get(name).Data().([]float32)
-		for i := range x {
-			if x[i] != y[i] {
-				t.Fatalf("%s[%d] differs after resuming", name, i)
-			}
-		}
-	}
+	sameParams(t, tr, tr3, "uninterrupted and resumed")
 	if !checkpoints.IsComplete(sumPart.Checkpoint) {
 		t.Errorf("final checkpoint %s is not complete", sumPart.Checkpoint)
 	}

@@ -149,12 +149,17 @@ func TestAccumulationAveragesGradients(t *testing.T) {
 		}
 		return tr
 	}
-	one, two := run([]Batch{b}), run([]Batch{b, b})
-	for _, name := range one.ParamNames() {
-		x, y := one.Params.Get(name).Data().([]float32), two.Params.Get(name).Data().([]float32)
+	sameParams(t, run([]Batch{b}), run([]Batch{b, b}), "with one micro-batch and with two equal ones")
+}
+
+// sameParams fails unless a and b hold bit-identical parameters; what names the two runs.
+func sameParams(t *testing.T, a, b *Trainer, what string) {
+	t.Helper()
+	for _, name := range a.ParamNames() {
+		x, y := a.Params.Get(name).Data().([]float32), b.Params.Get(name).Data().([]float32)
 		for i := range x {
 			if x[i] != y[i] {
-				t.Fatalf("%s[%d]: %g with one micro-batch, %g with two equal ones", name, i, x[i], y[i])
+				t.Fatalf("%s[%d]: %g and %g %s", name, i, x[i], y[i], what)
 			}
 		}
 	}
