@@ -66,24 +66,21 @@ func runGenerate(args []string) error {
 // decodeBackend is the decoding backend of -device: the CPU, or the GPU of package cuda (a
 // build with -tags mqacuda).
 func decodeBackend(cmd string, m *infer.Model, device, cache string, noCache bool) (infer.Backend, error) {
-	switch device {
-	case "cpu":
-		return infer.NewCPU(m.Cfg, m.Params, noCache)
-	case "cuda":
-		if cuda.NewDecodeBackend == nil {
-			return nil, fmt.Errorf("%s: %w", cmd, cuda.ErrNoGPUBuild)
-		}
-		if noCache {
-			return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
-		}
-		opt := cuda.DefaultDecodeOptions()
-		opt.Cache = cache
-		if err := opt.Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
-		}
-		return cuda.NewDecodeBackend(m.Cfg, m.Params, opt)
+	if err := checkDevice(cmd, device); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
+	if device == "cpu" {
+		return infer.NewCPU(m.Cfg, m.Params, noCache)
+	}
+	if noCache {
+		return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
+	}
+	opt := cuda.DefaultDecodeOptions()
+	opt.Cache = cache
+	if err := opt.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
+	}
+	return cuda.NewDecodeBackend(m.Cfg, m.Params, opt)
 }
 
 // checkDevice refuses a -device this build cannot run, before anything is loaded.
