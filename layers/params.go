@@ -95,20 +95,23 @@ func Constant(v float64) Init {
 	}
 }
 
-// create makes a new parameter tensor.
-func (p *Params) create(name string, shape []int, init Init) *tensor.Dense {
-	xs := make([]float64, tensor.Shape(shape).TotalSize())
-	init(p.rng, xs, shape)
-	var t *tensor.Dense
-	if p.dtype == tensor.Float32 {
+// denseOf returns a tensor of dtype (float32 or float64) holding a copy of xs.
+func denseOf(dtype tensor.Dtype, xs []float64, shape []int) *tensor.Dense {
+	if dtype == tensor.Float32 {
 		f := make([]float32, len(xs))
 		for i, v := range xs {
 			f[i] = float32(v)
 		}
-		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(f))
-	} else {
-		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(xs))
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(f))
 	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(slices.Clone(xs)))
+}
+
+// create makes a new parameter tensor.
+func (p *Params) create(name string, shape []int, init Init) *tensor.Dense {
+	xs := make([]float64, tensor.Shape(shape).TotalSize())
+	init(p.rng, xs, shape)
+	t := denseOf(p.dtype, xs, shape)
 	p.names = append(p.names, name)
 	p.values[name] = t
 	return t
@@ -177,17 +180,7 @@ func (b *Graph) Input(name string, shape ...int) *G.Node {
 
 // Constant adds a float constant from float64 values.
 func (b *Graph) Constant(name string, xs []float64, shape ...int) *G.Node {
-	var t *tensor.Dense
-	if b.params.dtype == tensor.Float32 {
-		f := make([]float32, len(xs))
-		for i, v := range xs {
-			f[i] = float32(v)
-		}
-		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(f))
-	} else {
-		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(slices.Clone(xs)))
-	}
-	return G.NewConstant(t, G.WithName(name))
+	return G.NewConstant(denseOf(b.params.dtype, xs, shape), G.WithName(name))
 }
 
 // nextSite numbers dropout sites in build order.
