@@ -154,23 +154,21 @@ type Positions struct {
 
 // Forward builds the node.
 func (p Positions) Forward(b *Graph, x, positions *G.Node) (*G.Node, error) {
-	var pv *G.Node
-	var err error
+	var table *G.Node
 	switch p.Kind {
 	case PosRoPE:
 		return x, nil
 	case PosSinusoidal:
-		table := b.Constant(p.Name+".sinusoidal", Sinusoidal(p.MaxLen, p.Dim), p.MaxLen, p.Dim)
-		pv, err = ops.NewGather(table, positions, 1)
+		table = b.Constant(p.Name+".sinusoidal", Sinusoidal(p.MaxLen, p.Dim), p.MaxLen, p.Dim)
 	case PosLearned:
-		var table *G.Node
-		table, err = b.Param(p.Name+".weight", []int{p.MaxLen, p.Dim}, Normal(0.02))
-		if err == nil {
-			pv, err = ops.NewGather(table, positions, 1)
+		var err error
+		if table, err = b.Param(p.Name+".weight", []int{p.MaxLen, p.Dim}, Normal(0.02)); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("unknown positional encoding %q (allowed: sinusoidal, learned, rope)", p.Kind)
 	}
+	pv, err := ops.NewGather(table, positions, 1)
 	if err != nil {
 		return nil, err
 	}
