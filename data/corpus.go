@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -52,25 +53,16 @@ func Corpora() []string {
 
 // lookupCorpus finds the embedded corpus called name and checks split.
 func lookupCorpus(name, split string) (corpusInfo, error) {
-	var info corpusInfo
-	found := false
-	for _, c := range corpora {
-		if c.name == name {
-			info, found = c, true
-			break
-		}
-	}
-	if !found {
+	i := slices.IndexFunc(corpora, func(c corpusInfo) bool { return c.name == name })
+	if i < 0 {
 		return corpusInfo{}, fmt.Errorf("data: unknown embedded corpus %q (allowed: %s)",
 			name, strings.Join(Corpora(), ", "))
 	}
-	for _, s := range splits {
-		if s == split {
-			return info, nil
-		}
+	if !slices.Contains(splits, split) {
+		return corpusInfo{}, fmt.Errorf("data: unknown split %q for corpus %q (allowed: %s)",
+			split, name, strings.Join(splits, ", "))
 	}
-	return corpusInfo{}, fmt.Errorf("data: unknown split %q for corpus %q (allowed: %s)",
-		split, name, strings.Join(splits, ", "))
+	return corpora[i], nil
 }
 
 // embeddedSource is the name used in error messages for an embedded file.
