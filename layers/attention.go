@@ -69,6 +69,9 @@ func (a Attention) Forward(b *Graph, x, mem *G.Node, s Shape) (*G.Node, error) {
 // group is the number of query heads that share one K/V head.
 func (a Attention) group() int { return a.Heads / a.KVHeads }
 
+// rope is the rotation of the queries and the keys, which must agree.
+func (a Attention) rope() ops.RoPE { return ops.RoPE{HeadDim: a.HeadDim, Base: 10000} }
+
 // Queries projects x to the queries in grouped layout [Batch·KVHeads, group·QueryLen, HeadDim].
 func (a Attention) Queries(b *Graph, x *G.Node, s Shape) (*G.Node, error) {
 	if err := a.Validate(); err != nil {
@@ -79,7 +82,7 @@ func (a Attention) Queries(b *Graph, x *G.Node, s Shape) (*G.Node, error) {
 		return nil, err
 	}
 	if a.RoPE {
-		if q, err = (ops.RoPE{HeadDim: a.HeadDim, Base: 10000}).Apply(q, s.QueryPos); err != nil {
+		if q, err = a.rope().Apply(q, s.QueryPos); err != nil {
 			return nil, err
 		}
 	}
@@ -116,7 +119,7 @@ func (a Attention) KVProjection(b *Graph, mem *G.Node, which string, pos *G.Node
 		return nil, err
 	}
 	if a.RoPE && which == "k" {
-		return ops.RoPE{HeadDim: a.HeadDim, Base: 10000}.Apply(y, pos)
+		return a.rope().Apply(y, pos)
 	}
 	return y, nil
 }
