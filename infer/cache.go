@@ -129,30 +129,34 @@ func (c *Cache) Reorder(parents []int) error {
 }
 
 func gatherRows[T float32 | float64](c *Cache, d []T, parents, lens []int) {
-	// Copy the moving rows out first, since a parent may itself be overwritten.
+	// Copy the moving rows out first (into one buffer), since a parent may itself be
+	// overwritten.
 	span := c.MaxLen * c.HeadDim
-	var moved [][]T
+	moving := 0
+	for b, p := range parents {
+		if p != b {
+			moving += lens[b]
+		}
+	}
+	buf := make([]T, 0, moving*c.KVHeads*c.HeadDim)
 	for b, p := range parents {
 		if p == b {
-			moved = append(moved, nil)
 			continue
 		}
 		n := lens[b] * c.HeadDim
-		buf := make([]T, c.KVHeads*n)
 		for g := 0; g < c.KVHeads; g++ {
 			src := (p*c.KVHeads + g) * span
-			copy(buf[g*n:(g+1)*n], d[src:src+n])
+			buf = append(buf, d[src:src+n]...)
 		}
-		moved = append(moved, buf)
 	}
-	for b, buf := range moved {
-		if buf == nil {
+	for b, p := range parents {
+		if p == b {
 			continue
 		}
 		n := lens[b] * c.HeadDim
 		for g := 0; g < c.KVHeads; g++ {
 			dst := (b*c.KVHeads + g) * span
-			copy(d[dst:dst+n], buf[g*n:(g+1)*n])
+			buf = buf[copy(d[dst:dst+n], buf):]
 		}
 	}
 }

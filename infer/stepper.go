@@ -297,21 +297,33 @@ func (c *CPU) Encode(sources [][]int, beams int) (memK, memV []*tensor.Dense, le
 
 // cachedStepper runs the decode-step graph over a Cache.
 type cachedStepper struct {
-	cfg        models.Config
-	s          *compiledStep
-	cache      *Cache
-	memK, memV []*tensor.Dense
-	srcLens    []int
-	// scratch
+	cfg   models.Config
+	s     *compiledStep
+	cache *Cache
+	// lets holds a value for every input of the graph, bound again at each step (the graph
+	// may be shared with other steppers of its shape): tensors over toks, pos and lens,
+	// which each step refills, the cache's tensors and the cross-attention memory.
+	lets            []binding
 	toks, pos, lens []int
 	active          []bool
 }
 
 func (c *CPU) newCached(s *compiledStep, memK, memV []*tensor.Dense, srcLens []int) *cachedStepper {
-	b := s.g.Batch
-	return &cachedStepper{cfg: c.Cfg, s: s, memK: memK, memV: memV, srcLens: srcLens,
-		cache: NewCache(c.Params.Dtype(), c.Cfg.Layers, b, c.Cfg.KVHeads, s.g.MaxLen, c.Cfg.HeadDim),
+	g, b := s.g, s.g.Batch
+	st := &cachedStepper{cfg: c.Cfg, s: s,
+		cache: NewCache(c.Params.Dtype(), c.Cfg.Layers, b, c.Cfg.KVHeads, g.MaxLen, c.Cfg.HeadDim),
 		toks:  make([]int, b), pos: make([]int, b), lens: make([]int, b), active: make([]bool, b)}
+	st.lets = []binding{{g.Tokens, intTensor(st.toks)}, {g.Positions, intTensor(st.pos)}, {g.Lengths, intTensor(st.lens)}}
+	for i := range g.CacheK {
+		st.lets = append(st.lets, binding{g.CacheK[i], st.cache.K[i]}, binding{g.CacheV[i], st.cache.V[i]})
+		if g.MemK != nil {
+			st.lets = append(st.lets, binding{g.MemK[i], memK[i]}, binding{g.MemV[i], memV[i]})
+		}
+	}
+	if g.SrcLens != nil {
+		st.lets = append(st.lets, binding{g.SrcLens, intTensor(srcLens)})
+	}
+	return st
 }
 
 func (s *cachedStepper) Batch() int    { return s.cache.Batch }
@@ -355,17 +367,7 @@ func (s *cachedStepper) Step(tokens []int) ([]float32, error) {
 		s.toks[b], s.pos[b], s.lens[b] = t, c.Len[b], c.Len[b]
 	}
 	g := s.s.g
-	lets := []binding{{g.Tokens, intTensor(s.toks)}, {g.Positions, intTensor(s.pos)}, {g.Lengths, intTensor(s.lens)}}
-	for i := range g.CacheK {
-		lets = append(lets, binding{g.CacheK[i], c.K[i]}, binding{g.CacheV[i], c.V[i]})
-		if g.MemK != nil {
-			lets = append(lets, binding{g.MemK[i], s.memK[i]}, binding{g.MemV[i], s.memV[i]})
-		}
-	}
-	if g.SrcLens != nil {
-		lets = append(lets, binding{g.SrcLens, intTensor(s.srcLens)})
-	}
-	for _, l := range lets {
+	for _, l := range s.lets {
 		if err := G.Let(l.n, l.v); err != nil {
 			return nil, err
 		}
@@ -413,8 +415,9 @@ func logitsOf(n *G.Node) ([]float32, error) {
 	return nil, fmt.Errorf("decode: logits of type %v", v.Dtype())
 }
 
+// intTensor is a tensor over xs (not a copy).
 func intTensor(xs []int) *tensor.Dense {
-	return tensor.New(tensor.WithShape(len(xs)), tensor.WithBacking(append([]int(nil), xs...)))
+	return tensor.New(tensor.WithShape(len(xs)), tensor.WithBacking(xs))
 }
 
 // fullStepper recomputes every sequence (and the source's encoding) at each step with the

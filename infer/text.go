@@ -98,6 +98,9 @@ type TranslateOptions struct {
 	Warn func(string)
 }
 
+// lineBreaks replaces the line breaks of a translation by spaces.
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+
 // TranslateLines translates each line: one output per input, in order. An empty line (no
 // tokens) gives an empty output without running the model; a source longer than the
 // model's max_len is truncated to it (with a warning). Line breaks the model might
@@ -166,7 +169,7 @@ func TranslateLines(b Backend, src, tgt *data.Tokenizer, lines []string, opt Tra
 			}
 		}
 		for j, i := range chunk {
-			out[i] = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(tgt.Decode(toks[j]))
+			out[i] = lineBreaks.Replace(tgt.Decode(toks[j]))
 		}
 		done += len(chunk)
 		if opt.Progress != nil {
