@@ -260,22 +260,11 @@ func (c *CPU) Encode(sources [][]int, beams int) (memK, memV []*tensor.Dense, le
 		if beams == 1 {
 			return v.Clone().(*tensor.Dense), nil
 		}
-		sh := v.Shape()
-		out := tensor.New(tensor.Of(v.Dtype()), tensor.WithShape(sh[0]*beams, sh[1], sh[2], sh[3]))
-		per := sh[1] * sh[2] * sh[3]
-		switch d := v.Data().(type) {
-		case []float32:
-			o := out.Data().([]float32)
-			for r := 0; r < sh[0]*beams; r++ {
-				copy(o[r*per:(r+1)*per], d[(r/beams)*per:])
-			}
-		case []float64:
-			o := out.Data().([]float64)
-			for r := 0; r < sh[0]*beams; r++ {
-				copy(o[r*per:(r+1)*per], d[(r/beams)*per:])
-			}
+		out, err := tensor.Repeat(v, 0, beams) // row r is source r/beams
+		if err != nil {
+			return nil, fmt.Errorf("encoder: repeating %s: %w", n.Name(), err)
 		}
-		return out, nil
+		return out.(*tensor.Dense), nil
 	}
 	for i := range e.g.MemK {
 		k, err := repeat(e.g.MemK[i])
