@@ -72,22 +72,15 @@ func positions(batch, n int) []int {
 func TestAttentionGradients(t *testing.T) {
 	for i, c := range attnCases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := gradcheck.Run(func() (*G.Node, []*G.Node, error) {
-				g := G.NewGraph()
-				b := &Graph{G: g, params: NewParams(tensor.Float64, uint64(i)), bound: map[string]*G.Node{}}
+			gradcheck.Check(t, func() (*G.Node, []*G.Node, error) {
+				b := NewGraph(NewParams(tensor.Float64, uint64(i)))
 				out, x, mem, _, _, _ := buildAttn(c, b, rand.New(rand.NewPCG(uint64(i), 1)))
 				wrt := append(b.ParamNodes(), x)
 				if c.cross {
 					wrt = append(wrt, mem)
 				}
 				return out, wrt, nil
-			}, 12, uint64(i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Checked == 0 || res.MaxRelErr > 1e-5 {
-				t.Errorf("max relative error %.3g over %d elements at %s", res.MaxRelErr, res.Checked, res.Where)
-			}
+			}, 12, uint64(i), 1e-5)
 		})
 	}
 }

@@ -25,14 +25,8 @@ func TestLayerGradients(t *testing.T) {
 		{"ffn relu", ffn("relu")},
 		{"ffn gelu", ffn("gelu")},
 		{"ffn swiglu", ffn("swiglu")},
-		{"learned positions", func(b *Graph, x *G.Node) (*G.Node, error) {
-			pos := gradcheck.Ints(b.G, "pos", []int{0, 1, 2, 0, 1, 2, 3, 3})
-			return Positions{Name: "pos", Kind: PosLearned, MaxLen: 4, Dim: 6}.Forward(b, x, pos)
-		}},
-		{"sinusoidal positions", func(b *Graph, x *G.Node) (*G.Node, error) {
-			pos := gradcheck.Ints(b.G, "pos", []int{0, 1, 2, 0, 1, 2, 3, 3})
-			return Positions{Name: "pos", Kind: PosSinusoidal, MaxLen: 4, Dim: 6}.Forward(b, x, pos)
-		}},
+		{"learned positions", addPositions(PosLearned)},
+		{"sinusoidal positions", addPositions(PosSinusoidal)},
 		{"embedding", func(b *Graph, _ *G.Node) (*G.Node, error) {
 			ids := gradcheck.Ints(b.G, "ids", []int{4, 2, 2, 0})
 			return Embedding{Name: "emb", Vocab: 5, Dim: 3}.Lookup(b, ids)
@@ -44,10 +38,9 @@ func TestLayerGradients(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := gradcheck.Run(func() (*G.Node, []*G.Node, error) {
-				g := G.NewGraph()
-				b := &Graph{G: g, params: NewParams(tensor.Float64, uint64(i)), bound: map[string]*G.Node{}}
-				x := gradcheck.Param(g, rand.New(rand.NewPCG(uint64(i), 3)), "x", 1, 8, 6)
+			gradcheck.Check(t, func() (*G.Node, []*G.Node, error) {
+				b := NewGraph(NewParams(tensor.Float64, uint64(i)))
+				x := gradcheck.Param(b.G, rand.New(rand.NewPCG(uint64(i), 3)), "x", 1, 8, 6)
 				out, err := c.build(b, x)
 				if err != nil {
 					return nil, nil, err
@@ -57,13 +50,7 @@ func TestLayerGradients(t *testing.T) {
 					wrt = append(wrt, x)
 				}
 				return out, wrt, nil
-			}, 20, uint64(i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Checked == 0 || res.MaxRelErr > 1e-5 {
-				t.Errorf("max relative error %.3g over %d elements at %s", res.MaxRelErr, res.Checked, res.Where)
-			}
+			}, 20, uint64(i), 1e-5)
 		})
 	}
 }
@@ -71,6 +58,14 @@ func TestLayerGradients(t *testing.T) {
 func ffn(act string) func(b *Graph, x *G.Node) (*G.Node, error) {
 	return func(b *Graph, x *G.Node) (*G.Node, error) {
 		return FeedForward{Name: "ff", Dim: 6, Hidden: 4, Activation: act, Bias: true}.Forward(b, x)
+	}
+}
+
+// addPositions adds positional encodings of the given kind to the rows of x.
+func addPositions(kind string) func(b *Graph, x *G.Node) (*G.Node, error) {
+	return func(b *Graph, x *G.Node) (*G.Node, error) {
+		pos := gradcheck.Ints(b.G, "pos", []int{0, 1, 2, 0, 1, 2, 3, 3})
+		return Positions{Name: "pos", Kind: kind, MaxLen: 4, Dim: 6}.Forward(b, x, pos)
 	}
 }
 

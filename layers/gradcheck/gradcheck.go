@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"testing"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -101,6 +102,19 @@ func Run(build Build, perTensor int, seed uint64) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// Check runs Run and fails t if it errs, checks no element, or finds a relative error
+// above tol.
+func Check(t testing.TB, build Build, perTensor int, seed uint64, tol float64) {
+	t.Helper()
+	res, err := Run(build, perTensor, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Checked == 0 || res.MaxRelErr > tol {
+		t.Errorf("max relative error %.3g over %d elements at %s", res.MaxRelErr, res.Checked, res.Where)
+	}
 }
 
 // Random returns n normal samples.
