@@ -314,8 +314,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		return kindResult{}, err
 	}
 	out := filepath.Join(r.out, d.Task+"-"+strings.ReplaceAll(attn, ":", ""))
-	sum, err := tr.Run(ctx, d.trainSource, train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches,
-		EvalEvery: d.EvalEvery, CheckpointEvery: d.CkptEvery, KeepLast: 1, Progress: os.Stderr, Label: "train " + attn, SaveExtra: d.saveFiles})
+	sum, err := tr.Run(ctx, d.trainSource, d.runOptions(out, "train "+attn))
 	if errors.Is(err, train.ErrInterrupted) {
 		return kindResult{}, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}
@@ -337,6 +336,12 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		return kr, err
 	}
 	kr.ScoredCheckpoint = best
+	if c, err := checkpoints.ReadCompletion(best); err == nil {
+		kr.ScoredStep = c.Step
+	}
+	fmt.Fprintf(os.Stderr, "[compare] scoring %s\n", best)
+	// The run already validated the final weights on all of d.valid.
+	valid := train.Eval{NLL: sum.ValLoss, PPL: math.Exp(sum.ValLoss)}
 	if best != sum.Checkpoint {
 		_, params, err := models.LoadModel(best)
 		if err != nil {
@@ -345,14 +350,6 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		if err := tr.UseParams(params); err != nil {
 			return kr, err
 		}
-	}
-	if c, err := checkpoints.ReadCompletion(best); err == nil {
-		kr.ScoredStep = c.Step
-	}
-	fmt.Fprintf(os.Stderr, "[compare] scoring %s\n", best)
-	// The run already validated the final weights on all of d.valid.
-	valid := train.Eval{NLL: sum.ValLoss, PPL: math.Exp(sum.ValLoss)}
-	if best != sum.Checkpoint {
 		if valid, err = tr.Evaluate(d.valid); err != nil {
 			return kr, err
 		}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mqa/checkpoints"
 )
 
 // TestCompareEndToEnd runs a small comparison and checks every output.
@@ -17,8 +19,8 @@ func TestCompareEndToEnd(t *testing.T) {
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
-	res, err := readResults(filepath.Join(out, "results.json"))
-	if err != nil {
+	var res compareResults
+	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 		t.Fatal(err)
 	}
 	kinds := []string{"mha", "gqa:2", "mqa"}

@@ -278,10 +278,9 @@ func runTrain(args []string) error {
 
 // runLoop trains and reports the outcome, including how to resume after a signal.
 func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
-	sum, err := tr.Run(ctx, d.trainSource, train.RunOptions{
-		Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery, CheckpointEvery: d.CkptEvery, KeepLast: d.Keep,
-		Progress: os.Stderr, Label: "train", SaveExtra: d.saveFiles, Elapsed: time.Duration(elapsed * float64(time.Second)),
-	})
+	opt := d.runOptions(out, "train")
+	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
+	sum, err := tr.Run(ctx, d.trainSource, opt)
 	switch {
 	case errors.Is(err, train.ErrInterrupted):
 		fmt.Fprintf(os.Stderr, "mqa train: interrupted at step %d; checkpoint %s\nresume with: mqa train -resume %s\n", tr.Step, sum.Checkpoint, out)
@@ -295,6 +294,13 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
 	return nil
+}
+
+// runOptions are the options of a training run on d into out: d's validation, checkpoint
+// and log settings, the progress bar on standard error, and d's files in every checkpoint.
+func (d *dataSpec) runOptions(out, label string) train.RunOptions {
+	return train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery,
+		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: os.Stderr, Label: label, SaveExtra: d.saveFiles}
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.
