@@ -65,9 +65,9 @@ func lookupCorpus(name, split string) (corpusInfo, error) {
 	return corpora[i], nil
 }
 
-// embeddedSource is the name used in error messages for an embedded file.
-func embeddedSource(info corpusInfo, split string) string {
-	return "embedded:" + info.name + "." + split + "." + info.ext
+// fileName is the name of split of the corpus (without the ".gz").
+func (c corpusInfo) fileName(split string) string {
+	return c.name + "." + split + "." + c.ext
 }
 
 // gzipFile closes both the gzip stream and the file beneath it.
@@ -94,7 +94,12 @@ func OpenEmbedded(name, split string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := "corpora/" + info.name + "." + split + "." + info.ext + ".gz"
+	return openEmbedded(info, split)
+}
+
+// openEmbedded opens split of the embedded corpus info.
+func openEmbedded(info corpusInfo, split string) (io.ReadCloser, error) {
+	path := "corpora/" + info.fileName(split) + ".gz"
 	f, err := embedded.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: open embedded %s: %w", path, err)
@@ -260,8 +265,8 @@ func openSource(path, name, split, ext string) (io.ReadCloser, string, error) {
 		kind := map[string]string{"txt": "text (one document a line)", "tsv": "TSV (source<TAB>target)"}
 		return nil, "", fmt.Errorf("data: embedded corpus %q is %s, not %s", name, kind[info.ext], kind[ext])
 	}
-	rc, err := OpenEmbedded(name, split)
-	return rc, embeddedSource(info, split), err
+	rc, err := openEmbedded(info, split)
+	return rc, "embedded:" + info.fileName(split), err
 }
 
 // LoadText returns the documents of the text file at path, or, when path is
