@@ -8,6 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"mqa/layers/gradcheck"
 	"mqa/layers/ops"
 )
 
@@ -76,13 +77,7 @@ func TestDecodeAttention(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			b := len(c.lens)
-			randv := func(n int) []float64 {
-				xs := make([]float64, n)
-				for j := range xs {
-					xs[j] = rng.NormFloat64()
-				}
-				return xs
-			}
+			randv := func(n int) []float64 { return gradcheck.Random(rng, n) }
 			q, k, v := randv(b*c.h*dk), randv(b*c.kvh*maxLen*dk), randv(b*c.kvh*maxLen*dk)
 			var nk, nv []float64
 			if c.hasNew {
@@ -114,8 +109,7 @@ func TestDecodeAttention(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				vm := G.NewTapeMachine(g)
-				if err := vm.RunAll(); err != nil {
+				if err := eval(g); err != nil {
 					t.Fatal(err)
 				}
 				tol := 1e-12

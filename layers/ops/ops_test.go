@@ -105,12 +105,17 @@ func act(kind string) gradcheck.Build {
 
 func rng(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 99)) }
 
+// eval runs a graph once.
+func eval(g *G.ExprGraph) error {
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	return m.RunAll()
+}
+
 // run evaluates a one-op graph.
 func run(t *testing.T, out *G.Node, g *G.ExprGraph) []float64 {
 	t.Helper()
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
+	if err := eval(g); err != nil {
 		t.Fatal(err)
 	}
 	return out.Value().Data().([]float64)
@@ -177,9 +182,7 @@ func TestCrossEntropyValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
+	if err := eval(g); err != nil {
 		t.Fatal(err)
 	}
 	want := ((math.Log(math.Exp(1)+math.Exp(2)+math.Exp(3)) - 3) + math.Log(3)) / 2
@@ -195,9 +198,7 @@ func TestBadIndices(t *testing.T) {
 	if _, err := ops.NewGather(table, ids, 1); err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err == nil {
+	if err := eval(g); err == nil {
 		t.Error("an id outside the table ran without error")
 	}
 }
