@@ -1,6 +1,7 @@
 package checkpoints
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -132,10 +133,7 @@ func (m Manager) List() ([]Info, error) {
 		infos = append(infos, Info{Dir: dir, Step: step, ValLoss: c.loss()})
 	}
 	slices.SortFunc(infos, func(a, b Info) int {
-		if a.Step != b.Step {
-			return a.Step - b.Step
-		}
-		return strings.Compare(a.Dir, b.Dir)
+		return cmp.Or(cmp.Compare(a.Step, b.Step), strings.Compare(a.Dir, b.Dir))
 	})
 	return infos, nil
 }
