@@ -998,9 +998,10 @@ func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err e
 				return err
 			}
 			if len(micro) == 1 {
-				e.grads = e.grads[:0]
-				for _, gi := range p.plan.Grads {
-					e.grads = append(e.grads, p.addr[gi])
+				// a new slice: e.grads may be e.acc from an accumulating step
+				e.grads = make([]dptr, len(p.plan.Grads))
+				for i, gi := range p.plan.Grads {
+					e.grads[i] = p.addr[gi]
 				}
 				break
 			}
