@@ -104,14 +104,43 @@ func ngramCounts(tokenized string) (counts [MaxOrder]map[string]int, n int) {
 		off += len(t) + 1
 	}
 	starts[len(toks)] = off
-	for order := 1; order <= MaxOrder; order++ {
-		m := make(map[string]int, max(len(toks)-order+1, 0))
-		for i := 0; i+order <= len(toks); i++ {
-			m[joined[starts[i]:starts[i+order]-1]]++
-		}
-		counts[order-1] = m
-	}
+	countSpans(counts[:], joined, starts, 1)
 	return counts, len(toks)
+}
+
+// countSpans fills counts[n-1], for n = 1..len(counts), with the number of
+// times each run of n consecutive units of s occurs. Unit i starts at byte
+// starts[i] and is followed by sep separator bytes before unit i+1 starts
+// at starts[i+1]; a run's key keeps the separators inside it, not the one
+// after it. len(starts) is the number of units plus one.
+func countSpans(counts []map[string]int, s string, starts []int, sep int) {
+	units := len(starts) - 1
+	for n := 1; n <= len(counts); n++ {
+		m := make(map[string]int, max(units-n+1, 0))
+		for i := 0; i+n <= units; i++ {
+			m[s[starts[i]:starts[i+n]-sep]]++
+		}
+		counts[n-1] = m
+	}
+}
+
+// clippedMatches returns the number of n-grams in hyp and how many of them
+// are in ref, each n-gram counted at most as often as ref has it.
+func clippedMatches(hyp, ref map[string]int) (total, match int) {
+	for g, c := range hyp {
+		total += c
+		match += min(c, ref[g])
+	}
+	return total, match
+}
+
+// checkLengths reports hypothesis and reference lists of different
+// lengths, wrapping [ErrLengthMismatch].
+func checkLengths(hyps, refs []string) error {
+	if len(hyps) != len(refs) {
+		return fmt.Errorf("%w: %d hypotheses, %d references", ErrLengthMismatch, len(hyps), len(refs))
+	}
+	return nil
 }
 
 // segmentBLEUStats computes the statistics of one hypothesis against one
@@ -121,12 +150,7 @@ func segmentBLEUStats(hyp, ref string) bleuStats {
 	hypNG, hypLen := ngramCounts(Tokenize13a(pyRStrip(hyp)))
 	st := bleuStats{sysLen: hypLen, refLen: refLen}
 	for o := range MaxOrder {
-		for g, c := range hypNG[o] {
-			st.total[o] += c
-			if r, ok := refNG[o][g]; ok {
-				st.correct[o] += min(c, r)
-			}
-		}
+		st.total[o], st.correct[o] = clippedMatches(hypNG[o], refNG[o])
 	}
 	return st
 }
@@ -219,9 +243,8 @@ func computeBLEU(st bleuStats) Score {
 // An empty corpus scores 0. Differing list lengths are an error wrapping
 // [ErrLengthMismatch].
 func CorpusBLEU(hyps, refs []string) (Score, error) {
-	if len(hyps) != len(refs) {
-		return Score{Signature: BLEUSignature}, fmt.Errorf("%w: %d hypotheses, %d references",
-			ErrLengthMismatch, len(hyps), len(refs))
+	if err := checkLengths(hyps, refs); err != nil {
+		return Score{Signature: BLEUSignature}, err
 	}
 	var total bleuStats
 	for i := range hyps {

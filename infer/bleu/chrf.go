@@ -1,7 +1,6 @@
 package bleu
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -53,16 +52,9 @@ func charNgrams(line string) [ChrFCharOrder]map[string]int {
 		_, w := utf8.DecodeRuneInString(s[i:])
 		i += w
 	}
-	nChars := len(offs)
 	offs = append(offs, len(s))
 	var out [ChrFCharOrder]map[string]int
-	for n := 1; n <= ChrFCharOrder; n++ {
-		m := make(map[string]int, max(nChars-n+1, 0))
-		for i := 0; i+n <= nChars; i++ {
-			m[s[offs[i]:offs[i+n]]]++
-		}
-		out[n-1] = m
-	}
+	countSpans(out[:], s, offs, 0)
 	return out
 }
 
@@ -72,13 +64,8 @@ func segmentChrFStats(hyp, ref string) chrfStats {
 	h, r := charNgrams(hyp), charNgrams(ref)
 	var st chrfStats
 	for o := range ChrFCharOrder {
-		hypCount, refCount, match := 0, 0, 0
-		for g, c := range h[o] {
-			hypCount += c
-			if rc, ok := r[o][g]; ok {
-				match += min(c, rc)
-			}
-		}
+		hypCount, match := clippedMatches(h[o], r[o])
+		refCount := 0
 		for _, c := range r[o] {
 			refCount += c
 		}
@@ -130,9 +117,8 @@ func chrfFromStats(st chrfStats) float64 {
 // An empty corpus scores 0. Differing list lengths are an error wrapping
 // [ErrLengthMismatch].
 func CorpusChrF(hyps, refs []string) (ChrFScore, error) {
-	if len(hyps) != len(refs) {
-		return ChrFScore{Signature: ChrFSignature}, fmt.Errorf("%w: %d hypotheses, %d references",
-			ErrLengthMismatch, len(hyps), len(refs))
+	if err := checkLengths(hyps, refs); err != nil {
+		return ChrFScore{Signature: ChrFSignature}, err
 	}
 	var total chrfStats
 	for i := range hyps {
