@@ -11,22 +11,27 @@ const tol = 0.01
 
 func near(a, b, eps float64) bool { return math.Abs(a-b) <= eps }
 
-func mustBLEU(t *testing.T, hyps, refs []string) Score {
+// must scores hyps against refs with score (CorpusBLEU or CorpusChrF).
+func must[S any](t *testing.T, score func(hyps, refs []string) (S, error), hyps, refs []string) S {
 	t.Helper()
-	s, err := CorpusBLEU(hyps, refs)
+	s, err := score(hyps, refs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func mustChrF(t *testing.T, hyps, refs []string) ChrFScore {
-	t.Helper()
-	s, err := CorpusChrF(hyps, refs)
+// readCorpus reads the parity set testdata/<name>.{hyp,ref}.
+func readCorpus(tb testing.TB, name string) (hyps, refs []string) {
+	tb.Helper()
+	hyps, err := ReadLines(filepath.Join("testdata", name+".hyp"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return s
+	if refs, err = ReadLines(filepath.Join("testdata", name+".ref")); err != nil {
+		tb.Fatal(err)
+	}
+	return hyps, refs
 }
 
 // Hand-worked BLEU examples.
@@ -35,14 +40,14 @@ func TestBLEUHand(t *testing.T) {
 
 	// Perfect match: 6 tokens, every n-gram matches (6/6, 5/5, 4/4, 3/3),
 	// all precisions 100, BP = 1, BLEU = exp(4*log(100)/4) = 100.
-	s := mustBLEU(t, []string{ref}, []string{ref})
+	s := must(t, CorpusBLEU, []string{ref}, []string{ref})
 	if !near(s.Score, 100, 1e-9) || s.Counts != [4]int{6, 5, 4, 3} || s.Totals != s.Counts || s.BP != 1 {
 		t.Errorf("perfect: %+v", s)
 	}
 
 	// No overlap: no order has a match, so sacreBLEU returns 0 early with
 	// all precisions 0 (smoothing is never applied).
-	s = mustBLEU(t, []string{"a b c d"}, []string{"e f g h"})
+	s = must(t, CorpusBLEU, []string{"a b c d"}, []string{"e f g h"})
 	if s.Score != 0 || s.Precisions != [4]float64{} || s.Totals != [4]int{4, 3, 2, 1} {
 		t.Errorf("no overlap: %+v", s)
 	}
@@ -54,7 +59,7 @@ func TestBLEUHand(t *testing.T) {
 	//   4-grams: none of 3 match -> k=2:               100/(4*3)  = 8.333
 	//   equal lengths, BP = 1
 	//   BLEU = (66.667*20*12.5*8.333)^(1/4) = 138888.9^(1/4) = 19.3049
-	s = mustBLEU(t, []string{"the cat ate on a mat"}, []string{ref})
+	s = must(t, CorpusBLEU, []string{"the cat ate on a mat"}, []string{ref})
 	wantP := [4]float64{200.0 / 3, 20, 12.5, 100.0 / 12}
 	for i := range wantP {
 		if !near(s.Precisions[i], wantP[i], 1e-9) {
@@ -68,7 +73,7 @@ func TestBLEUHand(t *testing.T) {
 	// Brevity penalty: hyp "the cat sat on the" (5 tokens) against the
 	// 6-token ref. Counts 5/5, 4/4, 3/3, 2/2 -> all precisions 100, so
 	// BLEU = BP = exp(1 - 6/5) = exp(-0.2) = 81.873 %.
-	s = mustBLEU(t, []string{"the cat sat on the"}, []string{ref})
+	s = must(t, CorpusBLEU, []string{"the cat sat on the"}, []string{ref})
 	if !near(s.BP, math.Exp(-0.2), 1e-12) || !near(s.Score, 100*math.Exp(-0.2), 1e-9) {
 		t.Errorf("brevity: %+v", s)
 	}
@@ -76,13 +81,13 @@ func TestBLEUHand(t *testing.T) {
 	// A 3-token hypothesis has no 4-grams: total[3] == 0 stops the loop,
 	// precision 4 stays 0 and log(0) is floored, so BLEU is 0 even though
 	// every n-gram it has matches (sacreBLEU behaves the same).
-	s = mustBLEU(t, []string{"the cat sat"}, []string{ref})
+	s = must(t, CorpusBLEU, []string{"the cat sat"}, []string{ref})
 	if s.Score != 0 || s.Precisions != [4]float64{100, 100, 100, 0} || !near(s.BP, math.Exp(-1), 1e-12) {
 		t.Errorf("short: %+v", s)
 	}
 
 	// Trailing whitespace is stripped and 13a splits the final period.
-	s = mustBLEU(t, []string{"Hola, mundo.  \t"}, []string{"Hola , mundo ."})
+	s = must(t, CorpusBLEU, []string{"Hola, mundo.  \t"}, []string{"Hola , mundo ."})
 	if s.SysLen != 4 || s.RefLen != 4 || !near(s.Score, 100, 1e-9) {
 		t.Errorf("tokenised: %+v", s)
 	}
@@ -90,7 +95,7 @@ func TestBLEUHand(t *testing.T) {
 
 func TestBLEUEdgeCases(t *testing.T) {
 	// Empty corpus: score 0, no panic.
-	s := mustBLEU(t, nil, nil)
+	s := must(t, CorpusBLEU, nil, nil)
 	if s.Score != 0 || s.SysLen != 0 || s.Signature != BLEUSignature {
 		t.Errorf("empty corpus: %+v", s)
 	}
@@ -98,7 +103,7 @@ func TestBLEUEdgeCases(t *testing.T) {
 		t.Errorf("empty corpus String() = %q", got)
 	}
 	// Empty hypothesis line: BP = 0.
-	s = mustBLEU(t, []string{""}, []string{"a b"})
+	s = must(t, CorpusBLEU, []string{""}, []string{"a b"})
 	if s.Score != 0 || s.BP != 0 || s.RefLen != 2 {
 		t.Errorf("empty hyp: %+v", s)
 	}
@@ -109,7 +114,7 @@ func TestBLEUEdgeCases(t *testing.T) {
 	if _, err := CorpusChrF([]string{"a", "b"}, []string{"a"}); !errors.Is(err, ErrLengthMismatch) {
 		t.Errorf("CorpusChrF mismatch: err = %v", err)
 	}
-	c := mustChrF(t, nil, nil)
+	c := must(t, CorpusChrF, nil, nil)
 	if c.Score != 0 || c.Signature != ChrFSignature || c.String() != "chrF2 = 0.00" {
 		t.Errorf("empty chrF: %+v %q", c, c.String())
 	}
@@ -119,7 +124,7 @@ func TestBLEUEdgeCases(t *testing.T) {
 func TestChrFHand(t *testing.T) {
 	// Identical strings: precision = recall = 1 at every order that
 	// exists, F = 100. Spaces are removed first, so "a b" == "ab".
-	if c := mustChrF(t, []string{"a b"}, []string{"ab"}); !near(c.Score, 100, 1e-12) {
+	if c := must(t, CorpusChrF, []string{"a b"}, []string{"ab"}); !near(c.Score, 100, 1e-12) {
 		t.Errorf("identical: %v", c.Score)
 	}
 	// "abcdefgh" vs "ab":
@@ -129,11 +134,11 @@ func TestChrFHand(t *testing.T) {
 	//   dropped too and these orders are left out of the average.
 	//   avgP = (1/4 + 1/7)/2 = 11/56, avgR = 1
 	//   F2 = 5*P*R/(4P+R) = (55/56)/(100/56) = 0.55 -> 55
-	if c := mustChrF(t, []string{"abcdefgh"}, []string{"ab"}); !near(c.Score, 55, 1e-9) {
+	if c := must(t, CorpusChrF, []string{"abcdefgh"}, []string{"ab"}); !near(c.Score, 55, 1e-9) {
 		t.Errorf("short ref: %v", c.Score)
 	}
 	// No shared character: every order has P = R = 0, F = 0.
-	if c := mustChrF(t, []string{"xyz"}, []string{"abc"}); c.Score != 0 {
+	if c := must(t, CorpusChrF, []string{"xyz"}, []string{"abc"}); c.Score != 0 {
 		t.Errorf("disjoint: %v", c.Score)
 	}
 	// "ab" vs "abc":
@@ -141,7 +146,7 @@ func TestChrFHand(t *testing.T) {
 	//   order 2: hyp 1, ref 2, match 1 -> P 1, R 1/2
 	//   order 3: hyp 0, ref 1 -> left out
 	//   avgP = 1, avgR = 7/12; F2 = 5*(7/12)/(4+7/12) = (35/12)/(55/12) = 7/11
-	if c := mustChrF(t, []string{"ab"}, []string{"abc"}); !near(c.Score, 700.0/11, 1e-9) {
+	if c := must(t, CorpusChrF, []string{"ab"}, []string{"abc"}); !near(c.Score, 700.0/11, 1e-9) {
 		t.Errorf("prefix: %v, want %v", c.Score, 700.0/11)
 	}
 }
@@ -246,68 +251,43 @@ func TestParityWithSacreBLEU(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			hyps, refs := c.hyps, c.refs
 			if hyps == nil {
-				var err error
-				if hyps, err = ReadLines(filepath.Join("testdata", c.name+".hyp")); err != nil {
-					t.Fatal(err)
-				}
-				if refs, err = ReadLines(filepath.Join("testdata", c.name+".ref")); err != nil {
-					t.Fatal(err)
-				}
+				hyps, refs = readCorpus(t, c.name)
 			}
-			b := mustBLEU(t, hyps, refs)
-			if !near(b.Score, c.bleu, tol) {
-				t.Errorf("BLEU = %v, sacreBLEU %v", b.Score, c.bleu)
-			} else if b.Score != c.bleu {
-				t.Logf("BLEU = %v, sacreBLEU %v (within tolerance)", b.Score, c.bleu)
-			}
+			b := must(t, CorpusBLEU, hyps, refs)
+			checkParity(t, "BLEU", b.Score, c.bleu, b.String(), c.bleuStr)
 			if b.Counts != c.counts || b.Totals != c.totals || b.SysLen != c.sysLen || b.RefLen != c.refLen {
 				t.Errorf("stats = %v %v %d %d, sacreBLEU %v %v %d %d",
 					b.Counts, b.Totals, b.SysLen, b.RefLen, c.counts, c.totals, c.sysLen, c.refLen)
 			}
-			if got := b.String(); got != c.bleuStr {
-				t.Errorf("String() = %q, sacreBLEU %q", got, c.bleuStr)
-			}
-			ch := mustChrF(t, hyps, refs)
-			if !near(ch.Score, c.chrf, tol) {
-				t.Errorf("chrF = %v, sacreBLEU %v", ch.Score, c.chrf)
-			} else if ch.Score != c.chrf {
-				t.Logf("chrF = %v, sacreBLEU %v (within tolerance)", ch.Score, c.chrf)
-			}
-			if got := ch.String(); got != c.chrfStr {
-				t.Errorf("String() = %q, sacreBLEU %q", got, c.chrfStr)
-			}
+			ch := must(t, CorpusChrF, hyps, refs)
+			checkParity(t, "chrF", ch.Score, c.chrf, ch.String(), c.chrfStr)
 		})
 	}
 }
 
-func BenchmarkCorpusBLEU(b *testing.B) {
-	hyps, err := ReadLines(filepath.Join("testdata", "large.hyp"))
-	if err != nil {
-		b.Fatal(err)
+// checkParity compares a score and its printed form with sacreBLEU's.
+func checkParity(t *testing.T, metric string, got, want float64, gotStr, wantStr string) {
+	t.Helper()
+	if !near(got, want, tol) {
+		t.Errorf("%s = %v, sacreBLEU %v", metric, got, want)
+	} else if got != want {
+		t.Logf("%s = %v, sacreBLEU %v (within tolerance)", metric, got, want)
 	}
-	refs, err := ReadLines(filepath.Join("testdata", "large.ref"))
-	if err != nil {
-		b.Fatal(err)
+	if gotStr != wantStr {
+		t.Errorf("String() = %q, sacreBLEU %q", gotStr, wantStr)
 	}
+}
+
+// benchCorpus times score on the large parity set.
+func benchCorpus[S any](b *testing.B, score func(hyps, refs []string) (S, error)) {
+	hyps, refs := readCorpus(b, "large")
 	for b.Loop() {
-		if _, err := CorpusBLEU(hyps, refs); err != nil {
+		if _, err := score(hyps, refs); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkCorpusChrF(b *testing.B) {
-	hyps, err := ReadLines(filepath.Join("testdata", "large.hyp"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	refs, err := ReadLines(filepath.Join("testdata", "large.ref"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := CorpusChrF(hyps, refs); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkCorpusBLEU(b *testing.B) { benchCorpus(b, CorpusBLEU) }
+
+func BenchmarkCorpusChrF(b *testing.B) { benchCorpus(b, CorpusChrF) }

@@ -72,14 +72,7 @@ func TestReadLinesMissing(t *testing.T) {
 // very short hypotheses.
 func TestParityData(t *testing.T) {
 	for name, n := range map[string]int{"small": 5, "medium": 100, "large": 1000} {
-		hyps, err := ReadLines(filepath.Join("testdata", name+".hyp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs, err := ReadLines(filepath.Join("testdata", name+".ref"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		hyps, refs := readCorpus(t, name)
 		if len(hyps) != n || len(refs) != n {
 			t.Errorf("%s: %d hyps, %d refs, want %d", name, len(hyps), len(refs), n)
 		}

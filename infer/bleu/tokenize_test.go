@@ -7,10 +7,13 @@ import (
 	"unicode/utf8"
 )
 
+// tokCase is an input of Tokenize13a and its expected output.
+type tokCase struct{ in, want string }
+
 // sacreBLEUTokCases pairs inputs with the output of sacreBLEU 2.6.0's
 // Tokenizer13a()(input), printed by testdata/sacrebleu_expected.py (the
 // "TOK" lines of testdata/sacrebleu_expected.txt).
-var sacreBLEUTokCases = []struct{ in, want string }{
+var sacreBLEUTokCases = []tokCase{
 	{"Hello, world!", "Hello , world !"},
 	{"3,5 1.000 10-12 a-b 1- -1", "3,5 1.000 10 - 12 a-b 1 - -1"},
 	{"&amp;quot; &quot;x&quot; &lt;tag&gt; AT&amp;T & &am", "& quot ; \" x \" < tag > AT & T & & am"},
@@ -31,36 +34,32 @@ var sacreBLEUTokCases = []struct{ in, want string }{
 	{"tab\there\r\nwin", "tab here win"},
 }
 
-func TestTokenize13aSacreBLEU(t *testing.T) {
-	for _, c := range sacreBLEUTokCases {
-		if got := Tokenize13a(c.in); got != c.want {
-			t.Errorf("Tokenize13a(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+// handTokCases are hand-derived, each following the mteval-v13a rules by
+// hand.
+var handTokCases = []tokCase{
+	// Period and comma split off words, kept inside numbers.
+	{"Hola, mundo.", "Hola , mundo ."},
+	{"Pagó 1.500,25 euros.", "Pagó 1.500,25 euros ."},
+	// "-\n" joins, the remaining "\n" becomes a space.
+	{"co-\noperate\nnow", "cooperate now"},
+	// Unescaping happens in a fixed order, one pass each.
+	{"&amp;lt;", "<"}, // &amp; -> & gives "&lt;", then &lt; -> <
+	{"&lt;skipped&gt;", "< skipped >"},
+	// Hyphen split only after a digit; apostrophe never split.
+	{"2-3 x-y l'eau", "2 - 3 x-y l'eau"},
+	// Non-ASCII punctuation is left alone.
+	{"¿sí?", "¿sí ?"},
+	// Python whitespace (NBSP, ideographic space, U+001F) separates
+	// tokens; zero-width space does not.
+	{"a\u00a0b\u3000c\x1fd\u200be", "a b c d\u200be"},
 }
 
-// Hand-derived cases, each following the mteval-v13a rules by hand.
-func TestTokenize13aHand(t *testing.T) {
-	cases := []struct{ in, want string }{
-		// Period and comma split off words, kept inside numbers.
-		{"Hola, mundo.", "Hola , mundo ."},
-		{"Pagó 1.500,25 euros.", "Pagó 1.500,25 euros ."},
-		// "-\n" joins, the remaining "\n" becomes a space.
-		{"co-\noperate\nnow", "cooperate now"},
-		// Unescaping happens in a fixed order, one pass each.
-		{"&amp;lt;", "<"}, // &amp; -> & gives "&lt;", then &lt; -> <
-		{"&lt;skipped&gt;", "< skipped >"},
-		// Hyphen split only after a digit; apostrophe never split.
-		{"2-3 x-y l'eau", "2 - 3 x-y l'eau"},
-		// Non-ASCII punctuation is left alone.
-		{"¿sí?", "¿sí ?"},
-		// Python whitespace (NBSP, ideographic space, U+001F) separates
-		// tokens; zero-width space does not.
-		{"a\u00a0b\u3000c\x1fd\u200be", "a b c d\u200be"},
-	}
-	for _, c := range cases {
-		if got := Tokenize13a(c.in); got != c.want {
-			t.Errorf("Tokenize13a(%q) = %q, want %q", c.in, got, c.want)
+func TestTokenize13a(t *testing.T) {
+	for _, cases := range [][]tokCase{sacreBLEUTokCases, handTokCases} {
+		for _, c := range cases {
+			if got := Tokenize13a(c.in); got != c.want {
+				t.Errorf("Tokenize13a(%q) = %q, want %q", c.in, got, c.want)
+			}
 		}
 	}
 }
