@@ -8,8 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -69,12 +70,7 @@ func report(err error) int {
 func usage() {
 	fmt.Fprintln(os.Stderr, "mqa trains and compares multi-head, grouped-query and multi-query attention transformers.")
 	fmt.Fprintln(os.Stderr, "\nUsage: mqa COMMAND [flags]   (mqa COMMAND -h for its flags)\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(commands)) {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
 }
@@ -83,29 +79,21 @@ func init() {
 	commands["bench"] = command{"speed benchmarks (mqa bench -h lists them)", runBench}
 }
 
-func benchNames() []string {
-	names := make([]string, 0, len(benchmarks))
-	for n := range benchmarks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func runBench(args []string) error {
+	names := slices.Sorted(maps.Keys(benchmarks))
 	if len(args) == 0 || args[0] == "-h" {
 		fmt.Fprintln(os.Stderr, "Usage: mqa bench KIND [flags]; kinds:")
-		for _, n := range benchNames() {
+		for _, n := range names {
 			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, benchmarks[n].summary)
 		}
 		if len(args) == 0 {
-			return fmt.Errorf("bench: name a benchmark (%s): %w", strings.Join(benchNames(), ", "), errUsage)
+			return fmt.Errorf("bench: name a benchmark (%s): %w", strings.Join(names, ", "), errUsage)
 		}
 		return nil
 	}
 	b, ok := benchmarks[args[0]]
 	if !ok {
-		return fmt.Errorf("bench: unknown benchmark %q (allowed: %s): %w", args[0], strings.Join(benchNames(), ", "), errUsage)
+		return fmt.Errorf("bench: unknown benchmark %q (allowed: %s): %w", args[0], strings.Join(names, ", "), errUsage)
 	}
 	return b.run(args[1:])
 }
