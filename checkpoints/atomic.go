@@ -61,14 +61,20 @@ func writeFileAtomic(path string, perm fs.FileMode, write func(w io.Writer) erro
 // syncDir fsyncs a directory so that renames and creations inside it are
 // durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	return syncPath(dir, "sync dir")
+}
+
+// syncPath opens, fsyncs and closes the file or directory at path; a failed
+// fsync is reported as "what path: error".
+func syncPath(path, what string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	serr := d.Sync()
-	cerr := d.Close()
+	serr := f.Sync()
+	cerr := f.Close()
 	if serr != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, serr)
+		return fmt.Errorf("%s %s: %w", what, path, serr)
 	}
 	return cerr
 }
@@ -85,7 +91,7 @@ func syncTree(root string) error {
 		case d.IsDir():
 			dirs = append(dirs, path)
 		case d.Type().IsRegular():
-			return syncFile(path)
+			return syncPath(path, "sync")
 		}
 		return nil
 	})
@@ -99,19 +105,6 @@ func syncTree(root string) error {
 		}
 	}
 	return nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	serr := f.Sync()
-	cerr := f.Close()
-	if serr != nil {
-		return fmt.Errorf("sync %s: %w", path, serr)
-	}
-	return cerr
 }
 
 // randomSuffix returns a short random hex string for temporary names.
