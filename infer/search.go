@@ -264,6 +264,19 @@ func compareCandidates(a, b candidate) int {
 	return cmp.Compare(a.tok, b.tok)
 }
 
+// keepBest adds c to best, the n best extensions seen so far in compareCandidates order,
+// and keeps the n best: the n first of all the extensions sorted, as they are seen.
+func keepBest(best []candidate, c candidate, n int) []candidate {
+	if len(best) == n {
+		if compareCandidates(c, best[n-1]) >= 0 {
+			return best
+		}
+		best = best[:n-1]
+	}
+	i, _ := slices.BinarySearchFunc(best, c, compareCandidates)
+	return slices.Insert(best, i, c)
+}
+
 // BeamSearch decodes n sources with beam search on a stepper of n·Size rows, where rows
 // s·Size … s·Size+Size−1 belong to source s (as CPU.Translation makes them). Every
 // hypothesis starts after BOS. At each step the 2·Size best extensions of a source's live
@@ -289,12 +302,9 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 		return nil, fmt.Errorf("beam search: max length %d must be in 1..%d", opt.MaxLen, s.Capacity())
 	}
 	vocab := s.Vocab()
+	width := 2 * k // extensions ranked per source, and tokens asked per row of a Ranker
 	ranker, ranked := s.(Ranker)
-	ranked = ranked && 2*k <= min(MaxTopK, vocab)
-	perBeam := vocab // candidates per live beam
-	if ranked {
-		perBeam = 2 * k
-	}
+	ranked = ranked && width <= min(MaxTopK, vocab)
 	live := make([][]beamState, n)
 	finished := make([][]Hypothesis, n)
 	done := make([]bool, n)
@@ -309,7 +319,7 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 	maxLP := LengthPenalty(opt.MaxLen, opt.Alpha)
 	logp := make([]float64, vocab)
 	parents := make([]int, n*k)
-	cands := make([]candidate, 0, k*perBeam) // a source's extensions, reused
+	cands := make([]candidate, 0, width) // a source's best extensions, reused
 	for !allTrue(done) {
 		var (
 			logits []float32
@@ -318,7 +328,7 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 			err    error
 		)
 		if ranked {
-			ids, top, err = stepTopK(ranker, tokens, 2*k)
+			ids, top, err = stepTopK(ranker, tokens, width)
 		} else {
 			logits, err = s.Step(tokens)
 		}
@@ -335,19 +345,17 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 			cands = cands[:0]
 			for b, st := range live[src] {
 				if ranked {
-					row := st.row * perBeam
-					for j, tok := range ids[row : row+perBeam] {
-						cands = append(cands, candidate{score: st.score + float64(top[row+j]), beam: b, tok: tok})
+					row := st.row * width
+					for j, tok := range ids[row : row+width] {
+						cands = keepBest(cands, candidate{score: st.score + float64(top[row+j]), beam: b, tok: tok}, width)
 					}
 					continue
 				}
 				logSoftmax(logits[st.row*vocab:(st.row+1)*vocab], logp)
 				for tok, lp := range logp {
-					cands = append(cands, candidate{score: st.score + lp, beam: b, tok: tok})
+					cands = keepBest(cands, candidate{score: st.score + lp, beam: b, tok: tok}, width)
 				}
 			}
-			slices.SortFunc(cands, compareCandidates)
-			cands = cands[:min(2*k, len(cands))]
 			var next []beamState
 			slots := 0 // non-EOS extensions taken: live beams and those ended by the length limit
 			for rank, c := range cands {
