@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,28 +30,10 @@ func parseBytes(data []byte) ([]Tensor, map[string]string, error) {
 	return ParseSafetensors(bytes.NewReader(data), int64(len(data)), "mem.safetensors")
 }
 
+// sameBits reports whether a and b hold the same float32 bit patterns (so
+// NaNs compare equal to themselves and -0 differs from +0).
 func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
 }
 
 func TestSafetensorsRoundTrip(t *testing.T) {
@@ -102,17 +86,12 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 			t.Errorf("tensors not sorted: %q before %q", out[i-1].Name, got.Name)
 		}
 		want := byName[got.Name]
-		if !sameShape(got.Shape, want.Shape) || !sameBits(got.Data, want.Data) {
+		if !slices.Equal(got.Shape, want.Shape) || !sameBits(got.Data, want.Data) {
 			t.Errorf("tensor %q: got shape %v data %v, want shape %v data %v", got.Name, got.Shape, got.Data, want.Shape, want.Data)
 		}
 	}
-	if len(gotMeta) != len(meta) {
+	if !maps.Equal(gotMeta, meta) {
 		t.Errorf("metadata: got %v, want %v", gotMeta, meta)
-	}
-	for k, v := range meta {
-		if gotMeta[k] != v {
-			t.Errorf("metadata %q: got %q, want %q", k, gotMeta[k], v)
-		}
 	}
 
 	// Header is padded to a multiple of 8 and writing is deterministic.
@@ -434,14 +413,12 @@ func FuzzParseSafetensors(f *testing.F) {
 			t.Fatalf("round trip changed counts")
 		}
 		for i := range again {
-			if again[i].Name != tensors[i].Name || !sameShape(again[i].Shape, tensors[i].Shape) || !sameBits(again[i].Data, tensors[i].Data) {
+			if again[i].Name != tensors[i].Name || !slices.Equal(again[i].Shape, tensors[i].Shape) || !sameBits(again[i].Data, tensors[i].Data) {
 				t.Fatalf("round trip changed tensor %q", tensors[i].Name)
 			}
 		}
-		for k, v := range meta {
-			if meta2[k] != v {
-				t.Fatalf("round trip changed metadata %q", k)
-			}
+		if !maps.Equal(meta2, meta) {
+			t.Fatalf("round trip changed metadata %q to %q", meta, meta2)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,23 +48,11 @@ func FuzzTokenizerRoundTrip(f *testing.F) {
 			t.Fatalf("chunks of %q do not concatenate to it", s)
 		}
 		if len(s) < 2000 {
-			if want := naiveEncode(tok, s); !equalInts(ids, want) {
+			if want := naiveEncode(tok, s); !slices.Equal(ids, want) {
 				t.Fatalf("Encode(%q) = %v, replaying merges gives %v", s, ids, want)
 			}
 		}
 	})
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func FuzzParseTokenizer(f *testing.F) {
