@@ -43,19 +43,12 @@ func smallPairs(t *testing.T) (trainPath, validPath, testPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	write := func(name string, ps []data.Pair) string {
-		var b strings.Builder
-		for _, p := range ps {
-			b.WriteString(p.Src + "\t" + p.Tgt + "\n")
-		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
+	lines := make([]string, 240)
+	for i, p := range pairs[:240] {
+		lines[i] = p.Src + "\t" + p.Tgt
 	}
-	return write("train.tsv", pairs[:200]), write("valid.tsv", pairs[200:220]), write("test.tsv", pairs[220:240])
+	dir := t.TempDir()
+	return writeLines(t, dir, "train.tsv", lines[:200]), writeLines(t, dir, "valid.tsv", lines[200:220]), writeLines(t, dir, "test.tsv", lines[220:240])
 }
 
 // TestCommandsOnTrainedCheckpoints trains a tiny LM and a tiny translation model and drives

@@ -39,14 +39,25 @@ func smallText(t *testing.T) (trainPath, validPath, testPath string) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, ls []string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(strings.Join(ls, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+	return writeLines(t, dir, "train.txt", lines[:120]), writeLines(t, dir, "valid.txt", lines[120:130]), writeLines(t, dir, "test.txt", lines[130:140])
+}
+
+// writeLines writes lines, each ended by a newline, to dir/name and returns its path.
+func writeLines(t *testing.T, dir, name string, lines []string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return write("train.txt", lines[:120]), write("valid.txt", lines[120:130]), write("test.txt", lines[130:140])
+	return p
+}
+
+// runMQA runs the binary to the end and fails the test, with its output, if it fails.
+func runMQA(t *testing.T, bin, what string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, out)
+	}
 }
 
 func trainArgs(out, trainPath, validPath, testPath string, steps string) []string {
@@ -78,20 +89,19 @@ func TestKillAndResume(t *testing.T) {
 	tr, va, te := smallText(t)
 	const steps = "30"
 	ref := filepath.Join(t.TempDir(), "ref")
-	if out, err := exec.Command(bin, trainArgs(ref, tr, va, te, steps)...).CombinedOutput(); err != nil {
-		t.Fatalf("uninterrupted run: %v\n%s", err, out)
-	}
+	runMQA(t, bin, "uninterrupted run", trainArgs(ref, tr, va, te, steps)...)
 	run := filepath.Join(t.TempDir(), "run")
+	// args resume the run from its newest complete checkpoint, or start it when it has none.
+	args := func() []string {
+		if _, err := checkpoints.Resolve(run); err == nil {
+			return []string{"train", "-resume", run}
+		}
+		return trainArgs(run, tr, va, te, steps)
+	}
 	rng := rand.New(rand.NewPCG(7, 7))
 	kills := 0
 	for attempt := 0; attempt < 60 && kills < 20; attempt++ {
-		args := trainArgs(run, tr, va, te, steps)
-		if _, err := os.Stat(run); err == nil {
-			if _, err := checkpoints.Resolve(run); err == nil {
-				args = []string{"train", "-resume", run}
-			}
-		}
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(bin, args()...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -103,9 +113,6 @@ func TestKillAndResume(t *testing.T) {
 		case err := <-done:
 			if err != nil {
 				t.Fatalf("run ended with %v\n%s", err, stderr.String())
-			}
-			if kills >= 20 {
-				break
 			}
 			// it finished before the kill: start over from scratch for more kills
 			if err := os.RemoveAll(run); err != nil {
@@ -128,13 +135,7 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("only %d kills landed", kills)
 	}
 	// Finish the run and compare.
-	args := []string{"train", "-resume", run}
-	if _, err := checkpoints.Resolve(run); err != nil {
-		args = trainArgs(run, tr, va, te, steps)
-	}
-	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("finishing: %v\n%s", err, out)
-	}
+	runMQA(t, bin, "finishing", args()...)
 	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
 		t.Fatal("after kills and resumes the final weights differ from the uninterrupted run's")
 	}
@@ -147,9 +148,7 @@ func TestSIGINTSavesAndResumes(t *testing.T) {
 	bin := buildMQA(t)
 	tr, va, te := smallText(t)
 	ref := filepath.Join(t.TempDir(), "ref")
-	if out, err := exec.Command(bin, trainArgs(ref, tr, va, te, "150")...).CombinedOutput(); err != nil {
-		t.Fatalf("uninterrupted run: %v\n%s", err, out)
-	}
+	runMQA(t, bin, "uninterrupted run", trainArgs(ref, tr, va, te, "150")...)
 	run := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, trainArgs(run, tr, va, te, "150")...)
 	var stderr bytes.Buffer
@@ -186,9 +185,7 @@ func TestSIGINTSavesAndResumes(t *testing.T) {
 	if strings.HasSuffix(dir, "step-00000150") {
 		t.Fatal("the run finished before the interrupt; nothing was tested")
 	}
-	if out, err := exec.Command(bin, "train", "-resume", run).CombinedOutput(); err != nil {
-		t.Fatalf("resume: %v\n%s", err, out)
-	}
+	runMQA(t, bin, "resume", "train", "-resume", run)
 	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
 		t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
 	}
