@@ -116,11 +116,7 @@ func TestLoadFromPath(t *testing.T) {
 
 func TestReadTextLines(t *testing.T) {
 	long := strings.Repeat("x", 200_000) // longer than bufio.Scanner's default limit
-	tests := []struct {
-		name, in string
-		want     []string
-		wantErr  string
-	}{
+	tests := []readCase[string]{
 		{"simple", "a b\nc\n", []string{"a b", "c"}, ""},
 		{"no final newline", "a\nb", []string{"a", "b"}, ""},
 		{"blank lines skipped", "\n\na\n  \n\t\nb\n\n", []string{"a", "b"}, ""},
@@ -132,31 +128,11 @@ func TestReadTextLines(t *testing.T) {
 		{"surrogate", "\xed\xa0\x80\n", nil, "in.txt:1: invalid UTF-8"},
 		{"too long", strings.Repeat("y", MaxLineBytes+1), nil, "in.txt:1: line longer than"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ReadTextLines(strings.NewReader(tc.in), "in.txt")
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
+	testRead(t, ReadTextLines, "in.txt", tests)
 }
 
 func TestReadTSV(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     []Pair
-		wantErr  string
-	}{
+	tests := []readCase[Pair]{
 		{"simple", "a\tb\nc d\te f\n", []Pair{{"a", "b"}, {"c d", "e f"}}, ""},
 		{"blank and crlf", "\na\tb\r\n\n", []Pair{{"a", "b"}}, ""},
 		{"no final newline", "a\tb", []Pair{{"a", "b"}}, ""},
@@ -168,9 +144,23 @@ func TestReadTSV(t *testing.T) {
 		{"empty file", "", nil, "p.tsv: no pairs"},
 		{"only blank lines", "\n\n \n", nil, "p.tsv: no pairs"},
 	}
+	testRead(t, ReadTSV, "p.tsv", tests)
+}
+
+// readCase is a case for testRead: reading in gives want, or an error that
+// contains wantErr.
+type readCase[T any] struct {
+	name, in string
+	want     []T
+	wantErr  string
+}
+
+// testRead runs read on each case, with source as the source name.
+func testRead[T comparable](t *testing.T, read func(io.Reader, string) ([]T, error), source string, tests []readCase[T]) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ReadTSV(strings.NewReader(tc.in), "p.tsv")
+			got, err := read(strings.NewReader(tc.in), source)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -181,7 +171,7 @@ func TestReadTSV(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, tc.want) {
-				t.Fatalf("got %q, want %q", got, tc.want)
+				t.Fatalf("got %#v, want %#v", got, tc.want)
 			}
 		})
 	}
