@@ -40,27 +40,23 @@ func loadSampleTexts() ([]string, error) {
 	return texts, nil
 }
 
-var (
-	sampleTokOnce sync.Once
-	sampleTok     *Tokenizer
-	sampleTokErr  error
-)
+// trainSampleTokenizer trains, once, the 2000-token tokenizer on
+// sampleTexts that the tests share.
+var trainSampleTokenizer = sync.OnceValues(func() (*Tokenizer, error) {
+	texts, err := loadSampleTexts()
+	if err != nil {
+		return nil, err
+	}
+	return TrainBPE(texts, 2000)
+})
 
-// sampleTokenizer is a 2000-token tokenizer trained on sampleTexts, shared
-// by the tests.
 func sampleTokenizer(tb testing.TB) *Tokenizer {
 	tb.Helper()
-	sampleTokOnce.Do(func() {
-		var texts []string
-		texts, sampleTokErr = loadSampleTexts()
-		if sampleTokErr == nil {
-			sampleTok, sampleTokErr = TrainBPE(texts, 2000)
-		}
-	})
-	if sampleTokErr != nil {
-		tb.Fatal(sampleTokErr)
+	tok, err := trainSampleTokenizer()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return sampleTok
+	return tok
 }
 
 // naiveTrain is a slow reference BPE trainer: it recounts all pairs before

@@ -8,26 +8,23 @@ import (
 	"testing"
 )
 
-var (
-	fuzzTokOnce sync.Once
-	fuzzTok     *Tokenizer
-)
+// trainFuzzTokenizer trains, once, a small tokenizer on a little of each
+// corpus.
+var trainFuzzTokenizer = sync.OnceValues(func() (*Tokenizer, error) {
+	return TrainBPE([]string{
+		"It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
+		"En el principio crió Dios los cielos y la tierra.",
+		"Wählen Sie Format - Zeichen, um die Schriftart zu ändern.",
+		"Call me Ishmael. Some years ago—never mind how long precisely—",
+	}, 400)
+})
 
-// fuzzTokenizer is a small tokenizer trained on a little of each corpus.
 func fuzzTokenizer(t *testing.T) *Tokenizer {
-	fuzzTokOnce.Do(func() {
-		texts := []string{
-			"It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.",
-			"En el principio crió Dios los cielos y la tierra.",
-			"Wählen Sie Format - Zeichen, um die Schriftart zu ändern.",
-			"Call me Ishmael. Some years ago—never mind how long precisely—",
-		}
-		fuzzTok, _ = TrainBPE(texts, 400)
-	})
-	if fuzzTok == nil {
-		t.Fatal("could not train the fuzz tokenizer")
+	tok, err := trainFuzzTokenizer()
+	if err != nil {
+		t.Fatal("could not train the fuzz tokenizer:", err)
 	}
-	return fuzzTok
+	return tok
 }
 
 func FuzzTokenizerRoundTrip(f *testing.F) {
