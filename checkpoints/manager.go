@@ -59,10 +59,8 @@ func (m Manager) Save(step int, valLoss float64, fill func(dir string) error) (s
 		return "", fmt.Errorf("save checkpoint in %s: clean up: %w", m.Root, err)
 	}
 	dir := m.StepDir(step)
-	done := Completion{Step: step, Time: time.Now().UTC()}
-	if !math.IsNaN(valLoss) && !math.IsInf(valLoss, 0) {
-		done.ValLoss = &valLoss
-	}
+	// writeDirAtomic records a NaN or infinite valLoss as unknown.
+	done := Completion{Step: step, ValLoss: &valLoss, Time: time.Now().UTC()}
 	if err := writeDirAtomic(dir, done, fill); err != nil {
 		return "", err
 	}
