@@ -42,12 +42,13 @@ func ReadJSON(path string, v any, maxBytes int64) error {
 	if int64(len(data)) > maxBytes {
 		return fmt.Errorf("read %s: file exceeds limit of %d bytes", path, maxBytes)
 	}
-	return decodeStrict(data, v, path)
+	return DecodeJSON(data, v, path)
 }
 
-// decodeStrict decodes exactly one JSON value from data into v, rejecting
-// unknown fields and trailing data. source names the input in errors.
-func decodeStrict(data []byte, v any, source string) error {
+// DecodeJSON decodes exactly one JSON value from data into v, as ReadJSON
+// does: unknown fields and trailing data are errors. source names the input
+// in errors.
+func DecodeJSON(data []byte, v any, source string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -119,7 +119,7 @@ func FuzzReadJSON(f *testing.F) {
 	f.Add([]byte(`{} {}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var v testConfig
-		if err := decodeStrict(data, &v, "fuzz.json"); err != nil {
+		if err := DecodeJSON(data, &v, "fuzz.json"); err != nil {
 			if !strings.Contains(err.Error(), "fuzz.json") {
 				t.Fatalf("error does not name the source: %v", err)
 			}
@@ -135,7 +135,7 @@ func FuzzReadJSON(f *testing.F) {
 			t.Fatal(err)
 		}
 		var again testConfig
-		if err := decodeStrict(enc, &again, "again.json"); err != nil {
+		if err := DecodeJSON(enc, &again, "again.json"); err != nil {
 			t.Fatalf("re-encoded value rejected: %v", err)
 		}
 		if !reflect.DeepEqual(v, again) {

@@ -4,14 +4,13 @@
 package models
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 
+	"mqa/checkpoints"
 	"mqa/layers"
 	"mqa/layers/ops"
 )
@@ -99,13 +98,8 @@ func (c Config) Validate() error {
 // ParseConfig decodes a config strictly (unknown fields are errors) and validates it.
 func ParseConfig(data []byte, source string) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%s: %w", source, err)
-	}
-	if dec.More() {
-		return c, fmt.Errorf("%s: data after the config object", source)
+	if err := checkpoints.DecodeJSON(data, &c, source); err != nil {
+		return c, err
 	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%s: %w", source, err)

@@ -45,22 +45,14 @@ func Tensors(params *layers.Params, prefix string) []checkpoints.Tensor {
 // LoadConfig reads and validates dir/config.json.
 func LoadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, ConfigFile)
-	data, err := readLimited(path, maxConfigBytes)
-	if err != nil {
-		return Config{}, err
+	var c Config
+	if err := checkpoints.ReadJSON(path, &c, maxConfigBytes); err != nil {
+		return c, err
 	}
-	return ParseConfig(data, path)
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
 	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes is larger than the %d allowed", path, fi.Size(), limit)
-	}
-	return os.ReadFile(path)
+	return c, nil
 }
 
 // ModelDir returns the directory holding a model: path itself when it has a config.json,

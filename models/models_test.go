@@ -1,6 +1,7 @@
 package models
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -118,6 +119,15 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(`{"task":"lm","bogus":1}`), "config.json"); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("unknown field: %v", err)
+	}
+	good, err := json.Marshal(handLM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tail := range []string{"]", "}", "{}", "1"} {
+		if _, err := ParseConfig(append(good, tail...), "config.json"); err == nil || !strings.Contains(err.Error(), "trailing data") {
+			t.Errorf("config followed by %q: %v, want a trailing-data error", tail, err)
+		}
 	}
 	if _, err := Preset("huge", TaskLM, 100); err == nil || !strings.Contains(err.Error(), "tiny") {
 		t.Errorf("unknown preset: %v", err)
