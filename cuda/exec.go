@@ -347,7 +347,9 @@ func auxBytes(pn *PlanNode, nodes []PlanNode) int64 {
 	case KCrossEntropyGrad:
 		return 4
 	case KNormGrad:
-		return 8 * int64(nodes[pn.In[0]].Shape[0])
+		if pn.Node.Op().(ops.NormGrad).Wrt == 1 { // the rows' mean and 1/σ for the gamma sums
+			return 8 * int64(nodes[pn.In[0]].Shape[0])
+		}
 	case KDecodeAttention:
 		if pn.Splits > 1 {
 			op := pn.Node.Op().(ops.DecodeAttention)
@@ -743,9 +745,7 @@ func (e *Executor) build(p *program) error {
 					return d.launch("k_col_sum_xhat", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[2], in[0], aux, int32(rows), int32(dim))
 				}
 			default:
-				step = func() error {
-					return d.launch("k_col_sum", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[2], int32(rows), int32(dim))
-				}
+				return fmt.Errorf("cuda: %v: no gradient with respect to input %d", op, op.Wrt)
 			}
 		case KActivation, KActivationGrad:
 			var kind string

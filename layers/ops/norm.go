@@ -119,11 +119,18 @@ func (op Norm) DiffWRT(n int) []bool {
 	return d
 }
 
-// SymDiff returns the gradients for x, gamma and (LayerNorm) beta.
+// SymDiff returns the gradients for x, gamma and (LayerNorm) beta; beta's is the column sum
+// of the upstream gradient (ColSum).
 func (op Norm) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	out := make(G.Nodes, len(inputs))
 	for wrt := range inputs {
-		n, err := G.ApplyOp(NormGrad{RMS: op.RMS, Eps: op.Eps, Wrt: wrt}, inputs[0], inputs[1], grad)
+		var n *G.Node
+		var err error
+		if wrt == 2 {
+			n, err = G.ApplyOp(ColSum{}, grad)
+		} else {
+			n, err = G.ApplyOp(NormGrad{RMS: op.RMS, Eps: op.Eps, Wrt: wrt}, inputs[0], inputs[1], grad)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +140,7 @@ func (op Norm) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 }
 
 // NormGrad maps (x, gamma, upstream gradient) to the gradient of Norm with respect to its
-// input number Wrt: 0 for x, 1 for gamma, 2 for beta.
+// input number Wrt: 0 for x, 1 for gamma (beta's gradient is a ColSum).
 type NormGrad struct {
 	base
 	RMS bool
@@ -187,7 +194,7 @@ func (op NormGrad) Do(vals ...G.Value) (G.Value, error) {
 
 func normBwd[T float](op NormGrad, d int, in [][]T, out []T) {
 	x, gamma, g := in[0], in[1], in[2]
-	acc := make([]float64, d) // column sums for gamma and beta
+	acc := make([]float64, d) // column sums for gamma
 	for off := 0; off < len(x); off += d {
 		row, gr := x[off:off+d], g[off:off+d]
 		mean, rstd := rowStats(row, op.RMS, op.Eps)
@@ -195,10 +202,6 @@ func normBwd[T float](op NormGrad, d int, in [][]T, out []T) {
 		case 1:
 			for j := range row {
 				acc[j] += float64(gr[j]) * (float64(row[j]) - mean) * rstd
-			}
-		case 2:
-			for j := range row {
-				acc[j] += float64(gr[j])
 			}
 		default:
 			// dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat ⊙ xhat)), without the
