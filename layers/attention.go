@@ -143,10 +143,18 @@ func (a Attention) project(b *Graph, mem *G.Node, which string, pos *G.Node, s S
 	return G.Reshape(y, tensor.Shape{s.Batch * a.KVHeads, s.KeyLen, a.HeadDim})
 }
 
+// Scale is the factor 1/√d_k of the attention logits.
+func (a Attention) Scale() float64 { return 1 / math.Sqrt(float64(a.HeadDim)) }
+
+// Output is the output projection of the heads' values o [rows, Heads·HeadDim]: [rows, Dim].
+func (a Attention) Output(b *Graph, o *G.Node) (*G.Node, error) {
+	return Linear{Name: a.Name + ".o", In: a.Heads * a.HeadDim, Out: a.Dim, Bias: a.Bias}.Forward(b, o)
+}
+
 // Softmax returns the masked softmax op for a call of this shape.
 func (a Attention) Softmax(s Shape) ops.Softmax {
 	return ops.Softmax{
-		Scale:      1 / math.Sqrt(float64(a.HeadDim)),
+		Scale:      a.Scale(),
 		Groups:     a.KVHeads,
 		QueryLen:   s.QueryLen,
 		KeyOffset:  s.KeyOffset,
@@ -182,5 +190,5 @@ func (a Attention) Attend(b *Graph, q, k, v *G.Node, s Shape) (*G.Node, error) {
 	if o, err = G.Reshape(o, tensor.Shape{s.Batch * t, a.Heads * a.HeadDim}); err != nil {
 		return nil, err
 	}
-	return Linear{Name: a.Name + ".o", In: a.Heads * a.HeadDim, Out: a.Dim, Bias: a.Bias}.Forward(b, o)
+	return a.Output(b, o)
 }

@@ -2,7 +2,6 @@ package models
 
 import (
 	"fmt"
-	"math"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -120,12 +119,12 @@ func (s *DecodeStep) attend(a layers.Attention, h, k, v, newK, newV, lengths *G.
 		return nil, err
 	}
 	op := ops.DecodeAttention{Heads: a.Heads, KVHeads: a.KVHeads, HeadDim: a.HeadDim,
-		Scale: 1 / math.Sqrt(float64(a.HeadDim)), Window: a.Window, HasNew: newK != nil}
+		Scale: a.Scale(), Window: a.Window, HasNew: newK != nil}
 	o, err := ops.NewDecodeAttention(op, q, k, v, newK, newV, lengths)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", a.Name, err)
 	}
-	return layers.Linear{Name: a.Name + ".o", In: a.Heads * a.HeadDim, Out: a.Dim, Bias: a.Bias}.Forward(s.Graph, o)
+	return a.Output(s.Graph, o)
 }
 
 // Encoder is the encoder graph of a translation model for one padded source batch; it
