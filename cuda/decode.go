@@ -30,7 +30,8 @@ import (
 var decodeSource string
 
 var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
-	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_combine", "k_decode_attn_ref_f32",
+	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
+	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128", "k_decode_combine", "k_decode_attn_ref_f32",
 	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
 	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
@@ -52,14 +53,14 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 	if op.HasNew {
 		keysCap++
 	}
-	l, err := planDecodeLaunch(op, rows, keysCap, d.sms, e.decKernel)
+	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
+	l, err := planDecodeLaunch(op, rows, keysCap, d.sms, e.decKernel, bf16)
 	if err != nil {
 		return nil, err
 	}
 	if l.Splits != max(pn.Splits, 1) {
 		return nil, fmt.Errorf("cuda: %v planned with %d splits, laid out for %d", op, l.Splits, pn.Splits)
 	}
-	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
 	q, k, v, lengths := in[0], in[1], in[2], in[len(in)-1]
 	var nk, nv dptr
 	if op.HasNew {
@@ -82,7 +83,7 @@ func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf
 		suffix = "_bf16"
 	}
 	if !l.Fast {
-		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{128, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv,
+		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv,
 			lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
 	}
 	s := l.Splits
@@ -92,7 +93,11 @@ func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf
 		wsM = ws.add(4 * rows * h * s * dk)
 		wsL = wsM.add(4 * rows * h * s)
 	}
-	if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{decThreads, 1, 1}, l.SmemBytes, out, wsO, wsM,
+	name := fastDecodeKernel(suffix, r)
+	if l.MMA {
+		name = fmt.Sprintf("k_decode_mma%s_d%d", suffix, dk)
+	}
+	if err := d.launch(name, [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM,
 		wsL, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
 		return err
 	}
@@ -305,7 +310,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		if op.HasNew {
 			keys++
 		}
-		l, err := planDecodeLaunch(op, rows, keys, d.sms, dec.Opt.Kernel)
+		l, err := planDecodeLaunch(op, rows, keys, d.sms, dec.Opt.Kernel, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
 		if err != nil {
 			return nil, err
 		}
@@ -397,7 +402,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	return dp, nil
 }
 
-// fastDecodeKernel names the instance of the fast kernel for r query heads per K/V head and
+// fastDecodeKernel names the instance of the CUDA-core split kernel for r query heads per K/V head and
 // the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else the one
 // for up to decMaxR.
 func fastDecodeKernel(suffix string, r int) string {

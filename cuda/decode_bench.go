@@ -341,7 +341,8 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 }
 
 // decodeAttentionOnce runs one DecodeAttention on the GPU over host inputs (tests): the
-// fast kernel with the given splits (0: as planned) or the reference kernel, f32 or bf16 K/V.
+// given kernel (fast, simt or ref) with the given splits (0: as planned; split kernels only),
+// f32 or bf16 K/V.
 func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv []float32, lengths []int, maxLen int,
 	bf16 bool, kernel string, splits int) ([]float32, error) {
 	rows := len(lengths)
@@ -352,7 +353,7 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 		if op.HasNew {
 			keys++
 		}
-		l, err := planDecodeLaunch(op, rows, keys, d.sms, kernel)
+		l, err := planDecodeLaunch(op, rows, keys, d.sms, kernel, bf16)
 		if err != nil {
 			return err
 		}

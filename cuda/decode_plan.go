@@ -23,7 +23,7 @@ type DecodeOptions struct {
 	Cache  string // element type of the self-attention K/V cache: "fp32" (default) or "bf16"
 	Math   string // GEMMs: "fp32" (default, strict), "tf32", or "bf16" (bf16 copies of the weights and of each product's input, FP32 accumulation)
 	Graphs bool   // replay each step as a captured CUDA graph
-	Kernel string // decode attention: "fast" (default; split, K/V rows read once per group) or "ref"
+	Kernel string // decode attention: "fast" (default: the tensor-core kernel where it applies, else "simt"), "simt" (the CUDA-core split kernel) or "ref"
 }
 
 // DefaultDecodeOptions are FP32 cache and GEMMs, CUDA graphs on, the fast kernel.
@@ -38,8 +38,8 @@ func (o DecodeOptions) Validate() error {
 		return fmt.Errorf("cuda decode: cache type %q (allowed: fp32, bf16)", o.Cache)
 	case o.Math != "fp32" && o.Math != "tf32" && o.Math != "bf16":
 		return fmt.Errorf("cuda decode: math %q (allowed: fp32, tf32, bf16)", o.Math)
-	case o.Kernel != "fast" && o.Kernel != "ref":
-		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, ref)", o.Kernel)
+	case o.Kernel != "fast" && o.Kernel != "simt" && o.Kernel != "ref":
+		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, simt, ref)", o.Kernel)
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ type DecodeBenchSpec struct {
 	HostSteps    int   // also time this many host-driven search steps (StepTopK, and Reorder for beams), 0: none
 	Seed         uint64
 	Math         string // fp32 or tf32 GEMMs
-	Kernel       string // fast or ref
+	Kernel       string // fast, simt or ref
 	MemFraction  float64
 }
 
@@ -159,25 +159,30 @@ func (p *Plan) keep(nodes []*G.Node) error {
 	return nil
 }
 
-// Limits of the fast decode-attention kernel (kernels/decode.cu: DEC_NT, DEC_TK, DEC_MAXR).
+// Limits of the split decode-attention kernels (kernels/decode.cu: DEC_NT, DEC_TK, DEC_MAXR,
+// MMA_TK).
 const (
 	decThreads = 128
-	decTile    = 64
+	decTile    = 64 // keys per tile of the CUDA-core kernel, and the least keys per split of both
 	decMaxR    = 8
 	decMaxSplt = 64
+	mmaTile    = 16 // keys per warp tile of the tensor-core kernel
+	mmaWarps   = 4  // most warps per block of the tensor-core kernel
 	smemLimit  = 48 << 10
 )
 
 // decodeLaunch is how one DecodeAttention node runs.
 type decodeLaunch struct {
-	Fast      bool
+	Fast      bool // a split kernel (tensor-core or CUDA-core), else the reference kernel
+	MMA       bool // the tensor-core kernel
+	Threads   int
 	Splits    int
 	SmemBytes int
 	WSFloats  int // workspace of the split partials: B·h·S·dk (+ 2·B·h·S for m and l)
 	Reason    string
 }
 
-// fastDecodeOK says whether the fast kernel handles a head width and group size.
+// fastDecodeOK says whether the CUDA-core split kernel handles a head width and group size.
 func fastDecodeOK(headDim, group int) bool {
 	switch headDim {
 	case 4, 8, 16, 32, 64, 128:
@@ -186,12 +191,33 @@ func fastDecodeOK(headDim, group int) bool {
 	return false
 }
 
+// mmaDecodeOK says whether the tensor-core kernel handles a head width and group size (it has
+// instances for these head widths).
+func mmaDecodeOK(headDim, group int) bool {
+	switch headDim {
+	case 16, 32, 64, 128:
+		return group >= 1 && group <= decMaxR
+	}
+	return false
+}
+
+// mmaWarpBytes is the shared memory in which one warp of the tensor-core kernel double-buffers
+// its tiles: 2 × mmaTile rows of K (dk + 8 elements) and V (dk + 8 for bf16, dk + 4 for FP32).
+func mmaWarpBytes(dk int, bf16 bool) int {
+	if bf16 {
+		return 2 * mmaTile * (2*dk + 16) * 2
+	}
+	return 2 * mmaTile * (2*dk + 12) * 4
+}
+
 // planDecodeLaunch chooses the kernel, the number of key splits and the shared memory for a
 // DecodeAttention over rows sequences with keysCap = the most keys a row can see (cache
-// length, +1 for the new row), on a GPU of sms multiprocessors. Splits are chosen so that
-// rows·kv·splits blocks fill the GPU about four times over, with at least two tiles of keys per
-// split (more splits than the keys fill stay empty: the kernel takes the length as data).
-func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string) (decodeLaunch, error) {
+// length, +1 for the new row) and a bf16 or FP32 cache, on a GPU of sms multiprocessors. Splits
+// are chosen so that rows·kv·splits blocks fill the GPU about four times over, with at least
+// two 64-key chunks per split (more splits than the keys fill stay empty: the kernels take the
+// length as data). kernel "fast" takes the tensor-core kernel where it applies, "simt" the
+// CUDA-core one, "ref" the reference kernel.
+func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string, bf16 bool) (decodeLaunch, error) {
 	r := op.Heads / op.KVHeads
 	dk := op.HeadDim
 	if kernel != "ref" && fastDecodeOK(dk, r) {
@@ -199,9 +225,14 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 		s := (4*max(sms, 1) + blocks - 1) / blocks
 		s = min(s, (keysCap+2*decTile-1)/(2*decTile), decMaxSplt)
 		s = max(s, 1)
-		tile := max(decTile*(dk+4), decThreads*r*4)
-		smem := 4 * (r*dk + tile + r*decTile + 3*decMaxR)
-		l := decodeLaunch{Fast: true, Splits: s, SmemBytes: smem}
+		l := decodeLaunch{Fast: true, Splits: s, Threads: decThreads}
+		if kernel == "fast" && mmaDecodeOK(dk, r) {
+			warps := min(mmaWarps, smemLimit/mmaWarpBytes(dk, bf16))
+			l.MMA, l.Threads, l.SmemBytes = true, 32*warps, warps*mmaWarpBytes(dk, bf16)
+		} else {
+			tile := max(decTile*(dk+4), decThreads*r*4)
+			l.SmemBytes = 4 * (r*dk + tile + r*decTile + 3*decMaxR)
+		}
 		if s > 1 {
 			l.WSFloats = rows * op.Heads * s * (dk + 2)
 		}
@@ -218,7 +249,7 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 	if kernel != "ref" {
 		reason = fmt.Sprintf("head_dim %d / %d query heads per K/V head outside the fast kernel's limits", dk, r)
 	}
-	return decodeLaunch{Fast: false, Splits: 1, SmemBytes: smem, Reason: reason}, nil
+	return decodeLaunch{Fast: false, Threads: 128, Splits: 1, SmemBytes: smem, Reason: reason}, nil
 }
 
 // decodeAttnModel is the fast kernel's arithmetic in Go (float32 like the GPU): the same

@@ -184,24 +184,36 @@ func TestPlanDecodeLaunch(t *testing.T) {
 		{mha, 8, 129, 2},
 		{mqa, 1, 10, 1},
 	} {
-		l, err := planDecodeLaunch(c.op, c.rows, c.keys, 132, "fast")
-		if err != nil || !l.Fast || l.Splits != c.want {
-			t.Errorf("%v rows %d keys %d: %+v, %v; want %d splits", c.op, c.rows, c.keys, l, err, c.want)
-		}
-	}
-	for _, dk := range []int{4, 8, 16, 32, 64, 128} {
-		for r := 1; r <= decMaxR; r++ {
-			l, err := planDecodeLaunch(ops.DecodeAttention{Heads: r, KVHeads: 1, HeadDim: dk}, 1, 100, 132, "fast")
-			if err != nil || l.SmemBytes > smemLimit {
-				t.Errorf("dk %d r %d: %+v %v", dk, r, l, err)
+		for _, kernel := range []string{"fast", "simt"} {
+			l, err := planDecodeLaunch(c.op, c.rows, c.keys, 132, kernel, false)
+			if err != nil || !l.Fast || l.MMA != (kernel == "fast") || l.Splits != c.want {
+				t.Errorf("%v rows %d keys %d %s: %+v, %v; want %d splits", c.op, c.rows, c.keys, kernel, l, err, c.want)
 			}
 		}
 	}
-	l, err := planDecodeLaunch(ops.DecodeAttention{Heads: 16, KVHeads: 1, HeadDim: 64}, 1, 100, 132, "fast")
+	// every head width and group size of the split kernels fits in shared memory, with whole warps
+	for _, dk := range []int{4, 8, 16, 32, 64, 128} {
+		for r := 1; r <= decMaxR; r++ {
+			for _, bf16 := range []bool{false, true} {
+				l, err := planDecodeLaunch(ops.DecodeAttention{Heads: r, KVHeads: 1, HeadDim: dk}, 1, 100, 132, "fast", bf16)
+				if err != nil || l.SmemBytes > smemLimit || l.Threads%32 != 0 || l.Threads < 32 || l.MMA != (dk >= 16) {
+					t.Errorf("dk %d r %d bf16 %v: %+v %v", dk, r, bf16, l, err)
+				}
+				// the tensor-core kernel merges its warps' results over the stage buffers
+				if l.MMA && 4*(l.Threads/32)*8*(dk+2) > l.SmemBytes {
+					t.Errorf("dk %d r %d bf16 %v: merge area exceeds %d bytes", dk, r, bf16, l.SmemBytes)
+				}
+			}
+		}
+	}
+	if l, _ := planDecodeLaunch(ops.DecodeAttention{Heads: 8, KVHeads: 1, HeadDim: 128}, 1, 100, 132, "fast", false); l.Threads != 32 {
+		t.Errorf("FP32 cache, dk 128: %d threads, want one warp (34 KiB of stages per warp)", l.Threads)
+	}
+	l, err := planDecodeLaunch(ops.DecodeAttention{Heads: 16, KVHeads: 1, HeadDim: 64}, 1, 100, 132, "fast", false)
 	if err != nil || l.Fast || l.Reason == "" {
 		t.Errorf("16 query heads per K/V head should fall back to the reference kernel: %+v %v", l, err)
 	}
-	if _, err := planDecodeLaunch(ops.DecodeAttention{Heads: 2, KVHeads: 1, HeadDim: 24}, 1, 20000, 132, "fast"); err == nil {
+	if _, err := planDecodeLaunch(ops.DecodeAttention{Heads: 2, KVHeads: 1, HeadDim: 24}, 1, 20000, 132, "fast", false); err == nil {
 		t.Errorf("no error for a reference kernel over 20000 keys")
 	}
 }

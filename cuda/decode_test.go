@@ -118,7 +118,7 @@ func TestDecodeAttentionKernel(t *testing.T) {
 				for _, run := range []struct {
 					kernel string
 					splits int
-				}{{"fast", 1}, {"fast", 3}, {"fast", 0}, {"ref", 0}} {
+				}{{"fast", 1}, {"fast", 3}, {"fast", 0}, {"simt", 1}, {"simt", 3}, {"simt", 0}, {"ref", 0}} {
 					got, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits)
 					if err != nil {
 						t.Fatalf("%s %s: %v", size, c.name, err)
@@ -166,6 +166,7 @@ func TestDecodeParityCPU(t *testing.T) {
 		for _, opt := range []DecodeOptions{
 			{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast"},
 			{Cache: "fp32", Math: "fp32", Graphs: false, Kernel: "ref"},
+			{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "simt"},
 			{Cache: "bf16", Math: "fp32", Graphs: true, Kernel: "fast"},
 			{Cache: "bf16", Math: "bf16", Graphs: true, Kernel: "fast"},
 		} {

@@ -37,7 +37,7 @@ func runBenchDecode(args []string) error {
 	device := fs.String("device", "cpu", "cpu or cuda (a build with -tags mqacuda); cuda times the captured step with the greedy choice on the GPU")
 	caches := fs.String("cache", "fp32", "cuda: K/V cache types to measure, comma-separated (fp32, bf16)")
 	mathMode := fs.String("math", "fp32", "cuda: GEMM arithmetic: fp32, tf32 or bf16 (bf16 copies of the weights and GEMM inputs, FP32 accumulation)")
-	kernel := fs.String("kernel", "fast", "cuda: decode-attention kernel, fast or ref")
+	kernel := fs.String("kernel", "fast", "cuda: decode-attention kernel: fast (tensor cores where they apply), simt (CUDA cores) or ref")
 	hostSteps := fs.Int("host-steps", 0, "cuda: also time this many host-driven search steps (GPU ranking, candidates back, beam reorder)")
 	preset := fs.String("preset", "small", "model size: "+strings.Join(models.Presets(), ", ")+" (random weights)")
 	task := fs.String("task", "lm", "lm or translate")

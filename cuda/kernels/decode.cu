@@ -214,6 +214,328 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
     }
 }
 
+// ---- the tensor-core decode attention -------------------------------------------------------
+// Same inputs, splits and partial outputs as decode_attn, for up to DEC_MAXR query heads per K/V
+// head and dk ∈ {16, 32, 64, 128}; scores and weighted sums on the tensor cores (mma.sync), the
+// cache streamed through shared memory by cp.async while the previous tile is multiplied.
+//
+// Block (b, g, s) of NW warps (NW·32 threads). The split's cached keys are cut into tiles of
+// MMA_TK = 16 keys; warp w takes tiles w, w+NW, … with its own online softmax, double-buffering
+// its tiles (cp.async of tile i+NW while tile i is used), so warps never wait for each other
+// until the end, when the NW partial results are merged through shared memory. The step's own
+// row (nk, nv, FP32) is taken by one warp after its tiles, in FP32 on the CUDA cores.
+//
+// The MMA's 16 rows are the group's (up to 8) query heads twice: row i holds the high part of
+// query i, row i + 8 the low part (q = hi + lo, both rounded to the MMA's input type), so a
+// score is row i + row i + 8 and the products keep about 16 (bf16) or 21 (tf32) bits of q; the
+// probabilities P are split the same way for P·V. The cache's own elements are exact in bf16
+// (BF16 cache: m16n8k16 bf16 MMAs); an FP32 cache is split into tf32 high and low parts too
+// (m16n8k8 tf32 MMAs, four products each), which keeps FP32 accuracy (≈ 2⁻²¹ relative per term).
+// Lane l of a warp is (group gq = l / 4, thread tq = l % 4) in the MMA fragment layouts: it owns
+// query head gq's scores of keys 2·tq, 2·tq + 1 of each 8-key half of a tile, and its output
+// columns 2·tq, 2·tq + 1 of each 8-column block.
+//
+// Shared memory per warp: 2 stages × MMA_TK rows of K (dk + 8 elements: conflict-free fragment
+// loads) and of V (dk + 8 for bf16, ldmatrix.trans; dk + 4 for FP32); after the tiles, the
+// merge area NW·8·(dk + 2) floats reuses it.
+#define MMA_TK 16
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+// 16 bytes global → shared, asynchronously; src_bytes 0 writes zeros (rows past the tile's end).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+// Two floats as a bf16 pair, x0 in the low half (the lower fragment index), rounded to nearest.
+__device__ __forceinline__ unsigned pack_bf16(float x0, float x1) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(x1), "f"(x0));
+    return r;
+}
+// x = hi + lo + O(2⁻¹⁶·|x|), each pair packed as pack_bf16.
+__device__ __forceinline__ void split_bf16(float x0, float x1, unsigned* hi, unsigned* lo) {
+    unsigned h = pack_bf16(x0, x1);
+    *hi = h;
+    *lo = pack_bf16(x0 - __uint_as_float(h << 16), x1 - __uint_as_float(h & 0xffff0000u));
+}
+// x = hi + lo + O(2⁻²²·|x|) in tf32.
+__device__ __forceinline__ void split_tf32(float x, unsigned* hi, unsigned* lo) {
+    unsigned h, l;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(h) : "f"(x));
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(l) : "f"(x - __uint_as_float(h)));
+    *hi = h;
+    *lo = l;
+}
+__device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma_tf32(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// What differs between the BF16 and the FP32 cache: the A fragments of q, the scores of a tile,
+// and P·V. QF is the number of 4-register A fragments of q.
+template <typename T, int DK> struct MmaCache;
+
+template <int DK> struct MmaCache<bf16_t, DK> {
+    static const int KS = DK + 8, VS = DK + 8, QF = DK / 16;
+    // q row (scaled) → A fragments over 16-dim chunks: rows gq (hi) and gq + 8 (lo).
+    __device__ static void load_q(unsigned (*qa)[4], const float* qg, float scale, int tq) {
+#pragma unroll
+        for (int c = 0; c < QF; c++) {
+            const float* x = qg + 16 * c + 2 * tq;
+            split_bf16(x[0] * scale, x[1] * scale, &qa[c][0], &qa[c][1]);
+            split_bf16(x[8] * scale, x[9] * scale, &qa[c][2], &qa[c][3]);
+        }
+    }
+    // s[j] = the 16×8 score block of keys 8j … 8j+7 of the tile.
+    __device__ static void scores(float (*s)[4], unsigned (*qa)[4], const bf16_t* ks, int gq, int tq) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const bf16_t* kr = ks + (8 * j + gq) * KS + 2 * tq;
+#pragma unroll
+            for (int c = 0; c < QF; c++)
+                mma_bf16(s[j], qa[c], *(const unsigned*)(kr + 16 * c), *(const unsigned*)(kr + 16 * c + 8));
+        }
+    }
+    // o += P·V for the tile; p[j][e] is the probability of key 8j + 2·tq + e for head gq.
+    __device__ static void pv(float (*o)[4], float (*p)[2], const bf16_t* vs, int lane) {
+        unsigned a[4];
+        split_bf16(p[0][0], p[0][1], &a[0], &a[1]);
+        split_bf16(p[1][0], p[1][1], &a[2], &a[3]);
+        const int mi = lane >> 3, row = (lane & 7) + 8 * (mi & 1);
+        const unsigned base = smem_addr(vs + row * VS + 8 * (mi >> 1));
+#pragma unroll
+        for (int nb = 0; nb < DK / 8; nb += 2) {
+            unsigned b0, b1, b2, b3;
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                         : "r"(base + 16 * nb)
+                         : "memory");
+            mma_bf16(o[nb], a, b0, b1);
+            mma_bf16(o[nb + 1], a, b2, b3);
+        }
+    }
+};
+
+template <int DK> struct MmaCache<float, DK> {
+    static const int KS = DK + 8, VS = DK + 4, QF = DK / 8;
+    // tf32 fragments over 8-dim chunks c; A column tq is dim 8c + 2·tq, column tq + 4 is dim
+    // 8c + 2·tq + 1 (the scores' B fragments use the same pairing).
+    __device__ static void load_q(unsigned (*qa)[4], const float* qg, float scale, int tq) {
+#pragma unroll
+        for (int c = 0; c < QF; c++) {
+            split_tf32(qg[8 * c + 2 * tq] * scale, &qa[c][0], &qa[c][1]);
+            split_tf32(qg[8 * c + 2 * tq + 1] * scale, &qa[c][2], &qa[c][3]);
+        }
+    }
+    __device__ static void scores(float (*s)[4], unsigned (*qa)[4], const float* ks, int gq, int tq) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const float* kr = ks + (8 * j + gq) * KS + 2 * tq;
+#pragma unroll
+            for (int c = 0; c < QF; c++) {
+                float2 k2 = *(const float2*)(kr + 8 * c);
+                unsigned h0, l0, h1, l1;
+                split_tf32(k2.x, &h0, &l0);
+                split_tf32(k2.y, &h1, &l1);
+                mma_tf32(s[j], qa[c], h0, h1);
+                mma_tf32(s[j], qa[c], l0, l1);
+            }
+        }
+    }
+    // 8-key chunk j: A column tq is key 8j + 2·tq, column tq + 4 key 8j + 2·tq + 1.
+    __device__ static void pv(float (*o)[4], float (*p)[2], const float* vs, int lane) {
+        const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            unsigned a[4];
+            split_tf32(p[j][0], &a[0], &a[1]);
+            split_tf32(p[j][1], &a[2], &a[3]);
+            const float* v0 = vs + (8 * j + 2 * tq) * VS + gq;
+#pragma unroll
+            for (int nb = 0; nb < DK / 8; nb++) {
+                unsigned h0, l0, h1, l1;
+                split_tf32(v0[8 * nb], &h0, &l0);
+                split_tf32(v0[VS + 8 * nb], &h1, &l1);
+                mma_tf32(o[nb], a, h0, h1);
+                mma_tf32(o[nb], a, l0, l1);
+            }
+        }
+    }
+};
+
+template <typename T, int DK>
+__device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
+                                const float* nk, const float* nv, const int* lengths, int kvh, int r, int maxLen,
+                                int window, float scale, int splits) {
+    typedef MmaCache<T, DK> C;
+    extern __shared__ float4 dec_smem4[];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, NW = blockDim.x >> 5;
+    const int gq = lane >> 2, tq = lane & 3;
+    const int bg = blockIdx.x, b = bg / kvh, s = blockIdx.y;
+    const int stageElems = MMA_TK * (C::KS + C::VS);
+    T* stage = (T*)dec_smem4 + w * 2 * stageElems;
+
+    const int n = lengths[b];
+    int lo = 0, keys = 0, total = 0;
+    if (n >= 0) {
+        if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
+        keys = n - lo;
+        total = keys + (nk != 0 ? 1 : 0);
+    }
+    const int chunk = max((total + splits - 1) / splits, DEC_TK); // as decode_attn: the same partials
+    const int k0 = min(total, s * chunk), k1 = min(total, k0 + chunk);
+    const int kc = min(k1, keys); // cached keys of this split: k0 … kc−1
+    const int tiles = kc > k0 ? (kc - k0 + MMA_TK - 1) / MMA_TK : 0;
+
+    // A fragments of the group's queries, scaled (rows of heads past r are zero).
+    const float* qg = q + ((long long)bg * r + gq) * DK;
+    unsigned qa[C::QF][4];
+    if (gq < r) {
+        C::load_q(qa, qg, scale, tq);
+    } else {
+#pragma unroll
+        for (int c = 0; c < C::QF; c++) qa[c][0] = qa[c][1] = qa[c][2] = qa[c][3] = 0u;
+    }
+
+    float o[DK / 8][4];
+#pragma unroll
+    for (int nb = 0; nb < DK / 8; nb++) o[nb][0] = o[nb][1] = o[nb][2] = o[nb][3] = 0.f;
+    float m = NEG_INF, l = 0.f;
+
+    const long long rowBase = (long long)bg * maxLen + lo; // row (b, g, lo) of the cache
+    const int chunks = DK * (int)sizeof(T) / 16;            // 16-byte pieces per row
+    // Stage tile t (keys k0 + 16t …) into buffer buf: rows past kc are zero-filled.
+    auto issue = [&](int t, int buf) {
+        T* ks = stage + buf * stageElems;
+        T* vs = ks + MMA_TK * C::KS;
+        const int t0 = k0 + t * MMA_TK;
+        for (int i = lane; i < MMA_TK * chunks; i += 32) {
+            const int j = i / chunks, c = i - j * chunks;
+            const bool in = t0 + j < kc;
+            const long long row = in ? rowBase + t0 + j : rowBase;
+            cp_async16(ks + j * C::KS + c * (16 / (int)sizeof(T)), k + row * DK + c * (16 / (int)sizeof(T)), in ? 16 : 0);
+            cp_async16(vs + j * C::VS + c * (16 / (int)sizeof(T)), v + row * DK + c * (16 / (int)sizeof(T)), in ? 16 : 0);
+        }
+    };
+    if (w < tiles) issue(w, 0);
+    cp_async_commit();
+    for (int t = w, i = 0; t < tiles; t += NW, i++) {
+        if (t + NW < tiles) issue(t + NW, (i + 1) & 1);
+        cp_async_commit();
+        cp_async_wait1();
+        __syncwarp();
+        const T* ks = stage + (i & 1) * stageElems;
+        float sc[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+        C::scores(sc, qa, ks, gq, tq);
+        // online softmax over the tile's keys 8j + 2·tq + e for head gq (rows gq and gq + 8)
+        const int t0 = k0 + t * MMA_TK;
+        float x[2][2], mt = NEG_INF;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const bool in = t0 + 8 * j + 2 * tq + e < kc;
+                x[j][e] = in ? sc[j][e] + sc[j][2 + e] : NEG_INF;
+                mt = fmaxf(mt, x[j][e]);
+            }
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+        const float mnew = fmaxf(m, mt); // finite: the tile has a key
+        const float al = expf(m - mnew);
+        float p[2][2], ps = 0.f;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                p[j][e] = x[j][e] == NEG_INF ? 0.f : expf(x[j][e] - mnew);
+                ps += p[j][e];
+            }
+        l = l * al + ps;
+        m = mnew;
+#pragma unroll
+        for (int nb = 0; nb < DK / 8; nb++) {
+            o[nb][0] *= al; o[nb][1] *= al; o[nb][2] *= al; o[nb][3] *= al;
+        }
+        C::pv(o, p, ks + MMA_TK * C::KS, lane);
+        __syncwarp();
+    }
+    // The step's own row, in FP32, by the warp next in turn.
+    if (nk != 0 && keys >= k0 && keys < k1 && w == tiles % NW) {
+        const float* nkr = nk + (long long)bg * DK;
+        const float* nvr = nv + (long long)bg * DK;
+        float x = 0.f;
+        if (gq < r)
+            for (int d = tq; d < DK; d += 4) x += qg[d] * scale * nkr[d];
+        x += __shfl_xor_sync(0xffffffffu, x, 1);
+        x += __shfl_xor_sync(0xffffffffu, x, 2);
+        const float mnew = fmaxf(m, x);
+        const float al = expf(m - mnew), p = expf(x - mnew);
+        l = l * al + (tq == 0 ? p : 0.f);
+        m = mnew;
+#pragma unroll
+        for (int nb = 0; nb < DK / 8; nb++) {
+            o[nb][0] = o[nb][0] * al + p * nvr[8 * nb + 2 * tq];
+            o[nb][1] = o[nb][1] * al + p * nvr[8 * nb + 2 * tq + 1];
+            o[nb][2] *= al;
+            o[nb][3] *= al;
+        }
+    }
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+
+    // Merge the NW warps' partials: m, l [NW][8] and o [NW][8][DK] over the stage buffers.
+    __syncthreads();
+    float* cm = (float*)dec_smem4;
+    float* cl = cm + NW * 8;
+    float* co = cl + NW * 8;
+    if (tq == 0) {
+        cm[w * 8 + gq] = m;
+        cl[w * 8 + gq] = l;
+    }
+#pragma unroll
+    for (int nb = 0; nb < DK / 8; nb++) {
+        float* row = co + (w * 8 + gq) * DK + 8 * nb + 2 * tq;
+        row[0] = o[nb][0] + o[nb][2];
+        row[1] = o[nb][1] + o[nb][3];
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < r * DK; idx += blockDim.x) {
+        const int i = idx / DK, d = idx - i * DK;
+        float M = NEG_INF;
+        for (int z = 0; z < NW; z++) M = fmaxf(M, cm[z * 8 + i]);
+        float L = 0.f, a = 0.f;
+        if (M != NEG_INF) {
+            for (int z = 0; z < NW; z++) {
+                const float mz = cm[z * 8 + i];
+                if (mz == NEG_INF) continue; // a warp without keys
+                const float f = expf(mz - M);
+                L += f * cl[z * 8 + i];
+                a += f * co[(z * 8 + i) * DK + d];
+            }
+        }
+        if (splits == 1) {
+            out[(long long)bg * r * DK + idx] = L > 0.f ? a / L : 0.f;
+        } else {
+            const long long pi = (long long)bg * splits + s;
+            ws_o[pi * r * DK + idx] = a;
+            if (d == 0) {
+                ws_m[pi * r + i] = M;
+                ws_l[pi * r + i] = L;
+            }
+        }
+    }
+}
+
 // ---- the reference decode attention -----------------------------------------------------------
 // One block per (b, query head), scores of all visible keys in shared memory ((maxLen+1) floats),
 // K/V rows re-read for every query head: simple, for any dk and r, and the fallback when the
@@ -322,6 +644,21 @@ DEC_ATTN(k_decode_attn_bf16, bf16_t, DEC_MAXR)
 DEC_ATTN(k_decode_attn_bf16_r1, bf16_t, 1)
 DEC_ATTN(k_decode_attn_bf16_r2, bf16_t, 2)
 DEC_ATTN(k_decode_attn_bf16_r4, bf16_t, 4)
+
+#define DEC_MMA(NAME, T, DK)                                                                                         \
+    __global__ void __launch_bounds__(128) NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
+            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk,     \
+            int maxLen, int window, float scale, int splits) {                                                        \
+        decode_attn_mma<T, DK>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, scale, splits); \
+    }
+DEC_MMA(k_decode_mma_f32_d16, float, 16)
+DEC_MMA(k_decode_mma_f32_d32, float, 32)
+DEC_MMA(k_decode_mma_f32_d64, float, 64)
+DEC_MMA(k_decode_mma_f32_d128, float, 128)
+DEC_MMA(k_decode_mma_bf16_d16, bf16_t, 16)
+DEC_MMA(k_decode_mma_bf16_d32, bf16_t, 32)
+DEC_MMA(k_decode_mma_bf16_d64, bf16_t, 64)
+DEC_MMA(k_decode_mma_bf16_d128, bf16_t, 128)
 
 // Combine the S partials of each (b, head): grid B·h, dk threads (dk ≤ 1024).
 __global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_m, const float* ws_l, int r, int dk,
