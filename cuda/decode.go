@@ -58,6 +58,9 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 	if err != nil {
 		return nil, err
 	}
+	if err := d.fillGPU(&l, bf16, op.HeadDim); err != nil {
+		return nil, err
+	}
 	if l.Splits != max(pn.Splits, 1) {
 		return nil, fmt.Errorf("cuda: %v planned with %d splits, laid out for %d", op, l.Splits, pn.Splits)
 	}
@@ -93,11 +96,13 @@ func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf
 		wsM = ws.add(4 * rows * h * s * dk)
 		wsL = wsM.add(4 * rows * h * s)
 	}
-	name := fastDecodeKernel(suffix, r)
 	if l.MMA {
-		name = fmt.Sprintf("k_decode_mma%s_d%d", suffix, dk)
-	}
-	if err := d.launch(name, [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM,
+		items := rows * kv * s
+		if err := d.launch(mmaDecodeKernel(bf16, dk), [3]int{min(l.Blocks, items), 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM, wsL, q, k, v,
+			nk, nv, lengths, int32(kv), int32(r), int32(maxLen), int32(op.Window), scale, int32(s), int32(items)); err != nil {
+			return err
+		}
+	} else if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM,
 		wsL, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
 		return err
 	}
@@ -400,6 +405,25 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	dec.progs[key] = dp
 	dec.order = append(dec.order, key)
 	return dp, nil
+}
+
+// mmaDecodeKernel names the tensor-core kernel's instance for a cache type and head width.
+func mmaDecodeKernel(bf16 bool, dk int) string {
+	if bf16 {
+		return fmt.Sprintf("k_decode_mma_bf16_d%d", dk)
+	}
+	return fmt.Sprintf("k_decode_mma_f32_d%d", dk)
+}
+
+// fillGPU sets the tensor-core kernel's grid, unless already set, to as many blocks as fit on
+// the GPU at once.
+func (d *driver) fillGPU(l *decodeLaunch, bf16 bool, dk int) error {
+	if !l.MMA || l.Blocks > 0 {
+		return nil
+	}
+	perSM, err := d.residentBlocks(mmaDecodeKernel(bf16, dk), l.Threads, l.SmemBytes)
+	l.Blocks = max(perSM, 1) * d.sms
+	return err
 }
 
 // fastDecodeKernel names the instance of the CUDA-core split kernel for r query heads per K/V head and

@@ -341,10 +341,10 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 }
 
 // decodeAttentionOnce runs one DecodeAttention on the GPU over host inputs (tests): the
-// given kernel (fast, simt or ref) with the given splits (0: as planned; split kernels only),
-// f32 or bf16 K/V.
+// given kernel (fast, simt or ref) with the given splits (0: as planned; split kernels only)
+// and blocks (0: as planned; the tensor-core kernel's grid), f32 or bf16 K/V.
 func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv []float32, lengths []int, maxLen int,
-	bf16 bool, kernel string, splits int) ([]float32, error) {
+	bf16 bool, kernel string, splits, blocks int) ([]float32, error) {
 	rows := len(lengths)
 	out := make([]float32, rows*op.Heads*op.HeadDim)
 	err := dec.e.w.do(func() error {
@@ -359,6 +359,12 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 		}
 		if splits > 0 && l.Fast {
 			l.Splits = splits
+		}
+		if blocks > 0 && l.MMA {
+			l.Blocks = blocks
+		}
+		if err := d.fillGPU(&l, bf16, op.HeadDim); err != nil {
+			return err
 		}
 		var bufs []dptr
 		defer func() {

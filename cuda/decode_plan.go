@@ -176,6 +176,7 @@ type decodeLaunch struct {
 	Fast      bool // a split kernel (tensor-core or CUDA-core), else the reference kernel
 	MMA       bool // the tensor-core kernel
 	Threads   int
+	Blocks    int // grid of the tensor-core kernel (0: as many blocks as fit on the GPU at once, at most one per item)
 	Splits    int
 	SmemBytes int
 	WSFloats  int // workspace of the split partials: B·h·S·dk (+ 2·B·h·S for m and l)
@@ -210,6 +211,13 @@ func mmaWarpBytes(dk int, bf16 bool) int {
 	return 2 * mmaTile * (2*dk + 12) * 4
 }
 
+// mmaSmemBytes is the tensor-core kernel's shared memory with warps warps for r query heads per
+// K/V head: their stages, then the merge area (m, l and weights [warps][8], L [8], partial
+// outputs [warps][r][dk]).
+func mmaSmemBytes(dk, r, warps int, bf16 bool) int {
+	return warps*mmaWarpBytes(dk, bf16) + 4*(warps*(24+r*dk)+8)
+}
+
 // planDecodeLaunch chooses the kernel, the number of key splits and the shared memory for a
 // DecodeAttention over rows sequences with keysCap = the most keys a row can see (cache
 // length, +1 for the new row) and a bf16 or FP32 cache, on a GPU of sms multiprocessors. Splits
@@ -227,8 +235,11 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 		s = max(s, 1)
 		l := decodeLaunch{Fast: true, Splits: s, Threads: decThreads}
 		if kernel == "fast" && mmaDecodeOK(dk, r) {
-			warps := min(mmaWarps, smemLimit/mmaWarpBytes(dk, bf16))
-			l.MMA, l.Threads, l.SmemBytes = true, 32*warps, warps*mmaWarpBytes(dk, bf16)
+			warps := mmaWarps
+			for warps > 1 && mmaSmemBytes(dk, r, warps, bf16) > smemLimit {
+				warps--
+			}
+			l.MMA, l.Threads, l.SmemBytes = true, 32*warps, mmaSmemBytes(dk, r, warps, bf16)
 		} else {
 			tile := max(decTile*(dk+4), decThreads*r*4)
 			l.SmemBytes = 4 * (r*dk + tile + r*decTile + 3*decMaxR)

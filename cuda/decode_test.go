@@ -115,11 +115,12 @@ func TestDecodeAttentionKernel(t *testing.T) {
 					}
 				}
 				want := cpuDecodeAttention(t, op, q, kk, vv, nk, nv, c.lens, c.maxLen)
+				// the tensor-core kernel also with fewer blocks than items (a block takes several)
 				for _, run := range []struct {
-					kernel string
-					splits int
-				}{{"fast", 1}, {"fast", 3}, {"fast", 0}, {"simt", 1}, {"simt", 3}, {"simt", 0}, {"ref", 0}} {
-					got, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits)
+					kernel         string
+					splits, blocks int
+				}{{"fast", 1, 0}, {"fast", 3, 0}, {"fast", 0, 0}, {"fast", 1, 1}, {"fast", 3, 2}, {"simt", 1, 0}, {"simt", 3, 0}, {"simt", 0, 0}, {"ref", 0, 0}} {
+					got, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits, run.blocks)
 					if err != nil {
 						t.Fatalf("%s %s: %v", size, c.name, err)
 					}
@@ -129,9 +130,9 @@ func TestDecodeAttentionKernel(t *testing.T) {
 						scale = math.Max(scale, math.Abs(float64(want[i])))
 					}
 					if rel := worst / math.Max(scale, 1e-30); rel > 1e-5 || math.IsNaN(rel) {
-						t.Errorf("%s %s bf16=%v %s/%d splits: relative error %.3g", size, c.name, bf16, run.kernel, run.splits, rel)
+						t.Errorf("%s %s bf16=%v %s/%d splits/%d blocks: relative error %.3g", size, c.name, bf16, run.kernel, run.splits, run.blocks, rel)
 					} else {
-						t.Logf("%s %s bf16=%v %s/%d splits: relative error %.2g", size, c.name, bf16, run.kernel, run.splits, rel)
+						t.Logf("%s %s bf16=%v %s/%d splits/%d blocks: relative error %.2g", size, c.name, bf16, run.kernel, run.splits, run.blocks, rel)
 					}
 				}
 			}

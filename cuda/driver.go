@@ -189,6 +189,18 @@ func (d *driver) loadPTX(ptx string, names []string) error {
 }
 
 // memInfo returns the free and total device memory in bytes.
+// residentBlocks is how many blocks of a kernel (threads each, shmem bytes of dynamic shared
+// memory) fit on one multiprocessor at once.
+func (d *driver) residentBlocks(name string, threads, shmem int) (int, error) {
+	f, ok := d.fns[name]
+	if !ok {
+		return 0, fmt.Errorf("cuda: kernel %s not loaded", name)
+	}
+	var n C.int
+	err := check("cuOccupancyMaxActiveBlocksPerMultiprocessor", C.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, C.int(threads), C.size_t(shmem)))
+	return int(n), err
+}
+
 func (d *driver) memInfo() (free, total int64) {
 	var f, t C.size_t
 	C.cuMemGetInfo_v2(&f, &t)

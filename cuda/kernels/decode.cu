@@ -219,11 +219,14 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
 // head and dk ∈ {16, 32, 64, 128}; scores and weighted sums on the tensor cores (mma.sync), the
 // cache streamed through shared memory by cp.async while the previous tile is multiplied.
 //
-// Block (b, g, s) of NW warps (NW·32 threads). The split's cached keys are cut into tiles of
-// MMA_TK = 16 keys; warp w takes tiles w, w+NW, … with its own online softmax, double-buffering
-// its tiles (cp.async of tile i+NW while tile i is used), so warps never wait for each other
-// until the end, when the NW partial results are merged through shared memory. The step's own
-// row (nk, nv, FP32) is taken by one warp after its tiles, in FP32 on the CUDA cores.
+// Items are the (sequence·K/V head, split) pairs, items = B·kv·S; a grid of G ≤ items blocks of
+// NW warps (NW·32 threads) takes items blockIdx.x, blockIdx.x + G, … (G is what fits on the GPU
+// at once, so blocks do not wait for their turn with nothing in flight). An item's cached keys
+// are cut into tiles of MMA_TK = 16 keys; warp w takes tiles w, w+NW, … with its own online
+// softmax, double-buffering its tiles (cp.async of its next tile — of this item or, at its end,
+// of the block's next item — while the current one is used), so warps wait for each other only
+// at the end of an item, when the NW partial results are merged through shared memory. The
+// step's own row (nk, nv, FP32) is taken by one warp after its tiles, in FP32 on the CUDA cores.
 //
 // The MMA's 16 rows are the group's (up to 8) query heads twice: row i holds the high part of
 // query i, row i + 8 the low part (q = hi + lo, both rounded to the MMA's input type), so a
@@ -236,8 +239,8 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
 // columns 2·tq, 2·tq + 1 of each 8-column block.
 //
 // Shared memory per warp: 2 stages × MMA_TK rows of K (dk + 8 elements: conflict-free fragment
-// loads) and of V (dk + 8 for bf16, ldmatrix.trans; dk + 4 for FP32); after the tiles, the
-// merge area NW·8·(dk + 2) floats reuses it.
+// loads) and of V (dk + 8 for bf16, ldmatrix.trans; dk + 4 for FP32); then the merge area of
+// NW·(24 + r·dk) + 8 floats.
 #define MMA_TK 16
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
@@ -371,168 +374,205 @@ template <int DK> struct MmaCache<float, DK> {
     }
 };
 
+// One item of the tensor-core kernel: split s of sequence·K/V head bg, i.e. its cached keys
+// k0 … kc−1 (tiles of MMA_TK; the chunks are decode_attn's, so the partials are the same) and,
+// when keys ∈ [k0, k1), the step's own row. bg < 0: past the last item.
+struct DecItem {
+    int bg, s, lo, keys, k0, k1, kc, tiles;
+};
+
+__device__ __forceinline__ DecItem dec_item(int it, int items, const int* lengths, int kvh, int splits, int window,
+                                            bool hasNew) {
+    DecItem e = {-1, 0, 0, 0, 0, 0, 0, 0};
+    if (it >= items) return e;
+    e.bg = it / splits;
+    e.s = it - e.bg * splits;
+    const int n = lengths[e.bg / kvh];
+    int total = 0;
+    if (n >= 0) {
+        if (window > 0 && n - window + 1 > 0) e.lo = n - window + 1;
+        e.keys = n - e.lo;
+        total = e.keys + (hasNew ? 1 : 0);
+    }
+    const int chunk = max((total + splits - 1) / splits, DEC_TK);
+    e.k0 = min(total, e.s * chunk);
+    e.k1 = min(total, e.k0 + chunk);
+    e.kc = min(e.k1, e.keys);
+    e.tiles = e.kc > e.k0 ? (e.kc - e.k0 + MMA_TK - 1) / MMA_TK : 0;
+    return e;
+}
+
 template <typename T, int DK>
 __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
                                 const float* nk, const float* nv, const int* lengths, int kvh, int r, int maxLen,
-                                int window, float scale, int splits) {
+                                int window, float scale, int splits, int items) {
     typedef MmaCache<T, DK> C;
     extern __shared__ float4 dec_smem4[];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, NW = blockDim.x >> 5;
     const int gq = lane >> 2, tq = lane & 3;
-    const int bg = blockIdx.x, b = bg / kvh, s = blockIdx.y;
     const int stageElems = MMA_TK * (C::KS + C::VS);
     T* stage = (T*)dec_smem4 + w * 2 * stageElems;
+    // the merge area after all warps' stages: m, l, weights [NW][8], L [8], o [NW][r][DK]
+    float* cm = (float*)((T*)dec_smem4 + NW * 2 * stageElems);
+    float* cl = cm + NW * 8;
+    float* cf = cl + NW * 8;
+    float* cL = cf + NW * 8;
+    float* co = cL + 8;
+    const int chunks = DK * (int)sizeof(T) / 16; // 16-byte pieces per row
 
-    const int n = lengths[b];
-    int lo = 0, keys = 0, total = 0;
-    if (n >= 0) {
-        if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
-        keys = n - lo;
-        total = keys + (nk != 0 ? 1 : 0);
-    }
-    const int chunk = max((total + splits - 1) / splits, DEC_TK); // as decode_attn: the same partials
-    const int k0 = min(total, s * chunk), k1 = min(total, k0 + chunk);
-    const int kc = min(k1, keys); // cached keys of this split: k0 … kc−1
-    const int tiles = kc > k0 ? (kc - k0 + MMA_TK - 1) / MMA_TK : 0;
-
-    // A fragments of the group's queries, scaled (rows of heads past r are zero).
-    const float* qg = q + ((long long)bg * r + gq) * DK;
-    unsigned qa[C::QF][4];
-    if (gq < r) {
-        C::load_q(qa, qg, scale, tq);
-    } else {
-#pragma unroll
-        for (int c = 0; c < C::QF; c++) qa[c][0] = qa[c][1] = qa[c][2] = qa[c][3] = 0u;
-    }
-
-    float o[DK / 8][4];
-#pragma unroll
-    for (int nb = 0; nb < DK / 8; nb++) o[nb][0] = o[nb][1] = o[nb][2] = o[nb][3] = 0.f;
-    float m = NEG_INF, l = 0.f;
-
-    const long long rowBase = (long long)bg * maxLen + lo; // row (b, g, lo) of the cache
-    const int chunks = DK * (int)sizeof(T) / 16;            // 16-byte pieces per row
-    // Stage tile t (keys k0 + 16t …) into buffer buf: rows past kc are zero-filled.
-    auto issue = [&](int t, int buf) {
+    // Stage tile t of item e into buffer buf: rows past e.kc are zero-filled.
+    auto issue = [&](const DecItem& e, int t, int buf) {
         T* ks = stage + buf * stageElems;
         T* vs = ks + MMA_TK * C::KS;
-        const int t0 = k0 + t * MMA_TK;
+        const long long rowBase = (long long)e.bg * maxLen + e.lo; // row (b, g, lo) of the cache
+        const int t0 = e.k0 + t * MMA_TK;
         for (int i = lane; i < MMA_TK * chunks; i += 32) {
             const int j = i / chunks, c = i - j * chunks;
-            const bool in = t0 + j < kc;
+            const bool in = t0 + j < e.kc;
             const long long row = in ? rowBase + t0 + j : rowBase;
             cp_async16(ks + j * C::KS + c * (16 / (int)sizeof(T)), k + row * DK + c * (16 / (int)sizeof(T)), in ? 16 : 0);
             cp_async16(vs + j * C::VS + c * (16 / (int)sizeof(T)), v + row * DK + c * (16 / (int)sizeof(T)), in ? 16 : 0);
         }
     };
-    if (w < tiles) issue(w, 0);
-    cp_async_commit();
-    for (int t = w, i = 0; t < tiles; t += NW, i++) {
-        if (t + NW < tiles) issue(t + NW, (i + 1) & 1);
-        cp_async_commit();
-        cp_async_wait1();
-        __syncwarp();
-        const T* ks = stage + (i & 1) * stageElems;
-        float sc[2][4];
-#pragma unroll
-        for (int j = 0; j < 2; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-        C::scores(sc, qa, ks, gq, tq);
-        // online softmax over the tile's keys 8j + 2·tq + e for head gq (rows gq and gq + 8)
-        const int t0 = k0 + t * MMA_TK;
-        float x[2][2], mt = NEG_INF;
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const bool in = t0 + 8 * j + 2 * tq + e < kc;
-                x[j][e] = in ? sc[j][e] + sc[j][2 + e] : NEG_INF;
-                mt = fmaxf(mt, x[j][e]);
-            }
-        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-        const float mnew = fmaxf(m, mt); // finite: the tile has a key
-        const float al = expf(m - mnew);
-        float p[2][2], ps = 0.f;
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                p[j][e] = x[j][e] == NEG_INF ? 0.f : expf(x[j][e] - mnew);
-                ps += p[j][e];
-            }
-        l = l * al + ps;
-        m = mnew;
-#pragma unroll
-        for (int nb = 0; nb < DK / 8; nb++) {
-            o[nb][0] *= al; o[nb][1] *= al; o[nb][2] *= al; o[nb][3] *= al;
-        }
-        C::pv(o, p, ks + MMA_TK * C::KS, lane);
-        __syncwarp();
-    }
-    // The step's own row, in FP32, by the warp next in turn.
-    if (nk != 0 && keys >= k0 && keys < k1 && w == tiles % NW) {
-        const float* nkr = nk + (long long)bg * DK;
-        const float* nvr = nv + (long long)bg * DK;
-        float x = 0.f;
-        if (gq < r)
-            for (int d = tq; d < DK; d += 4) x += qg[d] * scale * nkr[d];
-        x += __shfl_xor_sync(0xffffffffu, x, 1);
-        x += __shfl_xor_sync(0xffffffffu, x, 2);
-        const float mnew = fmaxf(m, x);
-        const float al = expf(m - mnew), p = expf(x - mnew);
-        l = l * al + (tq == 0 ? p : 0.f);
-        m = mnew;
-#pragma unroll
-        for (int nb = 0; nb < DK / 8; nb++) {
-            o[nb][0] = o[nb][0] * al + p * nvr[8 * nb + 2 * tq];
-            o[nb][1] = o[nb][1] * al + p * nvr[8 * nb + 2 * tq + 1];
-            o[nb][2] *= al;
-            o[nb][3] *= al;
-        }
-    }
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
 
-    // Merge the NW warps' partials: m, l [NW][8] and o [NW][8][DK] over the stage buffers.
-    __syncthreads();
-    float* cm = (float*)dec_smem4;
-    float* cl = cm + NW * 8;
-    float* co = cl + NW * 8;
-    if (tq == 0) {
-        cm[w * 8 + gq] = m;
-        cl[w * 8 + gq] = l;
-    }
+    // Items blockIdx.x, blockIdx.x + gridDim.x, …; a warp's n-th tile overall goes to buffer n & 1,
+    // and its first tile of the next item is staged while it finishes the current one.
+    DecItem cur = dec_item(blockIdx.x, items, lengths, kvh, splits, window, nk != 0);
+    int cnt = 0;
+    if (w < cur.tiles) issue(cur, w, 0);
+    cp_async_commit();
+    for (int it = blockIdx.x; it < items; it += gridDim.x) {
+        const DecItem nxt = dec_item(it + gridDim.x, items, lengths, kvh, splits, window, nk != 0);
+        // A fragments of the group's queries, scaled (rows of heads past r are zero).
+        const float* qg = q + ((long long)cur.bg * r + gq) * DK;
+        unsigned qa[C::QF][4];
+        if (gq < r) {
+            C::load_q(qa, qg, scale, tq);
+        } else {
 #pragma unroll
-    for (int nb = 0; nb < DK / 8; nb++) {
-        float* row = co + (w * 8 + gq) * DK + 8 * nb + 2 * tq;
-        row[0] = o[nb][0] + o[nb][2];
-        row[1] = o[nb][1] + o[nb][3];
-    }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < r * DK; idx += blockDim.x) {
-        const int i = idx / DK, d = idx - i * DK;
-        float M = NEG_INF;
-        for (int z = 0; z < NW; z++) M = fmaxf(M, cm[z * 8 + i]);
-        float L = 0.f, a = 0.f;
-        if (M != NEG_INF) {
-            for (int z = 0; z < NW; z++) {
-                const float mz = cm[z * 8 + i];
-                if (mz == NEG_INF) continue; // a warp without keys
-                const float f = expf(mz - M);
-                L += f * cl[z * 8 + i];
-                a += f * co[(z * 8 + i) * DK + d];
+            for (int c = 0; c < C::QF; c++) qa[c][0] = qa[c][1] = qa[c][2] = qa[c][3] = 0u;
+        }
+        float o[DK / 8][4];
+#pragma unroll
+        for (int nb = 0; nb < DK / 8; nb++) o[nb][0] = o[nb][1] = o[nb][2] = o[nb][3] = 0.f;
+        float m = NEG_INF, l = 0.f;
+
+        for (int t = w; t < cur.tiles; t += NW, cnt++) {
+            if (t + NW < cur.tiles) {
+                issue(cur, t + NW, (cnt + 1) & 1);
+            } else if (w < nxt.tiles) {
+                issue(nxt, w, (cnt + 1) & 1);
+            }
+            cp_async_commit();
+            cp_async_wait1();
+            __syncwarp();
+            const T* ks = stage + (cnt & 1) * stageElems;
+            float sc[2][4];
+#pragma unroll
+            for (int j = 0; j < 2; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+            C::scores(sc, qa, ks, gq, tq);
+            // online softmax over the tile's keys 8j + 2·tq + e for head gq (rows gq and gq + 8)
+            const int t0 = cur.k0 + t * MMA_TK;
+            float x[2][2], mt = NEG_INF;
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const bool in = t0 + 8 * j + 2 * tq + e < cur.kc;
+                    x[j][e] = in ? sc[j][e] + sc[j][2 + e] : NEG_INF;
+                    mt = fmaxf(mt, x[j][e]);
+                }
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+            const float mnew = fmaxf(m, mt); // finite: the tile has a key
+            const float al = expf(m - mnew);
+            float p[2][2], ps = 0.f;
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    p[j][e] = x[j][e] == NEG_INF ? 0.f : expf(x[j][e] - mnew);
+                    ps += p[j][e];
+                }
+            l = l * al + ps;
+            m = mnew;
+#pragma unroll
+            for (int nb = 0; nb < DK / 8; nb++) {
+                o[nb][0] *= al; o[nb][1] *= al; o[nb][2] *= al; o[nb][3] *= al;
+            }
+            C::pv(o, p, ks + MMA_TK * C::KS, lane);
+            __syncwarp();
+        }
+        if (w >= cur.tiles && w < nxt.tiles) issue(nxt, w, cnt & 1); // a warp without tiles here
+        cp_async_commit();
+        // The step's own row, in FP32, by the warp next in turn.
+        if (nk != 0 && cur.keys >= cur.k0 && cur.keys < cur.k1 && w == cur.tiles % NW) {
+            const float* nkr = nk + (long long)cur.bg * DK;
+            const float* nvr = nv + (long long)cur.bg * DK;
+            float x = 0.f;
+            if (gq < r)
+                for (int d = tq; d < DK; d += 4) x += qg[d] * scale * nkr[d];
+            x += __shfl_xor_sync(0xffffffffu, x, 1);
+            x += __shfl_xor_sync(0xffffffffu, x, 2);
+            const float mnew = fmaxf(m, x);
+            const float al = expf(m - mnew), p = expf(x - mnew);
+            l = l * al + (tq == 0 ? p : 0.f);
+            m = mnew;
+#pragma unroll
+            for (int nb = 0; nb < DK / 8; nb++) {
+                o[nb][0] = o[nb][0] * al + p * nvr[8 * nb + 2 * tq];
+                o[nb][1] = o[nb][1] * al + p * nvr[8 * nb + 2 * tq + 1];
+                o[nb][2] *= al;
+                o[nb][3] *= al;
             }
         }
-        if (splits == 1) {
-            out[(long long)bg * r * DK + idx] = L > 0.f ? a / L : 0.f;
-        } else {
-            const long long pi = (long long)bg * splits + s;
-            ws_o[pi * r * DK + idx] = a;
-            if (d == 0) {
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+
+        // Merge the NW warps' partials: each warp's weight exp(m_w − M) per head once, then the sums.
+        if (tq == 0) {
+            cm[w * 8 + gq] = m;
+            cl[w * 8 + gq] = l;
+        }
+        if (gq < r) {
+#pragma unroll
+            for (int nb = 0; nb < DK / 8; nb++) {
+                float* row = co + (w * r + gq) * DK + 8 * nb + 2 * tq;
+                row[0] = o[nb][0] + o[nb][2];
+                row[1] = o[nb][1] + o[nb][3];
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x < r) {
+            const int i = threadIdx.x;
+            float M = NEG_INF;
+            for (int z = 0; z < NW; z++) M = fmaxf(M, cm[z * 8 + i]);
+            float L = 0.f;
+            for (int z = 0; z < NW; z++) {
+                const float f = cm[z * 8 + i] == NEG_INF ? 0.f : expf(cm[z * 8 + i] - M); // 0: a warp without keys
+                cf[z * 8 + i] = f;
+                L += f * cl[z * 8 + i];
+            }
+            cL[i] = L;
+            if (splits > 1) {
+                const long long pi = (long long)cur.bg * splits + cur.s;
                 ws_m[pi * r + i] = M;
                 ws_l[pi * r + i] = L;
             }
         }
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < r * DK; idx += blockDim.x) {
+            const int i = idx / DK;
+            float a = 0.f;
+            for (int z = 0; z < NW; z++) a += cf[z * 8 + i] * co[z * r * DK + idx];
+            if (splits == 1) {
+                out[(long long)cur.bg * r * DK + idx] = cL[i] > 0.f ? a / cL[i] : 0.f;
+            } else {
+                ws_o[((long long)cur.bg * splits + cur.s) * r * DK + idx] = a;
+            }
+        }
+        __syncthreads(); // the merge area is rewritten by the next item
+        cur = nxt;
     }
 }
 
@@ -645,20 +685,23 @@ DEC_ATTN(k_decode_attn_bf16_r1, bf16_t, 1)
 DEC_ATTN(k_decode_attn_bf16_r2, bf16_t, 2)
 DEC_ATTN(k_decode_attn_bf16_r4, bf16_t, 4)
 
-#define DEC_MMA(NAME, T, DK)                                                                                         \
-    __global__ void __launch_bounds__(128) NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
-            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk,     \
-            int maxLen, int window, float scale, int splits) {                                                        \
-        decode_attn_mma<T, DK>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, scale, splits); \
+// BOUNDS: the launch bounds; (128, 5) keeps the dk-64 BF16 instance (the base and small
+// presets' head width) at ≤ 102 registers, so that five blocks fit on a multiprocessor.
+#define DEC_MMA(NAME, T, DK, BOUNDS)                                                                                 \
+    __global__ void __launch_bounds__ BOUNDS NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
+            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int maxLen, \
+            int window, float scale, int splits, int items) {                                                         \
+        decode_attn_mma<T, DK>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, scale, splits, \
+                               items);                                                                                 \
     }
-DEC_MMA(k_decode_mma_f32_d16, float, 16)
-DEC_MMA(k_decode_mma_f32_d32, float, 32)
-DEC_MMA(k_decode_mma_f32_d64, float, 64)
-DEC_MMA(k_decode_mma_f32_d128, float, 128)
-DEC_MMA(k_decode_mma_bf16_d16, bf16_t, 16)
-DEC_MMA(k_decode_mma_bf16_d32, bf16_t, 32)
-DEC_MMA(k_decode_mma_bf16_d64, bf16_t, 64)
-DEC_MMA(k_decode_mma_bf16_d128, bf16_t, 128)
+DEC_MMA(k_decode_mma_f32_d16, float, 16, (128))
+DEC_MMA(k_decode_mma_f32_d32, float, 32, (128))
+DEC_MMA(k_decode_mma_f32_d64, float, 64, (128))
+DEC_MMA(k_decode_mma_f32_d128, float, 128, (128))
+DEC_MMA(k_decode_mma_bf16_d16, bf16_t, 16, (128))
+DEC_MMA(k_decode_mma_bf16_d32, bf16_t, 32, (128))
+DEC_MMA(k_decode_mma_bf16_d64, bf16_t, 64, (128, 5))
+DEC_MMA(k_decode_mma_bf16_d128, bf16_t, 128, (128))
 
 // Combine the S partials of each (b, head): grid B·h, dk threads (dk ≤ 1024).
 __global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_m, const float* ws_l, int r, int dk,
