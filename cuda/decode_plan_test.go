@@ -3,6 +3,7 @@ package cuda
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -257,5 +258,32 @@ func TestStepBytes(t *testing.T) {
 		if wantKV := int64(2*5*cfg.KVHeads*cfg.HeadDim*cfg.Layers) * (10*4 + 4); kv != wantKV {
 			t.Errorf("kv bytes %d, want %d", kv, wantKV)
 		}
+	}
+}
+
+// A K/V cache of 2^31 elements or more is planned (the decode kernels index caches in 64 bits);
+// a computed node that large is not (kernels take 32-bit counts).
+func TestDecodePlanLargeCache(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	cfg.MaxLen = 1 << 16
+	params := initDecodeParams(t, cfg, 1)
+	rows := (1<<31)/(cfg.KVHeads*cfg.HeadDim*cfg.MaxLen) + 1
+	s, err := models.BuildDecodeStep(params, cfg, rows, cfg.MaxLen, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewDecodePlan(s, params.Names())
+	if err != nil {
+		t.Fatalf("cache of %d elements: %v", rows*cfg.KVHeads*cfg.HeadDim*cfg.MaxLen, err)
+	}
+	if p.Counts[KFloatFed] == 0 {
+		t.Fatal("no fed cache in the plan")
+	}
+	g, err := models.Build(params, cfg, models.Shape{Batch: 1 << 12, TgtLen: 1 << 12}, models.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPlan(g, params.Names(), nil); err == nil || !strings.Contains(err.Error(), "2^31") {
+		t.Errorf("a training graph with 2^31-element activations: err = %v, want the size limit", err)
 	}
 }

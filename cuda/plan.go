@@ -149,7 +149,9 @@ func newPlan(eg *G.ExprGraph, names []string, fed, floatFed map[*G.Node]string) 
 		} else if err := classify(&pn, n, paramIdx, fed, p); err != nil {
 			return nil, err
 		}
-		if pn.Size >= 1<<31 {
+		// Kernels take element counts as 32-bit ints. A caller's float buffer (the K/V cache, the
+		// cross-attention memory) is only read by the decode kernels, which index it in 64 bits.
+		if pn.Size >= 1<<31 && pn.Kind != KFloatFed {
 			return nil, fmt.Errorf("cuda plan: %v has %d elements (at most 2^31-1 supported)", n.Name(), pn.Size)
 		}
 		p.Index[n] = len(p.Nodes)
