@@ -33,7 +33,7 @@ var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_f32_r1", "k
 	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
 	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128", "k_decode_combine", "k_decode_attn_ref_f32",
 	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
-	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
+	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 func init() {
 	NewDecodeBackend = func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error) {
@@ -763,6 +763,47 @@ func (s *stepper) StepTopK(tokens []int, k int) ([]int, []float32, error) {
 		return nil
 	})
 	return ids, logp, err
+}
+
+var _ infer.Sampler = (*stepper)(nil)
+
+// StepSample feeds one token per row and draws each row's next token on the GPU (infer.Sampler)
+// with k_sample, which walks the row's probabilities in id order to u[b] of their total: the u
+// go up and one token per row comes back.
+func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]int, error) {
+	if !(temperature > 0) || math.IsInf(temperature, 0) {
+		return nil, fmt.Errorf("decode: sampling temperature %g must be a finite number > 0", temperature)
+	}
+	var ids []int
+	err := s.dec.e.w.do(func() error {
+		dp, d := s.dp, s.dec.e.d
+		if len(u) != dp.rows {
+			return fmt.Errorf("decode: %d uniform numbers for %d sequences", len(u), dp.rows)
+		}
+		active, err := s.run(tokens, false)
+		if err != nil {
+			return err
+		}
+		// dp.top (8·MaxTopK bytes per row) holds the u, then the drawn ids
+		drawn := dp.top.add(8 * dp.rows)
+		if err := d.upload(dp.top, unsafe.Pointer(&u[0]), 8*dp.rows); err != nil {
+			return err
+		}
+		if err := d.launch("k_sample", [3]int{dp.rows, 1, 1}, blk256, 0, drawn, dp.logits, dp.top, int32(s.dec.Cfg.Vocab), temperature); err != nil {
+			return err
+		}
+		got := make([]int32, dp.rows)
+		if err := d.download(unsafe.Pointer(&got[0]), drawn, 4*dp.rows); err != nil {
+			return err
+		}
+		ids = make([]int, dp.rows)
+		for b, id := range got {
+			ids[b] = int(id)
+		}
+		s.advance(active)
+		return nil
+	})
+	return ids, err
 }
 
 // Reorder makes row b a copy of row parents[b] (beam search): for each layer's K and V a

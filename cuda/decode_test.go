@@ -257,6 +257,21 @@ func TestDecodeParityCPU(t *testing.T) {
 							t.Errorf("greedy row %d: GPU %v, CPU %v", r, a[r], b[r])
 						}
 					}
+					// unrestricted sampling: drawn on the GPU (StepSample), the same tokens
+					gsS, _ := dec.LM(3, 20)
+					csS, _ := cpu.LM(3, 20)
+					sampling := infer.Sampling{Temperature: 0.9, Seed: 11}
+					if a, err = infer.Generate(gsS, prompts, 12, -1, sampling); err != nil {
+						t.Fatal(err)
+					}
+					if b, err = infer.Generate(csS, prompts, 12, -1, sampling); err != nil {
+						t.Fatal(err)
+					}
+					for r := range a {
+						if !slices.Equal(a[r], b[r]) {
+							t.Errorf("sampled row %d: GPU %v, CPU %v", r, a[r], b[r])
+						}
+					}
 					// StepTopK (ranked on the GPU) gives infer.TopK's ranking of the CPU's logits
 					gd, _ := dec.LM(3, 20)
 					cd, _ := cpu.LM(3, 20)
@@ -369,6 +384,60 @@ func TestTopKKernel(t *testing.T) {
 			lp := math.Float32frombits(uint32(got[n+i]))
 			if int(got[i]) != want[i] || math.Abs(float64(lp-wantLogp[i])) > 1e-5*max(1, math.Abs(float64(wantLogp[i]))) {
 				t.Fatalf("vocab %d k %d row %d rank %d: GPU %d (%.7f), host %d (%.7f)", c.vocab, c.k, i/c.k, i%c.k, got[i], lp, want[i], wantLogp[i])
+			}
+		}
+	}
+}
+
+// k_sample against infer.SampleRow: rows of many tied values, a row with −Inf logits, wide
+// and narrow ranges, several temperatures and vocabularies, u spread over [0, 1).
+func TestSampleKernel(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		vocab, rows int
+		temp        float64
+	}{{37, 5, 1}, {100, 7, 0.7}, {8192, 9, 1}, {8192, 9, 2.5}, {32000, 4, 0.9}} {
+		logits := make([]float32, c.rows*c.vocab)
+		for i := range logits {
+			logits[i] = float32(math.Round(rng.NormFloat64()*8) / 2)
+		}
+		for j := 0; j < c.vocab; j += 3 {
+			logits[c.vocab+j] = float32(math.Inf(-1)) // row 1: a third of the tokens impossible
+		}
+		u := make([]float64, c.rows)
+		for b := range u {
+			u[b] = (float64(b) + rng.Float64()) / float64(c.rows)
+		}
+		got := make([]int32, c.rows)
+		err := dec.e.w.do(func() error {
+			d := dec.e.d
+			uOff := (4*len(logits) + 7) / 8 * 8 // the u are doubles
+			buf, err := d.alloc(int64(uOff+12*c.rows), "test logits")
+			if err != nil {
+				return err
+			}
+			defer d.free(buf)
+			du := buf.add(uOff)
+			ids := du.add(8 * c.rows)
+			if err := d.upload(buf, unsafe.Pointer(&logits[0]), 4*len(logits)); err != nil {
+				return err
+			}
+			if err := d.upload(du, unsafe.Pointer(&u[0]), 8*c.rows); err != nil {
+				return err
+			}
+			if err := d.launch("k_sample", [3]int{c.rows, 1, 1}, blk256, 0, ids, buf, du, int32(c.vocab), c.temp); err != nil {
+				return err
+			}
+			return d.download(unsafe.Pointer(&got[0]), ids, 4*c.rows)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b := range got {
+			if want := infer.SampleRow(logits[b*c.vocab:(b+1)*c.vocab], c.temp, u[b]); int(got[b]) != want {
+				t.Errorf("vocab %d temperature %g row %d (u %.4f): GPU drew %d, host %d", c.vocab, c.temp, b, u[b], got[b], want)
 			}
 		}
 	}

@@ -19,6 +19,41 @@ type Ranker interface {
 	StepTopK(tokens []int, k int) (ids []int, logp []float32, err error)
 }
 
+// Sampler is a Stepper that draws each row's next token itself (on the device that holds the
+// logits), so that only one token per row comes back. Generate uses it when neither top-k nor
+// top-p restricts the draw.
+type Sampler interface {
+	Stepper
+	// StepSample feeds one token per row as Step does and returns, for each row b, the token
+	// SampleRow draws from that row's logits with temperature and u[b]. Rows fed a negative
+	// token (finished) get unspecified values. temperature > 0, 0 ≤ u[b] < 1.
+	StepSample(tokens []int, temperature float64, u []float64) ([]int, error)
+}
+
+// SampleRow draws a token from softmax(logits / temperature) with the uniform number u ∈
+// [0, 1): the first id, in id order, at which the running sum of exp((logit − max) /
+// temperature) exceeds u times the total (the last id if rounding leaves none). Sums are in
+// float64. It is Generate's draw when neither top-k nor top-p restricts the choice and the
+// host reference of StepSample.
+func SampleRow(logits []float32, temperature, u float64) int {
+	m := float32(math.Inf(-1))
+	for _, x := range logits {
+		m = max(m, x)
+	}
+	var total float64
+	for _, x := range logits {
+		total += math.Exp((float64(x) - float64(m)) / temperature)
+	}
+	target, cum := u*total, 0.0
+	for j, x := range logits {
+		cum += math.Exp((float64(x) - float64(m)) / temperature)
+		if cum > target {
+			return j
+		}
+	}
+	return len(logits) - 1
+}
+
 // TopK is StepTopK's ranking on the host, from a [rows·vocab] slice of logits (the reference
 // the device implementations are tested against). Each row's tokens are ranked by logit,
 // higher first, equal logits by lower id, and the k first are returned with their
@@ -67,6 +102,23 @@ func logSumExp(row []float32, m float64) float64 {
 		sum += math.Exp(float64(v) - m)
 	}
 	return m + math.Log(sum)
+}
+
+// stepSample calls s.StepSample and checks what comes back.
+func stepSample(s Sampler, tokens []int, temperature float64, u []float64) ([]int, error) {
+	ids, err := s.StepSample(tokens, temperature, u)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != len(tokens) {
+		return nil, fmt.Errorf("step sample: %d tokens for %d rows", len(ids), len(tokens))
+	}
+	for b, id := range ids {
+		if tokens[b] >= 0 && (id < 0 || id >= s.Vocab()) {
+			return nil, fmt.Errorf("step sample: row %d drew token %d of a vocabulary of %d", b, id, s.Vocab())
+		}
+	}
+	return ids, nil
 }
 
 // stepTopK calls r.StepTopK and checks the lengths of what comes back.

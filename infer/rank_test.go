@@ -11,12 +11,25 @@ import (
 	"mqa/models"
 )
 
-// rankedStepper makes a Stepper a Ranker by ranking its logits on the host with TopK, and
-// counts its calls of each kind and the k it is asked for.
+// rankedStepper makes a Stepper a Ranker and a Sampler by ranking its logits on the host with
+// TopK and drawing with SampleRow, and counts its calls of each kind and the k it is asked for.
 type rankedStepper struct {
 	Stepper
-	steps, topKSteps int
-	ks               []int // the distinct k of the StepTopK calls
+	steps, topKSteps, sampleSteps int
+	ks                            []int // the distinct k of the StepTopK calls
+}
+
+func (s *rankedStepper) StepSample(tokens []int, temperature float64, u []float64) ([]int, error) {
+	s.sampleSteps++
+	logits, err := s.Stepper.Step(tokens)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, len(tokens))
+	for b := range ids {
+		ids[b] = SampleRow(logits[b*s.Vocab():(b+1)*s.Vocab()], temperature, u[b])
+	}
+	return ids, nil
 }
 
 func (s *rankedStepper) Step(tokens []int) ([]float32, error) {
@@ -40,15 +53,19 @@ func (s *rankedStepper) StepTopK(tokens []int, k int) ([]int, []float32, error) 
 	return ids, logp, nil
 }
 
-// checkPath fails unless the stepper was driven only through StepTopK with k want (ranked)
-// or only through Step (not ranked).
-func (s *rankedStepper) checkPath(t *testing.T, ranked bool, want int) {
+// checkPath fails unless the stepper was driven only through StepTopK with k want (path
+// "ranked"), only through StepSample ("sampled") or only through Step ("host").
+func (s *rankedStepper) checkPath(t *testing.T, path string, want int) {
 	t.Helper()
-	switch {
-	case ranked && (s.steps != 0 || s.topKSteps == 0 || !slices.Equal(s.ks, []int{want})):
-		t.Errorf("ranked path not taken: %d Step and %d StepTopK calls with k %v (want k %d)", s.steps, s.topKSteps, s.ks, want)
-	case !ranked && (s.steps == 0 || s.topKSteps != 0):
-		t.Errorf("host path not taken: %d Step and %d StepTopK calls", s.steps, s.topKSteps)
+	got := map[string]int{"ranked": s.topKSteps, "sampled": s.sampleSteps, "host": s.steps}
+	for p, n := range got {
+		if (p == path) != (n > 0) {
+			t.Errorf("%s path wanted: %d Step, %d StepTopK (k %v) and %d StepSample calls", path, s.steps, s.topKSteps, s.ks, s.sampleSteps)
+			return
+		}
+	}
+	if path == "ranked" && !slices.Equal(s.ks, []int{want}) {
+		t.Errorf("StepTopK asked for k %v, want %d", s.ks, want)
 	}
 }
 
@@ -162,17 +179,19 @@ func TestRankedGenerate(t *testing.T) {
 	}
 	prompts := [][]int{{5, 6, 7}, {8}, {9, 10, 11, 12, 13}}
 	cases := []struct {
-		name   string
-		opt    Sampling
-		ranked bool
-		k      int
+		name string
+		opt  Sampling
+		path string
+		k    int
 	}{
-		{"greedy", Sampling{}, true, 1},
-		{"greedy ignores top-k", Sampling{TopK: 80}, true, 1},
-		{"top-k 5 top-p 0.9", Sampling{Temperature: 0.8, TopK: 5, TopP: 0.9, Seed: 7}, true, 5},
-		{"top-k MaxTopK", Sampling{Temperature: 1.2, TopK: MaxTopK, Seed: 3}, true, MaxTopK},
-		{"top-k 0", Sampling{Temperature: 0.8, TopP: 0.9, Seed: 7}, false, 0},
-		{"top-k over MaxTopK", Sampling{Temperature: 1.2, TopK: MaxTopK + 1, Seed: 3}, false, 0},
+		{"greedy", Sampling{}, "ranked", 1},
+		{"greedy ignores top-k", Sampling{TopK: 80}, "ranked", 1},
+		{"top-k 5 top-p 0.9", Sampling{Temperature: 0.8, TopK: 5, TopP: 0.9, Seed: 7}, "ranked", 5},
+		{"top-k MaxTopK", Sampling{Temperature: 1.2, TopK: MaxTopK, Seed: 3}, "ranked", MaxTopK},
+		{"top-k 0 top-p 0.9", Sampling{Temperature: 0.8, TopP: 0.9, Seed: 7}, "host", 0},
+		{"top-k over MaxTopK", Sampling{Temperature: 1.2, TopK: MaxTopK + 1, Seed: 3}, "host", 0},
+		{"unrestricted", Sampling{Temperature: 0.9, Seed: 5}, "sampled", 0},
+		{"top-k the vocabulary, top-p 1", Sampling{Temperature: 1.1, TopK: 100, TopP: 1, Seed: 6}, "sampled", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,7 +212,7 @@ func TestRankedGenerate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.checkPath(t, c.ranked, c.k)
+			r.checkPath(t, c.path, c.k)
 			if !slices.EqualFunc(got, want, slices.Equal[[]int]) {
 				t.Errorf("ranked %v, host %v", got, want)
 			}
@@ -214,7 +233,10 @@ func TestRankedBeamSearch(t *testing.T) {
 	}
 	srcs := [][]int{{5, 6, 7, 8}, {9, 10}, {11, 12, 13, 14, 15, 16, 17, 18, 19}}
 	for _, beam := range []int{1, 3, 4, 21} {
-		ranked := 2*beam <= min(MaxTopK, cfg.Vocab)
+		path := "host"
+		if 2*beam <= min(MaxTopK, cfg.Vocab) {
+			path = "ranked"
+		}
 		t.Run(fmt.Sprintf("beam %d", beam), func(t *testing.T) {
 			opt := Beam{Size: beam, Alpha: 0.6, MaxLen: 12, BOS: 1, EOS: 2}
 			plain, err := cpu.Translation(srcs, beam, opt.MaxLen)
@@ -234,7 +256,7 @@ func TestRankedBeamSearch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.checkPath(t, ranked, 2*beam)
+			r.checkPath(t, path, 2*beam)
 			for i := range srcs {
 				g, w := got[i], want[i]
 				if !slices.Equal(g.Tokens, w.Tokens) || math.Abs(g.Score-w.Score) > 1e-5*math.Abs(w.Score) ||
@@ -247,5 +269,33 @@ func TestRankedBeamSearch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// SampleRow draws each token with its softmax probability at the temperature: over u on a
+// fine grid, every token's share of the draws matches its probability; −Inf logits are never
+// drawn, and u just below 1 draws the last token that has weight.
+func TestSampleRow(t *testing.T) {
+	logits := []float32{1, 3, float32(math.Inf(-1)), 0.5, 3, -2}
+	for _, temp := range []float64{0.5, 1, 3} {
+		var w []float64
+		var total float64
+		for _, x := range logits {
+			e := math.Exp((float64(x) - 3) / temp)
+			w, total = append(w, e), total+e
+		}
+		const n = 100000
+		counts := make([]int, len(logits))
+		for i := range n {
+			counts[SampleRow(logits, temp, (float64(i)+0.5)/n)]++
+		}
+		for j, c := range counts {
+			if want := n * w[j] / total; math.Abs(float64(c)-want) > 1.5 {
+				t.Errorf("temperature %g: token %d drawn %d times of %d, want %.1f", temp, j, c, n, want)
+			}
+		}
+		if got := SampleRow(logits, temp, math.Nextafter(1, 0)); got != 5 {
+			t.Errorf("temperature %g: u just below 1 drew %d, want the last token 5", temp, got)
+		}
 	}
 }

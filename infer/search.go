@@ -41,7 +41,9 @@ func (s Sampling) Validate() error {
 // with StepTopK at every step, prompt tokens included, when the choice needs only its best
 // few tokens: StepTopK(tokens, 1) for greedy search and StepTopK(tokens, TopK) when TopK is
 // at most MaxTopK and the vocabulary; the choice among them is the one made from the
-// whole row.
+// whole row. When neither top-k nor top-p restricts a sampled choice (TopK 0 or at least the
+// vocabulary, TopP 0 or 1), the token is SampleRow's draw, made by a Sampler itself
+// (StepSample) where the stepper is one.
 func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]int, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
@@ -59,9 +61,13 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x676e))
 	vocab := s.Vocab()
+	unrestricted := opt.Temperature > 0 && (opt.TopK == 0 || opt.TopK >= vocab) && (opt.TopP == 0 || opt.TopP == 1)
 	ranker, ranked := s.(Ranker)
 	k := samplingK(opt, vocab)
 	ranked = ranked && k > 0
+	sampler, sampled := s.(Sampler)
+	sampled = sampled && unrestricted
+	u := make([]float64, len(prompts)) // the uniform numbers of the rows that choose at this step
 	out := make([][]int, len(prompts))
 	fed := make([]int, len(prompts)) // tokens taken in per row
 	done := make([]bool, len(prompts))
@@ -75,15 +81,27 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 	}
 	order, work := make([]int, vocab), make([]float64, vocab)
 	for !allTrue(done) {
+		if unrestricted { // drawn before the step, in row order, for the rows that choose at it
+			for r := range u {
+				u[r] = 0
+				if !done[r] && fed[r]+1 >= len(prompts[r]) {
+					u[r] = rng.Float64()
+				}
+			}
+		}
 		var (
 			logits []float32
 			ids    []int
 			logp   []float32
+			drawn  []int
 			err    error
 		)
-		if ranked {
+		switch {
+		case ranked:
 			ids, logp, err = stepTopK(ranker, tokens, k)
-		} else {
+		case sampled:
+			drawn, err = stepSample(sampler, tokens, opt.Temperature, u)
+		default:
 			logits, err = s.Step(tokens)
 		}
 		if err != nil {
@@ -100,9 +118,14 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 				continue
 			}
 			var tok int
-			if ranked {
+			switch {
+			case ranked:
 				tok = chooseRanked(ids[r*k:(r+1)*k], logp[r*k:(r+1)*k], opt, rng, work)
-			} else {
+			case sampled:
+				tok = drawn[r]
+			case unrestricted:
+				tok = SampleRow(logits[r*vocab:(r+1)*vocab], opt.Temperature, u[r])
+			default:
 				tok = choose(logits[r*vocab:(r+1)*vocab], opt, rng, order, work)
 			}
 			if tok == eos {
@@ -121,13 +144,13 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 }
 
 // samplingK is how many candidates per row Generate asks a Ranker for under opt: 1 for
-// greedy search, TopK when it is at most MaxTopK and the vocabulary, and otherwise 0 (the
-// choice needs the whole row).
+// greedy search, TopK when it is at most MaxTopK and restricts the vocabulary, and otherwise
+// 0 (the choice needs the whole row, or is SampleRow's).
 func samplingK(opt Sampling, vocab int) int {
 	switch {
 	case opt.Temperature == 0:
 		return 1
-	case opt.TopK > 0 && opt.TopK <= min(MaxTopK, vocab):
+	case opt.TopK > 0 && opt.TopK <= MaxTopK && opt.TopK < vocab:
 		return opt.TopK
 	}
 	return 0

@@ -845,6 +845,45 @@ __global__ void k_topk(int* ids, float* logp, const float* logits, int V, int k)
     }
 }
 
+// ids[b] = the token drawn from softmax(logits[b, :] / temperature) with u[b] ∈ [0, 1)
+// (infer.SampleRow): the first id, in id order, at which the running sum of exp((logit − max) /
+// temperature) exceeds u[b] times the total; the last id if rounding leaves none. One block (256
+// threads) per row: thread t sums a contiguous chunk of ids, the chunks' sums are scanned, and
+// the thread whose chunk holds the target walks it. Sums in double, as the host's.
+__global__ void k_sample(int* ids, const float* logits, const double* u, int V, double temperature) {
+    __shared__ double part[256];
+    __shared__ int found;
+    const int b = blockIdx.x, t = threadIdx.x;
+    const float* row = logits + (long long)b * V;
+    float m = NEG_INF;
+    for (int j = t; j < V; j += blockDim.x) m = fmaxf(m, row[j]);
+    m = block_max(m);
+    const int chunk = (V + blockDim.x - 1) / blockDim.x, c0 = min(V, t * chunk), c1 = min(V, c0 + chunk);
+    double s = 0.0;
+    for (int j = c0; j < c1; j++) s += exp(((double)row[j] - (double)m) / temperature);
+    part[t] = s;
+    if (t == 0) found = V - 1;
+    __syncthreads();
+    for (int off = 1; off < blockDim.x; off <<= 1) { // inclusive scan of the chunk sums
+        const double x = t >= off ? part[t - off] : 0.0;
+        __syncthreads();
+        part[t] += x;
+        __syncthreads();
+    }
+    const double target = u[b] * part[blockDim.x - 1], lo = t > 0 ? part[t - 1] : 0.0;
+    if (lo <= target && target < part[t]) { // exactly one chunk holds the target
+        double cum = lo;
+        int j = c0;
+        for (; j < c1 - 1; j++) {
+            cum += exp(((double)row[j] - (double)m) / temperature);
+            if (cum > target) break;
+        }
+        found = j;
+    }
+    __syncthreads();
+    if (t == 0) ids[b] = found;
+}
+
 // ---- benchmark helpers ---------------------------------------------------------------------
 
 // Uniform values in [−scale, scale) from a hash of (seed, i) (kernels.cu's mix64): the
