@@ -2,8 +2,9 @@
 
 Input: the CSV that `ncu --csv --metrics gpu__time_duration.sum` prints for a run of
 `mqa bench decode -device cuda` over one point with -host-steps 0. Steps are counted by
-k_argmax_advance (once per step of the device loop); the bandwidth probes and cache fills are
-left out. Kernels are grouped as GEMM (cuBLAS) or by our kernel's name. Compare the total with
+k_argmax_advance (once per step of the device loop); what runs before the first step (the
+weights' bf16 copies made at upload, the bandwidth probes, the cache fills) is left out: the
+first step starts at the first k_gather (the embedding; a translation's encoder too). Kernels are grouped as GEMM (cuBLAS) or by our kernel's name. Compare the total with
 the step time the benchmark measures without the profiler: the rest is launch gaps.
 
 usage: python3 ncu_decode.py NCU_CSV  -> a table on stdout, one JSON line last
@@ -18,7 +19,9 @@ SETUP = ("k_copy4", "k_read4", "k_fill_hash")
 
 
 def main(csv_path):
-    rows = [(name, us) for name, us in kernel_times(csv_path) if not name.startswith(SETUP)]
+    rows = kernel_times(csv_path)
+    first = next((i for i, (name, _) in enumerate(rows) if name.startswith("k_gather")), len(rows))
+    rows = [(name, us) for name, us in rows[first:] if not name.startswith(SETUP)]
     steps = sum(1 for name, _ in rows if name.startswith("k_argmax_advance"))
     if steps == 0:
         sys.exit("no k_argmax_advance launch found: was this an mqa bench decode run?")

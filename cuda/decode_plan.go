@@ -253,17 +253,17 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 	// as one vector (compute-sanitizer's memcheck saw a 12-byte read past 4·keysCap).
 	smem := 16 * ((keysCap + 3) / 4)
 	if smem > smemLimit {
-		return decodeLaunch{}, fmt.Errorf("cuda: %v over %d keys: the reference decode kernel keeps all scores in 48 KiB of shared memory (at most %d keys); head_dim %d / group %d are outside the fast kernel's limits (head_dim a power of two 4…128, at most %d query heads per K/V head)",
+		return decodeLaunch{}, fmt.Errorf("cuda: %v over %d keys: the reference decode kernel keeps all scores in 48 KiB of shared memory (at most %d keys); head_dim %d / group %d are outside the split kernels' limits (head_dim a power of two 4…128, at most %d query heads per K/V head)",
 			op, keysCap, smemLimit/4, dk, r, decMaxR)
 	}
 	reason := "requested"
 	if kernel != "ref" {
-		reason = fmt.Sprintf("head_dim %d / %d query heads per K/V head outside the fast kernel's limits", dk, r)
+		reason = fmt.Sprintf("head_dim %d / %d query heads per K/V head outside the split kernels' limits", dk, r)
 	}
 	return decodeLaunch{Fast: false, Threads: 128, Splits: 1, SmemBytes: smem, Reason: reason}, nil
 }
 
-// decodeAttnModel is the fast kernel's arithmetic in Go (float32 like the GPU): the same
+// decodeAttnModel is the CUDA-core split kernel's arithmetic in Go (float32 like the GPU): the same
 // splits, tiles, online softmax and combine. Inputs as ops.DecodeAttention (newK, newV nil
 // without new rows); it exists so that the index arithmetic is tested without a GPU.
 func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, lengths []int, maxLen, splits int) []float32 {

@@ -108,7 +108,7 @@ func TestDecodePlanVariants(t *testing.T) {
 	}
 }
 
-// The Go model of the fast kernel (splits, tiles, online softmax, combine) equals
+// The Go model of the CUDA-core split kernel (splits, tiles, online softmax, combine) equals
 // ops.DecodeAttention's CPU kernel.
 func TestDecodeAttnModel(t *testing.T) {
 	cases := []struct {

@@ -14,7 +14,10 @@
 // path is tested against and the CLI's -nocache mode. A Stepper that is also a Ranker ranks
 // each row's tokens where its logits live and returns only the best few (StepTopK); greedy
 // search, top-k sampling with k ≤ MaxTopK and beam search with 2·Size ≤ MaxTopK use it and
-// choose as they would from the whole row (TopK is the host reference of that ranking).
+// choose as they would from the whole row (TopK is the host reference of that ranking). A
+// Stepper that is also a Sampler draws each row's token itself (StepSample), which Generate
+// uses when neither top-k nor top-p restricts a sampled choice (SampleRow is the host
+// reference of that draw).
 //
 // The decode benchmark (Bench) times both paths for MHA, GQA and MQA models of equal
 // parameter count and reports the cache size and the bytes a step must read.

@@ -1,7 +1,8 @@
 // Incremental-decoding kernels of the mqa CUDA executor: the fused decode attention over the
-// K/V cache (flash-decoding style), its combine pass, a simple reference version, the cache
-// append and beam reorder, greedy argmax and top-k ranking on the device, and the bandwidth
-// probes of `mqa bench decode -device cuda`. Compiled at run time with NVRTC after kernels.cu,
+// K/V cache (flash-decoding style) on the tensor cores and on the CUDA cores, their combine
+// pass, a simple reference version, the cache append and beam reorder, greedy argmax, top-k
+// ranking and sampling on the device, and the bandwidth probes of `mqa bench decode -device
+// cuda`. Compiled at run time with NVRTC after kernels.cu,
 // in one module (it uses kernels.cu's warp and block reductions, to_bf16 and mix64);
 // scripts/gpu.sh vet compiles that module.
 //
@@ -11,30 +12,32 @@
 // (self-attention: its position; cross-attention: the source length); negative = finished row
 // (output zero, nothing read). Window W > 0: the query at position n sees positions n−W+1 … n.
 //
-// ---- Bytes and the time floor of k_decode_attn -----------------------------------------------
+// ---- Bytes and the time floor of the decode attention ----------------------------------------
 // One step must read, per layer, every visible cached K and V row once:
 //     bytes = 2 · B · kv · n · dk · sizeof(elem)      (n = visible rows, + the new row: 2·B·kv·dk·4)
 // plus the queries (B·h·dk·4) and the output (B·h·dk·4), which are small. With splits S > 1 the
 // partials add 2·B·h·S·(dk+2)·4 bytes written and read once more (small against the cache once
-// n ≫ S). The kernel reads each K/V row exactly once for all r = h/kv query heads that share it
-// (scores from a K tile staged in shared memory, the weighted sum streaming V rows once per
-// block), so MQA's cache traffic is h times smaller than MHA's, GQA's h/g times smaller.
+// n ≫ S). Both split kernels read each K/V row exactly once for all r = h/kv query heads that
+// share it (scores and weighted sums from tiles staged in shared memory, or V rows streamed once
+// per block), so MQA's cache traffic is h times smaller than MHA's, GQA's h/g times smaller.
 // Floor: bytes / DRAM bandwidth. Example, base model (6 layers, h 8, dk 64), B 1024, n 129, FP32:
 //     MHA: 6 · 2·1024·8·129·64·4 B = 3.25 GB → ≈ 0.98 ms at 3.35 TB/s (H100 SXM), 0.68 ms at 4.8 TB/s (H200)
 //     MQA: 1/8 of that = 406 MB      → ≈ 121 µs (H100), 85 µs (H200)
 // The decode step adds the weights (read once per step, ≈ 4·N_decoder bytes) to this; `mqa bench
-// decode -device cuda` prints bytes per step, the achieved GB/s and the floor from a copy
-// bandwidth measured in the same run.
+// decode -device cuda` prints bytes per step, the achieved GB/s and the floor from the read and
+// copy bandwidths measured in the same run (over the higher).
 //
 // Work per K/V row (r query heads): r·dk multiply-adds for the scores and r·dk for the values,
 // i.e. r/2 FLOP per byte at FP32 (MQA, r = 8: 4 FLOP/B), below the H100's ≈ 20 FLOP/B balance,
-// so the kernel is meant to be bandwidth-bound; shared-memory traffic per row is kept at
-// ≈ 2 LDS.128 wavefronts per 16 B of K (padded rows, no bank conflicts) and the scores need no
-// warp shuffles (one thread per key computes all r dot products from the staged tile).
+// so the kernels are meant to be bandwidth-bound. In the CUDA-core kernel (k_decode_attn_*)
+// shared-memory traffic per row is kept at ≈ 2 LDS.128 wavefronts per 16 B of K (padded rows,
+// no bank conflicts) and the scores need no warp shuffles (one thread per key computes all r
+// dot products from the staged tile); the tensor-core kernel (k_decode_mma_*) is described
+// where it is defined.
 
 #define DEC_NT 128   // threads per block of k_decode_attn
 #define DEC_TK 64    // keys per tile (DEC_NT = 2·DEC_TK: two threads per key in the score phase)
-#define DEC_MAXR 8   // most query heads per K/V head handled by the fast kernel (else the reference kernel)
+#define DEC_MAXR 8   // most query heads per K/V head handled by the split kernels (else the reference kernel)
 
 // Cache elements: float or bf16_t (kernels.cu's to_bf16 rounding).
 __device__ __forceinline__ float dec_to_f(float x) { return x; }
@@ -579,7 +582,7 @@ __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_
 // ---- the reference decode attention -----------------------------------------------------------
 // One block per (b, query head), scores of all visible keys in shared memory ((maxLen+1) floats),
 // K/V rows re-read for every query head: simple, for any dk and r, and the fallback when the
-// fast kernel's limits are not met (or MQA_DECODE_KERNEL=ref). Grid B·h, 128 threads.
+// split kernels' limits are not met (or -kernel ref). Grid B·h, 128 threads.
 template <typename T>
 __device__ void decode_attn_ref(float* out, const float* q, const T* k, const T* v, const float* nk, const float* nv,
                                 const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
