@@ -265,7 +265,7 @@ func TestStepBytes(t *testing.T) {
 // a computed node that large is not (kernels take 32-bit counts).
 func TestDecodePlanLargeCache(t *testing.T) {
 	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
-	cfg.MaxLen = 1 << 16
+	cfg.MaxLen, cfg.Positions = 1<<16, layers.PosLearned // a sinusoidal table would be a 2^16-row constant
 	params := initDecodeParams(t, cfg, 1)
 	rows := (1<<31)/(cfg.KVHeads*cfg.HeadDim*cfg.MaxLen) + 1
 	s, err := models.BuildDecodeStep(params, cfg, rows, cfg.MaxLen, 0)
