@@ -426,9 +426,9 @@ func (d *driver) fillGPU(l *decodeLaunch, bf16 bool, dk int) error {
 	return err
 }
 
-// fastDecodeKernel names the instance of the CUDA-core split kernel for r query heads per K/V head and
-// the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else the one
-// for up to decMaxR.
+// fastDecodeKernel names the instance of the CUDA-core split kernel for r query heads per K/V
+// head and the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else
+// the one for up to decMaxR.
 func fastDecodeKernel(suffix string, r int) string {
 	switch r {
 	case 1, 2, 4:
