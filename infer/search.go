@@ -40,8 +40,8 @@ func (s Sampling) Validate() error {
 // done take in nothing more (the cached stepper skips their attention). A Ranker is stepped
 // with StepTopK at every step, prompt tokens included, when the choice needs only its best
 // few tokens: StepTopK(tokens, 1) for greedy search and StepTopK(tokens, TopK) when TopK is
-// at most MaxTopK and the vocabulary; the choice among them is the one made from the
-// whole row. When neither top-k nor top-p restricts a sampled choice (TopK 0 or at least the
+// at most MaxTopK and smaller than the vocabulary; the choice among them is the one made from
+// the whole row. When neither top-k nor top-p restricts a sampled choice (TopK 0 or at least the
 // vocabulary, TopP 0 or 1), the token is SampleRow's draw, made by a Sampler itself
 // (StepSample) where the stepper is one.
 func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]int, error) {
