@@ -100,6 +100,12 @@ type decodeTiming struct {
 	EncoderUS     float64 `json:"encoder_us_per_token"` // translation only
 	DecoderUS     float64 `json:"decoder_us_per_token"`
 	DecoderSecond float64 `json:"decoder_seconds"`
+	// Translation: the decoder's steps summed over the batches, and its time per sequence-step
+	// (a batch of n sequences and b beams that takes s steps counts n·b·s). A batch takes as many
+	// steps as its longest hypothesis, so µs per output token also depends on how the models'
+	// output lengths spread; µs per sequence-step does not.
+	DecoderSteps int     `json:"decoder_steps,omitempty"`
+	RowStepUS    float64 `json:"decoder_us_per_sequence_step,omitempty"`
 }
 
 type curvePoint struct {

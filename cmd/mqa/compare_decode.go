@@ -68,6 +68,7 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 	t := decodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
 	var enc, dec time.Duration
+	rowSteps := 0
 	for lo := 0; lo < len(sources); lo += batch {
 		chunk := sources[lo:min(lo+batch, len(sources))]
 		t0 := time.Now()
@@ -76,12 +77,15 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 			return nil, t, err
 		}
 		t1 := time.Now()
-		out, err := infer.BeamSearch(s, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
+		counted, steps := countSteps(s)
+		out, err := infer.BeamSearch(counted, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
 		if err != nil {
 			return nil, t, err
 		}
 		enc += t1.Sub(t0)
 		dec += time.Since(t1)
+		t.DecoderSteps += steps.n
+		rowSteps += steps.n * len(chunk) * beam
 		for _, h := range out {
 			hyps = append(hyps, tok.Decode(h.Tokens))
 			t.OutputTokens += len(h.Tokens) + 1 // with its EOS
@@ -91,7 +95,39 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 	t.EncoderUS = enc.Seconds() / float64(t.OutputTokens) * 1e6
 	t.DecoderUS = dec.Seconds() / float64(t.OutputTokens) * 1e6
 	t.DecoderSecond = dec.Seconds()
+	if rowSteps > 0 {
+		t.RowStepUS = dec.Seconds() / float64(rowSteps) * 1e6
+	}
 	return hyps, t, nil
+}
+
+// stepCount counts the decode steps of a Stepper (its Step calls and, through
+// rankedStepCount, its StepTopK calls).
+type stepCount struct {
+	infer.Stepper
+	n int
+}
+
+func (c *stepCount) Step(tokens []int) ([]float32, error) {
+	c.n++
+	return c.Stepper.Step(tokens)
+}
+
+// rankedStepCount keeps a Ranker a Ranker while counting its steps.
+type rankedStepCount struct{ *stepCount }
+
+func (c rankedStepCount) StepTopK(tokens []int, k int) ([]int, []float32, error) {
+	c.n++
+	return c.Stepper.(infer.Ranker).StepTopK(tokens, k)
+}
+
+// countSteps wraps s so that its decode steps are counted, keeping it a Ranker if it is one.
+func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
+	c := &stepCount{Stepper: s}
+	if _, ok := s.(infer.Ranker); ok {
+		return rankedStepCount{c}, c
+	}
+	return c, c
 }
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at

@@ -89,6 +89,7 @@ func qualityPlot(path, task string, rows []kindResult) error {
 	if task == "translate" {
 		p.Title.Text = "translation: test BLEU (beam 4) against decoding speed"
 		p.Y.Label.Text = "BLEU"
+		p.X.Label.Text = "cached greedy decoding, decoder µs per sequence-step (large batch)"
 	} else {
 		p.Title.Text = "language model: test perplexity against decoding speed"
 		p.Y.Label.Text = "test perplexity (per token)"
@@ -102,7 +103,11 @@ func qualityPlot(path, task string, rows []kindResult) error {
 		if task == "translate" {
 			y = r.BLEUBeam4
 		}
-		s, err := plotter.NewScatter(plotter.XYs{{X: t.DecoderUS + t.EncoderUS, Y: y}})
+		x := t.DecoderUS + t.EncoderUS
+		if task == "translate" { // per output token depends on the models' output lengths
+			x = t.RowStepUS
+		}
+		s, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
 		if err != nil {
 			return err
 		}

@@ -69,6 +69,13 @@ func writeReport(dir string, res compareResults) error {
 				encDec(r, "greedy", true), encDec(r, "beam4", true), r.CacheBytesPerToken)
 		}
 		p("| *paper: multi-head (TPUv2)* | *13.2* | *1.7 + 46* | *2.0 + 203* | | | |\n| *paper: multi-query (TPUv2)* | *13.0* | *1.5 + 3.8* | *1.6 + 32* | | | |\n\n")
+		p("A batch decodes for as many steps as its longest hypothesis, so µs per output token also depends on how long each model's outputs run. The decoder's µs per sequence-step (steps × sequences × beams) does not:\n\n")
+		p("| attention | greedy, batch %s | beam 4, batch %s | greedy, batch 1 | beam 4, batch 1 |\n|---|---|---|---|---|\n",
+			batchOf(mt[0], "greedy", false), batchOf(mt[0], "beam4", false))
+		for _, r := range mt {
+			p("| %s | %s | %s | %s | %s |\n", r.Attention, perStep(r, "greedy", false), perStep(r, "beam4", false), perStep(r, "greedy", true), perStep(r, "beam4", true))
+		}
+		p("\n")
 	}
 	p("## Training\n\nQuality and decoding are measured on each model's checkpoint with the best validation loss (on the first validation batches), not on the last step.\n\n")
 	p("| task | attention | steps | dropout | final train loss | scored step | tokens/s | µs/token |\n|---|---|---|---|---|---|---|---|\n")
@@ -118,6 +125,15 @@ func encDec(r kindResult, mode string, small bool) string {
 	return fmt.Sprintf("%.1f + %.1f", t.EncoderUS, t.DecoderUS)
 }
 
+// perStep is the decoder's µs per sequence-step of a translation timing.
+func perStep(r kindResult, mode string, small bool) string {
+	t, ok := timing(r, mode, small)
+	if !ok || t.RowStepUS == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", t.RowStepUS)
+}
+
 // summary says in plain sentences what quality MQA/GQA lost and what speed they bought,
 // relative to MHA, from the measured numbers.
 func summary(res compareResults) string {
@@ -151,7 +167,12 @@ func summary(res compareResults) string {
 			}
 			mode := "greedy"
 			if t1, ok1 := timing(r, mode, false); ok1 {
-				if t0, ok0 := timing(*mha, mode, false); ok0 && t1.DecoderUS > 0 {
+				t0, ok0 := timing(*mha, mode, false)
+				switch {
+				case ok0 && t1.RowStepUS > 0 && t0.RowStepUS > 0:
+					s += fmt.Sprintf("; cached greedy decoding at batch %d: %.1f vs %.1f µs per sequence-step (%.2f× %s; per output token %.1f vs %.1f, which also depends on how long each model's outputs run: a batch takes as many steps as its longest)",
+						t1.Batch, t1.RowStepUS, t0.RowStepUS, speedup(t0.RowStepUS, t1.RowStepUS), fasterOrSlower(t0.RowStepUS, t1.RowStepUS), t1.DecoderUS, t0.DecoderUS)
+				case ok0 && t1.DecoderUS > 0:
 					s += fmt.Sprintf("; cached greedy decoding at batch %d: %.1f vs %.1f µs per token (%.2f× %s)", t1.Batch, t1.DecoderUS, t0.DecoderUS,
 						speedup(t0.DecoderUS, t1.DecoderUS), fasterOrSlower(t0.DecoderUS, t1.DecoderUS))
 				}

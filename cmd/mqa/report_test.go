@@ -20,6 +20,16 @@ func TestSummary(t *testing.T) {
 		{"mqa vs mha", []kindResult{mha, mqa}, []string{"translate, mqa vs mha", "2.0200 vs 2.0000 (+1.0 %", "19.50 vs 20.00 (-0.50",
 			"25.0 vs 100.0 µs per token (4.00× faster)", "256 vs 1024 bytes"}},
 	}
+	// with sequence-step timings (translation), those are compared
+	stepped := func(r kindResult, us float64) kindResult {
+		r.Decode = []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: us}}
+		return r
+	}
+	cases = append(cases, struct {
+		name  string
+		rows  []kindResult
+		wants []string
+	}{"per sequence-step", []kindResult{stepped(mha, 80), stepped(mqa, 40)}, []string{"40.0 vs 80.0 µs per sequence-step (2.00× faster; per output token 25.0 vs 100.0"}})
 	for _, c := range cases {
 		got := summary(compareResults{Results: c.rows})
 		for _, w := range c.wants {

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"testing"
+
+	"mqa/infer"
+)
+
+// fixedStepper proposes token 3 until its step after, then EOS (2), for every row.
+type fixedStepper struct {
+	rows, steps, after int
+}
+
+func (s *fixedStepper) Batch() int          { return s.rows }
+func (s *fixedStepper) Vocab() int          { return 5 }
+func (s *fixedStepper) Capacity() int       { return 50 }
+func (s *fixedStepper) Reorder([]int) error { return nil }
+func (s *fixedStepper) Step(tokens []int) ([]float32, error) {
+	s.steps++
+	best := 3
+	if s.steps > s.after {
+		best = 2
+	}
+	logits := make([]float32, s.rows*5)
+	for r := 0; r < s.rows; r++ {
+		logits[r*5+best] = 5
+	}
+	return logits, nil
+}
+
+// rankedFixed is a fixedStepper that is also a Ranker.
+type rankedFixed struct{ *fixedStepper }
+
+func (s rankedFixed) StepTopK(tokens []int, k int) ([]int, []float32, error) {
+	logits, err := s.Step(tokens)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, logp := infer.TopK(logits, 5, k)
+	return ids, logp, nil
+}
+
+// countSteps counts every decode step of a search and keeps a Ranker a Ranker.
+func TestCountSteps(t *testing.T) {
+	for _, ranked := range []bool{false, true} {
+		for _, beam := range []int{1, 2} {
+			fixed := &fixedStepper{rows: 3 * beam, after: 6}
+			var s infer.Stepper = fixed
+			if ranked {
+				s = rankedFixed{fixed}
+			}
+			counted, steps := countSteps(s)
+			if _, isRanker := counted.(infer.Ranker); isRanker != ranked {
+				t.Fatalf("ranked %v: wrapped stepper is a Ranker: %v", ranked, isRanker)
+			}
+			out, err := infer.BeamSearch(counted, 3, infer.Beam{Size: beam, MaxLen: 20, BOS: 1, EOS: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if steps.n != fixed.steps || steps.n != 7 {
+				t.Errorf("ranked %v beam %d: counted %d steps, the stepper took %d (want 7)", ranked, beam, steps.n, fixed.steps)
+			}
+			if len(out) != 3 || len(out[0].Tokens) != 6 {
+				t.Errorf("ranked %v beam %d: hypotheses %+v", ranked, beam, out)
+			}
+		}
+	}
+}
