@@ -52,6 +52,38 @@ __device__ __forceinline__ float4 dec_load4(const bf16_t* p) {
                        __uint_as_float(u.y & 0xffff0000u));
 }
 
+#define MMA_TK 16 // keys per warp tile of the tensor-core kernel
+
+// The keys of split s of sequence·K/V head bg (item bg·splits + s of the split kernels): the
+// visible cached rows start at lo, the split takes keys k0 … k1−1 of the keys + 1 (with the
+// step's own row, key `keys`), i.e. cached keys k0 … kc−1, in `tiles` tiles of MMA_TK (the
+// tensor-core kernel's). Both split kernels cut a row's keys here, so their partials agree.
+// bg < 0: past the last item.
+struct DecItem {
+    int bg, s, lo, keys, k0, k1, kc, tiles;
+};
+
+__device__ __forceinline__ DecItem dec_item(int it, int items, const int* lengths, int kvh, int splits, int window,
+                                            bool hasNew) {
+    DecItem e = {-1, 0, 0, 0, 0, 0, 0, 0};
+    if (it >= items) return e;
+    e.bg = it / splits;
+    e.s = it - e.bg * splits;
+    const int n = lengths[e.bg / kvh];
+    int total = 0;
+    if (n >= 0) {
+        if (window > 0 && n - window + 1 > 0) e.lo = n - window + 1;
+        e.keys = n - e.lo;
+        total = e.keys + (hasNew ? 1 : 0);
+    }
+    const int chunk = max((total + splits - 1) / splits, DEC_TK); // splits past the keys stay empty
+    e.k0 = min(total, e.s * chunk);
+    e.k1 = min(total, e.k0 + chunk);
+    e.kc = min(e.k1, e.keys);
+    e.tiles = e.kc > e.k0 ? (e.kc - e.k0 + MMA_TK - 1) / MMA_TK : 0;
+    return e;
+}
+
 // ---- the fast decode attention ----------------------------------------------------------------
 // Grid (B·kv, S), DEC_NT threads. Block (b, g, s) takes split s of the visible keys of sequence b
 // and K/V head g (the cached rows lo … n−1, then the new row), in tiles of DEC_TK keys:
@@ -77,7 +109,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
     extern __shared__ float4 dec_smem4[];
     float* sm = (float*)dec_smem4;
     const int tid = threadIdx.x;
-    const int bg = blockIdx.x, b = bg / kvh, s = blockIdx.y;
+    const int bg = blockIdx.x, s = blockIdx.y;
     const int D4 = dk >> 2, KS = dk + 4, KQ = DEC_NT / D4;
     const int tileFloats = max(DEC_TK * KS, DEC_NT * r * 4);
     float* qs = sm;               // [r][dk]
@@ -85,15 +117,8 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
     float* ps = ks + tileFloats;  // [r][TK]
     float* st = ps + r * DEC_TK;  // m[MAXR], l[MAXR], alpha[MAXR]
 
-    const int n = lengths[b];
-    int lo = 0, keys = 0, total = 0;
-    if (n >= 0) {
-        if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
-        keys = n - lo;
-        total = keys + (nk != 0 ? 1 : 0);
-    }
-    const int chunk = max((total + splits - 1) / splits, DEC_TK); // splits past the keys stay empty
-    const int k0 = min(total, s * chunk), k1 = min(total, k0 + chunk);
+    const DecItem e = dec_item(bg * splits + s, bg * splits + s + 1, lengths, kvh, splits, window, nk != 0);
+    const int lo = e.lo, keys = e.keys, k0 = e.k0, k1 = e.k1;
 
     const float* qb = q + (long long)bg * r * dk;
     for (int i = tid; i < r * dk; i += DEC_NT) qs[i] = qb[i] * scale;
@@ -244,7 +269,6 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
 // Shared memory per warp: 2 stages × MMA_TK rows of K (dk + 8 elements: conflict-free fragment
 // loads) and of V (dk + 8 for bf16, ldmatrix.trans; dk + 4 for FP32); then the merge area of
 // NW·(24 + r·dk) + 8 floats.
-#define MMA_TK 16
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 // 16 bytes global → shared, asynchronously; src_bytes 0 writes zeros (rows past the tile's end).
@@ -376,34 +400,6 @@ template <int DK> struct MmaCache<float, DK> {
         }
     }
 };
-
-// One item of the tensor-core kernel: split s of sequence·K/V head bg, i.e. its cached keys
-// k0 … kc−1 (tiles of MMA_TK; the chunks are decode_attn's, so the partials are the same) and,
-// when keys ∈ [k0, k1), the step's own row. bg < 0: past the last item.
-struct DecItem {
-    int bg, s, lo, keys, k0, k1, kc, tiles;
-};
-
-__device__ __forceinline__ DecItem dec_item(int it, int items, const int* lengths, int kvh, int splits, int window,
-                                            bool hasNew) {
-    DecItem e = {-1, 0, 0, 0, 0, 0, 0, 0};
-    if (it >= items) return e;
-    e.bg = it / splits;
-    e.s = it - e.bg * splits;
-    const int n = lengths[e.bg / kvh];
-    int total = 0;
-    if (n >= 0) {
-        if (window > 0 && n - window + 1 > 0) e.lo = n - window + 1;
-        e.keys = n - e.lo;
-        total = e.keys + (hasNew ? 1 : 0);
-    }
-    const int chunk = max((total + splits - 1) / splits, DEC_TK);
-    e.k0 = min(total, e.s * chunk);
-    e.k1 = min(total, e.k0 + chunk);
-    e.kc = min(e.k1, e.keys);
-    e.tiles = e.kc > e.k0 ? (e.kc - e.k0 + MMA_TK - 1) / MMA_TK : 0;
-    return e;
-}
 
 template <typename T, int DK>
 __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
