@@ -188,7 +188,6 @@ func (d *driver) loadPTX(ptx string, names []string) error {
 	return nil
 }
 
-// memInfo returns the free and total device memory in bytes.
 // residentBlocks is how many blocks of a kernel (threads each, shmem bytes of dynamic shared
 // memory) fit on one multiprocessor at once.
 func (d *driver) residentBlocks(name string, threads, shmem int) (int, error) {
@@ -201,6 +200,7 @@ func (d *driver) residentBlocks(name string, threads, shmem int) (int, error) {
 	return int(n), err
 }
 
+// memInfo returns the free and total device memory in bytes.
 func (d *driver) memInfo() (free, total int64) {
 	var f, t C.size_t
 	C.cuMemGetInfo_v2(&f, &t)
