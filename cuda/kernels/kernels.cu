@@ -148,7 +148,7 @@ __global__ void k_scatter_add(float* out, const int* ids, const float* g, int n,
     atomicAdd(&out[(long long)ids[r] * d + j], g[i] * scale);
 }
 
-// ---- dropout: the hash of ops.Dropout.Keep ------------------------------------------
+// ---- dropout: the hash of ops.Dropout's mask ----------------------------------------
 
 __device__ __forceinline__ unsigned long long mix64(unsigned long long x) {
     x ^= x >> 30;
@@ -159,8 +159,8 @@ __device__ __forceinline__ unsigned long long mix64(unsigned long long x) {
     return x;
 }
 
-// key = mix(mix(mix(seed ^ golden) ^ site)); the step is read from the device counter so
-// that a captured CUDA graph sees the current step.
+// key = ops.Dropout.SiteKey() = mix(mix(seed ^ golden) ^ site); the step is read from the
+// device counter (and mixed in here) so that a captured CUDA graph sees the current step.
 __global__ void k_dropout(float* y, const float* x, int n, unsigned long long key, const unsigned long long* step,
                           double p, double scale) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

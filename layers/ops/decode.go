@@ -2,7 +2,6 @@ package ops
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -74,8 +73,7 @@ func (op DecodeAttention) Arity() int {
 
 // Type is (q, k, v[, newK, newV], lengths) → out.
 func (op DecodeAttention) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	q, kv := G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 4, Of: a}
+	q, kv := tensorOf(2), tensorOf(4)
 	if op.HasNew {
 		return hm.NewFnType(q, kv, kv, q, q, intTensor(1), q)
 	}
@@ -216,20 +214,7 @@ func decodeAttention[T float](op DecodeAttention, in [][]T, out []T, lengths []i
 			// Softmax per query head.
 			for r := 0; r < group; r++ {
 				row := scores[r*(maxLen+1) : r*(maxLen+1)+total]
-				m := math.Inf(-1)
-				for _, s := range row {
-					m = math.Max(m, s)
-				}
-				var sum float64
-				for j, s := range row {
-					e := math.Exp(s - m)
-					row[j] = e
-					sum += e
-				}
-				inv := 1 / sum
-				for j := range row {
-					row[j] *= inv
-				}
+				softmaxRow(row, row, 1)
 			}
 			// Weighted values: each value row is read once for all query heads.
 			clear(acc)

@@ -103,7 +103,7 @@ func TestDecodeAttention(t *testing.T) {
 				if c.hasNew {
 					nkN, nvN = node("nk", nk, b, c.kvh*dk), node("nv", nv, b, c.kvh*dk)
 				}
-				lens := G.NodeFromAny(g, tensor.New(tensor.WithShape(b), tensor.WithBacking(append([]int(nil), c.lens...))), G.WithName("lens"))
+				lens := gradcheck.Ints(g, "lens", c.lens)
 				op := ops.DecodeAttention{Heads: c.h, KVHeads: c.kvh, HeadDim: dk, Scale: 0.5, Window: c.window, HasNew: c.hasNew}
 				y, err := ops.NewDecodeAttention(op, node("q", q, b, c.h*dk), node("k", k, b, c.kvh, maxLen, dk), node("v", v, b, c.kvh, maxLen, dk), nkN, nvN, lens)
 				if err != nil {

@@ -58,12 +58,6 @@ func mix(x uint64) uint64 {
 // mix(SiteKey ^ step) (the GPU kernel mixes the step in itself).
 func (op Dropout) SiteKey() uint64 { return mix(mix(op.Seed^0x9e3779b97f4a7c15) ^ uint64(op.Site)) }
 
-// Keep reports whether element i survives at the given step.
-func (op Dropout) Keep(step uint64, i int) bool { return op.keep(op.stepKey(step), i) }
-
-// stepKey is the part of the mask's hash fixed for one step.
-func (op Dropout) stepKey(step uint64) uint64 { return mix(op.SiteKey() ^ step) }
-
 // keep reports whether element i survives under the step's key.
 func (op Dropout) keep(key uint64, i int) bool {
 	u := float64(mix(key^uint64(i))>>40) / (1 << 24)
@@ -90,7 +84,7 @@ func (op Dropout) Do(vals ...G.Value) (G.Value, error) {
 
 func dropout[T float](op Dropout, step uint64, x, y []T) {
 	scale := 1 / (1 - op.P)
-	key := op.stepKey(step) // three of the four hash rounds are the same for every element
+	key := mix(op.SiteKey() ^ step) // three of the four hash rounds are the same for every element
 	for i, v := range x {
 		if op.keep(key, i) {
 			y[i] = T(float64(v) * scale)

@@ -194,38 +194,39 @@ func (op NormGrad) Do(vals ...G.Value) (G.Value, error) {
 
 func normBwd[T float](op NormGrad, d int, in [][]T, out []T) {
 	x, gamma, g := in[0], in[1], in[2]
-	acc := make([]float64, d) // column sums for gamma
-	for off := 0; off < len(x); off += d {
-		row, gr := x[off:off+d], g[off:off+d]
-		mean, rstd := rowStats(row, op.RMS, op.Eps)
-		switch op.Wrt {
-		case 1:
+	if op.Wrt == 1 { // gamma: the column sums of g ⊙ xhat
+		acc := make([]float64, d)
+		for off := 0; off < len(x); off += d {
+			row, gr := x[off:off+d], g[off:off+d]
+			mean, rstd := rowStats(row, op.RMS, op.Eps)
 			for j := range row {
 				acc[j] += float64(gr[j]) * (float64(row[j]) - mean) * rstd
 			}
-		default:
-			// dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat ⊙ xhat)), without the
-			// mean(dxhat) term for RMSNorm; dxhat = g ⊙ gamma.
-			var sumD, sumDX float64
-			for j := range row {
-				dxhat := float64(gr[j]) * float64(gamma[j])
-				sumD += dxhat
-				sumDX += dxhat * (float64(row[j]) - mean) * rstd
-			}
-			n := float64(d)
-			if op.RMS {
-				sumD = 0
-			}
-			for j := range row {
-				xhat := (float64(row[j]) - mean) * rstd
-				dxhat := float64(gr[j]) * float64(gamma[j])
-				out[off+j] = T(rstd * (dxhat - sumD/n - xhat*sumDX/n))
-			}
 		}
-	}
-	if op.Wrt > 0 {
 		for j := range acc {
 			out[j] = T(acc[j])
+		}
+		return
+	}
+	// dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat ⊙ xhat)), without the mean(dxhat)
+	// term for RMSNorm; dxhat = g ⊙ gamma.
+	n := float64(d)
+	for off := 0; off < len(x); off += d {
+		row, gr := x[off:off+d], g[off:off+d]
+		mean, rstd := rowStats(row, op.RMS, op.Eps)
+		var sumD, sumDX float64
+		for j := range row {
+			dxhat := float64(gr[j]) * float64(gamma[j])
+			sumD += dxhat
+			sumDX += dxhat * (float64(row[j]) - mean) * rstd
+		}
+		if op.RMS {
+			sumD = 0
+		}
+		for j := range row {
+			xhat := (float64(row[j]) - mean) * rstd
+			dxhat := float64(gr[j]) * float64(gamma[j])
+			out[off+j] = T(rstd * (dxhat - sumD/n - xhat*sumDX/n))
 		}
 	}
 }

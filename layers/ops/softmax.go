@@ -131,22 +131,27 @@ func softmaxFwd[T float](op Softmax, x, y []T, shape tensor.Shape, lengths []int
 			if lo >= hi {
 				continue // no visible key: the row stays zero
 			}
-			xr, yr := x[off+lo:off+hi], y[off+lo:off+hi]
-			maxv := math.Inf(-1)
-			for _, v := range xr {
-				maxv = math.Max(maxv, float64(v)*op.Scale)
-			}
-			var sum float64
-			for j, v := range xr {
-				e := math.Exp(float64(v)*op.Scale - maxv)
-				yr[j] = T(e)
-				sum += e
-			}
-			inv := 1 / sum
-			for j := range yr {
-				yr[j] = T(float64(yr[j]) * inv)
-			}
+			softmaxRow(x[off+lo:off+hi], y[off+lo:off+hi], op.Scale)
 		}
+	}
+}
+
+// softmaxRow writes y = softmax(scale · x), computed in float64 (the exponentials rounded to T
+// before they are normalised); y may be x.
+func softmaxRow[T float](x, y []T, scale float64) {
+	maxv := math.Inf(-1)
+	for _, v := range x {
+		maxv = math.Max(maxv, float64(v)*scale)
+	}
+	var sum float64
+	for j, v := range x {
+		e := math.Exp(float64(v)*scale - maxv)
+		y[j] = T(e)
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range y {
+		y[j] = T(float64(y[j]) * inv)
 	}
 }
 
