@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic writes a file at path by calling write on a buffered temp
+// WriteFileAtomic writes a file at path by calling write on a buffered temp
 // file in the same directory, then syncing, closing and renaming it over path
 // and syncing the directory. On error the temp file is removed and any
 // existing file at path is left untouched.
-func writeFileAtomic(path string, perm fs.FileMode, write func(w io.Writer) error) (err error) {
+func WriteFileAtomic(path string, perm fs.FileMode, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

@@ -112,7 +112,7 @@ func WriteJSON(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	data = append(data, '\n')
-	return writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	return WriteFileAtomic(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

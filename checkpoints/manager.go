@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // stepPrefix is the name prefix of checkpoint directories under a root.
@@ -60,7 +59,7 @@ func (m Manager) Save(step int, valLoss float64, fill func(dir string) error) (s
 	}
 	dir := m.StepDir(step)
 	// writeDirAtomic records a NaN or infinite valLoss as unknown.
-	done := Completion{Step: step, ValLoss: &valLoss, Time: time.Now().UTC()}
+	done := Completion{Step: step, ValLoss: &valLoss} // writeDirAtomic stamps the time when the files are written
 	if err := writeDirAtomic(dir, done, fill); err != nil {
 		return "", err
 	}

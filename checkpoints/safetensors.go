@@ -91,7 +91,7 @@ func WriteSafetensors(w io.Writer, tensors []Tensor, meta map[string]string) err
 // path, and the directory is synced. An existing file at path is replaced
 // only on success.
 func SaveSafetensors(path string, tensors []Tensor, meta map[string]string) error {
-	return writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	return WriteFileAtomic(path, 0o644, func(w io.Writer) error {
 		return WriteSafetensors(w, tensors, meta)
 	})
 }

@@ -1,4 +1,4 @@
-// Package cuda is the GPU backend of mqa: with the build tag cuda it registers the "cuda"
+// Package cuda is the GPU backend of mqa: with the build tag mqacuda it registers the "cuda"
 // executor of package train, which runs the same Gorgonia graphs (forward, gorgonia.Grad's
 // backward, AdamW) on an NVIDIA GPU. Parameters, gradients and optimizer moments stay on the
 // GPU; per step only the token batch goes up and the loss and gradient norm come down.
@@ -12,5 +12,5 @@
 // steps, beam reorder on the GPU); kernels/decode.cu holds its kernels; decode_bench.go is
 // `mqa bench decode -device cuda`.
 //
-// Build (see scripts/gpu.sh): CGO_LDFLAGS=-L/tmp/cuda13-stubs go build -tags cuda ./cmd/mqa
+// Build (see scripts/gpu.sh): CGO_LDFLAGS=-L/tmp/cuda13-stubs go build -tags mqacuda ./cmd/mqa
 package cuda

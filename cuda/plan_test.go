@@ -15,7 +15,7 @@ import (
 // planFor builds the training graph of cfg and its plan.
 func planFor(t *testing.T, cfg models.Config, shape models.Shape) *Plan {
 	t.Helper()
-	p, err := train.InitParams(cfg, 1)
+	p, err := models.InitParams(cfg, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,11 @@ func planFor(t *testing.T, cfg models.Config, shape models.Shape) *Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grads, err := G.Grad(g.Loss, train.ParamNodes(g, p.Names())...)
+	wrt, err := train.ParamNodes(g, p.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads, err := G.Grad(g.Loss, wrt...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +79,7 @@ func TestPlanCoversModels(t *testing.T) {
 // An op the executor does not know is an error that names it.
 func TestPlanUnknownOp(t *testing.T) {
 	cfg, _ := models.Preset("tiny", models.TaskLM, 40)
-	p, _ := train.InitParams(cfg, 1)
+	p, _ := models.InitParams(cfg, 1)
 	g, err := models.Build(p, cfg, models.Shape{Batch: 1, TgtLen: 3}, models.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -101,7 +101,7 @@ func BuildDecodeStep(params *layers.Params, cfg Config, batch, maxLen, srcLen in
 	if x, err = m.FinalNorm(lg, x); err != nil {
 		return nil, err
 	}
-	if s.Logits, err = (Model{s.Cfg}).Head(s.Graph, x); err != nil {
+	if s.Logits, err = m.Head(lg, x); err != nil {
 		return nil, err
 	}
 	return s, nil

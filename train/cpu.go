@@ -64,7 +64,11 @@ func (t *Trainer) Graph(shape models.Shape, training bool) (*models.Graph, []*G.
 	if err != nil || !training {
 		return g, nil, err
 	}
-	grads, err := G.Grad(g.Loss, ParamNodes(g, t.names)...)
+	wrt, err := ParamNodes(g, t.names)
+	if err != nil {
+		return nil, nil, err
+	}
+	grads, err := G.Grad(g.Loss, wrt...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("building gradients: %w", err)
 	}
@@ -73,16 +77,18 @@ func (t *Trainer) Graph(shape models.Shape, training bool) (*models.Graph, []*G.
 
 // ParamNodes returns the graph's parameter nodes in the order of names; a parameter the
 // graph does not use is an error.
-func ParamNodes(g *models.Graph, names []string) []*G.Node {
+func ParamNodes(g *models.Graph, names []string) ([]*G.Node, error) {
 	byName := map[string]*G.Node{}
 	for _, n := range g.ParamNodes() {
 		byName[n.Name()] = n
 	}
 	nodes := make([]*G.Node, len(names))
 	for i, name := range names {
-		nodes[i] = byName[name]
+		if nodes[i] = byName[name]; nodes[i] == nil {
+			return nil, fmt.Errorf("graph for %+v does not use parameter %s", g.Shape, name)
+		}
 	}
-	return nodes
+	return nodes, nil
 }
 
 // Feed sets a graph's inputs from a batch.

@@ -122,16 +122,13 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		if err := t.Sync(); err != nil {
 			return err
 		}
-		if valStep != t.Step {
-			lastVal = math.NaN()
-		}
-		var vl *float64
-		if !math.IsNaN(lastVal) {
-			vl = &lastVal
+		v := math.NaN()
+		if valStep == t.Step {
+			v = lastVal
 		}
 		st := State{Step: t.Step, OptSteps: t.Opt.Steps, DropoutStep: t.DropoutStep, Data: src.State(),
-			Settings: t.Settings, ValLoss: vl, Elapsed: elapsed()}
-		dir, err := mgr.Save(t.Step, lastVal, func(dir string) error { return t.writeCheckpoint(dir, st, o.SaveExtra) })
+			Settings: t.Settings, ValLoss: finite(v), Elapsed: elapsed()}
+		dir, err := mgr.Save(t.Step, v, func(dir string) error { return t.writeCheckpoint(dir, st, o.SaveExtra) })
 		sum.Checkpoint = dir
 		return err
 	}
@@ -228,26 +225,18 @@ func openLog(path string, step int) (*os.File, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	var keep []byte
-	for len(old) > 0 {
-		line := old
-		if i := bytes.IndexByte(old, '\n'); i >= 0 {
-			line, old = old[:i+1], old[i+1:]
-		} else {
-			old = nil // a torn last line is dropped
-			break
+	for line := range bytes.Lines(old) {
+		if !bytes.HasSuffix(line, []byte("\n")) {
+			break // a torn last line is dropped
 		}
 		var e LogEntry
 		if json.Unmarshal(line, &e) == nil && e.Step <= step {
 			keep = append(keep, line...)
 		}
 	}
-	// Rewrite through a temporary file, so a crash now cannot lose the log.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, keep, 0o644); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, fmt.Errorf("replacing %s: %w", path, err)
+	// Rewrite atomically, so a crash now cannot lose the log.
+	if err := checkpoints.WriteFileAtomic(path, 0o644, func(w io.Writer) error { _, err := w.Write(keep); return err }); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -84,7 +84,7 @@ type StepStats struct {
 }
 
 // Executor runs a model's graphs for a Trainer: the CPU executor in this package, or the
-// CUDA executor (package cuda, build tag cuda), which keeps parameters, gradients and
+// CUDA executor (package cuda, build tag mqacuda), which keeps parameters, gradients and
 // optimizer moments on the GPU.
 type Executor interface {
 	// TrainStep runs forward and backward on each micro-batch and returns the mean loss and
@@ -103,7 +103,7 @@ type Executor interface {
 }
 
 // NewExecutor makes the executor for a device. The CPU executor is built in; a build
-// with the cuda tag registers "cuda" here.
+// with the mqacuda tag registers "cuda" here.
 var NewExecutor = map[string]func(t *Trainer) (Executor, error){
 	"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
 }
@@ -147,7 +147,7 @@ func newTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 	}
 	var err error
 	if params == nil {
-		if params, err = InitParams(cfg, s.Seed); err != nil {
+		if params, err = models.InitParams(cfg, s.Seed); err != nil {
 			return nil, err
 		}
 	}
@@ -178,11 +178,6 @@ func CheckDevice(device string) error {
 		return fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
 	}
 	return fmt.Errorf("unknown device %q (allowed: cpu, cuda)", device)
-}
-
-// InitParams creates a model's parameters from a seed (see models.InitParams).
-func InitParams(cfg models.Config, seed uint64) (*layers.Params, error) {
-	return models.InitParams(cfg, seed)
 }
 
 // ParamNames lists the parameters in the optimizer's order.
