@@ -30,14 +30,6 @@ func CacheBytes(layers, batch, kvHeads, maxLen, headDim int) int64 {
 	return 2 * int64(layers) * int64(batch) * int64(kvHeads) * int64(maxLen) * int64(headDim) * 4
 }
 
-// Bytes is the memory the cache holds (4 bytes per float32 element, 8 per float64).
-func (c *Cache) Bytes() int64 {
-	n := CacheBytes(c.Layers, c.Batch, c.KVHeads, c.MaxLen, c.HeadDim)
-	if len(c.K) > 0 && c.K[0].Dtype() == tensor.Float64 {
-		n *= 2
-	}
-	return n
-}
 
 // Append writes the new key and value rows of one layer ([Batch, KVHeads·HeadDim]) at each
 // active sequence's current length; it does not advance the lengths (Advance does).

@@ -36,17 +36,24 @@ type Sampler interface {
 // float64. It is Generate's draw when neither top-k nor top-p restricts the choice and the
 // host reference of StepSample.
 func SampleRow(logits []float32, temperature, u float64) int {
+	return sampleRow(logits, temperature, u, make([]float64, len(logits)))
+}
+
+// sampleRow is SampleRow with scratch for the weights (at least len(logits)).
+func sampleRow(logits []float32, temperature, u float64, work []float64) int {
 	m := float32(math.Inf(-1))
 	for _, x := range logits {
 		m = max(m, x)
 	}
+	w := work[:len(logits)]
 	var total float64
-	for _, x := range logits {
-		total += math.Exp((float64(x) - float64(m)) / temperature)
+	for j, x := range logits {
+		w[j] = math.Exp((float64(x) - float64(m)) / temperature)
+		total += w[j]
 	}
 	target, cum := u*total, 0.0
-	for j, x := range logits {
-		cum += math.Exp((float64(x) - float64(m)) / temperature)
+	for j, e := range w {
+		cum += e
 		if cum > target {
 			return j
 		}

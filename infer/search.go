@@ -124,7 +124,7 @@ func Generate(s Stepper, prompts [][]int, maxNew, eos int, opt Sampling) ([][]in
 			case sampled:
 				tok = drawn[r]
 			case unrestricted:
-				tok = SampleRow(logits[r*vocab:(r+1)*vocab], opt.Temperature, u[r])
+				tok = sampleRow(logits[r*vocab:(r+1)*vocab], opt.Temperature, u[r], work)
 			default:
 				tok = choose(logits[r*vocab:(r+1)*vocab], opt, rng, order, work)
 			}

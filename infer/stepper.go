@@ -319,9 +319,6 @@ func (s *cachedStepper) Batch() int    { return s.cache.Batch }
 func (s *cachedStepper) Vocab() int    { return s.cfg.Vocab }
 func (s *cachedStepper) Capacity() int { return s.cache.MaxLen }
 
-// Cache exposes the stepper's K/V cache (for the benchmark and tests).
-func (s *cachedStepper) Cache() *Cache { return s.cache }
-
 func (s *cachedStepper) Reorder(parents []int) error { return s.cache.Reorder(parents) }
 
 func checkTokens(tokens []int, batch, vocab int, lens func(int) int, capacity int) error {

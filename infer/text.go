@@ -38,19 +38,28 @@ func Load(path string) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Dir: dir, Cfg: cfg, Params: params}
-	if m.Tok, err = data.LoadTokenizer(filepath.Join(dir, TokenizerFile)); err != nil {
+	if m.Tok, m.SrcTok, err = LoadTokenizers(dir); err != nil {
 		return nil, err
-	}
-	m.SrcTok = m.Tok
-	if _, err := os.Stat(filepath.Join(dir, SrcTokenizerFile)); err == nil {
-		if m.SrcTok, err = data.LoadTokenizer(filepath.Join(dir, SrcTokenizerFile)); err != nil {
-			return nil, err
-		}
 	}
 	if m.Tok.VocabSize() > cfg.Vocab || (cfg.Task == models.TaskTranslate && m.SrcTok.VocabSize() > max(cfg.Vocab, cfg.SrcVocab)) {
 		return nil, fmt.Errorf("%s: the tokenizer has more tokens than the model's vocabulary", dir)
 	}
 	return m, nil
+}
+
+// LoadTokenizers reads a model directory's target and source tokenizers (the same when the
+// source has none of its own).
+func LoadTokenizers(dir string) (tgt, src *data.Tokenizer, err error) {
+	if tgt, err = data.LoadTokenizer(filepath.Join(dir, TokenizerFile)); err != nil {
+		return nil, nil, err
+	}
+	src = tgt
+	if _, err := os.Stat(filepath.Join(dir, SrcTokenizerFile)); err == nil {
+		if src, err = data.LoadTokenizer(filepath.Join(dir, SrcTokenizerFile)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return tgt, src, nil
 }
 
 // GenerateText continues prompt with a language model: the prompt is tokenised (an empty

@@ -38,16 +38,16 @@ var compareDefaults = map[string]struct {
 
 // compareRun holds the settings of one comparison.
 type compareRun struct {
-	preset, device, out  string
-	steps, bleuLines     int
-	evalBatches          int
-	dropout              float64
-	mtCorpus             string
-	decodeDevice         string
-	smallBatch, bigBatch int
-	attns, tasks         []string
-	seed                 uint64
-	command              string
+	preset, device, out string
+	steps, bleuLines    int
+	evalBatches         int
+	dropout             float64
+	mtCorpus            string
+	decodeDevice        string
+	bigBatch            int
+	attns, tasks        []string
+	seed                uint64
+	command             string
 }
 
 // kindResult is everything measured for one task and attention kind.
@@ -93,7 +93,7 @@ type kindResult struct {
 
 // decodeTiming is the time per output token of one decoding mode and batch size.
 type decodeTiming struct {
-	Mode          string  `json:"mode"` // greedy or beam4 (translation), sample (LM)
+	Mode          string  `json:"mode"` // greedy or beam4 (translation), greedy (LM)
 	Batch         int     `json:"batch"`
 	Sequences     int     `json:"sequences"`
 	OutputTokens  int     `json:"output_tokens"`
@@ -166,7 +166,6 @@ func runCompare(args []string) error {
 	if r.dropout < 0 {
 		r.dropout = def.dropout
 	}
-	r.smallBatch = 1
 	r.attns = splitList(*attn)
 	r.tasks = splitList(*tasks)
 	if r.steps < 1 || len(r.attns) == 0 || len(r.tasks) == 0 {
@@ -369,7 +368,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 		kr.TestWordPPL = math.Exp(test.NLL * float64(test.Tokens) / float64(d.testWords))
 	}
 	kr.CacheBytesPerToken = int(infer.CacheBytes(cfg.Layers, 1, cfg.KVHeads, 1, cfg.HeadDim))
-	backend, err := decodeBackend("compare", &infer.Model{Dir: kr.ScoredCheckpoint, Cfg: cfg, Params: tr.Params}, r.decodeDevice, "fp32", false)
+	backend, err := decodeBackend("compare", cfg, tr.Params, r.decodeDevice, "fp32", false)
 	if err != nil {
 		return kr, err
 	}

@@ -13,8 +13,8 @@ import (
 )
 
 // translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
-// scores BLEU and chrF, and times encoder and decoder per output token at the large batch,
-// then again at batch 1 on a few sentences.
+// scores BLEU and chrF, and times encoder and decoder per output token (and the decoder per
+// sequence-step) at the large batch, then again at batch 1 on a few sentences.
 func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
 	pairs := d.testPairs
 	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
@@ -51,7 +51,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 			kr.BLEUBeam4, kr.ChrFBeam4 = bl.Score, ch.Score
 		}
 		few := sources[:min(len(sources), 8)]
-		_, small, err := translateTimed(b, d.tok, few, mode.beam, r.smallBatch, func(int) {})
+		_, small, err := translateTimed(b, d.tok, few, mode.beam, smallBatch, func(int) {})
 		if err != nil {
 			return err
 		}
@@ -140,7 +140,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 		return fmt.Errorf("no test text to prompt with")
 	}
 	first := d.test[0]
-	for _, batch := range []int{r.smallBatch, r.bigBatch} {
+	for _, batch := range []int{smallBatch, r.bigBatch} {
 		prompts := make([][]int, batch)
 		for i := range prompts {
 			row := i % first.Shape.Batch
@@ -168,6 +168,9 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 	}
 	return nil
 }
+
+// smallBatch is the batch of the small decoding-speed measurement (the report's batch-1 columns).
+const smallBatch = 1
 
 // newBar is a progress bar on standard error with a rate and an ETA.
 func newBar(total int, label, unit string) *progressbar.ProgressBar {

@@ -7,6 +7,8 @@ import (
 
 	"mqa/cuda"
 	"mqa/infer"
+	"mqa/layers"
+	"mqa/models"
 )
 
 func init() {
@@ -45,7 +47,7 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := decodeBackend("generate", m, *device, *cache, *noCache)
+	b, err := decodeBackend("generate", m.Cfg, m.Params, *device, *cache, *noCache)
 	if err != nil {
 		return err
 	}
@@ -63,14 +65,11 @@ func runGenerate(args []string) error {
 	return nil
 }
 
-// decodeBackend is the decoding backend of -device: the CPU, or the GPU of package cuda (a
-// build with -tags mqacuda).
-func decodeBackend(cmd string, m *infer.Model, device, cache string, noCache bool) (infer.Backend, error) {
-	if err := checkDevice(cmd, device); err != nil {
-		return nil, err
-	}
+// decodeBackend is the decoding backend of -device (already checked by checkDevice): the CPU,
+// or the GPU of package cuda (a build with -tags mqacuda).
+func decodeBackend(cmd string, cfg models.Config, params *layers.Params, device, cache string, noCache bool) (infer.Backend, error) {
 	if device == "cpu" {
-		return infer.NewCPU(m.Cfg, m.Params, noCache)
+		return infer.NewCPU(cfg, params, noCache)
 	}
 	if noCache {
 		return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
@@ -80,7 +79,7 @@ func decodeBackend(cmd string, m *infer.Model, device, cache string, noCache boo
 	if err := opt.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
 	}
-	return cuda.NewDecodeBackend(m.Cfg, m.Params, opt)
+	return cuda.NewDecodeBackend(cfg, params, opt)
 }
 
 // checkDevice refuses a -device this build cannot run, before anything is loaded.

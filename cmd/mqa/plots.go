@@ -122,7 +122,7 @@ func qualityPlot(path, task string, rows []kindResult) error {
 	return p.Save(6*vg.Inch, 4.5*vg.Inch, path)
 }
 
-// pad widens an axis by frac of its span on each side (the top gets the legend's room too).
+// pad widens an axis: its top by frac of its span (room for the legend), its bottom by frac/3.
 func pad(a *plot.Axis, frac float64) {
 	span := a.Max - a.Min
 	if span <= 0 {

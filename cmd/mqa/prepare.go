@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -232,21 +231,6 @@ func (d *dataSpec) saveFiles(dir string) error {
 		return d.srcTok.Save(filepath.Join(dir, infer.SrcTokenizerFile))
 	}
 	return nil
-}
-
-// loadTokenizers reads a checkpoint's tokenizer(s): target and source (the same when shared).
-// It is infer.Load without the weights, for a resumed run (train.Resume loads those).
-func loadTokenizers(dir string) (tgt, src *data.Tokenizer, err error) {
-	if tgt, err = data.LoadTokenizer(filepath.Join(dir, infer.TokenizerFile)); err != nil {
-		return nil, nil, err
-	}
-	src = tgt
-	if _, err := os.Stat(filepath.Join(dir, infer.SrcTokenizerFile)); err == nil {
-		if src, err = data.LoadTokenizer(filepath.Join(dir, infer.SrcTokenizerFile)); err != nil {
-			return nil, nil, err
-		}
-	}
-	return tgt, src, nil
 }
 
 // srcVocab is the source vocabulary size (0 for an LM).

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mqa/checkpoints"
+	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
 )
@@ -321,7 +322,7 @@ func resumeTraining(ctx context.Context, dir, device string, steps int) error {
 	if err := checkpoints.ReadJSON(filepath.Join(ckpt, runFile), &d.dataSettings, 1<<20); err != nil {
 		return err
 	}
-	if d.tok, d.srcTok, err = loadTokenizers(ckpt); err != nil {
+	if d.tok, d.srcTok, err = infer.LoadTokenizers(ckpt); err != nil {
 		return err
 	}
 	if err := d.load(); err != nil {

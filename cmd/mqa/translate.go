@@ -54,7 +54,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := decodeBackend("translate", m, *device, *cache, *noCache)
+	b, err := decodeBackend("translate", m.Cfg, m.Params, *device, *cache, *noCache)
 	if err != nil {
 		return err
 	}
