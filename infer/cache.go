@@ -30,7 +30,6 @@ func CacheBytes(layers, batch, kvHeads, maxLen, headDim int) int64 {
 	return 2 * int64(layers) * int64(batch) * int64(kvHeads) * int64(maxLen) * int64(headDim) * 4
 }
 
-
 // Append writes the new key and value rows of one layer ([Batch, KVHeads·HeadDim]) at each
 // active sequence's current length; it does not advance the lengths (Advance does).
 func (c *Cache) Append(layer int, newK, newV *tensor.Dense, active []bool) error {
