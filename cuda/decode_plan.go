@@ -22,7 +22,7 @@ import (
 type DecodeOptions struct {
 	Cache  string // element type of the self-attention K/V cache: "fp32" (default) or "bf16"
 	Math   string // GEMMs: "fp32" (default, strict), "tf32", or "bf16" (bf16 copies of the weights and of each product's input, FP32 accumulation)
-	Graphs bool   // replay each step as a captured CUDA graph
+	Graphs bool   // replay each step as a captured CUDA graph (DefaultDecodeOptions turns it on; the zero value does not)
 	Kernel string // decode attention: "fast" (default: the tensor-core kernel where it applies, else "simt"), "simt" (the CUDA-core split kernel) or "ref"
 }
 
@@ -67,7 +67,7 @@ type DecodeBenchSpec struct {
 	Steps        int   // timed steps per point (replays of the captured step)
 	HostSteps    int   // also time this many host-driven search steps (StepTopK, and Reorder for beams), 0: none
 	Seed         uint64
-	Math         string // fp32 or tf32 GEMMs
+	Math         string // GEMMs: fp32, tf32 or bf16 (as DecodeOptions.Math)
 	Kernel       string // fast, simt or ref
 	MemFraction  float64
 }
@@ -179,7 +179,6 @@ type decodeLaunch struct {
 	Blocks    int // grid of the tensor-core kernel (0: as many blocks as fit on the GPU at once, at most one per item)
 	Splits    int
 	SmemBytes int
-	WSFloats  int // workspace of the split partials: B·h·S·dk (+ 2·B·h·S for m and l)
 	Reason    string
 }
 
@@ -243,9 +242,6 @@ func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel str
 		} else {
 			tile := max(decTile*(dk+4), decThreads*r*4)
 			l.SmemBytes = 4 * (r*dk + tile + r*decTile + 3*decMaxR)
-		}
-		if s > 1 {
-			l.WSFloats = rows * op.Heads * s * (dk + 2)
 		}
 		return l, nil
 	}

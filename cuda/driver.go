@@ -317,7 +317,10 @@ func (d *driver) launch(name string, grid, block [3]int, shmem int, args ...any)
 	r := C.mqa_launch(f, C.uint(grid[0]), C.uint(max(grid[1], 1)), C.uint(max(grid[2], 1)),
 		C.uint(block[0]), C.uint(max(block[1], 1)), C.uint(max(block[2], 1)), C.uint(shmem), d.stream,
 		C.int(len(args)), &d.offs[0])
-	return check("launch "+name, r)
+	if r != C.CUDA_SUCCESS { // the message is built only on failure: this is the hot path
+		return check("launch "+name, r)
+	}
+	return nil
 }
 
 // permArgs matches struct PermArgs in kernels.cu.
@@ -352,11 +355,15 @@ func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, com
 	if transA {
 		lda = m
 	}
-	return checkBlas(fmt.Sprintf("gemm %d×%d×%d batch %d", m, n, k, batch), C.mqa_gemm(d.blas, boolInt(transB), boolInt(transA),
+	s := C.mqa_gemm(d.blas, boolInt(transB), boolInt(transA),
 		C.int(n), C.int(m), C.int(k),
 		C.CUdeviceptr(b), C.int(ldb), C.longlong(k*n),
 		C.CUdeviceptr(a), C.int(lda), C.longlong(m*k),
-		C.CUdeviceptr(c), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType)))
+		C.CUdeviceptr(c), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType))
+	if s != C.CUBLAS_STATUS_SUCCESS { // the message is built only on failure: this is the hot path
+		return checkBlas(fmt.Sprintf("gemm %d×%d×%d batch %d", m, n, k, batch), s)
+	}
+	return nil
 }
 
 func boolInt(b bool) C.int {

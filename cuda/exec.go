@@ -22,10 +22,10 @@ import (
 //go:embed kernels/kernels.cu
 var kernelSource string
 
-var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_fill", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
+var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
 	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
 	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
-	"k_inc_u64", "k_count"}
+	"k_count"}
 
 func init() {
 	train.NewExecutor["cuda"] = func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) }
@@ -79,18 +79,17 @@ type Executor struct {
 	sizes   []int
 	decay   []bool
 	// state holds parameters, moments and the accumulation buffer, each 256-byte aligned.
-	state           dptr
-	params, m, v    []dptr
-	acc             []dptr
-	scratch         dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
-	stepMirror      uint64
-	stepKnown       bool
-	grads           []dptr // the gradient Apply reads
-	train, eval     map[models.Shape]*program
-	closed          bool
-	Device          string // the GPU's name
-	LastStepKernels int
-	decKernel       string // decode attention: "fast", "simt" or "ref" (decoding only)
+	state        dptr
+	params, m, v []dptr
+	acc          []dptr
+	scratch      dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
+	stepMirror   uint64
+	stepKnown    bool
+	grads        []dptr // the gradient Apply reads
+	train, eval  map[models.Shape]*program
+	closed       bool
+	Device       string // the GPU's name
+	decKernel    string // decode attention: "fast", "simt" or "ref" (decoding only)
 	// BF16 GEMMs (Math "bf16"): every matrix product reads bf16 copies of its inputs and
 	// accumulates in FP32 into an FP32 result; half holds the parameters' copies (rewritten by
 	// every AdamW update), the programs hold their activations' copies (program.mirror).
@@ -278,7 +277,6 @@ type program struct {
 	plan       *Plan
 	addr       []dptr // per plan node
 	arena      dptr
-	arenaLen   int64
 	consts     dptr
 	fed        []int32 // host staging of the fed int inputs, in fedNames order
 	fedDev     dptr
@@ -486,7 +484,6 @@ func (e *Executor) layout(p *program, reuse bool) error {
 			release(mirrorOff[j], int64(2*nodes[j].Size))
 		}
 	}
-	p.arenaLen = top
 	desc := p.desc
 	if p.g != nil {
 		desc = fmt.Sprintf("a %+v batch", p.g.Shape)

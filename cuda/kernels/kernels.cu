@@ -79,10 +79,6 @@ __global__ void k_to_bf16(bf16_t* y, const float* x, int n) {
     if (i < n) y[i] = to_bf16(x[i]);
 }
 
-__global__ void k_fill(float* y, float v, int n) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = v;
-}
 
 // y[r, j] = x[r, j] + b[j]
 __global__ void k_bias_add(float* y, const float* x, const float* b, int n, int d) {
@@ -359,7 +355,8 @@ __global__ void k_softmax_grad(float* dx, const float* p, const float* g, int nr
 
 // ---- cross-entropy -----------------------------------------------------------------
 // Forward: one block per row writes rowloss[r] (0 for ignored rows); k_xent_reduce sums
-// and divides by the number of counted rows, writing the scalar loss and the count.
+// and divides by the number of counted rows, writing the scalar loss (and the count, when
+// count is not null; the executor passes null).
 
 __global__ void k_xent_rows(float* rowloss, const float* logits, const int* targets, int n, int v, float eps, int ignore) {
     int r = blockIdx.x;
@@ -479,7 +476,5 @@ __global__ void k_count(float* count, const int* targets, int n, int ignore) {
     c = block_sum(c);
     if (threadIdx.x == 0) count[0] = c;
 }
-
-__global__ void k_inc_u64(unsigned long long* x) { x[0] += 1ULL; }
 
 } // extern "C"
