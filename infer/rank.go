@@ -78,28 +78,35 @@ func TopK(logits []float32, vocab, k int) (ids []int, logp []float32) {
 	for r := range rows {
 		row := logits[r*vocab : (r+1)*vocab]
 		top := ids[r*k : (r+1)*k]
-		n := 0 // tokens in top so far
-		for i, v := range row {
-			if n == k && !(v > row[top[k-1]]) {
-				continue // no better than the k-th; an equal logit has a higher id
-			}
-			j := n // the slot to fill, moved up past every lower logit
-			if n == k {
-				j = k - 1 // the k-th drops out
-			} else {
-				n++
-			}
-			for ; j > 0 && row[top[j-1]] < v; j-- {
-				top[j] = top[j-1]
-			}
-			top[j] = i
-		}
+		topIDs(row, top)
 		lse := logSumExp(row, float64(row[top[0]]))
 		for j, id := range top {
 			logp[r*k+j] = float32(float64(row[id]) - lse)
 		}
 	}
 	return ids, logp
+}
+
+// topIDs fills top with the ids of the len(top) largest logits of row, larger first, equal
+// logits by lower id, keeping a sorted buffer instead of sorting the row (1 ≤ len(top) ≤
+// len(row)).
+func topIDs(row []float32, top []int) {
+	k, n := len(top), 0 // n: tokens in top so far
+	for i, v := range row {
+		if n == k && !(v > row[top[k-1]]) {
+			continue // no better than the k-th; an equal logit has a higher id
+		}
+		j := n // the slot to fill, moved up past every lower logit
+		if n == k {
+			j = k - 1 // the k-th drops out
+		} else {
+			n++
+		}
+		for ; j > 0 && row[top[j-1]] < v; j-- {
+			top[j] = top[j-1]
+		}
+		top[j] = i
+	}
 }
 
 // logSumExp is log Σ exp(v) over a row of logits whose largest value is m.

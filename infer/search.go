@@ -177,20 +177,23 @@ func choose(logits []float32, opt Sampling, rng *rand.Rand, order []int, work []
 		}
 		return best
 	}
-	ids := order[:len(logits)]
-	for i := range ids {
-		ids[i] = i
-	}
 	// Most likely first, as TopK ranks them; ties by id, so the order (and the draw) is
-	// deterministic.
-	slices.SortFunc(ids, func(a, b int) int {
-		if c := cmp.Compare(logits[b], logits[a]); c != 0 {
-			return c
+	// deterministic. A top-k restriction selects its k without sorting the row.
+	var ids []int
+	if opt.TopK > 0 && opt.TopK < len(logits) {
+		ids = order[:opt.TopK]
+		topIDs(logits, ids)
+	} else {
+		ids = order[:len(logits)]
+		for i := range ids {
+			ids[i] = i
 		}
-		return cmp.Compare(a, b)
-	})
-	if opt.TopK > 0 && opt.TopK < len(ids) {
-		ids = ids[:opt.TopK]
+		slices.SortFunc(ids, func(a, b int) int {
+			if c := cmp.Compare(logits[b], logits[a]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
 	}
 	// Unnormalised probabilities at the temperature, in the candidates' order.
 	m := float64(logits[ids[0]])
