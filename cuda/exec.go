@@ -23,7 +23,7 @@ import (
 var kernelSource string
 
 var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
-	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_stats", "k_norm_grad_x",
+	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_rows", "k_add_norm_rows", "k_norm_stats", "k_norm_grad_x",
 	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
 	"k_count"}
 
@@ -609,6 +609,23 @@ func (e *Executor) uploadConst(dst dptr, pn PlanNode) error {
 	return err
 }
 
+// normRowsMax is the widest row k_norm_rows and k_add_norm_rows take (32 lanes × NORM_PER_LANE).
+const normRowsMax = 32 * 32
+
+// norm launches a layer or RMS norm of rows × dim: y = norm(a) · gamma (+ beta), or with sum
+// set, sum = a + b and y = norm(sum) (k_add_norm); yh, if set, receives y in bf16. A warp per
+// row where the row fits its registers, else a block per row.
+func (d *driver) norm(y, yh, sum, a, b, gamma, beta dptr, rows, dim int, rms bool, eps float64) error {
+	grid, norm, addNorm := [3]int{rows, 1, 1}, "k_norm", "k_add_norm"
+	if dim <= normRowsMax {
+		grid, norm, addNorm = grid1(rows, 4), "k_norm_rows", "k_add_norm_rows"
+	}
+	if sum == 0 {
+		return d.launch(norm, grid, [3]int{128, 1, 1}, 0, y, yh, a, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
+	}
+	return d.launch(addNorm, grid, [3]int{128, 1, 1}, 0, y, yh, sum, a, b, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
+}
+
 func grid1(n, block int) [3]int { return [3]int{(n + block - 1) / block, 1, 1} }
 
 var blk256 = [3]int{256, 1, 1}
@@ -716,14 +733,12 @@ func (e *Executor) build(p *program) error {
 				beta = in[2]
 			}
 			half := p.mirror[i] // written by the kernel itself (writesOwnCopy)
-			step = func() error {
-				return d.launch("k_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, half, in[0], in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
+			var sum, a, b dptr = 0, in[0], 0
+			if f, ok := p.plan.AddNorm[i]; ok {
+				sum, a, b = in[0], p.addr[nodes[f].In[0]], p.addr[nodes[f].In[1]]
 			}
-			if a, ok := p.plan.AddNorm[i]; ok {
-				x, y := p.addr[nodes[a].In[0]], p.addr[nodes[a].In[1]]
-				step = func() error {
-					return d.launch("k_add_norm", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, half, in[0], x, y, in[1], beta, int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
-				}
+			step = func() error {
+				return d.norm(out, half, sum, a, b, in[1], beta, rows, dim, op.RMS, op.Eps)
 			}
 		case KNormGrad:
 			op := pn.Node.Op().(ops.NormGrad)

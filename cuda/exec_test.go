@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -417,6 +419,102 @@ func TestReducedPrecisionTraining(t *testing.T) {
 	for _, mode := range []string{"tf32", "bf16"} {
 		if d := math.Abs(nll[mode] - nll["fp32"]); d > math.Max(0.01*nll["fp32"], 0.005) {
 			t.Errorf("%s held-out NLL %.5f, FP32 %.5f: differs by %.3g", mode, nll[mode], nll["fp32"], d)
+		}
+	}
+}
+
+// The norm kernels (a warp per row up to normRowsMax, a block per row above it), with and
+// without the fused residual sum, layer and RMS, against float64 sums on random rows.
+func TestNormKernels(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	rng := rand.New(rand.NewPCG(5, 6))
+	const rows, eps = 7, 1e-5
+	for _, dim := range []int{48, 512, 1000, normRowsMax, normRowsMax + 1, 1536} {
+		for _, rms := range []bool{false, true} {
+			for _, add := range []bool{false, true} {
+				vals := make([][]float32, 4) // a, b, gamma, beta
+				for k, n := range []int{rows * dim, rows * dim, dim, dim} {
+					vals[k] = make([]float32, n)
+					for i := range vals[k] {
+						vals[k][i] = float32(rng.NormFloat64()*2 + 0.5)
+					}
+				}
+				a, b, gamma, beta := vals[0], vals[1], vals[2], vals[3]
+				want, wantSum := make([]float32, rows*dim), make([]float32, rows*dim)
+				for r := range rows {
+					x := make([]float64, dim)
+					var mean, ss float64
+					for j := range x {
+						x[j] = float64(a[r*dim+j])
+						if add {
+							x[j] = float64(a[r*dim+j] + b[r*dim+j])
+						}
+						wantSum[r*dim+j] = float32(x[j])
+						mean += x[j] / float64(dim)
+					}
+					if rms {
+						mean = 0
+					}
+					for _, v := range x {
+						ss += (v - mean) * (v - mean)
+					}
+					rs := 1 / math.Sqrt(ss/float64(dim)+eps)
+					for j, v := range x {
+						o := (v - mean) * rs * float64(gamma[j])
+						if !rms {
+							o += float64(beta[j])
+						}
+						want[r*dim+j] = float32(o)
+					}
+				}
+				got, gotSum := make([]float32, rows*dim), make([]float32, rows*dim)
+				err := dec.e.w.do(func() error {
+					d := dec.e.d
+					n := rows * dim
+					buf, err := d.alloc(int64(4*(4*n+2*dim)), "test norm")
+					if err != nil {
+						return err
+					}
+					defer d.free(buf)
+					da, db, dy, ds := buf, buf.add(4*n), buf.add(8*n), buf.add(12*n)
+					dg, dbeta := buf.add(16*n), buf.add(16*n+4*dim)
+					for _, u := range []struct {
+						p dptr
+						v []float32
+					}{{da, a}, {db, b}, {dg, gamma}, {dbeta, beta}} {
+						if err := d.upload(u.p, unsafe.Pointer(&u.v[0]), 4*len(u.v)); err != nil {
+							return err
+						}
+					}
+					var sum, bp, betap dptr
+					if add {
+						sum, bp = ds, db
+					}
+					if !rms {
+						betap = dbeta
+					}
+					if err := d.norm(dy, 0, sum, da, bp, dg, betap, rows, dim, rms, eps); err != nil {
+						return err
+					}
+					if err := d.download(unsafe.Pointer(&got[0]), dy, 4*n); err != nil {
+						return err
+					}
+					if !add {
+						return nil
+					}
+					return d.download(unsafe.Pointer(&gotSum[0]), ds, 4*n)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := relErr(got, want); e > 5e-6 {
+					t.Errorf("dim %d rms %v add %v: relative error %.2g", dim, rms, add, e)
+				}
+				if add && !slices.Equal(gotSum, wantSum) {
+					t.Errorf("dim %d rms %v: the residual sum differs", dim, rms)
+				}
+			}
 		}
 	}
 }

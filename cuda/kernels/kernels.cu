@@ -65,6 +65,52 @@ __device__ void permute(T* y, const T* x, const PermArgs& a, int n) {
     y[i] = x[off];
 }
 
+// Warp-per-row forms of k_norm and k_add_norm for rows of at most 32·NORM_PER_LANE elements: the
+// row stays in registers and the statistics are warp reductions (no barriers, one read of the
+// inputs); blocks of 128 threads take four rows.
+#define NORM_PER_LANE 32
+
+template <bool ADD>
+__device__ void norm_rows(float* y, bf16_t* yh, float* s, const float* a, const float* b, const float* gamma,
+                          const float* beta, int n, int d, int rms, float eps) {
+    const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= n) return; // whole warps
+    const long long base = (long long)row * d;
+    float v[NORM_PER_LANE];
+    float sum = 0.f;
+#pragma unroll
+    for (int c = 0; c < NORM_PER_LANE; c++) {
+        const int j = lane + 32 * c;
+        v[c] = 0.f;
+        if (j < d) {
+            v[c] = a[base + j];
+            if (ADD) {
+                v[c] += b[base + j];
+                s[base + j] = v[c];
+            }
+            sum += v[c];
+        }
+    }
+    const float m = rms ? 0.f : warp_sum(sum) / d;
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < NORM_PER_LANE; c++) {
+        const float t = v[c] - m;
+        if (lane + 32 * c < d) ss += t * t;
+    }
+    const float rs = rsqrtf(warp_sum(ss) / d + eps);
+#pragma unroll
+    for (int c = 0; c < NORM_PER_LANE; c++) {
+        const int j = lane + 32 * c;
+        if (j < d) {
+            float o = (v[c] - m) * rs * gamma[j];
+            if (!rms) o += beta[j];
+            y[base + j] = o;
+            if (yh) yh[base + j] = to_bf16(o);
+        }
+    }
+}
+
 extern "C" {
 
 // ---- elementwise -------------------------------------------------------------------
@@ -231,7 +277,8 @@ __global__ void k_act_grad(float* dx, const float* x, const float* g, int n, int
 }
 
 // ---- layer / RMS norm --------------------------------------------------------------
-// One block (128 threads) per row; two-pass statistics.
+// Two-pass statistics. k_norm and k_add_norm: one block (128 threads) per row, for any width;
+// k_norm_rows and k_add_norm_rows (below): one warp per row, for rows of up to 1024.
 
 __device__ void row_stats(const float* row, int d, int rms, float eps, float* mean, float* rstd) {
     float m = 0.f;
@@ -282,6 +329,17 @@ __global__ void k_add_norm(float* y, bf16_t* yh, float* s, const float* a, const
         y[base + j] = o;
         if (yh) yh[base + j] = to_bf16(o);
     }
+}
+
+// One warp per row (norm_rows): rows of up to 32·NORM_PER_LANE elements.
+__global__ void k_norm_rows(float* y, bf16_t* yh, const float* x, const float* gamma, const float* beta, int n, int d,
+                            int rms, float eps) {
+    norm_rows<false>(y, yh, 0, x, 0, gamma, beta, n, d, rms, eps);
+}
+
+__global__ void k_add_norm_rows(float* y, bf16_t* yh, float* s, const float* a, const float* b, const float* gamma,
+                                const float* beta, int n, int d, int rms, float eps) {
+    norm_rows<true>(y, yh, s, a, b, gamma, beta, n, d, rms, eps);
 }
 
 __global__ void k_norm_stats(float* stats, const float* x, int n, int d, int rms, float eps) {
