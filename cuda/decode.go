@@ -5,8 +5,8 @@ package cuda
 // GPU incremental decoding: an infer.Backend whose Steppers run the decode-step graph
 // (models.BuildDecodeStep) with the executor's machinery (plan, static memory layout, cuBLAS
 // GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
-// [rows, KVHeads, maxLen, HeadDim] per layer and K/V, appended in place by a kernel after each
-// step. Cross-attention keys and values of a translation batch are computed once by the
+// [rows, KVHeads, maxLen, HeadDim] per layer and K/V, into which the decode-attention kernel
+// itself appends the step's rows. Cross-attention keys and values of a translation batch are computed once by the
 // encoder graph on the GPU and repeated per beam on the GPU; beam reordering is a gather on the
 // batch axis on the GPU. Steppers are infer.Rankers: infer's greedy, top-k sampling and beam
 // searches get each row's k best tokens ranked on the GPU (k_topk), so per step only those come
@@ -31,8 +31,8 @@ var decodeSource string
 
 var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
 	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
-	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128", "k_decode_combine", "k_decode_attn_ref_f32",
-	"k_decode_attn_ref_bf16", "k_cache_append_f32", "k_cache_append_bf16", "k_cache_gather4", "k_cache_gather2",
+	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128", "k_decode_attn_ref_f32",
+	"k_decode_attn_ref_bf16", "k_cache_gather4", "k_cache_gather2",
 	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 func init() {
@@ -43,7 +43,7 @@ func init() {
 }
 
 // decodeAttentionStep is the launch of one DecodeAttention node (see kernels/decode.cu).
-func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out, aux dptr) (func() error, error) {
+func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out, half, aux dptr) (func() error, error) {
 	d := e.d
 	op := pn.Node.Op().(ops.DecodeAttention)
 	rows := pn.Shape[0]
@@ -69,16 +69,23 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 	if op.HasNew {
 		nk, nv = in[3], in[4]
 	}
+	counters := p.counters
 	return func() error {
-		return launchDecodeAttention(d, l, op, bf16, rows, maxLen, out, aux, q, k, v, nk, nv, lengths)
+		return launchDecodeAttention(d, l, op, bf16, rows, maxLen, out, half, splitWork{aux, counters}, q, k, v, nk, nv, lengths)
 	}, nil
 }
 
-// launchDecodeAttention runs one DecodeAttention over rows sequences as l plans it: the
-// reference kernel, or the fast one and, with splits, the combine of the partials it leaves in
-// ws (rows·h·splits·(dk+2) floats). bf16 says the cache k, v holds bf16.
+// splitWork is the scratch of a split decode attention: the partials (rows·h·splits·(dk+2)
+// floats, any contents) and the per-item counters of finished splits (rows·kv int32, zero
+// before the launch; the kernel leaves them zero).
+type splitWork struct{ partials, counters dptr }
+
+// launchDecodeAttention runs one DecodeAttention over rows sequences as l plans it (the
+// reference kernel, or a split kernel, whose last split of each item combines the partials in
+// w), writing out and, if outh is set, its bf16 copy; with new rows (nk, nv) the kernel also
+// appends them to the cache at each row's length. bf16 says the cache k, v holds bf16.
 func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf16 bool, rows, maxLen int,
-	out, ws, q, k, v, nk, nv, lengths dptr) error {
+	out, outh dptr, w splitWork, q, k, v, nk, nv, lengths dptr) error {
 	kv, r, dk, h := op.KVHeads, op.Heads/op.KVHeads, op.HeadDim, op.Heads
 	scale := float32(op.Scale)
 	suffix := "_f32"
@@ -86,30 +93,27 @@ func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf
 		suffix = "_bf16"
 	}
 	if !l.Fast {
-		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, q, k, v, nk, nv,
+		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, q, k, v, nk, nv,
 			lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
 	}
 	s := l.Splits
-	var wsO, wsM, wsL dptr
+	var wsO, wsM, wsL, counters dptr
 	if s > 1 {
-		wsO = ws
-		wsM = ws.add(4 * rows * h * s * dk)
+		if w.partials == 0 || w.counters == 0 {
+			return fmt.Errorf("cuda: %v with %d splits has no workspace", op, s)
+		}
+		wsO = w.partials
+		wsM = wsO.add(4 * rows * h * s * dk)
 		wsL = wsM.add(4 * rows * h * s)
+		counters = w.counters
 	}
 	if l.MMA {
 		items := rows * kv * s
-		if err := d.launch(mmaDecodeKernel(bf16, dk), [3]int{min(l.Blocks, items), 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM, wsL, q, k, v,
-			nk, nv, lengths, int32(kv), int32(r), int32(maxLen), int32(op.Window), scale, int32(s), int32(items)); err != nil {
-			return err
-		}
-	} else if err := d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, wsO, wsM,
-		wsL, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s)); err != nil {
-		return err
+		return d.launch(mmaDecodeKernel(bf16, dk), [3]int{min(l.Blocks, items), 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, wsO, wsM, wsL,
+			counters, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(maxLen), int32(op.Window), scale, int32(s), int32(items))
 	}
-	if s == 1 {
-		return nil
-	}
-	return d.launch("k_decode_combine", [3]int{rows * h, 1, 1}, [3]int{dk, 1, 1}, 0, out, wsO, wsM, wsL, int32(r), int32(dk), int32(s))
+	return d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, wsO, wsM,
+		wsL, counters, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s))
 }
 
 // Decoder is the GPU infer.Backend of one model. Its parameters stay on the GPU; compiled
@@ -244,7 +248,6 @@ type decodeProgram struct {
 	logits               dptr
 	tokOff, posOff       int
 	lenOff, srcOff       int
-	launches             []func() error // the graph's steps and the cache appends
 	stepGraph, loopGraph *cudaGraph
 	runs                 int
 	kernels              int // launches per step (GEMMs included)
@@ -388,20 +391,6 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	if off, ok := p.fedOff["src_lens"]; ok {
 		dp.srcOff = off
 	}
-	dp.launches = append(dp.launches, p.steps...)
-	lengths := p.fedDev.add(4 * dp.lenOff)
-	appendName := "k_cache_append_f32"
-	if dp.elem == 2 {
-		appendName = "k_cache_append_bf16"
-	}
-	n := rows * cfg.KVHeads * cfg.HeadDim
-	for l := 0; l < L; l++ {
-		nk, nv := p.addr[plan.Keep[1+l]], p.addr[plan.Keep[1+L+l]]
-		ck, cv := dp.cacheK[l], dp.cacheV[l]
-		dp.launches = append(dp.launches, func() error {
-			return d.launch(appendName, grid1(n, 256), blk256, 0, ck, cv, nk, nv, lengths, int32(rows), int32(cfg.KVHeads), int32(maxLen), int32(cfg.HeadDim))
-		})
-	}
 	dec.progs[key] = dp
 	dec.order = append(dec.order, key)
 	return dp, nil
@@ -449,7 +438,7 @@ func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
 	if *g != nil {
 		return d.launchGraph(*g)
 	}
-	launches := dp.launches
+	launches := dp.p.steps
 	if loop {
 		fed := dp.p.fedDev
 		tok, pos, lens := fed.add(4*dp.tokOff), fed.add(4*dp.posOff), fed.add(4*dp.lenOff)

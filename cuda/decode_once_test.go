@@ -10,13 +10,23 @@ import (
 	"mqa/layers/ops"
 )
 
-// decodeAttentionOnce runs one DecodeAttention on the GPU over host inputs (tests): the
+// attnRun is what decodeAttentionOnce brings back: the output of two launches in a row (the
+// second finds the split counters the first left), the second's bf16 copy of it, and the caches
+// after the launches (widened from bf16).
+type attnRun struct {
+	out, again []float32
+	outh       []uint16
+	k, v       []float32
+}
+
+// decodeAttentionOnce runs one DecodeAttention on the GPU over host inputs (tests), twice: the
 // given kernel (fast, simt or ref) with the given splits (0: as planned; split kernels only)
 // and blocks (0: as planned; the tensor-core kernel's grid), f32 or bf16 K/V.
 func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv []float32, lengths []int, maxLen int,
-	bf16 bool, kernel string, splits, blocks int) ([]float32, error) {
+	bf16 bool, kernel string, splits, blocks int) (attnRun, error) {
 	rows := len(lengths)
-	out := make([]float32, rows*op.Heads*op.HeadDim)
+	n := rows * op.Heads * op.HeadDim
+	res := attnRun{out: make([]float32, n), again: make([]float32, n), outh: make([]uint16, n), k: make([]float32, len(k)), v: make([]float32, len(v))}
 	err := dec.e.w.do(func() error {
 		d := dec.e.d
 		keys := maxLen
@@ -71,28 +81,59 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 		for i, x := range lengths {
 			lens[i] = math.Float32frombits(uint32(int32(x))) // int32 bits, uploaded as they are
 		}
-		var dq, dk, dv, dnk, dnv, dl, dout, ws dptr
+		var dq, dk, dv, dnk, dnv, dl, dout, douth dptr
 		for _, x := range []struct {
 			p    *dptr
 			xs   []float32
 			half bool
-		}{{&dq, q, false}, {&dk, k, bf16}, {&dv, v, bf16}, {&dnk, nk, false}, {&dnv, nv, false}, {&dl, lens, false}, {&dout, out, false}} {
+		}{{&dq, q, false}, {&dk, k, bf16}, {&dv, v, bf16}, {&dnk, nk, false}, {&dnv, nv, false}, {&dl, lens, false},
+			{&dout, res.out, false}, {&douth, res.out, true}} {
 			if *x.p, err = up(x.xs, x.half); err != nil {
 				return err
 			}
 		}
+		var w splitWork
 		if l.Fast && l.Splits > 1 {
-			if ws, err = d.alloc(int64(4*rows*op.Heads*l.Splits*(op.HeadDim+2)), "test workspace"); err != nil {
+			counters := make([]float32, rows*op.KVHeads) // zero bits
+			if w.partials, err = up(make([]float32, rows*op.Heads*l.Splits*(op.HeadDim+2)), false); err != nil {
 				return err
 			}
-			bufs = append(bufs, ws)
+			if w.counters, err = up(counters, false); err != nil {
+				return err
+			}
 		}
-		if err := launchDecodeAttention(d, l, op, bf16, rows, maxLen, dout, ws, dq, dk, dv, dnk, dnv, dl); err != nil {
+		for _, dst := range [][]float32{res.out, res.again} {
+			if err := launchDecodeAttention(d, l, op, bf16, rows, maxLen, dout, douth, w, dq, dk, dv, dnk, dnv, dl); err != nil {
+				return err
+			}
+			if err := d.download(unsafe.Pointer(&dst[0]), dout, 4*n); err != nil {
+				return err
+			}
+		}
+		if err := d.download(unsafe.Pointer(&res.outh[0]), douth, 2*n); err != nil {
 			return err
 		}
-		return d.download(unsafe.Pointer(&out[0]), dout, 4*len(out))
+		for _, c := range []struct {
+			dst []float32
+			src dptr
+		}{{res.k, dk}, {res.v, dv}} {
+			if !bf16 {
+				if err := d.download(unsafe.Pointer(&c.dst[0]), c.src, 4*len(c.dst)); err != nil {
+					return err
+				}
+				continue
+			}
+			hs := make([]uint16, len(c.dst))
+			if err := d.download(unsafe.Pointer(&hs[0]), c.src, 2*len(hs)); err != nil {
+				return err
+			}
+			for i, h := range hs {
+				c.dst[i] = fromBF16(h)
+			}
+		}
+		return nil
 	})
-	return out, err
+	return res, err
 }
 
 // toBF16 rounds to the nearest bfloat16 (ties to even), as the kernels' dec_store.

@@ -115,8 +115,9 @@ type DecodeBenchResult struct {
 
 // NewDecodePlan classifies the nodes of a decode-step graph. The int inputs tokens,
 // positions, lengths (and src_lens) are fed per step; the per-layer caches and the
-// cross-attention memory are float inputs bound to buffers the decoder owns; the logits and
-// new K/V rows are kept for reading after the run.
+// cross-attention memory are float inputs bound to buffers the decoder owns; the logits are
+// kept for reading after the run (the new K/V rows go into the cache inside the
+// decode-attention kernel).
 func NewDecodePlan(s *models.DecodeStep, names []string) (*Plan, error) {
 	fed := map[*G.Node]string{s.Tokens: "tokens", s.Positions: "positions", s.Lengths: "lengths"}
 	if s.SrcLens != nil {
@@ -133,9 +134,7 @@ func NewDecodePlan(s *models.DecodeStep, names []string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	keep := append([]*G.Node{s.Logits}, s.NewK...)
-	keep = append(keep, s.NewV...)
-	return p, p.keep(keep)
+	return p, p.keep([]*G.Node{s.Logits})
 }
 
 // NewEncoderPlan classifies the nodes of an encoder graph (src and src_lens fed); the

@@ -80,7 +80,7 @@ func TestDecodePlanVariants(t *testing.T) {
 			if p.Counts[KFloatFed] != attn*2 {
 				t.Errorf("%d float inputs, want %d", p.Counts[KFloatFed], attn*2)
 			}
-			if len(p.Keep) != 1+2*cfg.Layers || p.Loss != -1 {
+			if len(p.Keep) != 1 || p.Loss != -1 {
 				t.Errorf("keep %d, loss %d", len(p.Keep), p.Loss)
 			}
 			if p.Nodes[p.Keep[0]].Node != s.Logits {

@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -120,20 +121,67 @@ func TestDecodeAttentionKernel(t *testing.T) {
 					kernel         string
 					splits, blocks int
 				}{{"fast", 1, 0}, {"fast", 3, 0}, {"fast", 0, 0}, {"fast", 1, 1}, {"fast", 3, 2}, {"simt", 1, 0}, {"simt", 3, 0}, {"simt", 0, 0}, {"ref", 0, 0}} {
-					got, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits, run.blocks)
+					res, err := dec.decodeAttentionOnce(op, q, k, v, nk, nv, c.lens, c.maxLen, bf16, run.kernel, run.splits, run.blocks)
 					if err != nil {
 						t.Fatalf("%s %s: %v", size, c.name, err)
 					}
+					name := fmt.Sprintf("%s %s bf16=%v %s/%d splits/%d blocks", size, c.name, bf16, run.kernel, run.splits, run.blocks)
+					checkAttnRun(t, name, op, res, kk, vv, nk, nv, c.lens, c.maxLen, bf16)
+					got := res.out
 					var worst, scale float64
 					for i := range want {
 						worst = math.Max(worst, math.Abs(float64(got[i])-float64(want[i])))
 						scale = math.Max(scale, math.Abs(float64(want[i])))
 					}
 					if rel := worst / math.Max(scale, 1e-30); rel > 1e-5 || math.IsNaN(rel) {
-						t.Errorf("%s %s bf16=%v %s/%d splits/%d blocks: relative error %.3g", size, c.name, bf16, run.kernel, run.splits, run.blocks, rel)
+						t.Errorf("%s: relative error %.3g", name, rel)
 					} else {
-						t.Logf("%s %s bf16=%v %s/%d splits/%d blocks: relative error %.2g", size, c.name, bf16, run.kernel, run.splits, run.blocks, rel)
+						t.Logf("%s: relative error %.2g", name, rel)
 					}
+				}
+			}
+		}
+	}
+}
+
+// checkAttnRun checks what a decode-attention launch does besides its output: a second launch
+// gives the same output (the split counters were left zero), the bf16 copy is the output
+// rounded, and the caches (k, v as uploaded, rounded for a bf16 cache) gained each row's new
+// key and value at its length, where there is room and a new row, and nothing else.
+func checkAttnRun(t *testing.T, name string, op ops.DecodeAttention, res attnRun, k, v, nk, nv []float32, lens []int, maxLen int, bf16 bool) {
+	t.Helper()
+	if !slices.Equal(res.out, res.again) {
+		t.Errorf("%s: a second launch gives another output", name)
+	}
+	for i, x := range res.out {
+		if res.outh[i] != toBF16(x) {
+			t.Errorf("%s: bf16 copy of output %d is %#04x, want %#04x", name, i, res.outh[i], toBF16(x))
+			break
+		}
+	}
+	round := func(x float32) float32 {
+		if bf16 {
+			return fromBF16(toBF16(x))
+		}
+		return x
+	}
+	dk := op.HeadDim
+	for b, n := range lens {
+		for g := range op.KVHeads {
+			bg := b*op.KVHeads + g
+			for row := range maxLen {
+				o := (bg*maxLen + row) * dk
+				wantK, wantV, what := k[o:o+dk], v[o:o+dk], "keep its contents"
+				if op.HasNew && row == n {
+					what = "hold the new row"
+					wantK, wantV = make([]float32, dk), make([]float32, dk)
+					for d := range dk {
+						wantK[d], wantV[d] = round(nk[bg*dk+d]), round(nv[bg*dk+d])
+					}
+				}
+				if !slices.Equal(res.k[o:o+dk], wantK) || !slices.Equal(res.v[o:o+dk], wantV) {
+					t.Errorf("%s: cache row %d of sequence %d, K/V head %d does not %s", name, row, b, g, what)
+					return
 				}
 			}
 		}

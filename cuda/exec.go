@@ -287,6 +287,7 @@ type program struct {
 	training   bool
 	auxOffsets []int64
 	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
+	counters   dptr   // split decode attention: finished splits per item (int32, kept zero between launches)
 	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
 	// and a description for error messages
 	extern     map[string]dptr
@@ -298,7 +299,7 @@ func (p *program) free(d *driver) {
 	if p.graph != nil {
 		p.graph.destroy()
 	}
-	for _, x := range []dptr{p.arena, p.consts, p.fedDev} {
+	for _, x := range []dptr{p.arena, p.consts, p.fedDev, p.counters} {
 		if x != 0 {
 			d.free(x)
 		}
@@ -519,7 +520,30 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		p.mirror[i] = p.arena.add(int(mirrorOff[i]))
 	}
 	p.auxOffsets = auxOff
+	if err := e.allocCounters(p); err != nil {
+		return err
+	}
 	return e.d.sync()
+}
+
+// allocCounters gives a program with split decode attention its zeroed counters of finished
+// splits, one per (row, K/V head) of the largest such node: the nodes run one after another and
+// each leaves them zero, so they share one array.
+func (e *Executor) allocCounters(p *program) error {
+	n := 0
+	for _, pn := range p.plan.Nodes {
+		if pn.Kind == KDecodeAttention && pn.Splits > 1 {
+			n = max(n, pn.Shape[0]*pn.Node.Op().(ops.DecodeAttention).KVHeads)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	var err error
+	if p.counters, err = e.d.alloc(int64(4*n), "decode-attention split counters"); err != nil {
+		return err
+	}
+	return e.d.zero(p.counters, 4*n)
 }
 
 // mirrorUses finds, for BF16 GEMMs, the computed nodes whose values a GEMM reads, and the
@@ -846,7 +870,7 @@ func (e *Executor) build(p *program) error {
 			}
 		case KDecodeAttention:
 			var err error
-			if step, err = e.decodeAttentionStep(p, pn, in, out, aux); err != nil {
+			if step, err = e.decodeAttentionStep(p, pn, in, out, p.mirror[i], aux); err != nil {
 				return err
 			}
 		default:
@@ -866,7 +890,7 @@ func (e *Executor) build(p *program) error {
 }
 
 // writesOwnCopy says whether a kind's kernel writes the bf16 copy of its output itself.
-func writesOwnCopy(k Kind) bool { return k == KNorm || k == KActivation }
+func writesOwnCopy(k Kind) bool { return k == KNorm || k == KActivation || k == KDecodeAttention }
 
 // appendCopy appends the launch that writes node j's bf16 copy, if a BF16 GEMM reads it.
 func (e *Executor) appendCopy(p *program, steps []func() error, j int) []func() error {

@@ -77,7 +77,7 @@ type Plan struct {
 	Index  map[*G.Node]int
 	Loss   int   // −1 for a plan without a loss (decode steps, encoders)
 	Grads  []int // per parameter (trainer order); nil for an evaluation plan
-	Keep   []int // further outputs read after the run (decode: logits, new K/V rows, encoder memory)
+	Keep   []int // further outputs read after the run (decode: logits; encoder: the cross-attention memory)
 	Counts map[Kind]int
 	// AddNorm maps a KNorm whose input is a residual sum to that KAdd: the norm's kernel
 	// computes the sum as well (k_add_norm), and the KAdd itself launches nothing.

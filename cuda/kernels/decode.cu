@@ -1,6 +1,7 @@
 // Incremental-decoding kernels of the mqa CUDA executor: the fused decode attention over the
-// K/V cache (flash-decoding style) on the tensor cores and on the CUDA cores, their combine
-// pass, a simple reference version, the cache append and beam reorder, greedy argmax, top-k
+// K/V cache (flash-decoding style) on the tensor cores and on the CUDA cores, each also appending
+// the step's own K/V rows to the cache and combining its key-range splits in the block that
+// finishes an item's last split, a simple reference version, the cache's beam reorder, greedy argmax, top-k
 // ranking and sampling on the device, and the bandwidth probes of `mqa bench decode -device
 // cuda`. Compiled at run time with NVRTC after kernels.cu,
 // in one module (it uses kernels.cu's warp and block reductions, to_bf16 and mix64);
@@ -52,6 +53,68 @@ __device__ __forceinline__ float4 dec_load4(const bf16_t* p) {
                        __uint_as_float(u.y & 0xffff0000u));
 }
 
+// out[i] = x, and its bf16 copy (the output projection's input under BF16 GEMMs) if outh is set.
+__device__ __forceinline__ void dec_out(float* out, bf16_t* outh, long long i, float x) {
+    out[i] = x;
+    if (outh) outh[i] = to_bf16(x);
+}
+
+// The append: the step's own key and value rows of sequence·K/V head bg (nk, nv [B·kv, dk]) go to
+// row n (the sequence's length before the step) of the caches, by the threads of one warp or
+// block (lane = its thread index, width = its thread count). Called by the one block whose split
+// holds the new row; no block of the launch reads row n (they read rows < n), so the next step
+// finds the row in place without a separate kernel. A full cache (n ≥ maxLen) is skipped: the
+// host refuses such steps.
+template <typename T>
+__device__ __forceinline__ void dec_append(T* k, T* v, const float* nk, const float* nv, int bg, int n, int maxLen, int dk, int lane,
+                           int width) {
+    if (n < 0 || n >= maxLen) return;
+    const long long row = ((long long)bg * maxLen + n) * dk;
+    for (int d = lane; d < dk; d += width) {
+        dec_store(k + row + d, nk[(long long)bg * dk + d]);
+        dec_store(v + row + d, nv[(long long)bg * dk + d]);
+    }
+}
+
+// Split partials: after a block has written its partial (ws_o, ws_m, ws_l) of split s of item
+// bg, the last of the item's splits to finish combines them into out (and outh), so that no
+// separate combine kernel runs. counters[bg] counts the finished splits (zero before the launch;
+// the last block resets it, so the next launch finds it zero). Every thread fences its partial's
+// writes before the count; the last block reads the others' partials from L2 (__ldcg).
+__device__ __forceinline__ bool dec_last_split(int* counters, int bg, int splits) {
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(counters + bg, 1) == splits - 1;
+        if (last) counters[bg] = 0;
+    }
+    __syncthreads();
+    return last;
+}
+
+__device__ __forceinline__ void dec_combine(float* out, bf16_t* outh, const float* ws_o, const float* ws_m, const float* ws_l, int bg,
+                            int r, int dk, int splits) {
+    __threadfence();
+    for (int idx = threadIdx.x; idx < r * dk; idx += blockDim.x) {
+        const int i = idx / dk;
+        const long long p0 = (long long)bg * splits;
+        float M = NEG_INF;
+        for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ws_m + (p0 + s) * r + i));
+        float L = 0.f, a = 0.f;
+        if (M != NEG_INF) {
+            for (int s = 0; s < splits; s++) {
+                const float m = __ldcg(ws_m + (p0 + s) * r + i);
+                if (m == NEG_INF) continue; // an empty split
+                const float w = expf(m - M);
+                L += w * __ldcg(ws_l + (p0 + s) * r + i);
+                a += w * __ldcg(ws_o + (p0 + s) * r * dk + idx);
+            }
+        }
+        dec_out(out, outh, (long long)bg * r * dk + idx, L > 0.f ? a / L : 0.f);
+    }
+}
+
 #define MMA_TK 16 // keys per warp tile of the tensor-core kernel
 
 // The keys of split s of sequence·K/V head bg (item bg·splits + s of the split kernels): the
@@ -95,7 +158,9 @@ __device__ __forceinline__ DecItem dec_item(int it, int items, const int* length
 //      memory (coalesced: consecutive threads read consecutive float4 of a row) and updates its
 //      accumulators acc[i][4·d4 … 4·d4+3] for all r heads, rescaled by exp(m_old − m_new).
 // At the end the KQ partial accumulators are summed through shared memory; with S = 1 the block
-// writes out = acc / l, else the partial (acc, m, l) goes to the workspace for k_decode_combine.
+// writes out = acc / l, else the partial (acc, m, l) goes to the workspace and the block that
+// finishes the item's last split combines the partials (dec_last_split, dec_combine). The block
+// whose split holds the new row also appends it to the cache (dec_append).
 // Needs dk ∈ {4, 8, 16, 32, 64, 128} and r ≤ R ≤ DEC_MAXR (the host checks; else the reference kernel).
 // R, the most heads per K/V head the instance holds accumulators for, is a compile-time bound: the
 // _r1, _r2 and _r4 instances (MHA and GQA of 2 or 4 query heads per K/V head) keep 4·R accumulator
@@ -103,9 +168,9 @@ __device__ __forceinline__ DecItem dec_item(int it, int items, const int* length
 // Shared memory (floats): r·dk (queries) + max(TK·(dk+4), NT·r·4) (K tile / reduction) + r·TK
 // (probabilities) + 3·DEC_MAXR (m, l, rescale), ≤ 40 KB for dk 128, r 8.
 template <typename T, int R>
-__device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
-                            const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen,
-                            int window, float scale, int splits) {
+__device__ void decode_attn(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l, int* counters,
+                            const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r,
+                            int dk, int maxLen, int window, float scale, int splits) {
     extern __shared__ float4 dec_smem4[];
     float* sm = (float*)dec_smem4;
     const int tid = threadIdx.x;
@@ -119,6 +184,7 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
 
     const DecItem e = dec_item(bg * splits + s, bg * splits + s + 1, lengths, kvh, splits, window, nk != 0);
     const int lo = e.lo, keys = e.keys, k0 = e.k0, k1 = e.k1;
+    if (nk != 0 && keys >= k0 && keys < k1) dec_append(k, v, nk, nv, bg, lo + keys, maxLen, dk, tid, DEC_NT);
 
     const float* qb = q + (long long)bg * r * dk;
     for (int i = tid; i < r * dk; i += DEC_NT) qs[i] = qb[i] * scale;
@@ -231,15 +297,17 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
         int i = o / dk;
         if (splits == 1) {
             float l = st[DEC_MAXR + i];
-            out[(long long)bg * r * dk + o] = l > 0.f ? sum / l : 0.f;
+            dec_out(out, outh, (long long)bg * r * dk + o, l > 0.f ? sum / l : 0.f);
         } else {
             ws_o[((long long)bg * splits + s) * r * dk + o] = sum;
         }
     }
-    if (splits > 1 && tid < r) {
+    if (splits == 1) return;
+    if (tid < r) {
         ws_m[((long long)bg * splits + s) * r + tid] = st[tid];
         ws_l[((long long)bg * splits + s) * r + tid] = st[DEC_MAXR + tid];
     }
+    if (dec_last_split(counters, bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, bg, r, dk, splits);
 }
 
 // ---- the tensor-core decode attention -------------------------------------------------------
@@ -254,7 +322,9 @@ __device__ void decode_attn(float* out, float* ws_o, float* ws_m, float* ws_l, c
 // softmax, double-buffering its tiles (cp.async of its next tile — of this item or, at its end,
 // of the block's next item — while the current one is used), so warps wait for each other only
 // at the end of an item, when the NW partial results are merged through shared memory. The
-// step's own row (nk, nv, FP32) is taken by one warp after its tiles, in FP32 on the CUDA cores.
+// step's own row (nk, nv, FP32) is taken by one warp after its tiles, in FP32 on the CUDA cores,
+// and that warp also appends it to the cache (dec_append). With splits, the block that finishes
+// an item's last split combines the partials (dec_last_split, dec_combine).
 //
 // The MMA's 16 rows are the group's (up to 8) query heads twice: row i holds the high part of
 // query i, row i + 8 the low part (q = hi + lo, both rounded to the MMA's input type), so a
@@ -402,9 +472,9 @@ template <int DK> struct MmaCache<float, DK> {
 };
 
 template <typename T, int DK>
-__device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q, const T* k, const T* v,
-                                const float* nk, const float* nv, const int* lengths, int kvh, int r, int maxLen,
-                                int window, float scale, int splits, int items) {
+__device__ void decode_attn_mma(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l, int* counters,
+                                const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh,
+                                int r, int maxLen, int window, float scale, int splits, int items) {
     typedef MmaCache<T, DK> C;
     extern __shared__ float4 dec_smem4[];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, NW = blockDim.x >> 5;
@@ -524,6 +594,7 @@ __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_
                 o[nb][2] *= al;
                 o[nb][3] *= al;
             }
+            dec_append(k, v, nk, nv, cur.bg, cur.lo + cur.keys, maxLen, DK, lane, 32);
         }
         l += __shfl_xor_sync(0xffffffffu, l, 1);
         l += __shfl_xor_sync(0xffffffffu, l, 2);
@@ -565,11 +636,12 @@ __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_
             float a = 0.f;
             for (int z = 0; z < NW; z++) a += cf[z * 8 + i] * co[z * r * DK + idx];
             if (splits == 1) {
-                out[(long long)cur.bg * r * DK + idx] = cL[i] > 0.f ? a / cL[i] : 0.f;
+                dec_out(out, outh, (long long)cur.bg * r * DK + idx, cL[i] > 0.f ? a / cL[i] : 0.f);
             } else {
                 ws_o[((long long)cur.bg * splits + cur.s) * r * DK + idx] = a;
             }
         }
+        if (splits > 1 && dec_last_split(counters, cur.bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, cur.bg, r, DK, splits);
         __syncthreads(); // the merge area is rewritten by the next item
         cur = nxt;
     }
@@ -578,24 +650,26 @@ __device__ void decode_attn_mma(float* out, float* ws_o, float* ws_m, float* ws_
 // ---- the reference decode attention -----------------------------------------------------------
 // One block per (b, query head), scores of all visible keys in shared memory ((maxLen+1) floats),
 // K/V rows re-read for every query head: simple, for any dk and r, and the fallback when the
-// split kernels' limits are not met (or -kernel ref). Grid B·h, 128 threads.
+// split kernels' limits are not met (or -kernel ref). Grid B·h, 128 threads; the block of each group's
+// first query head appends the new row (dec_append).
 template <typename T>
-__device__ void decode_attn_ref(float* out, const float* q, const T* k, const T* v, const float* nk, const float* nv,
+__device__ void decode_attn_ref(float* out, bf16_t* outh, const float* q, T* k, T* v, const float* nk, const float* nv,
                                 const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
     extern __shared__ float4 dec_smem4[];
     float* sc = (float*)dec_smem4;
     const int bh = blockIdx.x, bg = bh / r, b = bg / kvh;
-    float* o = out + (long long)bh * dk;
+    const long long o = (long long)bh * dk;
     const int n = lengths[b];
+    if (nk != 0 && bh == bg * r) dec_append(k, v, nk, nv, bg, n, maxLen, dk, threadIdx.x, blockDim.x);
     if (n < 0) {
-        for (int d = threadIdx.x; d < dk; d += blockDim.x) o[d] = 0.f;
+        for (int d = threadIdx.x; d < dk; d += blockDim.x) dec_out(out, outh, o + d, 0.f);
         return;
     }
     int lo = 0;
     if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
     const int keys = n - lo, total = keys + (nk != 0 ? 1 : 0);
     if (total == 0) {
-        for (int d = threadIdx.x; d < dk; d += blockDim.x) o[d] = 0.f;
+        for (int d = threadIdx.x; d < dk; d += blockDim.x) dec_out(out, outh, o + d, 0.f);
         return;
     }
     const float* qh = q + (long long)bh * dk;
@@ -626,24 +700,8 @@ __device__ void decode_attn_ref(float* out, const float* q, const T* k, const T*
         float a = 0.f;
         for (int j = 0; j < keys; j++) a += sc[j] * dec_to_f(v[(rowBase + lo + j) * dk + d]);
         if (total > keys) a += sc[keys] * nv[(long long)bg * dk + d];
-        o[d] = a / sum;
+        dec_out(out, outh, o + d, a / sum);
     }
-}
-
-// Cache append: row n = lengths[b] of every K/V head of sequence b gets the step's new key and
-// value (finished rows, n < 0, and full caches are skipped).
-template <typename T>
-__device__ void cache_append(T* ck, T* cv, const float* nk, const float* nv, const int* lengths, int B, int kvh,
-                             int maxLen, int dk) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    int per = kvh * dk;
-    if (i >= B * per) return;
-    int b = i / per, rem = i - b * per, g = rem / dk, d = rem - g * dk;
-    int n = lengths[b];
-    if (n < 0 || n >= maxLen) return;
-    long long o = (((long long)b * kvh + g) * maxLen + n) * dk + d;
-    dec_store(ck + o, nk[i]);
-    dec_store(cv + o, nv[i]);
 }
 
 // Cache gather: dst[b, g, 0:rows, :] = src[parents[b], g, 0:rows, :] (see k_cache_gather4). Block x
@@ -669,11 +727,12 @@ __device__ void cache_gather(T* dst, const T* src, const int* parents, int kvh, 
 
 extern "C" {
 
-#define DEC_ATTN(NAME, T, R)                                                                               \
-    __global__ void __launch_bounds__(DEC_NT) NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
-            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int dk,      \
-            int maxLen, int window, float scale, int splits) {                                                         \
-        decode_attn<T, R>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale, splits); \
+#define DEC_ATTN(NAME, T, R)                                                                                      \
+    __global__ void __launch_bounds__(DEC_NT) NAME(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l,  \
+            int* counters, const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh, \
+            int r, int dk, int maxLen, int window, float scale, int splits) {                                         \
+        decode_attn<T, R>(out, outh, ws_o, ws_m, ws_l, counters, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, \
+                          scale, splits);                                                                              \
     }
 DEC_ATTN(k_decode_attn_f32, float, DEC_MAXR)
 DEC_ATTN(k_decode_attn_f32_r1, float, 1)
@@ -687,11 +746,11 @@ DEC_ATTN(k_decode_attn_bf16_r4, bf16_t, 4)
 // BOUNDS: the launch bounds; (128, 5) keeps the dk-64 BF16 instance (the base and small
 // presets' head width) at ≤ 102 registers, so that five blocks fit on a multiprocessor.
 #define DEC_MMA(NAME, T, DK, BOUNDS)                                                                                 \
-    __global__ void __launch_bounds__ BOUNDS NAME(float* out, float* ws_o, float* ws_m, float* ws_l, const float* q,  \
-            const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r, int maxLen, \
-            int window, float scale, int splits, int items) {                                                         \
-        decode_attn_mma<T, DK>(out, ws_o, ws_m, ws_l, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, scale, splits, \
-                               items);                                                                                 \
+    __global__ void __launch_bounds__ BOUNDS NAME(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l,      \
+            int* counters, const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh,    \
+            int r, int maxLen, int window, float scale, int splits, int items) {                                         \
+        decode_attn_mma<T, DK>(out, outh, ws_o, ws_m, ws_l, counters, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, \
+                               scale, splits, items);                                                                   \
     }
 DEC_MMA(k_decode_mma_f32_d16, float, 16, (128))
 DEC_MMA(k_decode_mma_f32_d32, float, 32, (128))
@@ -702,48 +761,16 @@ DEC_MMA(k_decode_mma_bf16_d32, bf16_t, 32, (128))
 DEC_MMA(k_decode_mma_bf16_d64, bf16_t, 64, (128, 5))
 DEC_MMA(k_decode_mma_bf16_d128, bf16_t, 128, (128))
 
-// Combine the S partials of each (b, head): grid B·h, dk threads (dk ≤ 1024).
-__global__ void k_decode_combine(float* out, const float* ws_o, const float* ws_m, const float* ws_l, int r, int dk,
-                                 int splits) {
-    const int bh = blockIdx.x, bg = bh / r, i = bh - bg * r, d = threadIdx.x;
-    if (d >= dk) return;
-    float M = NEG_INF;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, ws_m[((long long)bg * splits + s) * r + i]);
-    float L = 0.f, a = 0.f;
-    if (M != NEG_INF) {
-        for (int s = 0; s < splits; s++) {
-            long long p = (long long)bg * splits + s;
-            float m = ws_m[p * r + i];
-            if (m == NEG_INF) continue; // an empty split
-            float w = expf(m - M);
-            L += w * ws_l[p * r + i];
-            a += w * ws_o[(p * r + i) * dk + d];
-        }
-    }
-    out[(long long)bh * dk + d] = L > 0.f ? a / L : 0.f;
-}
-
-__global__ void k_decode_attn_ref_f32(float* out, const float* q, const float* k, const float* v, const float* nk,
+__global__ void k_decode_attn_ref_f32(float* out, bf16_t* outh, const float* q, float* k, float* v, const float* nk,
         const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
-    decode_attn_ref<float>(out, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
+    decode_attn_ref<float>(out, outh, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
 }
-__global__ void k_decode_attn_ref_bf16(float* out, const float* q, const bf16_t* k, const bf16_t* v, const float* nk,
+__global__ void k_decode_attn_ref_bf16(float* out, bf16_t* outh, const float* q, bf16_t* k, bf16_t* v, const float* nk,
         const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
-    decode_attn_ref<bf16_t>(out, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
+    decode_attn_ref<bf16_t>(out, outh, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
 }
 
 // ---- the cache ----------------------------------------------------------------------------
-
-// Append the step's rows nk, nv [B, kv·dk] at row lengths[b] of the caches [B, kv, maxLen, dk]
-// (rows with a negative length, or a full cache, are skipped: the host refuses those steps).
-__global__ void k_cache_append_f32(float* ck, float* cv, const float* nk, const float* nv, const int* lengths, int B,
-                                   int kvh, int maxLen, int dk) {
-    cache_append(ck, cv, nk, nv, lengths, B, kvh, maxLen, dk);
-}
-__global__ void k_cache_append_bf16(bf16_t* ck, bf16_t* cv, const float* nk, const float* nv, const int* lengths, int B,
-                                    int kvh, int maxLen, int dk) {
-    cache_append(ck, cv, nk, nv, lengths, B, kvh, maxLen, dk);
-}
 
 // dst[b, :, 0:rows, :] = src[parents[b], :, 0:rows, :] (parents null: the identity), for caches
 // [B, kv, maxLen, dk] of 4-byte (f32) or 2-byte (bf16) elements; grid (B·kv, any). Beam reorder
