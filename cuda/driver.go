@@ -41,6 +41,18 @@ static cublasStatus_t mqa_gemm(cublasHandle_t h, int opA, int opB, int m, int n,
 	                                  ldc, sc, batch, (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
 }
 
+// One product per pointer triple: Aarray, Barray, Carray are device arrays of count pointers.
+static cublasStatus_t mqa_gemm_ptrs(cublasHandle_t h, int opA, int opB, int m, int n, int k, CUdeviceptr Aarray,
+                                    int lda, CUdeviceptr Barray, int ldb, CUdeviceptr Carray, int ldc, int count,
+                                    int compute, int abType) {
+	float one = 1.0f, zero = 0.0f;
+	cublasOperation_t ta = opA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = opB ? CUBLAS_OP_T : CUBLAS_OP_N;
+	cudaDataType_t dt = (cudaDataType_t)abType;
+	return cublasGemmBatchedEx(h, ta, tb, m, n, k, &one, (const void* const*)Aarray, dt, lda, (const void* const*)Barray,
+	                           dt, ldb, &zero, (void* const*)Carray, CUDA_R_32F, ldc, count,
+	                           (cublasComputeType_t)compute, CUBLAS_GEMM_DEFAULT);
+}
+
 static cublasStatus_t mqa_set_ws(cublasHandle_t h, CUdeviceptr p, size_t n) { return cublasSetWorkspace_v2(h, (void*)p, n); }
 
 static const char* mqa_errname(CUresult r) {
@@ -362,6 +374,31 @@ func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, com
 		C.CUdeviceptr(c), C.int(n), C.longlong(m*n), C.int(batch), C.int(compute), C.int(abType))
 	if s != C.CUBLAS_STATUS_SUCCESS { // the message is built only on failure: this is the hot path
 		return checkBlas(fmt.Sprintf("gemm %d×%d×%d batch %d", m, n, k, batch), s)
+	}
+	return nil
+}
+
+// gemmGroup computes count row-major products C_i[m×n] = op(A_i)·op(B_i) of one shape in one
+// cuBLAS call (cublasGemmBatchedEx), as gemm does one: ptrs is a device array of the count A
+// addresses, then the count B addresses, then the count C addresses.
+func (d *driver) gemmGroup(transA, transB bool, m, n, k, count int, ptrs dptr, compute, abType int) error {
+	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
+		return fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
+	}
+	d.calls++
+	ldb := n
+	if transB {
+		ldb = k
+	}
+	lda := k
+	if transA {
+		lda = m
+	}
+	s := C.mqa_gemm_ptrs(d.blas, boolInt(transB), boolInt(transA), C.int(n), C.int(m), C.int(k),
+		C.CUdeviceptr(ptrs.add(8*count)), C.int(ldb), C.CUdeviceptr(ptrs), C.int(lda),
+		C.CUdeviceptr(ptrs.add(16*count)), C.int(n), C.int(count), C.int(compute), C.int(abType))
+	if s != C.CUBLAS_STATUS_SUCCESS {
+		return checkBlas(fmt.Sprintf("gemm group of %d, %d×%d×%d", count, m, n, k), s)
 	}
 	return nil
 }

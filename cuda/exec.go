@@ -288,6 +288,7 @@ type program struct {
 	auxOffsets []int64
 	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
 	counters   dptr   // split decode attention: finished splits per item (int32, kept zero between launches)
+	groupPtrs  dptr   // the A, B and C addresses of the GEMM groups
 	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
 	// and a description for error messages
 	extern     map[string]dptr
@@ -299,7 +300,7 @@ func (p *program) free(d *driver) {
 	if p.graph != nil {
 		p.graph.destroy()
 	}
-	for _, x := range []dptr{p.arena, p.consts, p.fedDev, p.counters} {
+	for _, x := range []dptr{p.arena, p.consts, p.fedDev, p.counters, p.groupPtrs} {
 		if x != 0 {
 			d.free(x)
 		}
@@ -465,13 +466,30 @@ func (e *Executor) layout(p *program, reuse bool) error {
 	auxOff := make([]int64, len(nodes))
 	dying := make([][]int, len(nodes)+1)
 	dyingMirrors := make([][]int, len(nodes)+1)
-	for i, pn := range nodes {
-		if pn.Alias == i && isComputed(pn.Kind) {
-			arenaOff[i] = allocOff(int64(4 * pn.Size))
-			dying[last[i]] = append(dying[last[i]], i)
-			if l, ok := mirrorLast[i]; ok {
-				mirrorOff[i] = allocOff(int64(2 * pn.Size))
-				dyingMirrors[l] = append(dyingMirrors[l], i)
+	// the nodes whose values are placed at each node: itself, but a GEMM group's values all
+	// at its first node, which computes them
+	placed := make([][]int, len(nodes))
+	grouped := map[int]bool{}
+	for f, g := range p.plan.GEMMGroups {
+		placed[f] = g
+		for _, j := range g {
+			grouped[j] = true
+		}
+	}
+	for i := range nodes {
+		if !grouped[i] {
+			placed[i] = []int{i}
+		}
+	}
+	for i := range nodes {
+		for _, j := range placed[i] {
+			if pn := nodes[j]; pn.Alias == j && isComputed(pn.Kind) {
+				arenaOff[j] = allocOff(int64(4 * pn.Size))
+				dying[last[j]] = append(dying[last[j]], j)
+				if l, ok := mirrorLast[j]; ok {
+					mirrorOff[j] = allocOff(int64(2 * pn.Size))
+					dyingMirrors[l] = append(dyingMirrors[l], j)
+				}
 			}
 		}
 		if a := auxBytes(&nodes[i], nodes); a > 0 {
@@ -662,9 +680,16 @@ func (e *Executor) build(p *program) error {
 	for _, a := range p.plan.AddNorm {
 		fusedAdds[a] = true
 	}
+	inGroup := map[int]bool{} // computed by their GEMM group's first node
+	for f, g := range p.plan.GEMMGroups {
+		for _, j := range g {
+			inGroup[j] = j != f
+		}
+	}
+	var groupPtrs []uint64 // each group's A, B and C addresses (driver.gemmGroup), uploaded at the end
 	for i := range nodes {
 		pn := &nodes[i]
-		if !isComputed(pn.Kind) {
+		if !isComputed(pn.Kind) || inGroup[i] {
 			continue
 		}
 		out := p.addr[i]
@@ -699,11 +724,25 @@ func (e *Executor) build(p *program) error {
 				return fmt.Errorf("cuda: %v: inner sizes %d and %d differ (shapes %v, %v)", pn.Node.Op(), ka, kb, a, b)
 			}
 			ta, tb, compute := pn.TransA, pn.TransB, e.compute
-			x, y, xyType := in[0], in[1], dtypeF32
+			operand, xyType := func(j int) dptr { return p.addr[j] }, dtypeF32
 			if e.bf16 {
-				x, y, xyType = e.halfOf(p, pn.In[0]), e.halfOf(p, pn.In[1]), dtypeBF16
+				operand, xyType = func(j int) dptr { return e.halfOf(p, j) }, dtypeBF16
 			}
+			x, y := operand(pn.In[0]), operand(pn.In[1])
 			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, x, y, out, compute, xyType) }
+			if g, ok := p.plan.GEMMGroups[i]; ok {
+				off := 8 * len(groupPtrs)
+				for range g {
+					groupPtrs = append(groupPtrs, uint64(x))
+				}
+				for _, j := range g {
+					groupPtrs = append(groupPtrs, uint64(operand(nodes[j].In[1])))
+				}
+				for _, j := range g {
+					groupPtrs = append(groupPtrs, uint64(p.addr[j]))
+				}
+				step = func() error { return d.gemmGroup(ta, tb, m, nn, ka, len(g), p.groupPtrs.add(off), compute, xyType) }
+			}
 		case KAdd:
 			if fusedAdds[i] {
 				continue // computed by the norm that reads it
@@ -885,8 +924,23 @@ func (e *Executor) build(p *program) error {
 		if a, ok := p.plan.AddNorm[i]; ok {
 			p.steps = e.appendCopy(p, p.steps, a)
 		}
+		for _, j := range p.plan.GEMMGroups[i] {
+			if j != i {
+				p.steps = e.appendCopy(p, p.steps, j)
+			}
+		}
 	}
-	return nil
+	if len(groupPtrs) == 0 {
+		return nil
+	}
+	var err error
+	if p.groupPtrs, err = d.alloc(int64(8*len(groupPtrs)), "GEMM group addresses"); err != nil {
+		return err
+	}
+	if err := d.upload(p.groupPtrs, unsafe.Pointer(&groupPtrs[0]), 8*len(groupPtrs)); err != nil {
+		return err
+	}
+	return d.sync()
 }
 
 // writesOwnCopy says whether a kind's kernel writes the bf16 copy of its output itself.

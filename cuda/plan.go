@@ -82,6 +82,11 @@ type Plan struct {
 	// AddNorm maps a KNorm whose input is a residual sum to that KAdd: the norm's kernel
 	// computes the sum as well (k_add_norm), and the KAdd itself launches nothing.
 	AddNorm map[int]int
+	// GEMMGroups maps the first of each group of 2-D products of one input by same-shaped
+	// parameters (the Q, K and V projections of MHA, the K and V ones of MQA and GQA) to the
+	// whole group in order: the executor runs a group as one batched GEMM at its first node
+	// (the others launch nothing and their values are placed from there on).
+	GEMMGroups map[int][]int
 }
 
 // NewPlan classifies every node of g (and the gradient nodes grads, one per parameter of
@@ -159,7 +164,37 @@ func newPlan(eg *G.ExprGraph, names []string, fed, floatFed map[*G.Node]string) 
 		p.Counts[pn.Kind]++
 	}
 	p.fuseAddNorm()
+	p.groupGEMMs()
 	return p, nil
+}
+
+// groupGEMMs fills GEMMGroups: KMatMul nodes with the same first input, the same transposes
+// and the same shapes, whose second input is a parameter (so it is there at the first node).
+func (p *Plan) groupGEMMs() {
+	type key struct {
+		a              int // the shared input, which also fixes m and k
+		transA, transB bool
+		n              int
+	}
+	first := map[key]int{}
+	p.GEMMGroups = map[int][]int{}
+	for i, pn := range p.Nodes {
+		if pn.Kind != KMatMul || p.Nodes[p.Nodes[pn.In[1]].Alias].Kind != KParam {
+			continue
+		}
+		k := key{pn.In[0], pn.TransA, pn.TransB, pn.Shape[1]}
+		if f, ok := first[k]; ok {
+			p.GEMMGroups[f] = append(p.GEMMGroups[f], i)
+			continue
+		}
+		first[k] = i
+		p.GEMMGroups[i] = []int{i}
+	}
+	for f, g := range p.GEMMGroups {
+		if len(g) == 1 {
+			delete(p.GEMMGroups, f)
+		}
+	}
 }
 
 // fuseAddNorm finds each KNorm over a 2-D KAdd that no computed node between the two reads,

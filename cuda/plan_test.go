@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,6 +134,48 @@ func TestPlanFusions(t *testing.T) {
 	}
 	if dec.Counts[KPermute] != 0 {
 		t.Errorf("decode plan: %d permute copies, want none (one-long axes only)", dec.Counts[KPermute])
+	}
+	// GEMM groups: the Q, K and V projections of each MHA layer, the K and V ones of MQA
+	checkGroups(t, "MHA training plan", tp, cfg.Layers, 3)
+	checkGroups(t, "MHA decode plan", dec, cfg.Layers, 3)
+	mqa := cfg
+	mqa.KVHeads = 1
+	mqaParams := initDecodeParams(t, mqa, 1)
+	ms, err := models.BuildDecodeStep(mqaParams, mqa, 3, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdec, err := NewDecodePlan(ms, mqaParams.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGroups(t, "MQA decode plan", mdec, cfg.Layers, 2)
+}
+
+// checkGroups checks that a plan has n GEMM groups of size members each, and that every group's
+// products read one input, have one shape, and multiply parameters.
+func checkGroups(t *testing.T, name string, pl *Plan, n, size int) {
+	t.Helper()
+	if len(pl.GEMMGroups) != n {
+		t.Errorf("%s: %d GEMM groups, want %d", name, len(pl.GEMMGroups), n)
+	}
+	for f, g := range pl.GEMMGroups {
+		if len(g) != size || g[0] != f {
+			t.Errorf("%s: group %v at node %d, want %d products starting there", name, g, f, size)
+			continue
+		}
+		first := pl.Nodes[f]
+		for k, j := range g {
+			pn := pl.Nodes[j]
+			switch {
+			case k > 0 && j <= g[k-1]:
+				t.Errorf("%s: group %v is not in execution order", name, g)
+			case pn.Kind != KMatMul || pn.In[0] != first.In[0] || pn.TransA != first.TransA || pn.TransB != first.TransB:
+				t.Errorf("%s: node %d (%v) does not multiply node %d's input the same way", name, j, pn.Kind, f)
+			case !slices.Equal(pn.Shape, first.Shape) || pl.Nodes[pl.Nodes[pn.In[1]].Alias].Kind != KParam:
+				t.Errorf("%s: node %d has shape %v (group %v) or multiplies a %v", name, j, pn.Shape, first.Shape, pl.Nodes[pn.In[1]].Kind)
+			}
+		}
 	}
 }
 

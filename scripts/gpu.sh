@@ -108,9 +108,9 @@ EOF
 
 # sanitize: compute-sanitizer memcheck and racecheck of the decode kernels (the tensor-core and
 # the CUDA-core split kernels with 1 and 3 splits and the planned split count, the tensor-core
-# one also with fewer blocks than items, combine, reference kernel; f32 and bf16 K/V) at two
-# sizes, and memcheck of two whole cached-decoding parity runs (append, gather, argmax, top-k
-# and sampling kernels).
+# one also with fewer blocks than items, the in-kernel combine and cache append, reference
+# kernel; f32 and bf16 K/V) at two sizes, and memcheck of two whole cached-decoding parity runs
+# (gather, argmax, top-k and sampling kernels, grouped GEMMs).
 sanitize() {
 	SAN=/usr/local/cuda/bin/compute-sanitizer
 	: >"$OUT/sanitizer.log"
