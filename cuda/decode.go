@@ -54,7 +54,7 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 		keysCap++
 	}
 	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
-	l, err := planDecodeLaunch(op, rows, keysCap, d.sms, e.decKernel, bf16)
+	l, err := e.planDecode(op, rows, keysCap, bf16)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +79,15 @@ func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out,
 // floats, any contents) and the per-item counters of finished splits (rows·kv int32, zero
 // before the launch; the kernel leaves them zero).
 type splitWork struct{ partials, counters dptr }
+
+// planDecode is planDecodeLaunch on this GPU with the decoder's kernel and forced splits.
+func (e *Executor) planDecode(op ops.DecodeAttention, rows, keysCap int, bf16 bool) (decodeLaunch, error) {
+	l, err := planDecodeLaunch(op, rows, keysCap, e.d.sms, e.decKernel, bf16)
+	if err == nil && l.Fast && e.decSplits > 0 {
+		l.Splits = e.decSplits
+	}
+	return l, err
+}
 
 // launchDecodeAttention runs one DecodeAttention over rows sequences as l plans it (the
 // reference kernel, or a split kernel, whose last split of each item combines the partials in
@@ -157,7 +166,7 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 	}
 	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
 		encoders: map[[2]int]*program{}}
-	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel,
+	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel, decSplits: opt.Splits,
 		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
 	if err := e.setMath(opt.Math); err != nil {
 		e.Close() // its worker
@@ -318,7 +327,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		if op.HasNew {
 			keys++
 		}
-		l, err := planDecodeLaunch(op, rows, keys, d.sms, dec.Opt.Kernel, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
+		l, err := e.planDecode(op, rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
 		if err != nil {
 			return nil, err
 		}

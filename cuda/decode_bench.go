@@ -171,7 +171,7 @@ func benchDecode(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, 
 			return nil, err
 		}
 		for _, cache := range caches {
-			opt := DecodeOptions{Cache: cache, Math: spec.Math, Graphs: true, Kernel: spec.Kernel}
+			opt := DecodeOptions{Cache: cache, Math: spec.Math, Graphs: true, Kernel: spec.Kernel, Splits: spec.Splits}
 			dec, err := NewDecoder(cfg, params, opt)
 			if err != nil {
 				return nil, err

@@ -24,6 +24,7 @@ type DecodeOptions struct {
 	Math   string // GEMMs: "fp32" (default, strict), "tf32", or "bf16" (bf16 copies of the weights and of each product's input, FP32 accumulation)
 	Graphs bool   // replay each step as a captured CUDA graph (DefaultDecodeOptions turns it on; the zero value does not)
 	Kernel string // decode attention: "fast" (default: the tensor-core kernel where it applies, else "simt"), "simt" (the CUDA-core split kernel) or "ref"
+	Splits int    // key-range splits per (sequence, K/V head) of the split kernels: 0 (default) plans them, 1…64 forces that many
 }
 
 // DefaultDecodeOptions are FP32 cache and GEMMs, CUDA graphs on, the fast kernel.
@@ -40,6 +41,8 @@ func (o DecodeOptions) Validate() error {
 		return fmt.Errorf("cuda decode: math %q (allowed: fp32, tf32, bf16)", o.Math)
 	case o.Kernel != "fast" && o.Kernel != "simt" && o.Kernel != "ref":
 		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, simt, ref)", o.Kernel)
+	case o.Splits < 0 || o.Splits > decMaxSplt:
+		return fmt.Errorf("cuda decode: splits %d (allowed: 0 to plan them, or 1…%d)", o.Splits, decMaxSplt)
 	}
 	return nil
 }
@@ -69,6 +72,7 @@ type DecodeBenchSpec struct {
 	Seed         uint64
 	Math         string // GEMMs: fp32, tf32 or bf16 (as DecodeOptions.Math)
 	Kernel       string // fast, simt or ref
+	Splits       int    // 0: planned (as DecodeOptions.Splits)
 	MemFraction  float64
 }
 
@@ -211,9 +215,9 @@ func mmaWarpBytes(dk int, bf16 bool) int {
 
 // mmaSmemBytes is the tensor-core kernel's shared memory with warps warps for r query heads per
 // K/V head: their stages, then the merge area (m, l and weights [warps][8], L [8], partial
-// outputs [warps][r][dk]).
+// outputs [warps][r][dk]), which the combine of splits reuses for its weights [r][splits].
 func mmaSmemBytes(dk, r, warps int, bf16 bool) int {
-	return warps*mmaWarpBytes(dk, bf16) + 4*(warps*(24+r*dk)+8)
+	return warps*mmaWarpBytes(dk, bf16) + 4*max(warps*(24+r*dk)+8, r*decMaxSplt)
 }
 
 // planDecodeLaunch chooses the kernel, the number of key splits and the shared memory for a

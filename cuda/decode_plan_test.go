@@ -287,3 +287,24 @@ func TestDecodePlanLargeCache(t *testing.T) {
 		t.Errorf("a training graph with 2^31-element activations: err = %v, want the size limit", err)
 	}
 }
+
+// DecodeOptions.Validate names what is allowed.
+func TestDecodeOptionsValidate(t *testing.T) {
+	for _, c := range []struct {
+		opt  DecodeOptions
+		want string // "" valid, else part of the error
+	}{
+		{DefaultDecodeOptions(), ""},
+		{DecodeOptions{Cache: "bf16", Math: "bf16", Kernel: "simt", Splits: decMaxSplt}, ""},
+		{DecodeOptions{Cache: "fp16", Math: "fp32", Kernel: "fast"}, "allowed: fp32, bf16"},
+		{DecodeOptions{Cache: "fp32", Math: "fp64", Kernel: "fast"}, "allowed: fp32, tf32, bf16"},
+		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "flash"}, "allowed: fast, simt, ref"},
+		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "fast", Splits: -1}, "splits -1"},
+		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "fast", Splits: decMaxSplt + 1}, "1…64"},
+	} {
+		err := c.opt.Validate()
+		if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.opt, err, c.want)
+		}
+	}
+}

@@ -218,8 +218,13 @@ func TestDecodeParityCPU(t *testing.T) {
 			{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "simt"},
 			{Cache: "bf16", Math: "fp32", Graphs: true, Kernel: "fast"},
 			{Cache: "bf16", Math: "bf16", Graphs: true, Kernel: "fast"},
+			{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast", Splits: 3}, // the in-kernel combine, empty splits too
 		} {
-			t.Run(v.name+"/"+opt.Cache+"-"+opt.Math+"-"+opt.Kernel, func(t *testing.T) {
+			name := v.name + "/" + opt.Cache + "-" + opt.Math + "-" + opt.Kernel
+			if opt.Splits > 0 {
+				name += fmt.Sprintf("-%dsplits", opt.Splits)
+			}
+			t.Run(name, func(t *testing.T) {
 				cfg := v.config(t)
 				dec, cpu := newTestDecoder(t, cfg, 3, opt)
 				limit := 1e-4

@@ -90,6 +90,7 @@ type Executor struct {
 	closed       bool
 	Device       string // the GPU's name
 	decKernel    string // decode attention: "fast", "simt" or "ref" (decoding only)
+	decSplits    int    // decode attention: forced key-range splits, 0: planned (decoding only)
 	// BF16 GEMMs (Math "bf16"): every matrix product reads bf16 copies of its inputs and
 	// accumulates in FP32 into an FP32 result; half holds the parameters' copies (rewritten by
 	// every AdamW update), the programs hold their activations' copies (program.mirror).

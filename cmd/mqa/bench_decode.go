@@ -38,6 +38,7 @@ func runBenchDecode(args []string) error {
 	caches := fs.String("cache", "fp32", "cuda: K/V cache types to measure, comma-separated (fp32, bf16)")
 	mathMode := fs.String("math", "fp32", "cuda: GEMM arithmetic: fp32, tf32 or bf16 (bf16 copies of the weights and GEMM inputs, FP32 accumulation)")
 	kernel := fs.String("kernel", "fast", "cuda: decode-attention kernel: fast (tensor cores where they apply), simt (CUDA cores) or ref")
+	splits := fs.Int("splits", 0, "cuda: key-range splits per sequence and K/V head of the decode attention (0: planned; 1…64)")
 	hostSteps := fs.Int("host-steps", 0, "cuda: also time this many host-driven search steps (GPU ranking, candidates back, beam reorder)")
 	preset := fs.String("preset", "small", "model size: "+strings.Join(models.Presets(), ", ")+" (random weights)")
 	task := fs.String("task", "lm", "lm or translate")
@@ -83,7 +84,7 @@ func runBenchDecode(args []string) error {
 		}
 	}
 	if *device == "cuda" {
-		return runBenchDecodeCUDA(spec, *caches, *mathMode, *kernel, *hostSteps, *asJSON)
+		return runBenchDecodeCUDA(spec, *caches, cuda.DecodeOptions{Math: *mathMode, Kernel: *kernel, Splits: *splits}, *hostSteps, *asJSON)
 	}
 	if *device != "cpu" {
 		return fmt.Errorf("bench decode: -device %q (allowed: cpu, cuda): %w", *device, errUsage)
@@ -108,7 +109,8 @@ func runBenchDecode(args []string) error {
 
 // runBenchDecodeCUDA is `mqa bench decode -device cuda`: the GPU benchmark of package cuda
 // (contexts may exceed the preset's max_len: the benchmark model's max_len is raised to fit).
-func runBenchDecodeCUDA(spec infer.BenchSpec, caches, mathMode, kernel string, hostSteps int, asJSON bool) error {
+// opt gives the math, kernel and splits; caches the cache types to measure.
+func runBenchDecodeCUDA(spec infer.BenchSpec, caches string, opt cuda.DecodeOptions, hostSteps int, asJSON bool) error {
 	if cuda.RunDecodeBench == nil {
 		return fmt.Errorf("bench decode: %w", cuda.ErrNoGPUBuild)
 	}
@@ -116,12 +118,13 @@ func runBenchDecodeCUDA(spec infer.BenchSpec, caches, mathMode, kernel string, h
 		return fmt.Errorf("bench decode: -nocache is CPU only: %w", errUsage)
 	}
 	gs := cuda.DecodeBenchSpec{Preset: spec.Preset, Task: spec.Task, Vocab: spec.Vocab, Attn: spec.Attn, Batches: spec.Batches,
-		Contexts: spec.Contexts, Beams: spec.Beams, Steps: spec.Steps, HostSteps: hostSteps, Seed: spec.Seed, Math: mathMode, Kernel: kernel}
+		Contexts: spec.Contexts, Beams: spec.Beams, Steps: spec.Steps, HostSteps: hostSteps, Seed: spec.Seed, Math: opt.Math, Kernel: opt.Kernel, Splits: opt.Splits}
 	for _, c := range strings.Split(caches, ",") {
 		gs.Caches = append(gs.Caches, strings.TrimSpace(c))
 	}
 	for _, c := range gs.Caches {
-		if err := (cuda.DecodeOptions{Cache: c, Math: mathMode, Kernel: kernel}).Validate(); err != nil {
+		opt.Cache = c
+		if err := opt.Validate(); err != nil {
 			return fmt.Errorf("bench decode: %v: %w", err, errUsage)
 		}
 	}
@@ -140,11 +143,11 @@ func runBenchDecodeCUDA(spec infer.BenchSpec, caches, mathMode, kernel string, h
 			"rows": res.Rows, "skipped": res.Skipped})
 	}
 	weights := "fp32"
-	if mathMode == "bf16" {
+	if opt.Math == "bf16" {
 		weights = "fp32 with bf16 copies for the GEMMs"
 	}
 	fmt.Printf("decode benchmark: preset %s, task %s, vocab %d, %d replayed steps per point, %s; weights %s, GEMMs %s\n",
-		spec.Preset, spec.Task, spec.Vocab, spec.Steps, res.Device, weights, mathMode)
+		spec.Preset, spec.Task, spec.Vocab, spec.Steps, res.Device, weights, opt.Math)
 	fmt.Printf("bandwidth measured in this run: copy %.0f GB/s, read %.0f GB/s; floor = bytes/step over the higher (%s)\n",
 		res.CopyGBps, res.ReadGBps, res.FloorBW)
 	return writeGPUDecodeTable(os.Stdout, res.Rows, res.Skipped)

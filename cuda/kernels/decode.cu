@@ -93,25 +93,41 @@ __device__ __forceinline__ bool dec_last_split(int* counters, int bg, int splits
     return last;
 }
 
-__device__ __forceinline__ void dec_combine(float* out, bf16_t* outh, const float* ws_o, const float* ws_m, const float* ws_l, int bg,
-                            int r, int dk, int splits) {
+// dec_combine: the block's warps first turn each head's split maxima and sums into weights
+// wt[i][s] = exp(m_s − M) / L in shared memory (wt: r·splits floats, splits ≤ 64), then its
+// threads sum the partial outputs, each read once and coalesced.
+__device__ __forceinline__ void dec_combine(float* out, bf16_t* outh, const float* ws_o, const float* ws_m,
+                                            const float* ws_l, float* wt, int bg, int r, int dk, int splits) {
     __threadfence();
-    for (int idx = threadIdx.x; idx < r * dk; idx += blockDim.x) {
-        const int i = idx / dk;
-        const long long p0 = (long long)bg * splits;
-        float M = NEG_INF;
-        for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ws_m + (p0 + s) * r + i));
-        float L = 0.f, a = 0.f;
-        if (M != NEG_INF) {
-            for (int s = 0; s < splits; s++) {
-                const float m = __ldcg(ws_m + (p0 + s) * r + i);
-                if (m == NEG_INF) continue; // an empty split
-                const float w = expf(m - M);
-                L += w * __ldcg(ws_l + (p0 + s) * r + i);
-                a += w * __ldcg(ws_o + (p0 + s) * r * dk + idx);
-            }
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    const long long p0 = (long long)bg * splits;
+    for (int i = w; i < r; i += nw) {
+        float m[2], f[2];
+        for (int z = 0; z < 2; z++) {
+            const int s = lane + 32 * z;
+            m[z] = s < splits ? __ldcg(ws_m + (p0 + s) * r + i) : NEG_INF;
         }
-        dec_out(out, outh, (long long)bg * r * dk + idx, L > 0.f ? a / L : 0.f);
+        const float M = warp_max(fmaxf(m[0], m[1]));
+        float L = 0.f;
+        for (int z = 0; z < 2; z++) {
+            const int s = lane + 32 * z;
+            f[z] = m[z] == NEG_INF ? 0.f : expf(m[z] - M); // 0: an empty split (or all empty)
+            if (s < splits) L += f[z] * __ldcg(ws_l + (p0 + s) * r + i);
+        }
+        L = warp_sum(L);
+        for (int z = 0; z < 2; z++) {
+            const int s = lane + 32 * z;
+            if (s < splits) wt[i * splits + s] = L > 0.f ? f[z] / L : 0.f;
+        }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < r * dk; idx += blockDim.x) {
+        const float* wi = wt + (idx / dk) * splits;
+        const float* o = ws_o + p0 * r * dk + idx;
+        float a = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < splits; s++) a += wi[s] * __ldcg(o + (long long)s * r * dk);
+        dec_out(out, outh, (long long)bg * r * dk + idx, a);
     }
 }
 
@@ -307,7 +323,7 @@ __device__ void decode_attn(float* out, bf16_t* outh, float* ws_o, float* ws_m, 
         ws_m[((long long)bg * splits + s) * r + tid] = st[tid];
         ws_l[((long long)bg * splits + s) * r + tid] = st[DEC_MAXR + tid];
     }
-    if (dec_last_split(counters, bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, bg, r, dk, splits);
+    if (dec_last_split(counters, bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, ks, bg, r, dk, splits); // ks ≥ 512 floats
 }
 
 // ---- the tensor-core decode attention -------------------------------------------------------
@@ -338,7 +354,7 @@ __device__ void decode_attn(float* out, bf16_t* outh, float* ws_o, float* ws_m, 
 //
 // Shared memory per warp: 2 stages × MMA_TK rows of K (dk + 8 elements: conflict-free fragment
 // loads) and of V (dk + 8 for bf16, ldmatrix.trans; dk + 4 for FP32); then the merge area of
-// NW·(24 + r·dk) + 8 floats.
+// NW·(24 + r·dk) + 8 floats, at least r·64 (the combine's weights).
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 // 16 bytes global → shared, asynchronously; src_bytes 0 writes zeros (rows past the tile's end).
@@ -641,7 +657,7 @@ __device__ void decode_attn_mma(float* out, bf16_t* outh, float* ws_o, float* ws
                 ws_o[((long long)cur.bg * splits + cur.s) * r * DK + idx] = a;
             }
         }
-        if (splits > 1 && dec_last_split(counters, cur.bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, cur.bg, r, DK, splits);
+        if (splits > 1 && dec_last_split(counters, cur.bg, splits)) dec_combine(out, outh, ws_o, ws_m, ws_l, cm, cur.bg, r, DK, splits);
         __syncthreads(); // the merge area is rewritten by the next item
         cur = nxt;
     }

@@ -67,29 +67,30 @@ __device__ void permute(T* y, const T* x, const PermArgs& a, int n) {
 
 // Warp-per-row forms of k_norm and k_add_norm for rows of at most 32·NORM_PER_LANE elements: the
 // row stays in registers and the statistics are warp reductions (no barriers, one read of the
-// inputs); blocks of 128 threads take four rows.
+// inputs); blocks of 128 threads take four rows. The pointers are __restrict__ (the executor
+// never aliases them) and every input, gamma and beta included, is loaded before the first
+// store, so that a row's loads are in flight together rather than one round trip after another.
 #define NORM_PER_LANE 32
 
 template <bool ADD>
-__device__ void norm_rows(float* y, bf16_t* yh, float* s, const float* a, const float* b, const float* gamma,
-                          const float* beta, int n, int d, int rms, float eps) {
+__device__ void norm_rows(float* __restrict__ y, bf16_t* __restrict__ yh, float* __restrict__ s,
+                          const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ gamma,
+                          const float* __restrict__ beta, int n, int d, int rms, float eps) {
     const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= n) return; // whole warps
     const long long base = (long long)row * d;
-    float v[NORM_PER_LANE];
+    float v[NORM_PER_LANE], g[NORM_PER_LANE], bt[NORM_PER_LANE];
     float sum = 0.f;
 #pragma unroll
     for (int c = 0; c < NORM_PER_LANE; c++) {
         const int j = lane + 32 * c;
-        v[c] = 0.f;
+        v[c] = g[c] = bt[c] = 0.f;
         if (j < d) {
-            v[c] = a[base + j];
-            if (ADD) {
-                v[c] += b[base + j];
-                s[base + j] = v[c];
-            }
-            sum += v[c];
+            v[c] = ADD ? a[base + j] + b[base + j] : a[base + j];
+            g[c] = gamma[j];
+            if (!rms) bt[c] = beta[j];
         }
+        sum += v[c];
     }
     const float m = rms ? 0.f : warp_sum(sum) / d;
     float ss = 0.f;
@@ -103,8 +104,8 @@ __device__ void norm_rows(float* y, bf16_t* yh, float* s, const float* a, const 
     for (int c = 0; c < NORM_PER_LANE; c++) {
         const int j = lane + 32 * c;
         if (j < d) {
-            float o = (v[c] - m) * rs * gamma[j];
-            if (!rms) o += beta[j];
+            const float o = (v[c] - m) * rs * g[c] + bt[c];
+            if (ADD) s[base + j] = v[c];
             y[base + j] = o;
             if (yh) yh[base + j] = to_bf16(o);
         }
