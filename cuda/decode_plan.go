@@ -223,17 +223,19 @@ func mmaSmemBytes(dk, r, warps int, bf16 bool) int {
 // planDecodeLaunch chooses the kernel, the number of key splits and the shared memory for a
 // DecodeAttention over rows sequences with keysCap = the most keys a row can see (cache
 // length, +1 for the new row) and a bf16 or FP32 cache, on a GPU of sms multiprocessors. Splits
-// are chosen so that rows·kv·splits blocks fill the GPU about four times over, with at least
-// two 64-key chunks per split (more splits than the keys fill stay empty: the kernels take the
-// length as data). kernel "fast" takes the tensor-core kernel where it applies, "simt" the
-// CUDA-core one, "ref" the reference kernel.
+// are chosen so that rows·kv·splits items stay within about four per multiprocessor (one wave
+// of the kernels' resident blocks: a second, partly filled wave costs more than the splits
+// save), with whole 128-key chunks per split: a split's fixed cost (its partial, the combine)
+// outweighs the parallelism it adds below that (measured on an H200, BENCHMARKS.md §5: one
+// split beats two at 129 keys and at 512 items of 1,025 keys). Splits past the keys a step
+// fills stay empty: the kernels take the length as data. kernel "fast" takes the tensor-core
+// kernel where it applies, "simt" the CUDA-core one, "ref" the reference kernel.
 func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string, bf16 bool) (decodeLaunch, error) {
 	r := op.Heads / op.KVHeads
 	dk := op.HeadDim
 	if kernel != "ref" && fastDecodeOK(dk, r) {
 		blocks := rows * op.KVHeads
-		s := (4*max(sms, 1) + blocks - 1) / blocks
-		s = min(s, (keysCap+2*decTile-1)/(2*decTile), decMaxSplt)
+		s := min(4*max(sms, 1)/blocks, keysCap/(2*decTile), decMaxSplt)
 		s = max(s, 1)
 		l := decodeLaunch{Fast: true, Splits: s, Threads: decThreads}
 		if kernel == "fast" && mmaDecodeOK(dk, r) {

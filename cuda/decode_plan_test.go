@@ -178,12 +178,16 @@ func TestPlanDecodeLaunch(t *testing.T) {
 		op               ops.DecodeAttention
 		rows, keys, want int
 	}{
-		{mqa, 1, 4097, 33}, // 1 block: as many splits as 128-key chunks allow
-		{mha, 1, 4097, 33},
-		{mha, 64, 160, 2},
+		{mqa, 1, 4097, 32}, // 1 item: as many splits as whole 128-key chunks allow
+		{mha, 1, 4097, 32},
+		{mha, 64, 4097, 1}, // 512 items fill the GPU (4 per multiprocessor)
+		{mqa, 64, 1025, 8},
+		{mha, 64, 160, 1},
 		{mqa, 1024, 4097, 1},
-		{mha, 8, 129, 2},
+		{mha, 8, 129, 1}, // fewer than two chunks
+		{mha, 8, 257, 2},
 		{mqa, 1, 10, 1},
+		{mqa, 1, 100000, decMaxSplt},
 	} {
 		for _, kernel := range []string{"fast", "simt"} {
 			l, err := planDecodeLaunch(c.op, c.rows, c.keys, 132, kernel, false)
