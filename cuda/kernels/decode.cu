@@ -66,9 +66,11 @@ __device__ __forceinline__ void dec_out(float* out, bf16_t* outh, long long i, f
 // finds the row in place without a separate kernel. A full cache (n ≥ maxLen) is skipped: the
 // host refuses such steps.
 template <typename T>
-__device__ __forceinline__ void dec_append(T* k, T* v, const float* nk, const float* nv, int bg, int n, int maxLen, int dk, int lane,
-                           int width) {
+__device__ __forceinline__ void dec_append(const T* kc, const T* vc, const float* nk, const float* nv, int bg, int n, int maxLen,
+                                           int dk, int lane, int width) {
     if (n < 0 || n >= maxLen) return;
+    T* k = const_cast<T*>(kc); // the kernels read the cache through const pointers
+    T* v = const_cast<T*>(vc);
     const long long row = ((long long)bg * maxLen + n) * dk;
     for (int d = lane; d < dk; d += width) {
         dec_store(k + row + d, nk[(long long)bg * dk + d]);
@@ -185,7 +187,7 @@ __device__ __forceinline__ DecItem dec_item(int it, int items, const int* length
 // (probabilities) + 3·DEC_MAXR (m, l, rescale), ≤ 40 KB for dk 128, r 8.
 template <typename T, int R>
 __device__ void decode_attn(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l, int* counters,
-                            const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r,
+                            const float* q, const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, int r,
                             int dk, int maxLen, int window, float scale, int splits) {
     extern __shared__ float4 dec_smem4[];
     float* sm = (float*)dec_smem4;
@@ -489,7 +491,7 @@ template <int DK> struct MmaCache<float, DK> {
 
 template <typename T, int DK>
 __device__ void decode_attn_mma(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l, int* counters,
-                                const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh,
+                                const float* q, const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh,
                                 int r, int maxLen, int window, float scale, int splits, int items) {
     typedef MmaCache<T, DK> C;
     extern __shared__ float4 dec_smem4[];
@@ -669,7 +671,7 @@ __device__ void decode_attn_mma(float* out, bf16_t* outh, float* ws_o, float* ws
 // split kernels' limits are not met (or -kernel ref). Grid B·h, 128 threads; the block of each group's
 // first query head appends the new row (dec_append).
 template <typename T>
-__device__ void decode_attn_ref(float* out, bf16_t* outh, const float* q, T* k, T* v, const float* nk, const float* nv,
+__device__ void decode_attn_ref(float* out, bf16_t* outh, const float* q, const T* k, const T* v, const float* nk, const float* nv,
                                 const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
     extern __shared__ float4 dec_smem4[];
     float* sc = (float*)dec_smem4;
@@ -745,7 +747,7 @@ extern "C" {
 
 #define DEC_ATTN(NAME, T, R)                                                                                      \
     __global__ void __launch_bounds__(DEC_NT) NAME(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l,  \
-            int* counters, const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh, \
+            int* counters, const float* q, const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh, \
             int r, int dk, int maxLen, int window, float scale, int splits) {                                         \
         decode_attn<T, R>(out, outh, ws_o, ws_m, ws_l, counters, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, \
                           scale, splits);                                                                              \
@@ -763,7 +765,7 @@ DEC_ATTN(k_decode_attn_bf16_r4, bf16_t, 4)
 // presets' head width) at ≤ 102 registers, so that five blocks fit on a multiprocessor.
 #define DEC_MMA(NAME, T, DK, BOUNDS)                                                                                 \
     __global__ void __launch_bounds__ BOUNDS NAME(float* out, bf16_t* outh, float* ws_o, float* ws_m, float* ws_l,      \
-            int* counters, const float* q, T* k, T* v, const float* nk, const float* nv, const int* lengths, int kvh,    \
+            int* counters, const float* q, const T* k, const T* v, const float* nk, const float* nv, const int* lengths, int kvh,    \
             int r, int maxLen, int window, float scale, int splits, int items) {                                         \
         decode_attn_mma<T, DK>(out, outh, ws_o, ws_m, ws_l, counters, q, k, v, nk, nv, lengths, kvh, r, maxLen, window, \
                                scale, splits, items);                                                                   \
@@ -777,11 +779,11 @@ DEC_MMA(k_decode_mma_bf16_d32, bf16_t, 32, (128))
 DEC_MMA(k_decode_mma_bf16_d64, bf16_t, 64, (128, 5))
 DEC_MMA(k_decode_mma_bf16_d128, bf16_t, 128, (128))
 
-__global__ void k_decode_attn_ref_f32(float* out, bf16_t* outh, const float* q, float* k, float* v, const float* nk,
+__global__ void k_decode_attn_ref_f32(float* out, bf16_t* outh, const float* q, const float* k, const float* v, const float* nk,
         const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
     decode_attn_ref<float>(out, outh, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
 }
-__global__ void k_decode_attn_ref_bf16(float* out, bf16_t* outh, const float* q, bf16_t* k, bf16_t* v, const float* nk,
+__global__ void k_decode_attn_ref_bf16(float* out, bf16_t* outh, const float* q, const bf16_t* k, const bf16_t* v, const float* nk,
         const float* nv, const int* lengths, int kvh, int r, int dk, int maxLen, int window, float scale) {
     decode_attn_ref<bf16_t>(out, outh, q, k, v, nk, nv, lengths, kvh, r, dk, maxLen, window, scale);
 }
