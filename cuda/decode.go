@@ -249,12 +249,11 @@ type decodeProgram struct {
 	elem                 int // bytes per cache element
 	cacheK, cacheV       []dptr
 	memK, memV           []dptr
-	buf                  dptr    // caches and memory, one allocation
-	scratch              dptr    // one layer's cache, for beam reorder
-	parents              dptr    // int32[rows]
-	top                  dptr    // StepTopK's ranking: int32 ids then float32 log-probabilities, rows·MaxTopK each
-	topHost              []int32 // page-locked: the ranking brought back, or StepSample's u (float64) then drawn ids
-	parentsHost          []int32 // page-locked
+	buf                  dptr // caches and memory, one allocation
+	scratch              dptr // one layer's cache, for beam reorder
+	parents              dptr // int32[rows]
+	top                  dptr // StepTopK's ranking: int32 ids then float32 log-probabilities, rows·MaxTopK each
+	parentsHost          []int32
 	logits               dptr
 	tokOff, posOff       int
 	lenOff, srcOff       int
@@ -278,8 +277,6 @@ func (dp *decodeProgram) free(d *driver) {
 			d.free(x)
 		}
 	}
-	d.freeHost(dp.topHost)
-	d.freeHost(dp.parentsHost)
 }
 
 func (dec *Decoder) cacheElem() int {
@@ -318,7 +315,8 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	if err != nil {
 		return nil, err
 	}
-	dp := &decodeProgram{key: key, rows: rows, maxLen: maxLen, srcLen: srcLen, elem: dec.cacheElem(), lens: make([]int, rows), owner: -1}
+	dp := &decodeProgram{key: key, rows: rows, maxLen: maxLen, srcLen: srcLen, elem: dec.cacheElem(), lens: make([]int, rows),
+		parentsHost: make([]int32, rows), owner: -1}
 	for i := range plan.Nodes {
 		pn := &plan.Nodes[i]
 		if pn.Kind != KDecodeAttention {
@@ -362,14 +360,6 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		return nil, err
 	}
 	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.topHost, err = d.hostInts(2 * rows * infer.MaxTopK); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.parentsHost, err = d.hostInts(rows); err != nil {
 		free()
 		return nil, err
 	}
@@ -756,7 +746,7 @@ func (s *stepper) StepTopK(tokens []int, k int) ([]int, []float32, error) {
 		if err := d.launch("k_topk", [3]int{dp.rows, 1, 1}, blk256, 0, dp.top, dp.top.add(4*n), dp.logits, int32(vocab), int32(k)); err != nil {
 			return err
 		}
-		got := dp.topHost[:2*n] // ids, then the log-probabilities' bits
+		got := make([]int32, 2*n) // ids, then the log-probabilities' bits
 		if err := d.download(unsafe.Pointer(&got[0]), dp.top, 8*n); err != nil {
 			return err
 		}
@@ -792,17 +782,15 @@ func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]
 		if err != nil {
 			return err
 		}
-		// dp.top (8·MaxTopK bytes per row) holds the u, then the drawn ids; so does dp.topHost
+		// dp.top (8·MaxTopK bytes per row) holds the u, then the drawn ids
 		drawn := dp.top.add(8 * dp.rows)
-		uHost := unsafe.Slice((*float64)(unsafe.Pointer(&dp.topHost[0])), dp.rows)
-		copy(uHost, u)
-		if err := d.upload(dp.top, unsafe.Pointer(&uHost[0]), 8*dp.rows); err != nil {
+		if err := d.upload(dp.top, unsafe.Pointer(&u[0]), 8*dp.rows); err != nil {
 			return err
 		}
 		if err := d.launch("k_sample", [3]int{dp.rows, 1, 1}, blk256, 0, drawn, dp.logits, dp.top, int32(s.dec.Cfg.Vocab), temperature); err != nil {
 			return err
 		}
-		got := dp.topHost[2*dp.rows : 3*dp.rows]
+		got := make([]int32, dp.rows)
 		if err := d.download(unsafe.Pointer(&got[0]), drawn, 4*dp.rows); err != nil {
 			return err
 		}

@@ -260,26 +260,6 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func (d *driver) free(p dptr) { C.cuMemFree_v2(C.CUdeviceptr(p)) }
 
-// hostInts allocates n zeroed int32 of page-locked host memory, whose copies to and from the
-// device are truly asynchronous and skip the driver's staging copy (the per-step inputs and
-// results of decoding); free it with freeHost.
-func (d *driver) hostInts(n int) ([]int32, error) {
-	n = max(n, 1)
-	var p unsafe.Pointer
-	if err := check("cuMemHostAlloc", C.cuMemHostAlloc(&p, C.size_t(4*n), 0)); err != nil {
-		return nil, err
-	}
-	s := unsafe.Slice((*int32)(p), n)
-	clear(s)
-	return s, nil
-}
-
-func (d *driver) freeHost(s []int32) {
-	if len(s) > 0 {
-		C.cuMemFreeHost(unsafe.Pointer(&s[0]))
-	}
-}
-
 // upload copies host bytes to the device, asynchronously on the stream. The host memory
 // must stay untouched until the next sync.
 func (d *driver) upload(dst dptr, src unsafe.Pointer, bytes int) error {

@@ -279,7 +279,7 @@ type program struct {
 	addr       []dptr // per plan node
 	arena      dptr
 	consts     dptr
-	fed        []int32 // host staging of the fed int inputs, in fedNames order (page-locked)
+	fed        []int32 // host staging of the fed int inputs, in fedNames order
 	fedDev     dptr
 	fedOff     map[string]int
 	steps      []func() error
@@ -306,7 +306,6 @@ func (p *program) free(d *driver) {
 			d.free(x)
 		}
 	}
-	d.freeHost(p.fed)
 }
 
 // compile builds (or returns the cached) program for a batch shape.
@@ -412,9 +411,7 @@ func (e *Executor) layout(p *program, reuse bool) error {
 	if p.consts, err = e.d.alloc(constBytes, "graph constants"); err != nil {
 		return err
 	}
-	if p.fed, err = e.d.hostInts(fedN); err != nil {
-		return err
-	}
+	p.fed = make([]int32, max(fedN, 1))
 	if p.fedDev, err = e.d.alloc(int64(4*len(p.fed)), "batch inputs"); err != nil {
 		return err
 	}
