@@ -30,7 +30,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
 		bar := newBar(len(sources), "translate "+mode.name, "sentences")
-		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, func(n int) { _ = bar.Add(n) })
+		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, r.warmUp(), func(n int) { _ = bar.Add(n) })
 		_ = bar.Finish()
 		if err != nil {
 			return err
@@ -51,7 +51,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 			kr.BLEUBeam4, kr.ChrFBeam4 = bl.Score, ch.Score
 		}
 		few := sources[:min(len(sources), 8)]
-		_, small, err := translateTimed(b, d.tok, few, mode.beam, smallBatch, func(int) {})
+		_, small, err := translateTimed(b, d.tok, few, mode.beam, smallBatch, r.warmUp(), func(int) {})
 		if err != nil {
 			return err
 		}
@@ -61,31 +61,47 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 	return nil
 }
 
-// translateTimed translates sources in batches and times the encoder and the decoder;
-// done is told how many sentences each batch finished.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, done func(int)) ([]string, decodeTiming, error) {
+// warmUp says whether each decoding shape is run once before it is timed: on the GPU the
+// first use of a batch shape builds its programs and captures its CUDA graph (tens of
+// milliseconds), which would otherwise be timed as decoding. On the CPU nothing comparable
+// happens, and decoding twice would double the comparison's longest part.
+func (r *compareRun) warmUp() bool { return r.decodeDevice == "cuda" }
+
+// translateTimed translates sources in batches and times the encoder and the decoder (with
+// warm, each batch is translated once untimed first); done is told how many sentences each
+// batch finished.
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, decodeTiming, error) {
 	cfg := b.Config()
 	t := decodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
 	var enc, dec time.Duration
 	rowSteps := 0
-	for lo := 0; lo < len(sources); lo += batch {
-		chunk := sources[lo:min(lo+batch, len(sources))]
+	translate := func(chunk [][]int) (out []infer.Hypothesis, encT, decT time.Duration, steps int, err error) {
 		t0 := time.Now()
 		s, err := b.Translation(chunk, beam, cfg.MaxLen)
 		if err != nil {
-			return nil, t, err
+			return nil, 0, 0, 0, err
 		}
 		t1 := time.Now()
-		counted, steps := countSteps(s)
-		out, err := infer.BeamSearch(counted, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
+		counted, n := countSteps(s)
+		out, err = infer.BeamSearch(counted, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
+		return out, t1.Sub(t0), time.Since(t1), n.n, err
+	}
+	for lo := 0; lo < len(sources); lo += batch {
+		chunk := sources[lo:min(lo+batch, len(sources))]
+		if warm {
+			if _, _, _, _, err := translate(chunk); err != nil {
+				return nil, t, err
+			}
+		}
+		out, encT, decT, steps, err := translate(chunk)
 		if err != nil {
 			return nil, t, err
 		}
-		enc += t1.Sub(t0)
-		dec += time.Since(t1)
-		t.DecoderSteps += steps.n
-		rowSteps += steps.n * len(chunk) * beam
+		enc += encT
+		dec += decT
+		t.DecoderSteps += steps
+		rowSteps += steps * len(chunk) * beam
 		for _, h := range out {
 			hyps = append(hyps, tok.Decode(h.Tokens))
 			t.OutputTokens += len(h.Tokens) + 1 // with its EOS
@@ -146,6 +162,15 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 			row := i % first.Shape.Batch
 			start := row * first.Shape.TgtLen
 			prompts[i] = first.Tokens[start : start+promptLen]
+		}
+		if r.warmUp() { // build the shape's programs and capture its graph untimed
+			s, err := b.LM(batch, cfg.MaxLen)
+			if err != nil {
+				return err
+			}
+			if _, err := infer.Generate(s, prompts, 2, -1, infer.Sampling{}); err != nil {
+				return err
+			}
 		}
 		s, err := b.LM(batch, cfg.MaxLen)
 		if err != nil {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"errors"
+	"slices"
 	"testing"
 
+	"mqa/data"
 	"mqa/infer"
+	"mqa/models"
 )
 
 // fixedStepper proposes token 3 until its step after, then EOS (2), for every row.
@@ -63,6 +67,59 @@ func TestCountSteps(t *testing.T) {
 			if len(out) != 3 || len(out[0].Tokens) != 6 {
 				t.Errorf("ranked %v beam %d: hypotheses %+v", ranked, beam, out)
 			}
+		}
+	}
+}
+
+// countingBackend hands out fixed rankers for translation and counts the Translation calls.
+type countingBackend struct{ translations int }
+
+func (b *countingBackend) Config() models.Config {
+	cfg, _ := models.Preset("tiny", models.TaskTranslate, 5)
+	cfg.MaxLen = 50 // fixedStepper's capacity
+	return cfg
+}
+func (b *countingBackend) LM(int, int) (infer.Stepper, error) { return nil, errors.New("no LM") }
+func (b *countingBackend) Translation(sources [][]int, beams, capacity int) (infer.Stepper, error) {
+	b.translations++
+	return rankedFixed{&fixedStepper{rows: len(sources) * beams, after: 4}}, nil
+}
+
+// With warm-up every batch is translated twice and only the second pass is timed: the same
+// hypotheses, steps and output tokens as without it.
+func TestTranslateTimedWarmUp(t *testing.T) {
+	tok, err := data.TrainBPE([]string{"a b c"}, 260)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := [][]int{{4}, {5, 6}, {7}, {8, 9, 10}, {11}}
+	for _, beam := range []int{1, 4} {
+		var want []string
+		var wantT decodeTiming
+		for _, warm := range []bool{false, true} {
+			b := &countingBackend{}
+			done := 0
+			hyps, timing, err := translateTimed(b, tok, sources, beam, 2, warm, func(n int) { done += n })
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := 3 // batches of 2, 2 and 1
+			if warm {
+				calls *= 2
+			}
+			if b.translations != calls || done != len(sources) {
+				t.Errorf("beam %d warm %v: %d Translation calls (want %d), %d sentences reported done", beam, warm, b.translations, calls, done)
+			}
+			if !warm {
+				want, wantT = hyps, timing
+				continue
+			}
+			if !slices.Equal(hyps, want) || timing.DecoderSteps != wantT.DecoderSteps || timing.OutputTokens != wantT.OutputTokens {
+				t.Errorf("beam %d: warm-up changed the result: %q %+v, want %q %+v", beam, hyps, timing, want, wantT)
+			}
+		}
+		if beam == 1 && wantT.DecoderSteps != 3*5 {
+			t.Errorf("greedy: %d decoder steps, want 5 per batch", wantT.DecoderSteps)
 		}
 	}
 }
