@@ -15,6 +15,7 @@ package cuda
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -232,13 +233,25 @@ func (dec *Decoder) Close() error {
 
 // dropPrograms frees every compiled step and encoder (worker thread).
 func (dec *Decoder) dropPrograms() {
+	dec.dropSteps()
+	dec.dropEncoders()
+}
+
+// dropSteps frees every compiled step with its caches; their Steppers then refuse to step.
+func (dec *Decoder) dropSteps() {
 	for _, dp := range dec.progs {
 		dp.free(dec.e.d)
 	}
+	dec.progs, dec.order = map[[3]int]*decodeProgram{}, nil
+}
+
+// dropEncoders frees every compiled encoder (each one's outputs are copied into its step's
+// memory when a Translation starts, so none is in use between calls).
+func (dec *Decoder) dropEncoders() {
 	for _, p := range dec.encoders {
 		p.free(dec.e.d)
 	}
-	dec.progs, dec.order, dec.encoders = map[[3]int]*decodeProgram{}, nil, map[[2]int]*program{}
+	dec.encoders = map[[2]int]*program{}
 }
 
 // decodeProgram is a compiled decode step with its caches.
@@ -348,7 +361,14 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	}
 	dp.p = &program{plan: plan, extern: map[string]dptr{}, externBF16: map[string]bool{},
 		desc: fmt.Sprintf("a decode step of %d rows × %d positions", rows, maxLen)}
-	if dp.buf, err = d.alloc(total, fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)); err != nil {
+	what := fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)
+	if dp.buf, err = d.alloc(total, what); errors.Is(err, errOutOfMemory) && len(dec.progs) > 0 {
+		// the kept steps' caches are in the way: drop them (their Steppers are done or will
+		// say that they were taken over) and try once more
+		dec.dropSteps()
+		dp.buf, err = d.alloc(total, what)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
@@ -598,6 +618,9 @@ func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Ste
 func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 	key := [2]int{len(sources), srcLen}
 	p, ok := dec.encoders[key]
+	if !ok && len(dec.encoders) >= maxPrograms {
+		dec.dropEncoders()
+	}
 	if !ok {
 		g, err := models.BuildEncoder(dec.params, dec.Cfg, len(sources), srcLen)
 		if err != nil {

@@ -10,11 +10,11 @@ package cuda
 // measured on the same card at the start of the run.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -259,7 +259,7 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 			srcs[i] = randToks(ctx, srcVocab)
 		}
 		if _, err := dec.Translation(srcs, beam, capacity); err != nil { // compile and warm up
-			if strings.Contains(err.Error(), "out of GPU memory") {
+			if errors.Is(err, errOutOfMemory) {
 				return row, desc + " (" + err.Error() + ")", nil
 			}
 			return row, "", err
@@ -276,7 +276,7 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	} else {
 		s, err := dec.LM(rows, capacity)
 		if err != nil {
-			if strings.Contains(err.Error(), "out of GPU memory") {
+			if errors.Is(err, errOutOfMemory) {
 				return row, desc + " (" + err.Error() + ")", nil
 			}
 			return row, "", err

@@ -395,6 +395,48 @@ func TestDecodeStepperTakenOver(t *testing.T) {
 	}
 }
 
+// When the GPU has no room for a new step's cache, the decoder frees the steps it keeps
+// (whose Steppers then refuse to step) and allocates again: the new Stepper works.
+func TestDecoderFreesCachesWhenFull(t *testing.T) {
+	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
+	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
+	const rows, capacity = 8192, 128
+	// one step: its caches, a layer's reorder scratch, and its activations (generously)
+	need := dec.CacheBytes(rows, capacity, 0)*5/4 + 64<<20
+	var filler dptr
+	err := dec.e.w.do(func() error {
+		free, _ := dec.e.d.memInfo()
+		var err error
+		filler, err = dec.e.d.alloc(free-need*3/2, "test filler") // room for one step, not two
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.e.w.do(func() error {
+		dec.e.d.free(filler)
+		return nil
+	})
+	a, err := dec.LM(rows, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dec.LM(rows-2, capacity) // another shape: another step
+	if err != nil {
+		t.Fatalf("the second step did not find room: %v", err)
+	}
+	tokens := make([]int, rows-2)
+	for i := range tokens {
+		tokens[i] = 1 + i%(cfg.Vocab-1)
+	}
+	if _, _, err := b.(infer.Ranker).StepTopK(tokens, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Step(append(tokens, 1, 2)); err == nil {
+		t.Errorf("a stepper whose cache was freed stepped")
+	}
+}
+
 // k_topk against infer.TopK on rows with many ties (values rounded to halves), a constant row
 // and a row with −Inf, for several vocabularies and k.
 func TestTopKKernel(t *testing.T) {

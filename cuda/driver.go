@@ -64,6 +64,7 @@ static const char* mqa_errname(CUresult r) {
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"unsafe"
@@ -239,7 +240,10 @@ func (d *driver) allocTensors(sizes []int, elem int, what string) (dptr, []dptr,
 	return base, at, nil
 }
 
-// alloc allocates device memory; running out is an error with the sizes.
+// errOutOfMemory is what alloc's error wraps when the GPU has too little memory left.
+var errOutOfMemory = errors.New("out of GPU memory")
+
+// alloc allocates device memory; running out is an error (errOutOfMemory) with the sizes.
 func (d *driver) alloc(bytes int64, what string) (dptr, error) {
 	if bytes <= 0 {
 		bytes = 256
@@ -248,7 +252,7 @@ func (d *driver) alloc(bytes int64, what string) (dptr, error) {
 	r := C.cuMemAlloc_v2(&p, C.size_t(bytes))
 	if r == C.CUDA_ERROR_OUT_OF_MEMORY {
 		free, total := d.memInfo()
-		return 0, fmt.Errorf("cuda: out of GPU memory allocating %s: %s needed, %s free of %s", what, mib(bytes), mib(free), mib(total))
+		return 0, fmt.Errorf("cuda: %w allocating %s: %s needed, %s free of %s", errOutOfMemory, what, mib(bytes), mib(free), mib(total))
 	}
 	if err := check("cuMemAlloc "+what, r); err != nil {
 		return 0, err

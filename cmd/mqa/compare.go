@@ -372,6 +372,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if err != nil {
 		return kr, err
 	}
+	defer closeBackend(backend) // the next model's decoder needs the GPU memory
 	if d.Task == models.TaskTranslate {
 		err = r.translationQualityAndSpeed(backend, d, &kr)
 	} else {

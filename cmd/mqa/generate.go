@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -51,6 +52,7 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeBackend(b)
 	start := time.Now()
 	text, err := infer.GenerateText(b, m.Tok, *prompt, *maxNew, opt)
 	if err != nil {
@@ -80,6 +82,14 @@ func decodeBackend(cmd string, cfg models.Config, params *layers.Params, device,
 		return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
 	}
 	return cuda.NewDecodeBackend(cfg, params, opt)
+}
+
+// closeBackend frees what a decoding backend holds on a device (the GPU decoder's memory and
+// context); a CPU backend holds nothing to free.
+func closeBackend(b infer.Backend) {
+	if c, ok := b.(io.Closer); ok {
+		_ = c.Close() // the results are out; there is nothing to undo if freeing fails
+	}
 }
 
 // checkDevice refuses a -device this build cannot run, before anything is loaded.

@@ -58,6 +58,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer closeBackend(b)
 	bar := newBar(len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
