@@ -471,7 +471,7 @@ func (e *Executor) layout(p *program, reuse bool) error {
 	// at its first node, which computes them
 	placed := make([][]int, len(nodes))
 	grouped := map[int]bool{}
-	for f, g := range p.plan.GEMMGroups {
+	for f, g := range e.gemmGroups(p) {
 		placed[f] = g
 		for _, j := range g {
 			grouped[j] = true
@@ -601,6 +601,17 @@ func (e *Executor) halfOf(p *program, j int) dptr {
 	return p.mirror[r]
 }
 
+// gemmGroups is the plan's GEMM groups where this executor batches them: with TF32 or BF16
+// GEMMs. In strict FP32 cuBLAS runs a pointer-array batch with a slow kernel (an H200,
+// device call 11: MQA's K and V projections at batch 64 took 21 µs batched against 17 µs
+// as two GEMMs), so there each product runs on its own.
+func (e *Executor) gemmGroups(p *program) map[int][]int {
+	if e.compute == computeStrict && !e.bf16 { // computeBF16 is the same compute type
+		return nil
+	}
+	return p.plan.GEMMGroups
+}
+
 func isComputed(k Kind) bool {
 	switch k {
 	case KParam, KConst, KIntConst, KIntFed, KReshape, KFloatFed:
@@ -682,7 +693,8 @@ func (e *Executor) build(p *program) error {
 		fusedAdds[a] = true
 	}
 	inGroup := map[int]bool{} // computed by their GEMM group's first node
-	for f, g := range p.plan.GEMMGroups {
+	groups := e.gemmGroups(p)
+	for f, g := range groups {
 		for _, j := range g {
 			inGroup[j] = j != f
 		}
@@ -731,7 +743,7 @@ func (e *Executor) build(p *program) error {
 			}
 			x, y := operand(pn.In[0]), operand(pn.In[1])
 			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, x, y, out, compute, xyType) }
-			if g, ok := p.plan.GEMMGroups[i]; ok {
+			if g, ok := groups[i]; ok {
 				off := 8 * len(groupPtrs)
 				for range g {
 					groupPtrs = append(groupPtrs, uint64(x))
@@ -925,7 +937,7 @@ func (e *Executor) build(p *program) error {
 		if a, ok := p.plan.AddNorm[i]; ok {
 			p.steps = e.appendCopy(p, p.steps, a)
 		}
-		for _, j := range p.plan.GEMMGroups[i] {
+		for _, j := range groups[i] {
 			if j != i {
 				p.steps = e.appendCopy(p, p.steps, j)
 			}
