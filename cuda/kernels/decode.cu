@@ -95,6 +95,8 @@ __device__ __forceinline__ bool dec_last_split(int* counters, int bg, int splits
     return last;
 }
 
+#define DEC_CU 4 // outputs a thread of dec_combine sums at a time
+
 // dec_combine: the block's warps first turn each head's split maxima and sums into weights
 // wt[i][s] = exp(m_s − M) / L in shared memory (wt: r·splits floats, splits ≤ 64), then its
 // threads sum the partial outputs, each read once and coalesced.
@@ -123,13 +125,28 @@ __device__ __forceinline__ void dec_combine(float* out, bf16_t* outh, const floa
         }
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < r * dk; idx += blockDim.x) {
-        const float* wi = wt + (idx / dk) * splits;
-        const float* o = ws_o + p0 * r * dk + idx;
-        float a = 0.f;
-#pragma unroll 8
-        for (int s = 0; s < splits; s++) a += wi[s] * __ldcg(o + (long long)s * r * dk);
-        dec_out(out, outh, (long long)bg * r * dk + idx, a);
+    // DEC_CU outputs per thread at a time (idx, idx + blockDim, …): their loads are independent,
+    // so each split's step has DEC_CU reads in flight rather than one (a 64-thread block
+    // combines 512 outputs of 32 splits)
+    const long long stride = (long long)r * dk;
+    for (int base = threadIdx.x; base < r * dk; base += DEC_CU * blockDim.x) {
+        float a[DEC_CU];
+        const float* wi[DEC_CU];
+#pragma unroll
+        for (int u = 0; u < DEC_CU; u++) {
+            a[u] = 0.f;
+            wi[u] = wt + min((base + u * (int)blockDim.x) / dk, r - 1) * splits;
+        }
+#pragma unroll 4
+        for (int s = 0; s < splits; s++) {
+            const float* o = ws_o + (p0 + s) * stride + base;
+#pragma unroll
+            for (int u = 0; u < DEC_CU; u++)
+                if (base + u * (int)blockDim.x < r * dk) a[u] += wi[u][s] * __ldcg(o + u * blockDim.x);
+        }
+#pragma unroll
+        for (int u = 0; u < DEC_CU; u++)
+            if (base + u * (int)blockDim.x < r * dk) dec_out(out, outh, (long long)bg * stride + base + u * blockDim.x, a[u]);
     }
 }
 
