@@ -157,26 +157,21 @@ func BuildEncoder(params *layers.Params, cfg Config, batch, srcLen int) (*Encode
 	}
 	e := &Encoder{Graph: lg, Cfg: cfg, Batch: batch, SrcLen: srcLen, Src: g.Src, SrcLens: g.SrcLens}
 	m := Model{cfg}
+	memShape := tensor.Shape{batch, cfg.KVHeads, srcLen, cfg.HeadDim}
 	for i := 0; i < cfg.Layers; i++ {
 		a := m.Attention(m.LayerPrefix(i)+"cross_attn", false)
-		for _, which := range []string{"k", "v"} {
-			y, err := a.KVProjection(lg, memory, which, nil)
-			if err != nil {
-				return nil, err
-			}
-			// [B·S, kv·dk] → [B, S, kv, dk] → [B, kv, S, dk]
-			if y, err = G.Reshape(y, tensor.Shape{batch, srcLen, cfg.KVHeads, cfg.HeadDim}); err != nil {
-				return nil, err
-			}
-			if y, err = ops.NewPermute(y, 0, 2, 1, 3); err != nil {
-				return nil, err
-			}
-			if which == "k" {
-				e.MemK = append(e.MemK, y)
-			} else {
-				e.MemV = append(e.MemV, y)
-			}
+		// the training graph's cross-attention keys and values, [B·kv, S, dk] = [B, kv, S, dk]
+		k, v, err := a.KeysValues(lg, memory, layers.Shape{Batch: batch, QueryLen: 1, KeyLen: srcLen})
+		if err != nil {
+			return nil, err
 		}
+		if k, err = G.Reshape(k, memShape); err != nil {
+			return nil, err
+		}
+		if v, err = G.Reshape(v, memShape); err != nil {
+			return nil, err
+		}
+		e.MemK, e.MemV = append(e.MemK, k), append(e.MemV, v)
 	}
 	return e, nil
 }
