@@ -194,9 +194,6 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 		if e.state, e.params, err = d.allocTensors(e.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
 			return err
 		}
-		if e.scratch, err = d.alloc(256+4*maxMicro, "scratch"); err != nil {
-			return err
-		}
 		for i, n := range dec.names {
 			data := params.Get(n).Data().([]float32)
 			if err := d.upload(e.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
@@ -477,34 +474,15 @@ func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
 		})
 	}
 	dp.runs++
-	capture := dec.Opt.Graphs && dp.runs >= 2
-	if capture {
-		if err := d.beginCapture(); err != nil {
-			return err
-		}
-	}
 	before := d.calls
-	for _, f := range launches {
-		if err := f(); err != nil {
-			if capture {
-				d.endCapture()
-			}
-			return err
-		}
+	if err := d.replay(g, launches, dec.Opt.Graphs && dp.runs >= 2); err != nil {
+		return err
 	}
 	dp.kernels = d.calls - before
 	if loop {
 		dp.kernels-- // k_argmax_advance
 	}
-	if !capture {
-		return nil
-	}
-	cg, err := d.endCapture()
-	if err != nil {
-		return fmt.Errorf("capturing the decode step into a CUDA graph: %w", err)
-	}
-	*g = cg
-	return d.launchGraph(cg)
+	return nil
 }
 
 // stepper is the GPU infer.Stepper; it ranks tokens on the GPU (infer.Ranker).

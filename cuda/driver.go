@@ -440,6 +440,36 @@ func (d *driver) launchGraph(g *cudaGraph) error {
 	return check("cuGraphLaunch", C.cuGraphLaunch(g.exec, d.stream))
 }
 
+// replay runs steps: as the captured graph *g once there is one; else launch by launch, and
+// with capture set they are captured into *g as they run and the new graph is launched.
+func (d *driver) replay(g **cudaGraph, steps []func() error, capture bool) error {
+	if *g != nil {
+		return d.launchGraph(*g)
+	}
+	if capture {
+		if err := d.beginCapture(); err != nil {
+			return err
+		}
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			if capture {
+				d.endCapture()
+			}
+			return err
+		}
+	}
+	if !capture {
+		return nil
+	}
+	cg, err := d.endCapture()
+	if err != nil {
+		return fmt.Errorf("capturing a CUDA graph: %w", err)
+	}
+	*g = cg
+	return d.launchGraph(cg)
+}
+
 func (g *cudaGraph) destroy() {
 	C.cuGraphExecDestroy(g.exec)
 	C.cuGraphDestroy(g.g)

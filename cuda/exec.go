@@ -1048,32 +1048,7 @@ func (e *Executor) run(p *program) error {
 		}
 	}
 	p.runs++
-	if p.graph != nil {
-		return e.d.launchGraph(p.graph)
-	}
-	capture := e.opt.Graphs && p.runs == 2
-	if capture {
-		if err := e.d.beginCapture(); err != nil {
-			return err
-		}
-	}
-	for _, s := range p.steps {
-		if err := s(); err != nil {
-			if capture {
-				e.d.endCapture()
-			}
-			return err
-		}
-	}
-	if capture {
-		g, err := e.d.endCapture()
-		if err != nil {
-			return fmt.Errorf("capturing a CUDA graph: %w", err)
-		}
-		p.graph = g
-		return e.d.launchGraph(g)
-	}
-	return nil
+	return e.d.replay(&p.graph, p.steps, e.opt.Graphs && p.runs == 2)
 }
 
 func (e *Executor) lossSlot(k int) dptr { return e.scratch.add(256 + 4*k) }
