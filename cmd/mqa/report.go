@@ -177,6 +177,13 @@ func summary(res compareResults) string {
 						speedup(t0.DecoderUS, t1.DecoderUS), fasterOrSlower(t0.DecoderUS, t1.DecoderUS))
 				}
 			}
+			// beam search reorders the cache every step, so it shows the cache's size more than greedy does
+			if t1, ok1 := timing(r, "beam4", false); ok1 && t1.RowStepUS > 0 {
+				if t0, ok0 := timing(*mha, "beam4", false); ok0 && t0.RowStepUS > 0 {
+					s += fmt.Sprintf("; beam 4 at batch %d: %.1f vs %.1f µs per sequence-step (%.2f× %s)", t1.Batch, t1.RowStepUS, t0.RowStepUS,
+						speedup(t0.RowStepUS, t1.RowStepUS), fasterOrSlower(t0.RowStepUS, t1.RowStepUS))
+				}
+			}
 			s += fmt.Sprintf("; K/V cache %d vs %d bytes per token; training %.1f vs %.1f µs per token.", r.CacheBytesPerToken, mha.CacheBytesPerToken, r.TrainUSPerToken, mha.TrainUSPerToken)
 			lines = append(lines, s)
 		}

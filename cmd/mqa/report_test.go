@@ -21,15 +21,18 @@ func TestSummary(t *testing.T) {
 			"25.0 vs 100.0 µs per token (4.00× faster)", "256 vs 1024 bytes"}},
 	}
 	// with sequence-step timings (translation), those are compared
-	stepped := func(r kindResult, us float64) kindResult {
-		r.Decode = []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: us}}
+	stepped := func(r kindResult, us, beamUS float64) kindResult {
+		r.Decode = []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: us},
+			{Mode: "beam4", Batch: 32, DecoderUS: 3 * r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: beamUS}}
 		return r
 	}
 	cases = append(cases, struct {
 		name  string
 		rows  []kindResult
 		wants []string
-	}{"per sequence-step", []kindResult{stepped(mha, 80), stepped(mqa, 40)}, []string{"40.0 vs 80.0 µs per sequence-step (2.00× faster; per output token 25.0 vs 100.0"}})
+	}{"per sequence-step", []kindResult{stepped(mha, 80, 5.1), stepped(mqa, 40, 2.3)}, []string{
+		"40.0 vs 80.0 µs per sequence-step (2.00× faster; per output token 25.0 vs 100.0",
+		"; beam 4 at batch 32: 2.3 vs 5.1 µs per sequence-step (2.22× faster)"}})
 	for _, c := range cases {
 		got := summary(compareResults{Results: c.rows})
 		for _, w := range c.wants {
