@@ -6,9 +6,9 @@ package cuda
 // (models.BuildDecodeStep) with the executor's machinery (plan, static memory layout, cuBLAS
 // GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
 // [rows, KVHeads, maxLen, HeadDim] per layer and K/V, into which the decode-attention kernel
-// itself appends the step's rows. Cross-attention keys and values of a translation batch are computed once by the
-// encoder graph on the GPU and repeated per beam on the GPU; beam reordering is a gather on the
-// batch axis on the GPU. Steppers are infer.Rankers: infer's greedy, top-k sampling and beam
+// itself appends the step's rows. Cross-attention keys and values of a translation batch are
+// computed once by the encoder graph on the GPU and repeated per beam on the GPU; beam
+// reordering is a gather on the batch axis on the GPU. Steppers are infer.Rankers: infer's greedy, top-k sampling and beam
 // searches get each row's k best tokens ranked on the GPU (k_topk), so per step only those come
 // back (Step, which returns whole rows of logits, remains for other uses); the benchmark's
 // device loop chooses the token on the GPU and returns nothing.
