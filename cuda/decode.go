@@ -8,10 +8,10 @@ package cuda
 // [rows, KVHeads, maxLen, HeadDim] per layer and K/V, into which the decode-attention kernel
 // itself appends the step's rows. Cross-attention keys and values of a translation batch are
 // computed once by the encoder graph on the GPU and repeated per beam on the GPU; beam
-// reordering is a gather on the batch axis on the GPU. Steppers are infer.Rankers: infer's greedy, top-k sampling and beam
-// searches get each row's k best tokens ranked on the GPU (k_topk), so per step only those come
-// back (Step, which returns whole rows of logits, remains for other uses); the benchmark's
-// device loop chooses the token on the GPU and returns nothing.
+// reordering is a gather on the batch axis on the GPU. Steppers are infer.Rankers: infer's
+// greedy, top-k sampling and beam searches get each row's k best tokens ranked on the GPU
+// (k_topk), so per step only those come back (Step, which returns whole rows of logits, remains
+// for other uses); the benchmark's device loop chooses the token on the GPU and returns nothing.
 
 import (
 	_ "embed"
@@ -30,10 +30,12 @@ import (
 //go:embed kernels/decode.cu
 var decodeSource string
 
-var decodeKernelNames = []string{"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
-	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4", "k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
-	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128", "k_decode_attn_ref_f32",
-	"k_decode_attn_ref_bf16", "k_cache_gather4", "k_cache_gather2",
+var decodeKernelNames = []string{
+	"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
+	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4",
+	"k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
+	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128",
+	"k_decode_attn_ref_f32", "k_decode_attn_ref_bf16", "k_cache_gather4", "k_cache_gather2",
 	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 func init() {
@@ -650,8 +652,11 @@ func (s *stepper) check() error {
 	if s.dec.closed {
 		return fmt.Errorf("decode: the GPU decoder is closed")
 	}
-	if s.dp.owner != s.gen || s.dec.progs[s.dp.key] != s.dp {
+	if s.dp.owner != s.gen {
 		return fmt.Errorf("decode: this GPU stepper's cache was taken over by a newer stepper of the same shape")
+	}
+	if s.dec.progs[s.dp.key] != s.dp {
+		return fmt.Errorf("decode: this GPU stepper's cache was freed (a newer stepper of another shape needed the memory, or more shapes were in use than the decoder keeps)")
 	}
 	return nil
 }

@@ -43,6 +43,8 @@ func (o DecodeOptions) Validate() error {
 		return fmt.Errorf("cuda decode: kernel %q (allowed: fast, simt, ref)", o.Kernel)
 	case o.Splits < 0 || o.Splits > decMaxSplt:
 		return fmt.Errorf("cuda decode: splits %d (allowed: 0 to plan them, or 1…%d)", o.Splits, decMaxSplt)
+	case o.Splits > 0 && o.Kernel == "ref":
+		return fmt.Errorf("cuda decode: splits %d with the reference kernel, which does not split (allowed: 0)", o.Splits)
 	}
 	return nil
 }

@@ -305,6 +305,7 @@ func TestDecodeOptionsValidate(t *testing.T) {
 		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "flash"}, "allowed: fast, simt, ref"},
 		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "fast", Splits: -1}, "splits -1"},
 		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "fast", Splits: decMaxSplt + 1}, "1…64"},
+		{DecodeOptions{Cache: "fp32", Math: "fp32", Kernel: "ref", Splits: 2}, "does not split"},
 	} {
 		err := c.opt.Validate()
 		if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {

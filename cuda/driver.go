@@ -453,8 +453,10 @@ func (d *driver) replay(g **cudaGraph, steps []func() error, capture bool) error
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {
-			if capture {
-				d.endCapture()
+			if capture { // end the capture; a graph made of the launches so far is not kept
+				if cg, _ := d.endCapture(); cg != nil {
+					cg.destroy()
+				}
 			}
 			return err
 		}

@@ -670,14 +670,14 @@ const normRowsMax = 32 * 32
 // set, sum = a + b and y = norm(sum) (k_add_norm); yh, if set, receives y in bf16. A warp per
 // row where the row fits its registers, else a block per row.
 func (d *driver) norm(y, yh, sum, a, b, gamma, beta dptr, rows, dim int, rms bool, eps float64) error {
-	grid, norm, addNorm := [3]int{rows, 1, 1}, "k_norm", "k_add_norm"
+	grid, kernel, addKernel := [3]int{rows, 1, 1}, "k_norm", "k_add_norm"
 	if dim <= normRowsMax {
-		grid, norm, addNorm = grid1(rows, 4), "k_norm_rows", "k_add_norm_rows"
+		grid, kernel, addKernel = grid1(rows, 4), "k_norm_rows", "k_add_norm_rows"
 	}
 	if sum == 0 {
-		return d.launch(norm, grid, [3]int{128, 1, 1}, 0, y, yh, a, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
+		return d.launch(kernel, grid, [3]int{128, 1, 1}, 0, y, yh, a, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
 	}
-	return d.launch(addNorm, grid, [3]int{128, 1, 1}, 0, y, yh, sum, a, b, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
+	return d.launch(addKernel, grid, [3]int{128, 1, 1}, 0, y, yh, sum, a, b, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
 }
 
 func grid1(n, block int) [3]int { return [3]int{(n + block - 1) / block, 1, 1} }

@@ -424,7 +424,8 @@ func TestReducedPrecisionTraining(t *testing.T) {
 }
 
 // The norm kernels (a warp per row up to normRowsMax, a block per row above it), with and
-// without the fused residual sum, layer and RMS, against float64 sums on random rows.
+// without the fused residual sum, layer and RMS, against float64 sums on random rows; the bf16
+// copy they write is the output rounded.
 func TestNormKernels(t *testing.T) {
 	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
 	dec, _ := newTestDecoder(t, cfg, 1, DefaultDecodeOptions())
@@ -468,17 +469,17 @@ func TestNormKernels(t *testing.T) {
 						want[r*dim+j] = float32(o)
 					}
 				}
-				got, gotSum := make([]float32, rows*dim), make([]float32, rows*dim)
+				got, gotSum, gotHalf := make([]float32, rows*dim), make([]float32, rows*dim), make([]uint16, rows*dim)
 				err := dec.e.w.do(func() error {
 					d := dec.e.d
 					n := rows * dim
-					buf, err := d.alloc(int64(4*(4*n+2*dim)), "test norm")
+					buf, err := d.alloc(int64(4*(4*n+2*dim)+2*n), "test norm")
 					if err != nil {
 						return err
 					}
 					defer d.free(buf)
 					da, db, dy, ds := buf, buf.add(4*n), buf.add(8*n), buf.add(12*n)
-					dg, dbeta := buf.add(16*n), buf.add(16*n+4*dim)
+					dg, dbeta, dyh := buf.add(16*n), buf.add(16*n+4*dim), buf.add(16*n+8*dim)
 					for _, u := range []struct {
 						p dptr
 						v []float32
@@ -494,10 +495,13 @@ func TestNormKernels(t *testing.T) {
 					if !rms {
 						betap = dbeta
 					}
-					if err := d.norm(dy, 0, sum, da, bp, dg, betap, rows, dim, rms, eps); err != nil {
+					if err := d.norm(dy, dyh, sum, da, bp, dg, betap, rows, dim, rms, eps); err != nil {
 						return err
 					}
 					if err := d.download(unsafe.Pointer(&got[0]), dy, 4*n); err != nil {
+						return err
+					}
+					if err := d.download(unsafe.Pointer(&gotHalf[0]), dyh, 2*n); err != nil {
 						return err
 					}
 					if !add {
@@ -513,6 +517,12 @@ func TestNormKernels(t *testing.T) {
 				}
 				if add && !slices.Equal(gotSum, wantSum) {
 					t.Errorf("dim %d rms %v: the residual sum differs", dim, rms)
+				}
+				for i, x := range got {
+					if gotHalf[i] != toBF16(x) {
+						t.Errorf("dim %d rms %v add %v: bf16 copy %d is %#04x, want %#04x", dim, rms, add, i, gotHalf[i], toBF16(x))
+						break
+					}
 				}
 			}
 		}

@@ -83,9 +83,11 @@ type Plan struct {
 	// computes the sum as well (k_add_norm), and the KAdd itself launches nothing.
 	AddNorm map[int]int
 	// GEMMGroups maps the first of each group of 2-D products of one input by same-shaped
-	// parameters (the Q, K and V projections of MHA, the K and V ones of MQA and GQA) to the
-	// whole group in order: the executor runs a group as one batched GEMM at its first node
-	// (the others launch nothing and their values are placed from there on).
+	// parameters (the Q, K and V projections of MHA, the K and V ones of MQA and GQA; in a
+	// translation encoder, the cross-attention K and V projections of every decoder layer, which
+	// all read the encoder's output) to the whole group in order: the executor runs a group as one
+	// batched GEMM at its first node (the others launch nothing and their values are placed from
+	// there on).
 	GEMMGroups map[int][]int
 }
 

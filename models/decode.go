@@ -161,7 +161,7 @@ func BuildEncoder(params *layers.Params, cfg Config, batch, srcLen int) (*Encode
 	for i := 0; i < cfg.Layers; i++ {
 		a := m.Attention(m.LayerPrefix(i)+"cross_attn", false)
 		// the training graph's cross-attention keys and values, [B·kv, S, dk] = [B, kv, S, dk]
-		k, v, err := a.KeysValues(lg, memory, layers.Shape{Batch: batch, QueryLen: 1, KeyLen: srcLen})
+		k, v, err := a.KeysValues(lg, memory, layers.Shape{Batch: batch, KeyLen: srcLen})
 		if err != nil {
 			return nil, err
 		}

@@ -83,9 +83,9 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 			return nil, 0, 0, 0, err
 		}
 		t1 := time.Now()
-		counted, n := countSteps(s)
+		counted, count := countSteps(s)
 		out, err = infer.BeamSearch(counted, len(chunk), infer.Beam{Size: beam, Alpha: 0.6, MaxLen: cfg.MaxLen, BOS: data.BOSID, EOS: data.EOSID})
-		return out, t1.Sub(t0), time.Since(t1), n.n, err
+		return out, t1.Sub(t0), time.Since(t1), count.n, err
 	}
 	for lo := 0; lo < len(sources); lo += batch {
 		chunk := sources[lo:min(lo+batch, len(sources))]

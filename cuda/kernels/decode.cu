@@ -102,7 +102,7 @@ __device__ __forceinline__ bool dec_last_split(int* counters, int bg, int splits
 // threads sum the partial outputs, each read once and coalesced.
 __device__ __forceinline__ void dec_combine(float* out, bf16_t* outh, const float* ws_o, const float* ws_m,
                                             const float* ws_l, float* wt, int bg, int r, int dk, int splits) {
-    __threadfence();
+    __threadfence(); // after the count that made this block the last: the partials' reads follow it
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const long long p0 = (long long)bg * splits;
     for (int i = w; i < r; i += nw) {
