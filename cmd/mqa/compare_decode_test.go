@@ -85,8 +85,8 @@ func (b *countingBackend) Translation(sources [][]int, beams, capacity int) (inf
 	return rankedFixed{&fixedStepper{rows: len(sources) * beams, after: 4}}, nil
 }
 
-// With warm-up every batch is translated twice and only the second pass is timed: the same
-// hypotheses, steps and output tokens as without it.
+// With warm-up every batch is encoded twice (the first time with two decode steps only) and
+// only the second pass is timed: the same hypotheses, steps and output tokens as without it.
 func TestTranslateTimedWarmUp(t *testing.T) {
 	tok, err := data.TrainBPE([]string{"a b c"}, 260)
 	if err != nil {
