@@ -52,24 +52,32 @@ func initDecodeParams(t testing.TB, cfg models.Config, seed uint64) *layers.Para
 	return p
 }
 
+// decodePlanFor builds cfg's decode step (random parameters) for rows sequences, a cache of
+// maxLen and a source of srcLen (translation), and its plan.
+func decodePlanFor(t *testing.T, cfg models.Config, rows, maxLen, srcLen int) (*Plan, *models.DecodeStep, *layers.Params) {
+	t.Helper()
+	params := initDecodeParams(t, cfg, 1)
+	s, err := models.BuildDecodeStep(params, cfg, rows, maxLen, srcLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewDecodePlan(s, params.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, s, params
+}
+
 // Every node of every variant's decode step and encoder is one the GPU runs.
 func TestDecodePlanVariants(t *testing.T) {
 	for _, v := range decodeVariants {
 		t.Run(v.name, func(t *testing.T) {
 			cfg := v.config(t)
-			params := initDecodeParams(t, cfg, 1)
 			srcLen := 0
 			if cfg.Task == models.TaskTranslate {
 				srcLen = 8
 			}
-			s, err := models.BuildDecodeStep(params, cfg, 3, 12, srcLen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := NewDecodePlan(s, params.Names())
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, s, params := decodePlanFor(t, cfg, 3, 12, srcLen)
 			attn := cfg.Layers
 			if srcLen > 0 {
 				attn *= 2
@@ -227,15 +235,7 @@ func TestStepBytes(t *testing.T) {
 		cfg, _ := models.Preset("tiny", models.TaskLM, 37)
 		cfg.TieEmbeddings = c.tie
 		cfg.Positions = layers.PosLearned
-		params := initDecodeParams(t, cfg, 1)
-		s, err := models.BuildDecodeStep(params, cfg, 5, 20, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := NewDecodePlan(s, params.Names())
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, _, params := decodePlanFor(t, cfg, 5, 20, 0)
 		w, kv := StepBytes(p, cfg, 5, 10, 0, 4, c.gemmElem)
 		// vectors (norms) in FP32; the position table and the embedding: their 5 gathered rows in
 		// FP32, and the whole embedding too when it is the head; every other matrix by the GEMMs

@@ -119,15 +119,7 @@ func TestPlanFusions(t *testing.T) {
 	if want := 2*cfg.Layers + 1; len(tp.AddNorm) != want {
 		t.Errorf("training plan: %d fused add+norm, want %d", len(tp.AddNorm), want)
 	}
-	params := initDecodeParams(t, cfg, 1)
-	s, err := models.BuildDecodeStep(params, cfg, 3, 16, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := NewDecodePlan(s, params.Names())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dec, _, _ := decodePlanFor(t, cfg, 3, 16, 0)
 	check(t, dec)
 	if want := 2*cfg.Layers + 1; len(dec.AddNorm) != want {
 		t.Errorf("decode plan: %d fused add+norm, want %d", len(dec.AddNorm), want)
@@ -140,15 +132,7 @@ func TestPlanFusions(t *testing.T) {
 	checkGroups(t, "MHA decode plan", dec, cfg.Layers, 3)
 	mqa := cfg
 	mqa.KVHeads = 1
-	mqaParams := initDecodeParams(t, mqa, 1)
-	ms, err := models.BuildDecodeStep(mqaParams, mqa, 3, 16, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mdec, err := NewDecodePlan(ms, mqaParams.Names())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mdec, _, _ := decodePlanFor(t, mqa, 3, 16, 0)
 	checkGroups(t, "MQA decode plan", mdec, cfg.Layers, 2)
 }
 
