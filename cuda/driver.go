@@ -359,18 +359,11 @@ const (
 // m×k (A stored k×m when transA) and op(B) is k×n (B stored n×k when transB). A row-major
 // product is the column-major product Cᵀ = op(B)ᵀ·op(A)ᵀ, so B goes first.
 func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, compute, abType int) error {
-	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
-		return fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
+	lda, ldb, err := leadingDims(transA, transB, m, n, k)
+	if err != nil {
+		return err
 	}
 	d.calls++
-	ldb := n
-	if transB {
-		ldb = k
-	}
-	lda := k
-	if transA {
-		lda = m
-	}
 	s := C.mqa_gemm(d.blas, boolInt(transB), boolInt(transA),
 		C.int(n), C.int(m), C.int(k),
 		C.CUdeviceptr(b), C.int(ldb), C.longlong(k*n),
@@ -386,18 +379,11 @@ func (d *driver) gemm(transA, transB bool, m, n, k, batch int, a, b, c dptr, com
 // cuBLAS call (cublasGemmBatchedEx), as gemm does one: ptrs is a device array of the count A
 // addresses, then the count B addresses, then the count C addresses.
 func (d *driver) gemmGroup(transA, transB bool, m, n, k, count int, ptrs dptr, compute, abType int) error {
-	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
-		return fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
+	lda, ldb, err := leadingDims(transA, transB, m, n, k)
+	if err != nil {
+		return err
 	}
 	d.calls++
-	ldb := n
-	if transB {
-		ldb = k
-	}
-	lda := k
-	if transA {
-		lda = m
-	}
 	s := C.mqa_gemm_ptrs(d.blas, boolInt(transB), boolInt(transA), C.int(n), C.int(m), C.int(k),
 		C.CUdeviceptr(ptrs.add(8*count)), C.int(ldb), C.CUdeviceptr(ptrs), C.int(lda),
 		C.CUdeviceptr(ptrs.add(16*count)), C.int(n), C.int(count), C.int(compute), C.int(abType))
@@ -405,6 +391,22 @@ func (d *driver) gemmGroup(transA, transB bool, m, n, k, count int, ptrs dptr, c
 		return checkBlas(fmt.Sprintf("gemm group of %d, %d×%d×%d", count, m, n, k), s)
 	}
 	return nil
+}
+
+// leadingDims are the row strides of a row-major A (m×k, stored k×m when transA) and B (k×n,
+// stored n×k when transB), after checking that cuBLAS's 32-bit sizes hold the product.
+func leadingDims(transA, transB bool, m, n, k int) (lda, ldb int, err error) {
+	if m > math.MaxInt32 || n > math.MaxInt32 || k > math.MaxInt32 {
+		return 0, 0, fmt.Errorf("cublas: gemm %d×%d×%d too large", m, n, k)
+	}
+	lda, ldb = k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	return lda, ldb, nil
 }
 
 func boolInt(b bool) C.int {
