@@ -881,12 +881,7 @@ __global__ void k_argmax_advance(int* tokens, int* positions, int* lengths, cons
 __global__ void k_topk(int* ids, float* logp, const float* logits, int V, int k) {
     const int b = blockIdx.x;
     const float* row = logits + (long long)b * V;
-    float m = NEG_INF;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) m = fmaxf(m, row[j]);
-    m = block_max(m);
-    float s = 0.f;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) s += expf(row[j] - m);
-    const float lse = m + logf(block_sum(s));
+    const float lse = block_logsumexp(row, V);
     float pv = __int_as_float(0x7f800000);
     int pi = -1;
     for (int r = 0; r < k; r++) {

@@ -35,6 +35,17 @@ __device__ float block_reduce(float v) {
 __device__ float block_sum(float v) { return block_reduce<false>(v); }
 __device__ float block_max(float v) { return block_reduce<true>(v); }
 
+// log Σ_j exp(row[j]) over a row of n values, by the whole block (max first, then the sum of
+// exponentials); every thread gets it.
+__device__ float block_logsumexp(const float* row, int n) {
+    float m = NEG_INF;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
+    m = block_max(m);
+    float s = 0.f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) s += expf(row[j] - m);
+    return m + logf(block_sum(s));
+}
+
 // bfloat16 storage: the upper half of a float32, rounded to nearest even (NaN stays NaN). BF16
 // GEMM inputs (Options.Math "bf16") are such copies: of the parameters (written by k_to_bf16 at
 // upload and by k_adamw at each update) and of activations (written by their producer, or by
@@ -478,13 +489,7 @@ __global__ void k_xent_grad(float* dl, const float* logits, const int* targets, 
         return;
     }
     const float* row = logits + (long long)r * v;
-    float mx = NEG_INF;
-    for (int j = threadIdx.x; j < v; j += blockDim.x) mx = fmaxf(mx, row[j]);
-    mx = block_max(mx);
-    float s = 0.f;
-    for (int j = threadIdx.x; j < v; j += blockDim.x) s += expf(row[j] - mx);
-    s = block_sum(s);
-    float lse = mx + logf(s);
+    const float lse = block_logsumexp(row, v);
     float scale = gscalar[0] / fmaxf(count[0], 1.f);
     for (int j = threadIdx.x; j < v; j += blockDim.x) {
         float d = expf(row[j] - lse) - eps / v;
