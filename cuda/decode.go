@@ -144,6 +144,8 @@ type Decoder struct {
 	progs    map[[3]int]*decodeProgram
 	order    [][3]int
 	encoders map[[2]int]*program
+	stepActs arena // the activation memory of the compiled steps (their caches are their own)
+	encActs  arena // the activation memory of the compiled encoders
 	gen      int
 	closed   bool
 }
@@ -169,8 +171,9 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 	}
 	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
 		encoders: map[[2]int]*program{}}
-	e := &Executor{opt: Options{Math: opt.Math, Reuse: true}, w: newWorker(), names: dec.names, decKernel: opt.Kernel, decSplits: opt.Splits,
-		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
+	budget, fraction, _ := ParseMemoryBudget(opt.Memory) // checked by Validate
+	e := &Executor{opt: Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, w: newWorker(), names: dec.names,
+		decKernel: opt.Kernel, decSplits: opt.Splits}
 	if err := e.setMath(opt.Math); err != nil {
 		e.Close() // its worker
 		return nil, err
@@ -182,6 +185,9 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 			return err
 		}
 		e.d, e.Device = d, d.name
+		d.setBudget(budget, fraction)
+		dec.stepActs = arena{mem: d, onMove: dec.dropSteps}
+		dec.encActs = arena{mem: d, onMove: dec.dropEncoders}
 		dec.Device = fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.name, d.cc[0], d.cc[1], d.sms)
 		if err := e.loadKernels(); err != nil {
 			return err
@@ -225,6 +231,8 @@ func (dec *Decoder) Close() error {
 	dec.closed = true
 	dec.e.w.do(func() error {
 		dec.dropPrograms()
+		dec.stepActs.release()
+		dec.encActs.release()
 		return nil
 	})
 	return dec.e.Close()
@@ -404,7 +412,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		free()
 		return nil, err
 	}
-	if err := e.layout(dp.p, true); err != nil {
+	if err := e.layout(dp.p, true, &dec.stepActs); err != nil {
 		free()
 		return nil, err
 	}
@@ -611,7 +619,7 @@ func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 			return nil, err
 		}
 		p = &program{plan: plan, desc: fmt.Sprintf("an encoder batch of %d × %d", len(sources), srcLen)}
-		if err := dec.e.layout(p, true); err != nil {
+		if err := dec.e.layout(p, true, &dec.encActs); err != nil {
 			p.free(dec.e.d)
 			return nil, err
 		}

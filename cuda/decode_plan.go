@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 
 	G "gorgonia.org/gorgonia"
 
@@ -25,11 +26,13 @@ type DecodeOptions struct {
 	Graphs bool   // replay each step as a captured CUDA graph (DefaultDecodeOptions turns it on; the zero value does not)
 	Kernel string // decode attention: "fast" (default: the tensor-core kernel where it applies, else "simt"), "simt" (the CUDA-core split kernel) or "ref"
 	Splits int    // key-range splits per (sequence, K/V head) of the split kernels: 0 (default) plans them, 1…64 forces that many
+	Memory string // GPU memory budget (ParseMemoryBudget); empty: what the card has free
 }
 
-// DefaultDecodeOptions are FP32 cache and GEMMs, CUDA graphs on, the fast kernel.
+// DefaultDecodeOptions are FP32 cache and GEMMs, CUDA graphs on, the fast kernel, and the
+// memory budget of MQA_CUDA_MEMORY (-gpu-memory).
 func DefaultDecodeOptions() DecodeOptions {
-	return DecodeOptions{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast"}
+	return DecodeOptions{Cache: "fp32", Math: "fp32", Graphs: true, Kernel: "fast", Memory: os.Getenv(MemoryEnv)}
 }
 
 // Validate checks the option values.
@@ -45,6 +48,9 @@ func (o DecodeOptions) Validate() error {
 		return fmt.Errorf("cuda decode: splits %d (allowed: 0 to plan them, or 1…%d)", o.Splits, decMaxSplt)
 	case o.Splits > 0 && o.Kernel == "ref":
 		return fmt.Errorf("cuda decode: splits %d with the reference kernel, which does not split (allowed: 0)", o.Splits)
+	}
+	if _, _, err := ParseMemoryBudget(o.Memory); err != nil {
+		return fmt.Errorf("cuda decode: %w", err)
 	}
 	return nil
 }

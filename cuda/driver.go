@@ -64,16 +64,10 @@ static const char* mqa_errname(CUresult r) {
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"unsafe"
 )
-
-// dptr is a device address.
-type dptr uint64
-
-func (p dptr) add(bytes int) dptr { return p + dptr(bytes) }
 
 func check(what string, r C.CUresult) error {
 	if r == C.CUDA_SUCCESS {
@@ -104,6 +98,7 @@ type driver struct {
 	fns    map[string]C.CUfunction
 	offs   [64]C.int
 	calls  int // kernel launches and GEMMs issued (for counting the kernels of a step)
+	meter  memoryMeter
 }
 
 func newDriver() (*driver, error) {
@@ -240,13 +235,14 @@ func (d *driver) allocTensors(sizes []int, elem int, what string) (dptr, []dptr,
 	return base, at, nil
 }
 
-// errOutOfMemory is what alloc's error wraps when the GPU has too little memory left.
-var errOutOfMemory = errors.New("out of GPU memory")
-
-// alloc allocates device memory; running out is an error (errOutOfMemory) with the sizes.
+// alloc allocates device memory; running out of the GPU's memory or of the budget is an error
+// (errOutOfMemory) with the sizes.
 func (d *driver) alloc(bytes int64, what string) (dptr, error) {
 	if bytes <= 0 {
 		bytes = 256
+	}
+	if err := d.meter.admit(bytes, what); err != nil {
+		return 0, err
 	}
 	var p C.CUdeviceptr
 	r := C.cuMemAlloc_v2(&p, C.size_t(bytes))
@@ -257,12 +253,27 @@ func (d *driver) alloc(bytes int64, what string) (dptr, error) {
 	if err := check("cuMemAlloc "+what, r); err != nil {
 		return 0, err
 	}
+	d.meter.record(dptr(p), bytes)
 	return dptr(p), nil
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+func (d *driver) free(p dptr) {
+	d.meter.forget(p)
+	C.cuMemFree_v2(C.CUdeviceptr(p))
+}
 
-func (d *driver) free(p dptr) { C.cuMemFree_v2(C.CUdeviceptr(p)) }
+// setBudget limits the bytes this driver allocates: a fraction of the card's memory, bytes,
+// or (both zero) the memory the card has free now.
+func (d *driver) setBudget(bytes int64, fraction float64) {
+	free, total := d.memInfo()
+	d.meter.budget = budgetBytes(bytes, fraction, total)
+	if d.meter.budget == 0 {
+		d.meter.budget = free + d.meter.used
+	}
+}
+
+// peakBytes is the most device memory this driver has held at once.
+func (d *driver) peakBytes() int64 { return d.meter.peak }
 
 // upload copies host bytes to the device, asynchronously on the stream. The host memory
 // must stay untouched until the next sync.

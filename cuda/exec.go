@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"slices"
 	"unsafe"
 
 	"gorgonia.org/cu/nvrtc"
@@ -36,11 +35,15 @@ type Options struct {
 	Math   string // "fp32" (strict), "tf32" (GEMM inputs rounded to TF32) or "bf16" (GEMM inputs in bf16, see halfOf)
 	Graphs bool   // capture each program into a CUDA graph after its first run and replay it
 	Reuse  bool   // share arena memory between nodes whose lifetimes do not overlap
+	// Memory is the GPU memory budget (ParseMemoryBudget: bytes, or a fraction of the card);
+	// empty: what the card has free when the executor starts.
+	Memory string
 }
 
-// OptionsFromEnv reads MQA_CUDA_MATH (fp32, tf32, bf16) and MQA_CUDA_GRAPHS (1 to capture).
+// OptionsFromEnv reads MQA_CUDA_MATH (fp32, tf32, bf16), MQA_CUDA_GRAPHS (1 to capture) and
+// MQA_CUDA_MEMORY (the memory budget, as -gpu-memory).
 func OptionsFromEnv() Options {
-	o := Options{Math: "fp32", Reuse: true}
+	o := Options{Math: "fp32", Reuse: true, Memory: os.Getenv(MemoryEnv)}
 	if m := os.Getenv("MQA_CUDA_MATH"); m != "" {
 		o.Math = m
 	}
@@ -85,8 +88,9 @@ type Executor struct {
 	scratch      dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
 	stepMirror   uint64
 	stepKnown    bool
-	grads        []dptr // the gradient Apply reads
-	train, eval  map[models.Shape]*program
+	grads        []dptr                     // the gradient Apply reads
+	programs     *lru[programKey, *program] // compiled training and evaluation programs
+	acts         arena                      // the activation memory they share
 	closed       bool
 	Device       string // the GPU's name
 	decKernel    string // decode attention: "fast", "simt" or "ref" (decoding only)
@@ -101,20 +105,36 @@ type Executor struct {
 
 const maxMicro = 1024
 
+// maxTrainPrograms bounds the compiled training and evaluation programs an executor keeps:
+// each holds only its constants, inputs and captured CUDA graph (its activations are in the
+// shared arena), so memory does not grow with the number of batch shapes.
+var maxTrainPrograms = 16
+
+// programKey names a compiled program of the training executor.
+type programKey struct {
+	shape    models.Shape
+	training bool
+}
+
 // New makes a GPU executor for the trainer and uploads its parameters and moments.
 func New(t *train.Trainer, opt Options) (*Executor, error) {
-	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames(),
-		train: map[models.Shape]*program{}, eval: map[models.Shape]*program{}}
+	budget, fraction, err := ParseMemoryBudget(opt.Memory)
+	if err != nil {
+		return nil, err
+	}
+	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames()}
 	if err := e.setMath(opt.Math); err != nil {
 		e.Close() // its worker
 		return nil, err
 	}
-	err := e.w.do(func() error {
+	err = e.w.do(func() error {
 		d, err := newDriver()
 		if err != nil {
 			return err
 		}
 		e.d, e.Device = d, d.name
+		d.setBudget(budget, fraction)
+		e.initPrograms(maxTrainPrograms)
 		if err := e.loadKernels(); err != nil {
 			return err
 		}
@@ -159,8 +179,6 @@ func (e *Executor) loadKernels() error {
 	}
 	return e.d.loadPTX(ptx, append(append([]string{}, kernelNames...), decodeKernelNames...))
 }
-
-func align(n int64) int64 { return (n + 255) &^ 255 }
 
 // upload allocates the persistent state and copies parameters and moments up.
 func (e *Executor) upload() error {
@@ -251,11 +269,10 @@ func (e *Executor) Close() error {
 	e.closed = true
 	if e.d != nil {
 		e.w.do(func() error {
-			for _, cache := range []map[models.Shape]*program{e.train, e.eval} {
-				for _, p := range cache {
-					p.free(e.d)
-				}
+			if e.programs != nil {
+				e.programs.clear()
 			}
+			e.acts.release()
 			for _, x := range []dptr{e.state, e.scratch, e.halfState} {
 				if x != 0 {
 					e.d.free(x)
@@ -287,6 +304,7 @@ type program struct {
 	runs       int
 	training   bool
 	auxOffsets []int64
+	ownArena   bool   // arena is the program's own, not an executor's shared one
 	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
 	counters   dptr   // split decode attention: finished splits per item (int32, kept zero between launches)
 	groupPtrs  dptr   // the A, B and C addresses of the GEMM groups
@@ -301,20 +319,28 @@ func (p *program) free(d *driver) {
 	if p.graph != nil {
 		p.graph.destroy()
 	}
-	for _, x := range []dptr{p.arena, p.consts, p.fedDev, p.counters, p.groupPtrs} {
+	for _, x := range []dptr{p.consts, p.fedDev, p.counters, p.groupPtrs} {
 		if x != 0 {
 			d.free(x)
 		}
 	}
+	if p.ownArena && p.arena != 0 {
+		d.free(p.arena)
+	}
 }
 
-// compile builds (or returns the cached) program for a batch shape.
+// initPrograms makes the executor's bounded program cache and its shared activation arena
+// (worker thread, after the driver is made).
+func (e *Executor) initPrograms(limit int) {
+	e.programs = newLRU[programKey](limit, func(p *program) { p.free(e.d) })
+	e.acts = arena{mem: e.d, onMove: e.programs.clear}
+}
+
+// compile builds (or returns the cached) program for a batch shape. A cached program's
+// activations are in the executor's shared arena; an uncached one has memory of its own.
 func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*program, error) {
-	cache := e.eval
-	if training {
-		cache = e.train
-	}
-	if p, ok := cache[shape]; ok && cached {
+	key := programKey{shape, training}
+	if p, ok := e.programs.get(key); ok && cached {
 		return p, nil
 	}
 	g, grads, err := e.t.Graph(shape, training)
@@ -326,7 +352,13 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 		return nil, err
 	}
 	p := &program{g: g, plan: plan, training: training}
-	if err := e.layout(p, reuse); err != nil {
+	shared := &e.acts
+	if cached {
+		e.programs.makeRoom()
+	} else {
+		shared = nil
+	}
+	if err := e.layout(p, reuse, shared); err != nil {
 		p.free(e.d)
 		return nil, err
 	}
@@ -335,63 +367,18 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 		return nil, err
 	}
 	if cached {
-		cache[shape] = p
+		e.programs.add(key, p)
 	}
 	return p, nil
 }
 
-// auxBytes is the scratch a node needs while it runs.
-func auxBytes(pn *PlanNode, nodes []PlanNode) int64 {
-	switch pn.Kind {
-	case KCrossEntropy:
-		return 4 * int64(nodes[pn.In[0]].Shape[0])
-	case KCrossEntropyGrad:
-		return 4
-	case KNormGrad:
-		if pn.Node.Op().(ops.NormGrad).Wrt == 1 { // the rows' mean and 1/σ for the gamma sums
-			return 8 * int64(nodes[pn.In[0]].Shape[0])
-		}
-	case KDecodeAttention:
-		if pn.Splits > 1 {
-			op := pn.Node.Op().(ops.DecodeAttention)
-			rows := int64(pn.Shape[0])
-			return 4 * rows * int64(op.Heads) * int64(pn.Splits) * int64(op.HeadDim+2)
-		}
-	}
-	return 0
-}
-
 // layout places every node's value: parameters in the state, constants and int inputs in
-// their own buffers, everything else in one arena, reusing the memory of dead values
-// (first fit) when reuse is on.
-func (e *Executor) layout(p *program, reuse bool) error {
+// their own buffers, everything else in activation memory (see planActivations): in shared, an
+// arena the caller's programs share (grown to fit, which drops the programs laid out in it
+// before), or, with shared nil, in memory of the program's own.
+func (e *Executor) layout(p *program, reuse bool, shared *arena) error {
 	nodes := p.plan.Nodes
 	p.addr = make([]dptr, len(nodes))
-	// last use of each root buffer
-	last := make([]int, len(nodes))
-	for i := range nodes {
-		last[i] = i
-	}
-	for i, pn := range nodes {
-		in := pn.In
-		if a, ok := p.plan.AddNorm[i]; ok { // the norm's kernel also reads the sum's inputs
-			in = append(slices.Clip(in), nodes[a].In...)
-		}
-		for _, j := range in {
-			r := nodes[j].Alias
-			last[r] = max(last[r], i)
-		}
-	}
-	end := len(nodes) // values read after the run: loss and gradients
-	if p.plan.Loss >= 0 {
-		last[nodes[p.plan.Loss].Alias] = end
-	}
-	for _, ki := range p.plan.Keep {
-		last[nodes[ki].Alias] = end
-	}
-	for _, gi := range p.plan.Grads {
-		last[nodes[gi].Alias] = end
-	}
 	// constants and int inputs
 	var constBytes int64
 	constOff := make([]int64, len(nodes))
@@ -415,101 +402,27 @@ func (e *Executor) layout(p *program, reuse bool) error {
 	if p.fedDev, err = e.d.alloc(int64(4*len(p.fed)), "batch inputs"); err != nil {
 		return err
 	}
-	// arena offsets
-	type block struct{ off, size int64 }
-	var freeList []block
-	var top int64
-	allocOff := func(size int64) int64 {
-		size = align(size)
-		if reuse {
-			for k, b := range freeList {
-				if b.size >= size {
-					off := b.off
-					if b.size == size {
-						freeList = append(freeList[:k], freeList[k+1:]...)
-					} else {
-						freeList[k] = block{b.off + size, b.size - size}
-					}
-					return off
-				}
-			}
-		}
-		off := top
-		top += size
-		return off
-	}
-	release := func(off, size int64) {
-		if !reuse {
-			return
-		}
-		size = align(size)
-		freeList = append(freeList, block{off, size})
-		// merge neighbours (keep the list sorted by offset)
-		for i := len(freeList) - 1; i > 0 && freeList[i].off < freeList[i-1].off; i-- {
-			freeList[i], freeList[i-1] = freeList[i-1], freeList[i]
-		}
-		merged := freeList[:0]
-		for _, b := range freeList {
-			if n := len(merged); n > 0 && merged[n-1].off+merged[n-1].size == b.off {
-				merged[n-1].size += b.size
-				continue
-			}
-			merged = append(merged, b)
-		}
-		freeList = merged
-	}
 	mirrorLast, err := e.mirrorUses(p.plan)
 	if err != nil {
 		return err
 	}
-	arenaOff := make([]int64, len(nodes))
-	mirrorOff := make([]int64, len(nodes))
-	auxOff := make([]int64, len(nodes))
-	dying := make([][]int, len(nodes)+1)
-	dyingMirrors := make([][]int, len(nodes)+1)
-	// the nodes whose values are placed at each node: itself, but a GEMM group's values all
-	// at its first node, which computes them
-	placed := make([][]int, len(nodes))
-	grouped := map[int]bool{}
-	for f, g := range e.gemmGroups(p) {
-		placed[f] = g
-		for _, j := range g {
-			grouped[j] = true
-		}
-	}
-	for i := range nodes {
-		if !grouped[i] {
-			placed[i] = []int{i}
-		}
-	}
-	for i := range nodes {
-		for _, j := range placed[i] {
-			if pn := nodes[j]; pn.Alias == j && isComputed(pn.Kind) {
-				arenaOff[j] = allocOff(int64(4 * pn.Size))
-				dying[last[j]] = append(dying[last[j]], j)
-				if l, ok := mirrorLast[j]; ok {
-					mirrorOff[j] = allocOff(int64(2 * pn.Size))
-					dyingMirrors[l] = append(dyingMirrors[l], j)
-				}
-			}
-		}
-		if a := auxBytes(&nodes[i], nodes); a > 0 {
-			auxOff[i] = allocOff(a)
-			release(auxOff[i], a)
-		}
-		for _, j := range dying[i] {
-			release(arenaOff[j], int64(4*nodes[j].Size))
-		}
-		for _, j := range dyingMirrors[i] {
-			release(mirrorOff[j], int64(2*nodes[j].Size))
-		}
-	}
+	lay := planActivations(p.plan, e.gemmGroups(p), mirrorLast, reuse)
 	desc := p.desc
 	if p.g != nil {
 		desc = fmt.Sprintf("a %+v batch", p.g.Shape)
 	}
-	if p.arena, err = e.d.alloc(top, fmt.Sprintf("activations of %s (%d graph nodes)", desc, len(nodes))); err != nil {
-		return err
+	what := fmt.Sprintf("activations of %s (%d graph nodes)", desc, len(nodes))
+	if shared != nil {
+		shared.what = what
+		if err := shared.reserve(lay.top); err != nil {
+			return err
+		}
+		p.arena = shared.base
+	} else {
+		if p.arena, err = e.d.alloc(lay.top, what); err != nil {
+			return err
+		}
+		p.ownArena = true
 	}
 	for i, pn := range nodes {
 		switch {
@@ -531,14 +444,14 @@ func (e *Executor) layout(p *program, reuse bool) error {
 		case pn.Alias != i:
 			p.addr[i] = p.addr[pn.Alias]
 		default:
-			p.addr[i] = p.arena.add(int(arenaOff[i]))
+			p.addr[i] = p.arena.add(int(lay.value[i]))
 		}
 	}
 	p.mirror = make([]dptr, len(nodes))
 	for i := range mirrorLast {
-		p.mirror[i] = p.arena.add(int(mirrorOff[i]))
+		p.mirror[i] = p.arena.add(int(lay.mirror[i]))
 	}
-	p.auxOffsets = auxOff
+	p.auxOffsets = lay.aux
 	if err := e.allocCounters(p); err != nil {
 		return err
 	}
@@ -565,31 +478,12 @@ func (e *Executor) allocCounters(p *program) error {
 	return e.d.zero(p.counters, 4*n)
 }
 
-// mirrorUses finds, for BF16 GEMMs, the computed nodes whose values a GEMM reads, and the
-// last GEMM that reads each (their bf16 copies live until then). Parameters have their own
-// copies; any other input (a constant, a caller's buffer) is an error that names it.
+// mirrorUses is bf16MirrorUses of the plan with BF16 GEMMs, else empty.
 func (e *Executor) mirrorUses(plan *Plan) (map[int]int, error) {
-	uses := map[int]int{}
 	if !e.bf16 {
-		return uses, nil
+		return map[int]int{}, nil
 	}
-	nodes := plan.Nodes
-	for i, pn := range nodes {
-		if pn.Kind != KMatMul && pn.Kind != KBatchedMatMul {
-			continue
-		}
-		for _, j := range pn.In {
-			r := nodes[j].Alias
-			switch {
-			case nodes[r].Kind == KParam:
-			case isComputed(nodes[r].Kind):
-				uses[r] = max(uses[r], i)
-			default:
-				return nil, fmt.Errorf("cuda: a bf16 matrix product reads %v (%s), which has no bf16 copy", nodes[r].Node.Name(), nodes[r].Kind)
-			}
-		}
-	}
-	return uses, nil
+	return bf16MirrorUses(plan)
 }
 
 // halfOf is the bf16 copy of node j's value (BF16 GEMMs).
@@ -610,14 +504,6 @@ func (e *Executor) gemmGroups(p *program) map[int][]int {
 		return nil
 	}
 	return p.plan.GEMMGroups
-}
-
-func isComputed(k Kind) bool {
-	switch k {
-	case KParam, KConst, KIntConst, KIntFed, KReshape, KFloatFed:
-		return false
-	}
-	return true
 }
 
 func (e *Executor) uploadConst(dst dptr, pn PlanNode) error {
@@ -1217,4 +1103,77 @@ func (e *Executor) NodeValues(b train.Batch) (*Plan, *models.Graph, [][]float32,
 // Describe says which GPU and mode the executor runs.
 func (e *Executor) Describe() string {
 	return fmt.Sprintf("%s (sm_%d%d), math %s, cuda graphs %v", e.Device, e.d.cc[0], e.d.cc[1], e.opt.Math, e.opt.Graphs)
+}
+
+// PeakMemory is the most device memory the executor has held at once, in bytes.
+func (e *Executor) PeakMemory() int64 {
+	var peak int64
+	e.w.do(func() error {
+		peak = e.d.peakBytes()
+		return nil
+	})
+	return peak
+}
+
+// Reserve sets the shared activation arena to what the largest of the given batch shapes
+// needs (and, when updates accumulate micro-batches, allocates the accumulation buffer), so
+// that memory is settled before the first step and a run that cannot fit says so at once.
+func (e *Executor) Reserve(train, eval []models.Shape) error {
+	return e.w.do(func() error {
+		var need int64
+		var largest models.Shape
+		for _, c := range []struct {
+			shapes   []models.Shape
+			training bool
+		}{{train, true}, {eval, false}} {
+			for _, shape := range largestShapes(c.shapes) {
+				top, err := e.activationBytes(shape, c.training)
+				if err != nil {
+					return err
+				}
+				if top > need {
+					need, largest = top, shape
+				}
+			}
+		}
+		if e.t.Settings.Accum > 1 && e.acc == nil {
+			_, acc, err := e.d.allocTensors(e.sizes, 4, "gradient accumulation")
+			if err != nil {
+				return e.tooLarge(largest, need, err)
+			}
+			e.acc = acc
+		}
+		e.acts.what = fmt.Sprintf("activations of the largest batch, %+v", largest)
+		if err := e.acts.reserve(need); err != nil {
+			return e.tooLarge(largest, need, err)
+		}
+		return nil
+	})
+}
+
+// activationBytes plans (without allocating) the activation memory of a batch shape's program.
+func (e *Executor) activationBytes(shape models.Shape, training bool) (int64, error) {
+	g, grads, err := e.t.Graph(shape, training)
+	if err != nil {
+		return 0, err
+	}
+	plan, err := NewPlan(g, e.names, grads)
+	if err != nil {
+		return 0, err
+	}
+	mirrors, err := e.mirrorUses(plan)
+	if err != nil {
+		return 0, err
+	}
+	return planActivations(plan, e.gemmGroups(&program{plan: plan}), mirrors, e.opt.Reuse).top, nil
+}
+
+// tooLarge explains a run whose largest batch does not fit, with what would help.
+func (e *Executor) tooLarge(largest models.Shape, need int64, err error) error {
+	if !IsOutOfMemory(err) {
+		return err
+	}
+	return fmt.Errorf("%w\n  the largest batch, %+v, needs %s of activations beside %s of parameters, optimizer state and buffers already held;\n"+
+		"  to fit, lower -max-tokens (translation) or -batch/-seq (LM) and keep the tokens per update with -accum, use BF16 GEMMs "+
+		"(MQA_CUDA_MATH=bf16), or raise -gpu-memory if the card has room", err, largest, mib(need), mib(e.d.meter.used))
 }

@@ -434,3 +434,8 @@ func EvalTranslationBatches(pairs []TokenPair, maxTokens, maxLen int) ([]Transla
 	}
 	return batches, st
 }
+
+// Shape returns the stream's batch size and sequence length, which every batch has.
+func (s *LMStream) Shape() (batch, seqLen int) {
+	return s.batch, s.seqLen
+}

@@ -62,16 +62,18 @@ type RunOptions struct {
 
 // LogEntry is one line of train.jsonl: a training step, or a validation result.
 type LogEntry struct {
-	Step      int      `json:"step"`
-	Loss      *float64 `json:"loss,omitempty"`
-	LR        *float64 `json:"lr,omitempty"`
-	GradNorm  *float64 `json:"grad_norm,omitempty"`
-	TokensPS  *float64 `json:"tokens_per_s,omitempty"`
-	ValLoss   *float64 `json:"val_loss,omitempty"`
-	ValPPL    *float64 `json:"val_ppl,omitempty"`
-	Skipped   bool     `json:"skipped,omitempty"`
-	ElapsedS  float64  `json:"elapsed_s"`
-	Timestamp string   `json:"time"`
+	Step     int      `json:"step"`
+	Loss     *float64 `json:"loss,omitempty"`
+	LR       *float64 `json:"lr,omitempty"`
+	GradNorm *float64 `json:"grad_norm,omitempty"`
+	TokensPS *float64 `json:"tokens_per_s,omitempty"`
+	ValLoss  *float64 `json:"val_loss,omitempty"`
+	ValPPL   *float64 `json:"val_ppl,omitempty"`
+	// PeakGPUBytes is the most GPU memory the executor has held so far (GPU runs only).
+	PeakGPUBytes *int64  `json:"peak_gpu_bytes,omitempty"`
+	Skipped      bool    `json:"skipped,omitempty"`
+	ElapsedS     float64 `json:"elapsed_s"`
+	Timestamp    string  `json:"time"`
 }
 
 // Summary is the outcome of Run.
@@ -82,6 +84,8 @@ type Summary struct {
 	Tokens     int     `json:"tokens"`
 	Seconds    float64 `json:"seconds"` // training time of this run (without validation and checkpoints)
 	Checkpoint string  `json:"checkpoint"`
+	// PeakGPUBytes is the most GPU memory the executor held during the run (0 on the CPU).
+	PeakGPUBytes int64 `json:"peak_gpu_bytes,omitempty"`
 }
 
 // ErrInterrupted reports a run stopped by its context after saving a checkpoint.
@@ -149,6 +153,18 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		lastVal, valStep = ev.NLL, t.Step
 		return enc.Encode(LogEntry{Step: t.Step, ValLoss: &ev.NLL, ValPPL: &ev.PPL, ElapsedS: elapsed(), Timestamp: now()})
 	}
+	if ss, ok := src.(ShapeSource); ok && t.Step < t.Settings.Steps {
+		if err := t.Reserve(ss.Shapes(), batchShapes(o.Valid)); err != nil {
+			return sum, err
+		}
+	}
+	peak := func() *int64 {
+		if b, ok := t.PeakMemory(); ok {
+			sum.PeakGPUBytes = b
+			return &b
+		}
+		return nil
+	}
 	micro := make([]Batch, t.Settings.Accum)
 	for t.Step < t.Settings.Steps {
 		for i := range micro {
@@ -166,7 +182,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		sum.FinalLoss = st.Loss
 		tps := float64(st.Tokens) / dt.Seconds()
 		if err := enc.Encode(LogEntry{Step: st.Step, Loss: finite(st.Loss), LR: &st.LR, GradNorm: finite(st.GradNorm), TokensPS: &tps,
-			Skipped: st.Skipped, ElapsedS: elapsed(), Timestamp: now()}); err != nil {
+			PeakGPUBytes: peak(), Skipped: st.Skipped, ElapsedS: elapsed(), Timestamp: now()}); err != nil {
 			return sum, fmt.Errorf("writing %s: %w", LogFile, err)
 		}
 		if bar != nil {
