@@ -257,7 +257,7 @@ func ParseMemoryBudget(spec string) (bytes int64, fraction float64, err error) {
 	if s == "" {
 		return 0, 0, nil
 	}
-	bad := fmt.Errorf("gpu memory %q: want bytes with an optional unit (e.g. 20GiB, 512MiB) or a fraction of the card in (0, 1] (e.g. 0.8)", spec)
+	bad := fmt.Errorf("GPU memory budget %q: want bytes with an optional unit (e.g. 20GiB, 512MiB) or a fraction of the card in (0, 1] (e.g. 0.8)", spec)
 	if strings.Contains(s, ".") && strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'z' }) < 0 {
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || !(f > 0 && f <= 1) {
@@ -282,7 +282,7 @@ func ParseMemoryBudget(spec string) (bytes int64, fraction float64, err error) {
 	}
 	b := int64(f * scale)
 	if b < 1<<20 {
-		return 0, 0, fmt.Errorf("gpu memory %q: at least 1 MiB", spec)
+		return 0, 0, fmt.Errorf("GPU memory budget %q: at least 1 MiB", spec)
 	}
 	return b, 0, nil
 }

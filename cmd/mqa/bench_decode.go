@@ -51,7 +51,11 @@ func runBenchDecode(args []string) error {
 	noCache := fs.Bool("nocache", false, "also time the uncached step (full recomputation) and print the speed-up")
 	seed := fs.Uint64("seed", 1, "seed of the random weights and tokens")
 	asJSON := fs.Bool("json", false, "print JSON instead of the table")
+	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := gpuMemory(); err != nil {
 		return err
 	}
 	if *task != models.TaskLM && *task != models.TaskTranslate {

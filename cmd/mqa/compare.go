@@ -72,6 +72,7 @@ type kindResult struct {
 	TrainSeconds    float64 `json:"train_seconds"`
 	TrainUSPerToken float64 `json:"train_us_per_token"`
 	TrainTokensPerS float64 `json:"train_tokens_per_s"`
+	PeakGPUBytes    int64   `json:"peak_gpu_bytes,omitempty"` // the GPU executor's high-water mark (GPU training only)
 	// Quality.
 	ValidNLL    float64 `json:"valid_nll"` // nats per token (ln perplexity)
 	ValidPPL    float64 `json:"valid_ppl"`
@@ -147,7 +148,11 @@ func runCompare(args []string) error {
 	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
+	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := gpuMemory(); err != nil {
 		return err
 	}
 	def, ok := compareDefaults[r.preset]
@@ -328,7 +333,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	}
 	kr := kindResult{Task: d.Task, Attention: attn, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
 		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
-		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds}
+		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}
 	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
 	kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
 	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, train.LogFile)); err != nil {

@@ -28,7 +28,11 @@ func runGenerate(args []string) error {
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
 	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
 	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
+	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := gpuMemory(); err != nil {
 		return err
 	}
 	if *ckpt == "" {

@@ -82,7 +82,15 @@ func writeReport(dir string, res compareResults) error {
 	for _, r := range res.Results {
 		p("| %s | %s | %d | %.2f | %.4f | %d | %.0f | %.1f |\n", r.Task, r.Attention, r.Steps, r.Dropout, r.FinalLoss, r.ScoredStep, r.TrainTokensPerS, r.TrainUSPerToken)
 	}
-	p("\n## Plots\n\n")
+	for i, r := range res.Results {
+		if r.PeakGPUBytes > 0 {
+			if i == 0 {
+				p("\nPeak GPU memory while training (the executor's high-water mark):")
+			}
+			p(" %s %s %s;", r.Task, r.Attention, gib(r.PeakGPUBytes))
+		}
+	}
+	p("\n\n## Plots\n\n")
 	for _, f := range plots {
 		p("![%s](%s)\n\n", strings.TrimSuffix(f, ".png"), f)
 	}

@@ -223,7 +223,11 @@ func runTrain(args []string) error {
 	mf.register(fs)
 	of.register(fs)
 	df.register(fs)
+	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := gpuMemory(); err != nil {
 		return err
 	}
 	if err := checkTask(*task); err != nil {
@@ -281,6 +285,10 @@ func runTrain(args []string) error {
 func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
 	opt := d.runOptions(out, "train")
 	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
+	if ss, ok := d.trainSource.(train.ShapeSource); ok {
+		shapes := ss.Shapes()
+		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), shapeList(shapes))
+	}
 	sum, err := tr.Run(ctx, d.trainSource, opt)
 	switch {
 	case errors.Is(err, train.ErrInterrupted):
@@ -294,6 +302,9 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 	}
 	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
+	if sum.PeakGPUBytes > 0 {
+		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", gib(sum.PeakGPUBytes))
+	}
 	return nil
 }
 

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"mqa/cuda"
+	"mqa/models"
+)
+
+// gpuMemoryFlag registers -gpu-memory on fs. The function it returns, called after parsing,
+// checks the value and hands it to the GPU executors and decoders (through cuda.MemoryEnv).
+func gpuMemoryFlag(fs *flag.FlagSet) func() error {
+	v := fs.String("gpu-memory", "", "GPU memory budget: bytes with a unit (20GiB, 512MiB) or a fraction of the card (0.8); default: what the card has free")
+	return func() error {
+		if *v == "" {
+			return nil
+		}
+		if _, _, err := cuda.ParseMemoryBudget(*v); err != nil {
+			return fmt.Errorf("%s: -gpu-memory: %v: %w", fs.Name(), err, errUsage)
+		}
+		return os.Setenv(cuda.MemoryEnv, *v)
+	}
+}
+
+// gib formats bytes as GiB.
+func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+
+// shapeList writes batch shapes as "BxSxT" (source length 0 for an LM), comma-separated.
+func shapeList(shapes []models.Shape) string {
+	parts := make([]string, len(shapes))
+	for i, s := range shapes {
+		parts[i] = fmt.Sprintf("%dx%dx%d", s.Batch, s.SrcLen, s.TgtLen)
+	}
+	return strings.Join(parts, ",")
+}
