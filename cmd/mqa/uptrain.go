@@ -92,7 +92,7 @@ func uptrain(ctx context.Context, args []string) error {
 	if err := df.validate(m.Cfg.MaxLen); err != nil {
 		return err
 	}
-	source, lastLR, err := uptrainProvenance(m)
+	source, state, err := uptrainProvenance(m)
 	if err != nil {
 		return err
 	}
@@ -107,17 +107,17 @@ func uptrain(ctx context.Context, args []string) error {
 		return fmt.Errorf("uptrain: %s already holds checkpoint %s; choose another -out (an interrupted uptraining continues with: mqa train -resume %s)", *out, last, *out)
 	}
 	if of.warmup < 0 {
-		of.warmup = max(1, min(100, of.steps/20))
+		of.warmup = uptrainWarmup(of.steps)
 	}
 	src, err := checkpointData(m)
 	if err != nil {
 		return err
 	}
 	defaults := sizeDefaults{vocab: src.Vocab, seqLen: src.SeqLen, batch: src.Batch, maxTokens: src.MaxTokens, maxLen: src.MaxLen,
-		steps: of.steps, lr: lastLR}
+		steps: of.steps, lr: lastLR(state)}
 	var s train.Settings
 	if of.steps > 0 {
-		if !(lastLR > 0) && of.lr == 0 {
+		if state == nil && of.lr == 0 {
 			return fmt.Errorf("uptrain: %s has no training state (%s), so its learning rate is unknown: give -lr: %w", m.Dir, train.StateFile, errUsage)
 		}
 		if s, err = of.settings(defaults); err != nil {
@@ -156,12 +156,12 @@ func uptrain(ctx context.Context, args []string) error {
 	return runLoop(ctx, tr, d, *out, 0)
 }
 
-// uptrainProvenance describes the loaded source checkpoint m and returns the learning
-// rate of its last step (0 when it has no training state, as a converted checkpoint).
-func uptrainProvenance(m *infer.Model) (uptrainSource, float64, error) {
+// uptrainProvenance describes the loaded source checkpoint m and returns its training
+// state (nil when it has none, as a converted checkpoint).
+func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
 	abs, err := filepath.Abs(m.Dir)
 	if err != nil {
-		return uptrainSource{}, 0, err
+		return uptrainSource{}, nil, err
 	}
 	source := uptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
 	statePath := filepath.Join(m.Dir, train.StateFile)
@@ -169,15 +169,26 @@ func uptrainProvenance(m *infer.Model) (uptrainSource, float64, error) {
 		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
 			source.Step = c.Step
 		}
-		return source, 0, nil
+		return source, nil, nil
 	}
 	var st train.State
 	if err := checkpoints.ReadJSON(statePath, &st, 1<<20); err != nil {
-		return source, 0, err
+		return source, nil, err
 	}
 	source.Step = st.Step
-	return source, st.Settings.Schedule.LR(max(st.Step, 1)), nil
+	return source, &st, nil
 }
+
+// lastLR is the learning rate of a run's last step, the default of its uptraining; 0 without a state.
+func lastLR(st *train.State) float64 {
+	if st == nil {
+		return 0
+	}
+	return st.Settings.Schedule.LR(max(st.Step, 1))
+}
+
+// uptrainWarmup is the default warmup of an uptraining of steps steps: a twentieth, at most 100.
+func uptrainWarmup(steps int) int { return max(1, min(100, steps/20)) }
 
 // redescribe replaces the help line of a registered flag.
 func redescribe(fs *flag.FlagSet, name, usage string) { fs.Lookup(name).Usage = usage }
