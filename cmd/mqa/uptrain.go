@@ -148,6 +148,12 @@ func uptrain(ctx context.Context, args []string) error {
 	if err := d.load(); err != nil {
 		return err
 	}
+	if state != nil && sameData(d.dataSettings, src.dataSettings) {
+		// The source's data in the source's order: continue where its training stopped.
+		if err := d.trainSource.Restore(state.Data); err != nil {
+			return fmt.Errorf("uptrain: restoring the data position of %s: %w", m.Dir, err)
+		}
+	}
 	tr, err := train.NewTrainer(cfg, params, s, *device)
 	if err != nil {
 		return err
@@ -177,6 +183,15 @@ func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
 	}
 	source.Step = st.Step
 	return source, &st, nil
+}
+
+// sameData tells whether two runs read the same batches in the same order (their
+// validation, checkpointing and provenance may differ).
+func sameData(a, b dataSettings) bool {
+	for _, d := range []*dataSettings{&a, &b} {
+		d.EvalEvery, d.CkptEvery, d.Keep, d.EvalBatches, d.UptrainedFrom = 0, 0, 0, 0, nil
+	}
+	return a == b
 }
 
 // lastLR is the learning rate of a run's last step, the default of its uptraining; 0 without a state.

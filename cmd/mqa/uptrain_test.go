@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"mqa/checkpoints"
+	"mqa/data"
 	"mqa/models"
 	"mqa/train"
 )
@@ -134,6 +135,30 @@ func TestUptrainResumesExactly(t *testing.T) {
 	if _, d := readRun(t, run); d.UptrainedFrom == nil || d.UptrainedFrom.Step != 4 {
 		t.Errorf("the resumed run's provenance is %+v", d.UptrainedFrom)
 	}
+	// Uptraining continues the source's data: after its 6 steps the data position is that
+	// of the source's training run taken to 4 + 6 steps.
+	tr, va, te := smallText(t)
+	longer := filepath.Join(t.TempDir(), "longer")
+	if code, _ := capture(t, trainArgs(longer, tr, va, te, "10")...); code != 0 {
+		t.Fatalf("training the source 10 steps exited %d", code)
+	}
+	if got, want := dataState(t, ref), dataState(t, longer); got != want {
+		t.Errorf("data position after uptraining %+v, after training the source 10 steps %+v", got, want)
+	}
+}
+
+// dataState reads the data position of a run's newest checkpoint.
+func dataState(t *testing.T, run string) data.StreamState {
+	t.Helper()
+	dir, err := checkpoints.Resolve(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st train.State
+	if err := checkpoints.ReadJSON(filepath.Join(dir, train.StateFile), &st, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	return st.Data
 }
 
 // stepLosses reads the training losses of a run's log, in step order.
