@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ type compareRun struct {
 	attns, tasks        []string
 	seed                uint64
 	command             string
+	uptrain             float64 // > 0: also uptrain MQA/GQA from MHA for this fraction of the steps
 }
 
 // kindResult is everything measured for one task and attention kind.
@@ -90,6 +92,9 @@ type kindResult struct {
 	// Curves from train.jsonl.
 	TrainCurve []curvePoint `json:"train_curve"`
 	ValidCurve []curvePoint `json:"valid_curve"`
+	// UptrainedFrom, for a model pooled from the MHA model and trained Steps more
+	// (compare -uptrain), is its source.
+	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
 }
 
 // decodeTiming is the time per output token of one decoding mode and batch size.
@@ -148,6 +153,7 @@ func runCompare(args []string) error {
 	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
+	fs.Float64Var(&r.uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -190,6 +196,9 @@ func runCompare(args []string) error {
 			return fmt.Errorf("compare: %v: %w", err, errUsage)
 		}
 	}
+	if err := r.checkUptrain(); err != nil {
+		return err
+	}
 	if err := train.CheckDevice(r.device); err != nil {
 		return err
 	}
@@ -221,7 +230,8 @@ func (r *compareRun) run(ctx context.Context) error {
 	start := time.Now()
 	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device, DecodeDevice: r.decodeDevice,
 		Preset: r.preset, Steps: r.steps, Seed: r.seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature}
-	phases := len(r.tasks) * len(r.attns)
+	kinds := slices.Concat(r.attns, r.uptrainKinds())
+	phases := len(r.tasks) * len(kinds)
 	done := 0
 	for _, task := range r.tasks {
 		d, err := r.loadData(task)
@@ -233,7 +243,7 @@ func (r *compareRun) run(ctx context.Context) error {
 			note += "; " + d.dropped
 		}
 		res.Data = append(res.Data, note)
-		for _, attn := range r.attns {
+		for _, attn := range kinds {
 			fmt.Fprintf(os.Stderr, "\n[compare %d/%d] %s, %s attention%s\n", done+1, phases, task, attn, eta(start, done, phases))
 			kr, err := r.runKind(ctx, d, attn)
 			if err != nil {
@@ -307,6 +317,9 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 
 // runKind trains, scores and times one attention kind.
 func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kindResult, error) {
+	if target, ok := uptrainTarget(attn); ok {
+		return r.runUptrained(ctx, d, target)
+	}
 	mf := modelFlags{preset: r.preset, attn: attn, dropout: r.dropout}
 	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
 	if err != nil {
@@ -323,7 +336,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if err := d.trainSource.Restore(data.StreamState{Seed: d.Seed}); err != nil {
 		return kindResult{}, err
 	}
-	out := filepath.Join(r.out, d.Task+"-"+strings.ReplaceAll(attn, ":", ""))
+	out := r.runDir(d.Task, attn)
 	sum, err := tr.Run(ctx, d.trainSource, d.runOptions(out, "train "+attn))
 	if errors.Is(err, train.ErrInterrupted) {
 		return kindResult{}, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
@@ -331,6 +344,18 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if err != nil {
 		return kindResult{}, err
 	}
+	return r.scoreKind(d, attn, cfg, tr, out, sum)
+}
+
+// runDir is the run directory of a task and attention kind.
+func (r *compareRun) runDir(task, attn string) string {
+	return filepath.Join(r.out, task+"-"+strings.ReplaceAll(attn, ":", ""))
+}
+
+// scoreKind measures the model trained into out by tr (run summary sum): quality on its
+// best checkpoint, training and decoding speed.
+func (r *compareRun) scoreKind(d *dataSpec, attn string, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (kindResult, error) {
+	var err error
 	kr := kindResult{Task: d.Task, Attention: attn, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
 		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
 		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}

@@ -40,6 +40,8 @@ type dataSettings struct {
 	Keep      int    `json:"keep"`
 	// EvalBatches bounds validation during training (the final one uses everything).
 	EvalBatches int `json:"eval_batches"`
+	// UptrainedFrom is the checkpoint an uptrained model was pooled from (mqa uptrain).
+	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
 }
 
 // runFile holds a checkpoint's dataSettings.

@@ -31,6 +31,9 @@ func writeReport(dir string, res compareResults) error {
 		p("- data: %s\n", d)
 	}
 	p("- every model of a task has the same parameter count (MQA/GQA d_ff widened as in the paper)\n")
+	if note := uptrainNote(res); note != "" {
+		p("- %s\n", note)
+	}
 	if res.EvalBatches > 0 {
 		p("- **perplexities are of the first %d validation and test batches only** (-eval-batches)\n", res.EvalBatches)
 	}

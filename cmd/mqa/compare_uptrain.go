@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"mqa/checkpoints"
+	"mqa/infer"
+	"mqa/models"
+	"mqa/train"
+)
+
+// uptrainPrefix marks an uptrained kind in compare's list of kinds: "uptrain:mqa" is MQA
+// pooled from the MHA model and trained further (compare -uptrain).
+const uptrainPrefix = "uptrain:"
+
+// checkUptrain checks -uptrain against the attention kinds.
+func (r *compareRun) checkUptrain() error {
+	switch {
+	case r.uptrain == 0:
+		return nil
+	case !(r.uptrain > 0 && r.uptrain <= 1):
+		return fmt.Errorf("compare: -uptrain %g must be a fraction of the steps in (0, 1]: %w", r.uptrain, errUsage)
+	case !slices.Contains(r.attns, "mha") || len(r.uptrainKinds()) == 0:
+		return fmt.Errorf("compare: -uptrain pools the mha model into the other kinds, so -attn needs mha and at least one more: %w", errUsage)
+	}
+	return nil
+}
+
+// uptrainKinds lists the uptrained kinds, one for each kind of -attn but mha (none without -uptrain).
+func (r *compareRun) uptrainKinds() []string {
+	var out []string
+	for _, a := range r.attns {
+		if r.uptrain > 0 && a != "mha" {
+			out = append(out, uptrainPrefix+a)
+		}
+	}
+	return out
+}
+
+// uptrainTarget returns the attention an uptrained kind pools into.
+func uptrainTarget(kind string) (string, bool) { return strings.CutPrefix(kind, uptrainPrefix) }
+
+// uptrainSteps is the length of each uptraining: the fraction -uptrain of -steps, at least one.
+func (r *compareRun) uptrainSteps() int { return max(1, int(math.Round(r.uptrain*float64(r.steps)))) }
+
+// runUptrained pools the task's MHA model (its scored checkpoint: the best validation loss)
+// into the target attention, trains it uptrainSteps more from where the MHA run left the
+// data, at the MHA run's learning rate of that step held constant after a short warmup, and
+// scores it as the other kinds. Its loss curves continue the MHA model's steps.
+func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string) (kindResult, error) {
+	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha")}.Best()
+	if err != nil {
+		return kindResult{}, err
+	}
+	m, err := infer.Load(src)
+	if err != nil {
+		return kindResult{}, err
+	}
+	kv, err := models.ParseAttention(target, m.Cfg.Heads)
+	if err != nil {
+		return kindResult{}, err
+	}
+	source, state, err := uptrainProvenance(m)
+	if err != nil {
+		return kindResult{}, err
+	}
+	if state == nil {
+		return kindResult{}, fmt.Errorf("%s has no %s", src, train.StateFile)
+	}
+	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
+	if err != nil {
+		return kindResult{}, err
+	}
+	steps := r.uptrainSteps()
+	s := train.DefaultSettings(steps)
+	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: lastLR(state), Warmup: uptrainWarmup(steps), Total: steps}
+	s.Seed, s.LabelSmoothing = r.seed, 0.1
+	tr, err := train.NewTrainer(cfg, params, s, r.device)
+	if err != nil {
+		return kindResult{}, err
+	}
+	defer tr.Close()
+	ud := *d // the same data; its checkpoints record the provenance
+	ud.UptrainedFrom = &source
+	if err := ud.trainSource.Restore(state.Data); err != nil {
+		return kindResult{}, fmt.Errorf("restoring the MHA run's data position: %w", err)
+	}
+	out := r.runDir(d.Task, target) + "-uptrained"
+	sum, err := tr.Run(ctx, ud.trainSource, ud.runOptions(out, "uptrain "+target))
+	if errors.Is(err, train.ErrInterrupted) {
+		return kindResult{}, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+	}
+	if err != nil {
+		return kindResult{}, err
+	}
+	kr, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), cfg, tr, out, sum)
+	kr.UptrainedFrom = &source
+	for _, curve := range [][]curvePoint{kr.TrainCurve, kr.ValidCurve} {
+		for i := range curve {
+			curve[i].Step += source.Step
+		}
+	}
+	return kr, err
+}
+
+// uptrainNote explains the uptrained rows of a comparison for its report ("" when there are none).
+func uptrainNote(res compareResults) string {
+	for _, r := range res.Results {
+		if r.UptrainedFrom != nil {
+			return fmt.Sprintf("rows marked \"uptrained\" are not trained from scratch: the mha model's scored checkpoint with the key/value heads of each group mean-pooled into one (Ainslie et al. 2023), then trained %d steps more (%.1f %% of %d) at mha's last learning rate after a short warmup; they keep mha's d_ff, so they have fewer parameters than the other rows, and their loss curves start where mha's scored checkpoint is",
+				r.Steps, 100*float64(r.Steps)/float64(res.Steps), res.Steps)
+		}
+	}
+	return ""
+}
