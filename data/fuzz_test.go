@@ -56,6 +56,11 @@ func FuzzParseTokenizer(f *testing.F) {
 	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":261,"merges":[[3,4],[259,5]]}`))
 	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":259,"merges":[]}`))
 	f.Add([]byte(`{"format":"mqa-bpe","version":1,"vocab_size":260,"merges":[[3,3,3]]}`))
+	if tok, err := newTokenizer([][2]int32{{3 + 'a', 3 + 'b'}, {259, 3 + 'c'}}); err == nil {
+		if hf, err := tok.MarshalJSON(); err == nil {
+			f.Add(hf)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tok, err := ParseTokenizer(data, "fuzz.json")
 		if err != nil {
@@ -65,10 +70,14 @@ func FuzzParseTokenizer(f *testing.F) {
 			return
 		}
 		// A tokenizer that parses must survive a save/parse round trip and
-		// round-trip text.
+		// round-trip text. Only an old-format file with two tokens of the same
+		// bytes cannot be written in Hugging Face's format.
 		out, err := tok.MarshalJSON()
 		if err != nil {
-			t.Fatal(err)
+			if !strings.Contains(err.Error(), "the same bytes") {
+				t.Fatal(err)
+			}
+			return
 		}
 		tok2, err := ParseTokenizer(out, "again")
 		if err != nil {
