@@ -143,7 +143,7 @@ func (t *Tokenizer) hfTokenStrings() ([]string, error) {
 			s = hfTokenString(t.piece(id))
 		}
 		if prev, dup := seen[s]; dup {
-			return nil, fmt.Errorf("token %d has the same bytes %q as token %d; the Hugging Face format cannot hold two tokens with one string (tokenizers trained by this version never have them)", id, t.piece(id), prev)
+			return nil, fmt.Errorf("token %d has the same bytes %q as token %d; the Hugging Face format cannot hold two tokens with one string (two merge orders that build the same bytes: rare, and not seen on the embedded corpora)", id, t.piece(id), prev)
 		}
 		seen[s] = id
 		strs[id] = s
@@ -152,8 +152,8 @@ func (t *Tokenizer) hfTokenStrings() ([]string, error) {
 }
 
 // MarshalJSON encodes the tokenizer in Hugging Face's tokenizers format (see the comment
-// at the top of this file). It fails only for a tokenizer, read from a file of the older
-// mqa-bpe format, that has two tokens with the same bytes.
+// at the top of this file). It fails only for a tokenizer that has two tokens with the
+// same bytes.
 func (t *Tokenizer) MarshalJSON() ([]byte, error) {
 	strs, err := t.hfTokenStrings()
 	if err != nil {
