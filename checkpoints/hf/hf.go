@@ -27,6 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"mqa/layers"
 	"mqa/layers/ops"
@@ -102,7 +104,7 @@ func Config(cfg models.Config, arch string) map[string]any {
 		"pad_token_id":        0,
 		"tie_word_embeddings": cfg.TieEmbeddings,
 		"use_cache":           true,
-		"initializer_range":   0.02,
+		"initializer_range":   jsonFloat(0.02),
 		"dtype":               "float32",
 	}
 	if arch == Llama {
@@ -115,12 +117,12 @@ func Config(cfg models.Config, arch string) map[string]any {
 			"head_dim":                cfg.HeadDim,
 			"hidden_act":              "silu",
 			"max_position_embeddings": cfg.MaxLen,
-			"rms_norm_eps":            layers.RMSNormEps,
-			"rope_theta":              float64(layers.RoPEBase),
-			"rope_parameters":         map[string]any{"rope_type": "default", "rope_theta": float64(layers.RoPEBase)},
+			"rms_norm_eps":            jsonFloat(layers.RMSNormEps),
+			"rope_theta":              jsonFloat(layers.RoPEBase),
+			"rope_parameters":         map[string]any{"rope_type": "default", "rope_theta": jsonFloat(layers.RoPEBase)},
 			"attention_bias":          cfg.Bias,
 			"mlp_bias":                cfg.Bias,
-			"attention_dropout":       0.0,
+			"attention_dropout":       jsonFloat(0),
 			"pretraining_tp":          1,
 		} {
 			c[k] = v
@@ -138,10 +140,10 @@ func Config(cfg models.Config, arch string) map[string]any {
 		"n_head":              cfg.Heads,
 		"n_inner":             cfg.FFDim,
 		"activation_function": act,
-		"layer_norm_epsilon":  layers.LayerNormEps,
-		"resid_pdrop":         0.0,
-		"embd_pdrop":          0.0,
-		"attn_pdrop":          0.0,
+		"layer_norm_epsilon":  jsonFloat(layers.LayerNormEps),
+		"resid_pdrop":         jsonFloat(0),
+		"embd_pdrop":          jsonFloat(0),
+		"attn_pdrop":          jsonFloat(0),
 		"scale_attn_weights":  true,
 	} {
 		c[k] = v
@@ -160,6 +162,19 @@ func Config(cfg models.Config, arch string) map[string]any {
 // GenerationConfig returns generation_config.json: greedy search that stops at EOS.
 func GenerationConfig(cfg models.Config) map[string]any {
 	return map[string]any{"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "do_sample": false, "max_length": cfg.MaxLen}
+}
+
+// jsonFloat is a float that JSON shows as one (10000.0, not 10000): transformers checks the
+// types of config entries.
+type jsonFloat float64
+
+// MarshalJSON writes the shortest exact form, with a decimal point or an exponent.
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	s := strconv.FormatFloat(float64(f), 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return []byte(s), nil
 }
 
 // embedScale is the factor of mqa's embedding lookup.

@@ -56,6 +56,34 @@ func TestExportCommand(t *testing.T) {
 		}
 	}
 
+	// -reference writes mqa's logits and greedy continuation; the continuation is mqa generate's.
+	prompts := filepath.Join(t.TempDir(), "prompts.txt")
+	if err := os.WriteFile(prompts, []byte("the cat\n\na dog sat\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := capture(t, "export", "-ckpt", ckpt, "-out", out, "-reference", prompts, "-max", "6"); code != 0 {
+		t.Fatalf("export -reference exited %d", code)
+	}
+	var ref struct {
+		Prompts []referencePrompt `json:"prompts"`
+	}
+	if b, err = os.ReadFile(filepath.Join(out, referenceFile)); err != nil || json.Unmarshal(b, &ref) != nil || len(ref.Prompts) != 2 {
+		t.Fatalf("reference.json: %v, %d prompts", err, len(ref.Prompts))
+	}
+	m, err := infer.Load(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ref.Prompts {
+		if len(r.Logits) != len(r.IDs) || len(r.Logits[0]) != m.Cfg.Vocab || len(r.Greedy) == 0 || len(r.Greedy) > 6 {
+			t.Errorf("%q: %d logit rows of %d for %d ids, %d greedy tokens", r.Text, len(r.Logits), len(r.Logits[0]), len(r.IDs), len(r.Greedy))
+		}
+		code, text := capture(t, "generate", "-ckpt", ckpt, "-prompt", r.Text, "-max", "6")
+		if want := m.Tok.Decode(r.Greedy) + "\n"; code != 0 || text != want {
+			t.Errorf("%q: mqa generate printed %q, the reference's greedy tokens are %q", r.Text, text, want)
+		}
+	}
+
 	// A GQA model with LayerNorm has no exact Hugging Face architecture: exit 1, nothing written.
 	refused := filepath.Join(t.TempDir(), "refused")
 	if code, _ := capture(t, "export", "-ckpt", savedModel(t, models.Spec{Attention: "gqa:2"}), "-out", refused); code != 1 {
