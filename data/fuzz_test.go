@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 // trainFuzzTokenizer trains, once, a small tokenizer on a little of each
@@ -43,6 +44,11 @@ func FuzzTokenizerRoundTrip(f *testing.F) {
 		}
 		if strings.Join(chunksOf(s), "") != s {
 			t.Fatalf("chunks of %q do not concatenate to it", s)
+		}
+		if utf8.ValidString(s) {
+			if got, want := hfChunks(chunkRegexp, s), chunksOf(s); !slices.Equal(got, want) {
+				t.Fatalf("pre-tokenising %q: the Hugging Face pattern gives %q, splitChunks %q", s, got, want)
+			}
 		}
 		if len(s) < 2000 {
 			if want := naiveEncode(tok, s); !slices.Equal(ids, want) {
