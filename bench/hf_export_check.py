@@ -29,12 +29,13 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+# One line each (no \n or \r: mqa tokenize reads lines).
 HARD_STRINGS = [
     "</s> <s> <pad> are plain text here",
     "a" * 300,
     " " + "é" * 300,
     "x" + " " * 200 + "y",
-    "tabs\tand\nnew\r\nlines \u00a0no-break\u3000ideographic",
+    "tabs\tand\x0bvertical\x0cfeed \u00a0no-break\u3000ideographic\u2028line-separator \u0085next-line",
     "naïve café e\u0301t\u00e9 日本語 テキスト 😀 ½ Ⅻ 1,234.5",
     "--> ... !!! ??? (parens) [brackets] {braces}",
     "",
