@@ -328,19 +328,20 @@ func TestTokenizerJSONRoundTrip(t *testing.T) {
 	if !slices.Equal(got.Encode(text), tok.Encode(text)) {
 		t.Fatal("loaded tokenizer encodes differently")
 	}
-	// The file is also plain JSON in the documented shape.
+	// The file is in Hugging Face's tokenizers format.
 	data, _ := os.ReadFile(path)
 	var f struct {
-		Format    string     `json:"format"`
-		Version   int        `json:"version"`
-		VocabSize int        `json:"vocab_size"`
-		Merges    [][2]int32 `json:"merges"`
+		Model struct {
+			Type   string         `json:"type"`
+			Vocab  map[string]int `json:"vocab"`
+			Merges [][2]string    `json:"merges"`
+		} `json:"model"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.Format != "mqa-bpe" || f.Version != 1 || f.VocabSize != tok.VocabSize() || len(f.Merges) != tok.NumMerges() {
-		t.Fatalf("unexpected file header %+v", f)
+	if f.Model.Type != "BPE" || len(f.Model.Vocab) != tok.VocabSize() || len(f.Model.Merges) != tok.NumMerges() {
+		t.Fatalf("unexpected file: model %q, %d vocab entries, %d merges", f.Model.Type, len(f.Model.Vocab), len(f.Model.Merges))
 	}
 	if _, err := LoadTokenizer(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Fatal("LoadTokenizer(missing): no error")

@@ -19,30 +19,17 @@ const (
 	MaxTokenizerFileBytes = 64 << 20
 )
 
-// tokenizerJSON is the saved form:
+// tokenizerJSON is the format mqa wrote before it wrote Hugging Face's (which
+// LoadTokenizer still reads):
 //
 //	{"format":"mqa-bpe","version":1,"vocab_size":N,"merges":[[a,b],...]}
+//
+// where merge i, [a,b], makes token 259+i from tokens a and b.
 type tokenizerJSON struct {
 	Format    string          `json:"format"`
 	Version   int             `json:"version"`
 	VocabSize int             `json:"vocab_size"`
 	Merges    json.RawMessage `json:"merges"`
-}
-
-// MarshalJSON encodes the tokenizer as
-// {"format":"mqa-bpe","version":1,"vocab_size":N,"merges":[[a,b],...]}
-// where merge i, [a,b], makes token 259+i from tokens a and b.
-func (t *Tokenizer) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, `{"format":%q,"version":%d,"vocab_size":%d,"merges":[`, tokenizerFormat, tokenizerVersion, t.VocabSize())
-	for i, m := range t.merges {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		fmt.Fprintf(&buf, "[%d,%d]", m[0], m[1])
-	}
-	buf.WriteString("]}")
-	return buf.Bytes(), nil
 }
 
 // Save writes the tokenizer as JSON (see MarshalJSON) to path, through a
@@ -89,8 +76,10 @@ func LoadTokenizer(path string) (*Tokenizer, error) {
 	return ParseTokenizer(data, path)
 }
 
-// ParseTokenizer decodes a tokenizer from its JSON form (see MarshalJSON).
-// It is strict: unknown or missing fields, a format other than "mqa-bpe",
+// ParseTokenizer decodes a tokenizer from its JSON form: Hugging Face's
+// tokenizers format as MarshalJSON writes it (see parseHFTokenizer for what is
+// checked), or the older mqa-bpe format. The older format is read strictly:
+// unknown or missing fields, a format other than "mqa-bpe",
 // a version other than 1, a vocab_size that does not equal 259 plus the
 // number of merges, a merge that is not two integers, a merge that uses a
 // special id or an id not yet defined, a repeated merge, more than
@@ -107,6 +96,10 @@ func ParseTokenizer(data []byte, source string) (*Tokenizer, error) {
 func parseTokenizer(data []byte) (*Tokenizer, error) {
 	if len(data) > MaxTokenizerFileBytes {
 		return nil, fmt.Errorf("file larger than %d bytes", MaxTokenizerFileBytes)
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(data, &keys) == nil && keys["model"] != nil && keys["format"] == nil {
+		return parseHFTokenizer(data)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -69,8 +69,12 @@ func (a Attention) Forward(b *Graph, x, mem *G.Node, s Shape) (*G.Node, error) {
 // group is the number of query heads that share one K/V head.
 func (a Attention) group() int { return a.Heads / a.KVHeads }
 
+// RoPEBase is the base of the rotary frequencies: pair j of a head turns by
+// position · RoPEBase^(−2j/HeadDim).
+const RoPEBase = 10000
+
 // rope is the rotation of the queries and the keys, which must agree.
-func (a Attention) rope() ops.RoPE { return ops.RoPE{HeadDim: a.HeadDim, Base: 10000} }
+func (a Attention) rope() ops.RoPE { return ops.RoPE{HeadDim: a.HeadDim, Base: RoPEBase} }
 
 // Queries projects x to the queries in grouped layout [Batch·KVHeads, group·QueryLen, HeadDim].
 func (a Attention) Queries(b *Graph, x *G.Node, s Shape) (*G.Node, error) {

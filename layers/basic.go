@@ -61,6 +61,12 @@ func (e Embedding) Lookup(b *Graph, ids *G.Node) (*G.Node, error) {
 	return ops.NewGather(t, ids, math.Sqrt(float64(e.Dim)))
 }
 
+// Epsilons of the norms (inside the square root), which an exported model must repeat.
+const (
+	LayerNormEps = 1e-5
+	RMSNormEps   = 1e-6
+)
+
 // Norm is LayerNorm (with gain and bias) or, with RMS, RMSNorm (gain only), over rows of width Dim.
 type Norm struct {
 	Name string
@@ -75,13 +81,13 @@ func (n Norm) Forward(b *Graph, x *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	if n.RMS {
-		return ops.Norm{RMS: true, Eps: 1e-6}.Apply(x, gamma, nil)
+		return ops.Norm{RMS: true, Eps: RMSNormEps}.Apply(x, gamma, nil)
 	}
 	beta, err := b.Param(n.Name+".bias", []int{n.Dim}, Constant(0))
 	if err != nil {
 		return nil, err
 	}
-	return ops.Norm{Eps: 1e-5}.Apply(x, gamma, beta)
+	return ops.Norm{Eps: LayerNormEps}.Apply(x, gamma, beta)
 }
 
 // FeedForward is W2·act(W1·x): ReLU or GELU with a hidden width Hidden, or SwiGLU, whose

@@ -196,7 +196,8 @@ func (c Config) MatchedFFDim(kvHeads int) int {
 }
 
 // WithKVHeads returns c with kvHeads K/V heads; with matched, the feed-forward width is
-// widened to keep the parameter count of c (see MatchedFFDim).
+// widened to keep the parameter count of c (see MatchedFFDim), so c must be the multi-head
+// model with its final activation. Spec.Config applies the settings in this order.
 func (c Config) WithKVHeads(kvHeads int, matched bool) (Config, error) {
 	out := c
 	out.KVHeads = kvHeads

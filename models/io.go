@@ -20,10 +20,14 @@ const (
 // maxConfigBytes bounds config.json.
 const maxConfigBytes = 1 << 20
 
-// SaveModel writes config.json and model.safetensors (float32, the parameters by name) into dir.
+// SaveModel writes config.json and model.safetensors (float32, the parameters by name) into
+// dir, which is created if needed. (infer.Model.Save also writes the tokenizer.)
 func SaveModel(dir string, cfg Config, params *layers.Params) error {
 	if params.Dtype() != tensor.Float32 {
 		return fmt.Errorf("save %s: parameters are %v, only float32 is saved", dir, params.Dtype())
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save model: %w", err)
 	}
 	if err := checkpoints.WriteJSON(filepath.Join(dir, ConfigFile), cfg); err != nil {
 		return err

@@ -189,6 +189,15 @@ func (t *Trainer) Close() error { return t.exec.Close() }
 // Sync brings device state back to Params and Opt (before saving a checkpoint).
 func (t *Trainer) Sync() error { return t.exec.Sync() }
 
+// Weights returns the trained parameters, first bringing them back from the device (on the
+// CPU they are Params itself): what to save or decode with after training.
+func (t *Trainer) Weights() (*layers.Params, error) {
+	if err := t.Sync(); err != nil {
+		return nil, fmt.Errorf("train: weights: %w", err)
+	}
+	return t.Params, nil
+}
+
 // TrainStep runs forward and backward on each micro-batch, averages the gradients, clips
 // them and applies one AdamW update. A non-finite loss or gradient stops with
 // ErrNonFinite before any update (or, with SkipNonFinite, skips the update).
