@@ -69,6 +69,8 @@ import (
 	"unsafe"
 )
 
+func (p dptr) add(bytes int) dptr { return p + dptr(bytes) }
+
 func check(what string, r C.CUresult) error {
 	if r == C.CUDA_SUCCESS {
 		return nil

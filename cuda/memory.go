@@ -26,8 +26,6 @@ import (
 // dptr is a device address.
 type dptr uint64
 
-func (p dptr) add(bytes int) dptr { return p + dptr(bytes) }
-
 func align(n int64) int64 { return (n + 255) &^ 255 }
 
 // errOutOfMemory is what an allocation's error wraps when the GPU, or the memory budget, has

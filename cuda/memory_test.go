@@ -290,6 +290,10 @@ func TestBudget(t *testing.T) {
 	if mem.meter.peak != 9<<20 {
 		t.Errorf("peak %d", mem.meter.peak)
 	}
+	acts.release()
+	if mem.meter.used != 0 || acts.size != 0 || acts.base != 0 {
+		t.Errorf("after release: %d bytes used, arena %d at %x", mem.meter.used, acts.size, acts.base)
+	}
 }
 
 func TestLRU(t *testing.T) {
