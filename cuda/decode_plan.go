@@ -3,18 +3,16 @@ package cuda
 // The untagged half of GPU decoding: plans of the decode-step and encoder graphs, the launch
 // configuration of the decode-attention kernel (kernels/decode.cu), a Go model of that
 // kernel's split/tile/online-softmax arithmetic (tested against ops.DecodeAttention), byte
-// accounting for the benchmark, and the hooks a build with -tags mqacuda fills in.
+// accounting for the benchmark, and the decoder's options.
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"os"
 
 	G "gorgonia.org/gorgonia"
 
 	"mqa/infer"
-	"mqa/layers"
 	"mqa/layers/ops"
 	"mqa/models"
 )
@@ -55,12 +53,19 @@ func (o DecodeOptions) Validate() error {
 	return nil
 }
 
-// NewDecodeBackend makes the GPU decoding backend (infer.Backend) of a model. It is nil unless
-// the program was built with -tags mqacuda.
-var NewDecodeBackend func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error)
-
-// RunDecodeBench runs the GPU decode benchmark; nil unless built with -tags mqacuda.
-var RunDecodeBench func(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error)
+// BackendDecodeOptions are the GPU decoder's options for a command's choice of decoding
+// backend (infer.NewBackend "cuda"): DefaultDecodeOptions with opt's cache type. The GPU
+// decoder always caches, so it refuses NoCache.
+func BackendDecodeOptions(opt infer.BackendOptions) (DecodeOptions, error) {
+	o := DefaultDecodeOptions()
+	if opt.NoCache {
+		return o, fmt.Errorf("cuda decode: decoding without a K/V cache is CPU only")
+	}
+	if opt.Cache != "" {
+		o.Cache = opt.Cache
+	}
+	return o, o.Validate()
+}
 
 // ErrNoGPUBuild is what the commands say when -device cuda is asked of a build without it.
 var ErrNoGPUBuild = fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
