@@ -295,9 +295,7 @@ func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, leng
 			n := lengths[b]
 			lo, keys, total := 0, 0, 0
 			if n >= 0 {
-				if op.Window > 0 && n-op.Window+1 > lo {
-					lo = n - op.Window + 1
-				}
+				lo = ops.WindowStart(n, op.Window)
 				keys = n - lo
 				total = keys
 				if newK != nil {
