@@ -239,10 +239,11 @@ func mmaSmemBytes(dk, r, warps int, bf16 bool) int {
 // are chosen so that rows·kv·splits items stay within about four per multiprocessor (one wave
 // of the kernels' resident blocks: a second, partly filled wave costs more than the splits
 // save), with whole 128-key chunks per split: a split's fixed cost (its partial, the combine)
-// outweighs the parallelism it adds below that (measured on an H200, BENCHMARKS.md §5: one
-// split beats two at 129 keys and at 512 items of 1,025 keys). Splits past the keys a step
-// fills stay empty: the kernels take the length as data. kernel "fast" takes the tensor-core
-// kernel where it applies, "simt" the CUDA-core one, "ref" the reference kernel.
+// outweighs the parallelism it adds below that (measured on an H200: one split beats two at
+// 129 keys and at 512 items of 1,025 keys; results/2026-11-27-benchmarks-history/
+// BENCHMARKS-history.md §5). Splits past the keys a step fills stay empty: the kernels take
+// the length as data. kernel "fast" takes the tensor-core kernel where it applies, "simt" the
+// CUDA-core one, "ref" the reference kernel.
 func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string, bf16 bool) (decodeLaunch, error) {
 	r := op.Heads / op.KVHeads
 	dk := op.HeadDim
