@@ -11,11 +11,6 @@ import (
 	"time"
 )
 
-// CompleteFile is the name of the marker file that WriteDirAtomic writes
-// last into every checkpoint directory. A directory is a complete
-// checkpoint iff it contains a valid CompleteFile.
-const CompleteFile = "COMPLETE"
-
 // maxCompleteBytes bounds the size of a COMPLETE file that we will read.
 const maxCompleteBytes = 64 << 10
 

@@ -39,10 +39,13 @@ var decodeKernelNames = []string{
 	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 func init() {
-	NewDecodeBackend = func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error) {
+	infer.RegisterBackend("cuda", func(cfg models.Config, params *layers.Params, o infer.BackendOptions) (infer.Backend, error) {
+		opt, err := BackendDecodeOptions(o)
+		if err != nil {
+			return nil, err
+		}
 		return NewDecoder(cfg, params, opt)
-	}
-	RunDecodeBench = benchDecode
+	})
 }
 
 // decodeAttentionStep is the launch of one DecodeAttention node (see kernels/decode.cu).

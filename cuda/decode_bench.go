@@ -126,7 +126,8 @@ func (dec *Decoder) timeLoop(dp *decodeProgram, ctx, steps int, rng *rand.Rand) 
 	return us, err
 }
 
-func benchDecode(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error) {
+// RunDecodeBench runs the GPU decode benchmark, reporting each point's progress on progress.
+func RunDecodeBench(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error) {
 	base, err := models.Preset(spec.Preset, spec.Task, spec.Vocab)
 	if err != nil {
 		return nil, err

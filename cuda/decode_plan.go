@@ -3,18 +3,16 @@ package cuda
 // The untagged half of GPU decoding: plans of the decode-step and encoder graphs, the launch
 // configuration of the decode-attention kernel (kernels/decode.cu), a Go model of that
 // kernel's split/tile/online-softmax arithmetic (tested against ops.DecodeAttention), byte
-// accounting for the benchmark, and the hooks a build with -tags mqacuda fills in.
+// accounting for the benchmark, and the decoder's options.
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"os"
 
 	G "gorgonia.org/gorgonia"
 
 	"mqa/infer"
-	"mqa/layers"
 	"mqa/layers/ops"
 	"mqa/models"
 )
@@ -55,12 +53,19 @@ func (o DecodeOptions) Validate() error {
 	return nil
 }
 
-// NewDecodeBackend makes the GPU decoding backend (infer.Backend) of a model. It is nil unless
-// the program was built with -tags mqacuda.
-var NewDecodeBackend func(cfg models.Config, params *layers.Params, opt DecodeOptions) (infer.Backend, error)
-
-// RunDecodeBench runs the GPU decode benchmark; nil unless built with -tags mqacuda.
-var RunDecodeBench func(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResult, error)
+// BackendDecodeOptions are the GPU decoder's options for a command's choice of decoding
+// backend (infer.NewBackend "cuda"): DefaultDecodeOptions with opt's cache type. The GPU
+// decoder always caches, so it refuses NoCache.
+func BackendDecodeOptions(opt infer.BackendOptions) (DecodeOptions, error) {
+	o := DefaultDecodeOptions()
+	if opt.NoCache {
+		return o, fmt.Errorf("cuda decode: decoding without a K/V cache is CPU only")
+	}
+	if opt.Cache != "" {
+		o.Cache = opt.Cache
+	}
+	return o, o.Validate()
+}
 
 // ErrNoGPUBuild is what the commands say when -device cuda is asked of a build without it.
 var ErrNoGPUBuild = fmt.Errorf("device cuda: this mqa was built without GPU support; build it with -tags mqacuda (scripts/gpu.sh build)")
@@ -234,10 +239,11 @@ func mmaSmemBytes(dk, r, warps int, bf16 bool) int {
 // are chosen so that rows·kv·splits items stay within about four per multiprocessor (one wave
 // of the kernels' resident blocks: a second, partly filled wave costs more than the splits
 // save), with whole 128-key chunks per split: a split's fixed cost (its partial, the combine)
-// outweighs the parallelism it adds below that (measured on an H200, BENCHMARKS.md §5: one
-// split beats two at 129 keys and at 512 items of 1,025 keys). Splits past the keys a step
-// fills stay empty: the kernels take the length as data. kernel "fast" takes the tensor-core
-// kernel where it applies, "simt" the CUDA-core one, "ref" the reference kernel.
+// outweighs the parallelism it adds below that (measured on an H200: one split beats two at
+// 129 keys and at 512 items of 1,025 keys; results/2026-11-27-benchmarks-history/
+// BENCHMARKS-history.md §5). Splits past the keys a step fills stay empty: the kernels take
+// the length as data. kernel "fast" takes the tensor-core kernel where it applies, "simt" the
+// CUDA-core one, "ref" the reference kernel.
 func planDecodeLaunch(op ops.DecodeAttention, rows, keysCap, sms int, kernel string, bf16 bool) (decodeLaunch, error) {
 	r := op.Heads / op.KVHeads
 	dk := op.HeadDim
@@ -290,9 +296,7 @@ func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, leng
 			n := lengths[b]
 			lo, keys, total := 0, 0, 0
 			if n >= 0 {
-				if op.Window > 0 && n-op.Window+1 > lo {
-					lo = n - op.Window + 1
-				}
+				lo = ops.WindowStart(n, op.Window)
 				keys = n - lo
 				total = keys
 				if newK != nil {

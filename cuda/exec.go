@@ -27,7 +27,7 @@ var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_bias_add", "k_
 	"k_count"}
 
 func init() {
-	train.NewExecutor["cuda"] = func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) }
+	train.RegisterExecutor("cuda", func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) })
 }
 
 // Options choose the executor's arithmetic and launch mode.

@@ -11,6 +11,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"mqa/layers/ops"
 	"mqa/models"
 )
 
@@ -193,10 +194,7 @@ func benchPoint(cpu *CPU, spec BenchSpec, batch, beam, ctx int) (BenchRow, error
 	row.StepUS = median(times)
 	row.TokenUS = row.StepUS / float64(batch)
 	row.CacheBytes = CacheBytes(cfg.Layers, rows, cfg.KVHeads, capacity, cfg.HeadDim)
-	seen := ctx + 1
-	if cfg.Window > 0 {
-		seen = min(seen, cfg.Window)
-	}
+	seen := ctx + 1 - ops.WindowStart(ctx, cfg.Window) // keys the step's query at position ctx sees
 	row.KVReadBytes = CacheBytes(cfg.Layers, rows, cfg.KVHeads, seen, cfg.HeadDim)
 	cross := CacheBytes(cfg.Layers, rows, cfg.KVHeads, srcLen, cfg.HeadDim) // 0 for a language model
 	row.CacheBytes += cross

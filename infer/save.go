@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"mqa/checkpoints"
 	"path/filepath"
 
 	"mqa/models"
@@ -13,11 +14,11 @@ func (m *Model) Save(dir string) error {
 	if err := models.SaveModel(dir, m.Cfg, m.Params); err != nil {
 		return err
 	}
-	if err := m.Tok.Save(filepath.Join(dir, TokenizerFile)); err != nil {
+	if err := m.Tok.Save(filepath.Join(dir, checkpoints.TokenizerFile)); err != nil {
 		return err
 	}
 	if m.SrcTok != nil && m.SrcTok != m.Tok {
-		return m.SrcTok.Save(filepath.Join(dir, SrcTokenizerFile))
+		return m.SrcTok.Save(filepath.Join(dir, checkpoints.SrcTokenizerFile))
 	}
 	return nil
 }

@@ -7,16 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/layers"
 	"mqa/models"
-)
-
-// Tokenizer files in a checkpoint directory: the (target) tokenizer and, for translation
-// models with separate vocabularies, the source tokenizer.
-const (
-	TokenizerFile    = "tokenizer.json"
-	SrcTokenizerFile = "src_tokenizer.json"
 )
 
 // Model is a loaded checkpoint: configuration, weights and tokenizers.
@@ -50,12 +44,12 @@ func Load(path string) (*Model, error) {
 // LoadTokenizers reads a model directory's target and source tokenizers (the same when the
 // source has none of its own).
 func LoadTokenizers(dir string) (tgt, src *data.Tokenizer, err error) {
-	if tgt, err = data.LoadTokenizer(filepath.Join(dir, TokenizerFile)); err != nil {
+	if tgt, err = data.LoadTokenizer(filepath.Join(dir, checkpoints.TokenizerFile)); err != nil {
 		return nil, nil, err
 	}
 	src = tgt
-	if _, err := os.Stat(filepath.Join(dir, SrcTokenizerFile)); err == nil {
-		if src, err = data.LoadTokenizer(filepath.Join(dir, SrcTokenizerFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, checkpoints.SrcTokenizerFile)); err == nil {
+		if src, err = data.LoadTokenizer(filepath.Join(dir, checkpoints.SrcTokenizerFile)); err != nil {
 			return nil, nil, err
 		}
 	}

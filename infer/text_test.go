@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/models"
 )
@@ -22,7 +23,7 @@ func saveCheckpoint(t *testing.T, cfg models.Config) string {
 	if err := models.SaveModel(dir, cfg, randomParams(t, cfg, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := tok.Save(filepath.Join(dir, TokenizerFile)); err != nil {
+	if err := tok.Save(filepath.Join(dir, checkpoints.TokenizerFile)); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -11,12 +11,6 @@ import (
 	"mqa/layers"
 )
 
-// File names inside a checkpoint directory.
-const (
-	ConfigFile  = "config.json"
-	WeightsFile = "model.safetensors"
-)
-
 // maxConfigBytes bounds config.json.
 const maxConfigBytes = 1 << 20
 
@@ -29,10 +23,10 @@ func SaveModel(dir string, cfg Config, params *layers.Params) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	if err := checkpoints.WriteJSON(filepath.Join(dir, ConfigFile), cfg); err != nil {
+	if err := checkpoints.WriteJSON(filepath.Join(dir, checkpoints.ConfigFile), cfg); err != nil {
 		return err
 	}
-	return checkpoints.SaveSafetensors(filepath.Join(dir, WeightsFile), Tensors(params, ""), map[string]string{"format": "mqa"})
+	return checkpoints.SaveSafetensors(filepath.Join(dir, checkpoints.WeightsFile), Tensors(params, ""), map[string]string{"format": "mqa"})
 }
 
 // Tensors lists params as checkpoint tensors whose names carry prefix; the data is shared.
@@ -48,7 +42,7 @@ func Tensors(params *layers.Params, prefix string) []checkpoints.Tensor {
 
 // LoadConfig reads and validates dir/config.json.
 func LoadConfig(dir string) (Config, error) {
-	path := filepath.Join(dir, ConfigFile)
+	path := filepath.Join(dir, checkpoints.ConfigFile)
 	var c Config
 	if err := checkpoints.ReadJSON(path, &c, maxConfigBytes); err != nil {
 		return c, err
@@ -62,7 +56,7 @@ func LoadConfig(dir string) (Config, error) {
 // ModelDir returns the directory holding a model: path itself when it has a config.json,
 // else the newest complete checkpoint under path (see checkpoints.Resolve).
 func ModelDir(path string) (string, error) {
-	if _, err := os.Stat(filepath.Join(path, ConfigFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(path, checkpoints.ConfigFile)); err == nil {
 		return path, nil
 	}
 	return checkpoints.Resolve(path)
@@ -81,7 +75,7 @@ func LoadModel(dir string) (Config, *layers.Params, error) {
 	if err != nil {
 		return Config{}, nil, err
 	}
-	path := filepath.Join(dir, WeightsFile)
+	path := filepath.Join(dir, checkpoints.WeightsFile)
 	ts, _, err := checkpoints.ReadSafetensors(path)
 	if err != nil {
 		return cfg, nil, err

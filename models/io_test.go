@@ -68,15 +68,15 @@ func TestLoadMismatch(t *testing.T) {
 		{"wider config", func() {
 			c := handMT
 			c.FFDim = 9
-			must(t, checkpoints.WriteJSON(filepath.Join(dir, ConfigFile), c))
+			must(t, checkpoints.WriteJSON(filepath.Join(dir, checkpoints.ConfigFile), c))
 		}, []string{"ffn.fc1.weight has shape [4 8], the config needs [4 9]"}},
 		{"missing tensor", func() {
-			must(t, checkpoints.WriteJSON(filepath.Join(dir, ConfigFile), handMT))
+			must(t, checkpoints.WriteJSON(filepath.Join(dir, checkpoints.ConfigFile), handMT))
 			ts := Tensors(p, "")
-			must(t, checkpoints.SaveSafetensors(filepath.Join(dir, WeightsFile), ts[1:], nil))
+			must(t, checkpoints.SaveSafetensors(filepath.Join(dir, checkpoints.WeightsFile), ts[1:], nil))
 		}, []string{"missing " + ts0(p)}},
 		{"bad config", func() {
-			must(t, os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"task":"lm","heads":4,"kv_heads":3}`), 0o644))
+			must(t, os.WriteFile(filepath.Join(dir, checkpoints.ConfigFile), []byte(`{"task":"lm","heads":4,"kv_heads":3}`), 0o644))
 		}, []string{"config.json", "not divisible"}},
 	}
 	for _, c := range cases {

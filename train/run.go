@@ -26,13 +26,6 @@ type Source interface {
 	Restore(data.StreamState) error
 }
 
-// Checkpoint file names besides the model's (models.ConfigFile, models.WeightsFile).
-const (
-	OptimizerFile = "optimizer.safetensors"
-	StateFile     = "state.json"
-	LogFile       = "train.jsonl"
-)
-
 // State is the run state saved with each checkpoint, enough to continue exactly.
 type State struct {
 	Step        int              `json:"step"`
@@ -100,7 +93,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return sum, fmt.Errorf("run directory: %w", err)
 	}
-	logf, err := openLog(filepath.Join(o.Out, LogFile), t.Step)
+	logf, err := openLog(filepath.Join(o.Out, checkpoints.LogFile), t.Step)
 	if err != nil {
 		return sum, err
 	}
@@ -183,7 +176,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		tps := float64(st.Tokens) / dt.Seconds()
 		if err := enc.Encode(LogEntry{Step: st.Step, Loss: finite(st.Loss), LR: &st.LR, GradNorm: finite(st.GradNorm), TokensPS: &tps,
 			PeakGPUBytes: peak(), Skipped: st.Skipped, ElapsedS: elapsed(), Timestamp: now()}); err != nil {
-			return sum, fmt.Errorf("writing %s: %w", LogFile, err)
+			return sum, fmt.Errorf("writing %s: %w", checkpoints.LogFile, err)
 		}
 		if bar != nil {
 			bar.Describe(fmt.Sprintf("%s loss %.3f", o.Label, st.Loss))
@@ -272,10 +265,10 @@ func (t *Trainer) writeCheckpoint(dir string, st State, extra func(string) error
 		ts = append(ts, checkpoints.Tensor{Name: "m." + name, Shape: shape, Data: t.Opt.M[i]},
 			checkpoints.Tensor{Name: "v." + name, Shape: shape, Data: t.Opt.V[i]})
 	}
-	if err := checkpoints.SaveSafetensors(filepath.Join(dir, OptimizerFile), ts, nil); err != nil {
+	if err := checkpoints.SaveSafetensors(filepath.Join(dir, checkpoints.OptimizerFile), ts, nil); err != nil {
 		return err
 	}
-	if err := checkpoints.WriteJSON(filepath.Join(dir, StateFile), st); err != nil {
+	if err := checkpoints.WriteJSON(filepath.Join(dir, checkpoints.StateFile), st); err != nil {
 		return err
 	}
 	if extra != nil {
@@ -293,7 +286,7 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 	if err != nil {
 		return nil, st, "", err
 	}
-	if err := checkpoints.ReadJSON(filepath.Join(dir, StateFile), &st, 1<<20); err != nil {
+	if err := checkpoints.ReadJSON(filepath.Join(dir, checkpoints.StateFile), &st, 1<<20); err != nil {
 		return nil, st, dir, err
 	}
 	cfg, params, err := models.LoadModel(dir)
@@ -311,7 +304,7 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 	if err != nil {
 		return nil, st, dir, err
 	}
-	optPath := filepath.Join(dir, OptimizerFile)
+	optPath := filepath.Join(dir, checkpoints.OptimizerFile)
 	ts, _, err := checkpoints.ReadSafetensors(optPath)
 	if err != nil {
 		return nil, st, dir, err

@@ -17,7 +17,7 @@ import (
 // lossCurve reads the training losses of train.jsonl by step.
 func lossCurve(t *testing.T, dir string) map[int]float64 {
 	t.Helper()
-	entries, err := ReadLog(filepath.Join(dir, LogFile))
+	entries, err := ReadLog(filepath.Join(dir, checkpoints.LogFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,10 @@ package train
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"sync"
 
 	"mqa/layers"
 	"mqa/models"
@@ -102,10 +105,46 @@ type Executor interface {
 	Close() error
 }
 
-// NewExecutor makes the executor for a device. The CPU executor is built in; a build
-// with the mqacuda tag registers "cuda" here.
-var NewExecutor = map[string]func(t *Trainer) (Executor, error){
-	"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
+// ExecutorFactory makes the executor of a Trainer, which takes the Trainer's Params and Opt.
+type ExecutorFactory func(t *Trainer) (Executor, error)
+
+// executors are the registered executors by device name. The CPU executor is built in; a
+// build with the mqacuda tag registers "cuda" (package cuda's init).
+var (
+	executorsMu sync.RWMutex
+	executors   = map[string]ExecutorFactory{
+		"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
+	}
+)
+
+// RegisterExecutor makes an executor available for training on device. Like
+// database/sql.Register it panics when factory is nil or the device is already registered:
+// both are mistakes in the program, not in its input.
+func RegisterExecutor(device string, factory ExecutorFactory) {
+	executorsMu.Lock()
+	defer executorsMu.Unlock()
+	if factory == nil {
+		panic("train: RegisterExecutor of a nil factory for device " + device)
+	}
+	if _, dup := executors[device]; dup {
+		panic("train: RegisterExecutor called twice for device " + device)
+	}
+	executors[device] = factory
+}
+
+// Executors lists the devices this build can train on, sorted.
+func Executors() []string {
+	executorsMu.RLock()
+	defer executorsMu.RUnlock()
+	return slices.Sorted(maps.Keys(executors))
+}
+
+// executorFor returns the factory registered for device.
+func executorFor(device string) (ExecutorFactory, bool) {
+	executorsMu.RLock()
+	defer executorsMu.RUnlock()
+	f, ok := executors[device]
+	return f, ok
 }
 
 // Trainer holds a model's parameters and optimizer state and runs updates through an Executor.
@@ -164,14 +203,18 @@ func newTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 
 // start makes the trainer's executor, which takes the current Params and Opt.
 func (t *Trainer) start() error {
-	exec, err := NewExecutor[t.device](t)
+	factory, ok := executorFor(t.device)
+	if !ok {
+		return CheckDevice(t.device)
+	}
+	exec, err := factory(t)
 	t.exec = exec
 	return err
 }
 
 // CheckDevice says whether this build can train on device.
 func CheckDevice(device string) error {
-	if _, ok := NewExecutor[device]; ok {
+	if _, ok := executorFor(device); ok {
 		return nil
 	}
 	if device == "cuda" {

@@ -115,7 +115,7 @@ func runBenchDecode(args []string) error {
 // (contexts may exceed the preset's max_len: the benchmark model's max_len is raised to fit).
 // opt gives the math, kernel and splits; caches the cache types to measure.
 func runBenchDecodeCUDA(spec infer.BenchSpec, caches string, opt cuda.DecodeOptions, hostSteps int, asJSON bool) error {
-	if cuda.RunDecodeBench == nil {
+	if !gpuBuilt() {
 		return fmt.Errorf("bench decode: %w", cuda.ErrNoGPUBuild)
 	}
 	if spec.NoCache {

@@ -10,7 +10,6 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
-	"mqa/infer"
 )
 
 // capture runs the CLI in-process with its standard output redirected to a file and
@@ -71,7 +70,7 @@ func TestCommandsOnTrainedCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(ckpt, infer.SrcTokenizerFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(ckpt, checkpoints.SrcTokenizerFile)); err != nil {
 		t.Fatalf("no source tokenizer with -separate-vocab: %v", err)
 	}
 

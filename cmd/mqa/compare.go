@@ -361,7 +361,7 @@ func (r *compareRun) scoreKind(d *dataSpec, attn string, cfg models.Config, tr *
 		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}
 	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
 	kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
-	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, train.LogFile)); err != nil {
+	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, checkpoints.LogFile)); err != nil {
 		return kr, err
 	}
 	// Score the checkpoint with the best validation loss (early stopping), as fairseq's

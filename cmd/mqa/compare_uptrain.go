@@ -70,7 +70,7 @@ func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target strin
 		return kindResult{}, err
 	}
 	if state == nil {
-		return kindResult{}, fmt.Errorf("%s has no %s", src, train.StateFile)
+		return kindResult{}, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
 	}
 	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
 	if err != nil {

@@ -86,7 +86,7 @@ func runEval(args []string) error {
 // tokenizers; without run.json, the preset defaults of the task's embedded corpus.
 func checkpointData(m *infer.Model) (*dataSpec, error) {
 	d := &dataSpec{tok: m.Tok, srcTok: m.SrcTok}
-	runPath := filepath.Join(m.Dir, runFile)
+	runPath := filepath.Join(m.Dir, checkpoints.RunFile)
 	if _, err := os.Stat(runPath); err == nil {
 		if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"mqa/cuda"
@@ -72,20 +73,19 @@ func runGenerate(args []string) error {
 }
 
 // decodeBackend is the decoding backend of -device (already checked by checkDevice): the CPU,
-// or the GPU of package cuda (a build with -tags mqacuda).
+// or the GPU of package cuda (a build with -tags mqacuda), whose options are checked here
+// so that a bad -cache or -nocache is a usage error.
 func decodeBackend(cmd string, cfg models.Config, params *layers.Params, device, cache string, noCache bool) (infer.Backend, error) {
-	if device == "cpu" {
-		return infer.NewCPU(cfg, params, noCache)
+	opt := infer.BackendOptions{NoCache: noCache, Cache: cache}
+	if device == "cuda" {
+		if noCache {
+			return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
+		}
+		if _, err := cuda.BackendDecodeOptions(opt); err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
+		}
 	}
-	if noCache {
-		return nil, fmt.Errorf("%s: -nocache is CPU only: %w", cmd, errUsage)
-	}
-	opt := cuda.DefaultDecodeOptions()
-	opt.Cache = cache
-	if err := opt.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", cmd, err, errUsage)
-	}
-	return cuda.NewDecodeBackend(cfg, params, opt)
+	return infer.NewBackend(device, cfg, params, opt)
 }
 
 // closeBackend frees what a decoding backend holds on a device (the GPU decoder's memory and
@@ -96,10 +96,13 @@ func closeBackend(b infer.Backend) {
 	}
 }
 
+// gpuBuilt says whether this build has the GPU backend (-tags mqacuda).
+func gpuBuilt() bool { return slices.Contains(infer.Backends(), "cuda") }
+
 // checkDevice refuses a -device this build cannot run, before anything is loaded.
 func checkDevice(cmd, device string) error {
 	switch {
-	case device == "cuda" && cuda.NewDecodeBackend == nil:
+	case device == "cuda" && !gpuBuilt():
 		return fmt.Errorf("%s: %w", cmd, cuda.ErrNoGPUBuild)
 	case device != "cpu" && device != "cuda":
 		return fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)

@@ -7,7 +7,6 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
-	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
 )
@@ -43,9 +42,6 @@ type dataSettings struct {
 	// UptrainedFrom is the checkpoint an uptrained model was pooled from (mqa uptrain).
 	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
 }
-
-// runFile holds a checkpoint's dataSettings.
-const runFile = "run.json"
 
 // dataSpec is the loaded data of a run.
 type dataSpec struct {
@@ -223,14 +219,14 @@ func (d *dataSpec) tokenizer(texts []string, path string) (*data.Tokenizer, erro
 // saveFiles writes the tokenizer(s) and the data settings into a checkpoint directory,
 // under the file names infer.Load reads.
 func (d *dataSpec) saveFiles(dir string) error {
-	if err := checkpoints.WriteJSON(filepath.Join(dir, runFile), d.dataSettings); err != nil {
+	if err := checkpoints.WriteJSON(filepath.Join(dir, checkpoints.RunFile), d.dataSettings); err != nil {
 		return err
 	}
-	if err := d.tok.Save(filepath.Join(dir, infer.TokenizerFile)); err != nil {
+	if err := d.tok.Save(filepath.Join(dir, checkpoints.TokenizerFile)); err != nil {
 		return err
 	}
 	if d.srcTok != nil && d.srcTok != d.tok {
-		return d.srcTok.Save(filepath.Join(dir, infer.SrcTokenizerFile))
+		return d.srcTok.Save(filepath.Join(dir, checkpoints.SrcTokenizerFile))
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func finalWeights(t *testing.T, run string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, models.WeightsFile))
+	b, err := os.ReadFile(filepath.Join(dir, checkpoints.WeightsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

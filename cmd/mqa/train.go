@@ -330,7 +330,7 @@ func resumeTraining(ctx context.Context, dir, device string, steps int) error {
 	}
 	defer tr.Close()
 	d := &dataSpec{}
-	if err := checkpoints.ReadJSON(filepath.Join(ckpt, runFile), &d.dataSettings, 1<<20); err != nil {
+	if err := checkpoints.ReadJSON(filepath.Join(ckpt, checkpoints.RunFile), &d.dataSettings, 1<<20); err != nil {
 		return err
 	}
 	if d.tok, d.srcTok, err = infer.LoadTokenizers(ckpt); err != nil {

@@ -118,7 +118,7 @@ func uptrain(ctx context.Context, args []string) error {
 	var s train.Settings
 	if of.steps > 0 {
 		if state == nil && of.lr == 0 {
-			return fmt.Errorf("uptrain: %s has no training state (%s), so its learning rate is unknown: give -lr: %w", m.Dir, train.StateFile, errUsage)
+			return fmt.Errorf("uptrain: %s has no training state (%s), so its learning rate is unknown: give -lr: %w", m.Dir, checkpoints.StateFile, errUsage)
 		}
 		if s, err = of.settings(defaults); err != nil {
 			return err
@@ -170,7 +170,7 @@ func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
 		return uptrainSource{}, nil, err
 	}
 	source := uptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
-	statePath := filepath.Join(m.Dir, train.StateFile)
+	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
 	if _, err := os.Stat(statePath); err != nil {
 		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
 			source.Step = c.Step

@@ -34,7 +34,7 @@ func readRun(t *testing.T, run string) (string, dataSettings) {
 		t.Fatal(err)
 	}
 	var d dataSettings
-	if err := checkpoints.ReadJSON(filepath.Join(dir, runFile), &d, 1<<20); err != nil {
+	if err := checkpoints.ReadJSON(filepath.Join(dir, checkpoints.RunFile), &d, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	return dir, d
@@ -155,7 +155,7 @@ func dataState(t *testing.T, run string) data.StreamState {
 		t.Fatal(err)
 	}
 	var st train.State
-	if err := checkpoints.ReadJSON(filepath.Join(dir, train.StateFile), &st, 1<<20); err != nil {
+	if err := checkpoints.ReadJSON(filepath.Join(dir, checkpoints.StateFile), &st, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	return st.Data
@@ -164,7 +164,7 @@ func dataState(t *testing.T, run string) data.StreamState {
 // stepLosses reads the training losses of a run's log, in step order.
 func stepLosses(t *testing.T, run string) []float64 {
 	t.Helper()
-	log, err := train.ReadLog(filepath.Join(run, train.LogFile))
+	log, err := train.ReadLog(filepath.Join(run, checkpoints.LogFile))
 	if err != nil {
 		t.Fatal(err)
 	}

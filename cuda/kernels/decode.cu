@@ -170,7 +170,7 @@ __device__ __forceinline__ DecItem dec_item(int it, int items, const int* length
     const int n = lengths[e.bg / kvh];
     int total = 0;
     if (n >= 0) {
-        if (window > 0 && n - window + 1 > 0) e.lo = n - window + 1;
+        e.lo = window_start(n, window);
         e.keys = n - e.lo;
         total = e.keys + (hasNew ? 1 : 0);
     }
@@ -700,8 +700,7 @@ __device__ void decode_attn_ref(float* out, bf16_t* outh, const float* q, const 
         for (int d = threadIdx.x; d < dk; d += blockDim.x) dec_out(out, outh, o + d, 0.f);
         return;
     }
-    int lo = 0;
-    if (window > 0 && n - window + 1 > lo) lo = n - window + 1;
+    const int lo = window_start(n, window);
     const int keys = n - lo, total = keys + (nk != 0 ? 1 : 0);
     if (total == 0) {
         for (int d = threadIdx.x; d < dk; d += blockDim.x) dec_out(out, outh, o + d, 0.f);

@@ -5,6 +5,15 @@
 #define WARP 32
 #define NEG_INF __int_as_float(0xff800000)
 
+// The first key that a query at position p sees under a local window of w keys (itself and the
+// w−1 before it): p − w + 1, or 0 without a window (w = 0) or where the window reaches back past
+// the first key. ops.WindowStart is the same rule in Go.
+__device__ __forceinline__ int window_start(int p, int w) {
+    int lo = 0;
+    if (w > 0 && p - w + 1 > lo) lo = p - w + 1;
+    return lo;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -396,10 +405,10 @@ __global__ void k_softmax(float* y, const float* x, const int* lengths, int slic
     if (row >= slices * rows) return;
     int s = row / rows, r = row - s * rows;
     int i = r % qlen + koff;
-    int lo = 0, hi = keys;
+    int hi = keys;
     if (causal && i + 1 < hi) hi = i + 1;
     if (lengths && lengths[s / groups] < hi) hi = lengths[s / groups];
-    if (window > 0 && i - window + 1 > lo) lo = i - window + 1;
+    const int lo = window_start(i, window);
     const float* xr = x + (long long)row * keys;
     float* yr = y + (long long)row * keys;
     float mx = NEG_INF;

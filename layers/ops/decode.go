@@ -181,10 +181,7 @@ func decodeAttention[T float](op DecodeAttention, in [][]T, out []T, lengths []i
 		if n < 0 {
 			continue // finished: the output row stays zero
 		}
-		lo := 0
-		if op.Window > 0 && n-op.Window+1 > lo {
-			lo = n - op.Window + 1
-		}
+		lo := WindowStart(n, op.Window)
 		keys := n - lo // cached keys visible
 		total := keys
 		if op.HasNew {

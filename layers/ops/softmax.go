@@ -90,10 +90,7 @@ func (op Softmax) VisibleRange(s, r, keys int, lengths []int) (lo, hi int) {
 	if lengths != nil && lengths[s/op.Groups] < hi {
 		hi = lengths[s/op.Groups]
 	}
-	if op.Window > 0 && i-op.Window+1 > lo {
-		lo = i - op.Window + 1
-	}
-	return lo, hi
+	return WindowStart(i, op.Window), hi
 }
 
 // Do runs the softmax on the CPU.
