@@ -162,6 +162,24 @@ func ReadCompletion(dir string) (Completion, error) {
 	return c, nil
 }
 
+// CheckComplete returns an error unless dir may be loaded as a checkpoint
+// directory given directly: a directory holding a COMPLETE file must hold a
+// valid one, and a "step-<digits>" directory (which only Manager writes)
+// must hold one. Other directories, such as a model saved on its own, pass.
+func CheckComplete(dir string) error {
+	_, err := ReadCompletion(dir)
+	if err == nil {
+		return nil
+	}
+	if _, statErr := os.Lstat(filepath.Join(dir, CompleteFile)); statErr == nil {
+		return err
+	}
+	if _, isStep := parseStepName(filepath.Base(filepath.Clean(dir))); isStep {
+		return fmt.Errorf("checkpoint %s is not complete (no %s file): it was being written or pruned when its run stopped", dir, CompleteFile)
+	}
+	return nil
+}
+
 // Resolve returns the checkpoint directory to load for path, which may be
 // either a checkpoint directory itself (it contains COMPLETE) or a checkpoint
 // root holding step-* directories, in which case the newest complete
