@@ -86,18 +86,18 @@ func (m Manager) prune(keep string) error {
 		if i >= len(infos)-m.KeepLast || i == best || info.Dir == keep {
 			continue
 		}
-		if err := m.remove(info.Dir); err != nil {
+		if err := m.Remove(info.Dir); err != nil {
 			return fmt.Errorf("prune checkpoint %s: %w", info.Dir, err)
 		}
 	}
 	return nil
 }
 
-// remove deletes the checkpoint directory dir in two steps: a rename to
+// Remove deletes the checkpoint directory dir in Root in two steps: a rename to
 // ".prune-<name>-<random>", made durable, takes it out of List at once;
 // then its files are deleted. A crash in between leaves only a leftover
-// that removeLeftovers deletes.
-func (m Manager) remove(dir string) error {
+// that the next Save or Clean deletes.
+func (m Manager) Remove(dir string) error {
 	aside := filepath.Join(m.Root, prunePrefix+filepath.Base(dir)+"-"+randomSuffix())
 	if err := os.Rename(dir, aside); err != nil {
 		return err
@@ -109,6 +109,16 @@ func (m Manager) remove(dir string) error {
 		return err
 	}
 	return os.RemoveAll(aside)
+}
+
+// Owns reports whether name is an entry that Manager creates in Root: a checkpoint
+// directory "step-<digits>" or a leftover of an interrupted write or prune.
+func (m Manager) Owns(name string) bool {
+	if _, ok := parseStepName(name); ok {
+		return true
+	}
+	_, _, ok := leftover(name)
+	return ok
 }
 
 // faultHook, when a test sets it, is called at the named points of the
@@ -153,7 +163,7 @@ func (m Manager) Clean() ([]string, error) {
 		if IsComplete(dir) {
 			continue
 		}
-		if err := m.remove(dir); err != nil {
+		if err := m.Remove(dir); err != nil {
 			return nil, fmt.Errorf("clean %s: remove incomplete checkpoint %s: %w", m.Root, dir, err)
 		}
 		removed = append(removed, de.Name())

@@ -40,6 +40,12 @@ type dataSettings struct {
 	Keep      int    `json:"keep"`
 	// EvalBatches bounds validation during training (the final one uses everything).
 	EvalBatches int `json:"eval_batches"`
+	// TrainFile, ValidFile and TestFile identify the files Train, Valid and Test (absolute
+	// paths) by size, lines and SHA-256, so that a resumed run or eval notices a file that
+	// moved or changed. Nil for the embedded corpus, and in runs saved before they existed.
+	TrainFile *data.FileID `json:"train_file,omitempty"`
+	ValidFile *data.FileID `json:"valid_file,omitempty"`
+	TestFile  *data.FileID `json:"test_file,omitempty"`
 }
 
 // runFile holds a checkpoint's dataSettings.
