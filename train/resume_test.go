@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,5 +90,28 @@ func TestResumeChecks(t *testing.T) {
 		if err := checkpoints.WriteJSON(statePath, good); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestRunRemovesStaleLogCopies: a temporary copy of train.jsonl that a crash left beside it
+// is removed when the run starts; a user's similarly named file is not.
+func TestRunRemovesStaleLogCopies(t *testing.T) {
+	out := t.TempDir()
+	stale := filepath.Join(out, ".tmp-"+LogFile+"-123456")
+	mine := filepath.Join(out, ".tmp-"+LogFile+"-notes")
+	for _, p := range []string{stale, mine} {
+		if err := os.WriteFile(p, []byte("{}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, src, _ := newLMRun(t, 1)
+	if _, err := tr.Run(context.Background(), src, RunOptions{Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale copy %s: %v", stale, err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("the user's %s: %v", mine, err)
 	}
 }

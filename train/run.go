@@ -219,7 +219,17 @@ func now() string { return time.Now().UTC().Format(time.RFC3339) }
 
 // openLog opens train.jsonl for appending, first dropping any lines after step (left by a
 // run that crashed after its last checkpoint), so the log of a resumed run reads as one run.
+// Temporary copies of the log that a crash left beside it are removed.
 func openLog(path string, step int) (*os.File, error) {
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-[0-9]*"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("removing %s: %w", p, err)
+		}
+	}
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
