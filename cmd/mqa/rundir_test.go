@@ -226,12 +226,14 @@ func TestHostileInputs(t *testing.T) {
 		{quickTrain(filepath.Join(dir, "r3"), tr, va, te, "1", "-accum", "1000000000000000"), 2},
 		{quickTrain(filepath.Join(dir, "r4"), tr, va, te, "1", "-vocab", "10"), 2},
 		{quickTrain(filepath.Join(dir, "r5"), tr, va, te, "1", "-keep", "-2"), 2},
+		{quickTrain(filepath.Join(dir, "r6"), tr, va, te, "1", "-batch", "100000000"), 2},
+		{[]string{"train", "-task", "translate", "-max-tokens", "1000000000", "-out", filepath.Join(dir, "r7")}, 2},
 	} {
 		if code, _ := capture(t, c.args...); code != c.code {
 			t.Errorf("mqa %s exited %d, want %d", strings.Join(c.args, " "), code, c.code)
 		}
 	}
-	for _, r := range []string{"r3", "r4", "r5"} {
+	for _, r := range []string{"r3", "r4", "r5", "r6", "r7"} {
 		if _, err := os.Stat(filepath.Join(dir, r)); err == nil {
 			t.Errorf("a refused command line created %s", r)
 		}

@@ -229,6 +229,21 @@ func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *dataSpec {
 		tokenizerPath: f.tokPath, separateVocab: f.separateVocab}
 }
 
+// maxBatchTokens bounds the tokens of one micro-batch (-batch × -seq for an LM,
+// -max-tokens for translation): the logits alone take tokens × vocab floats.
+const maxBatchTokens = 1 << 17
+
+// checkBatchSize refuses micro-batches over maxBatchTokens.
+func (d *dataSpec) checkBatchSize() error {
+	if d.Task == models.TaskTranslate && d.MaxTokens > maxBatchTokens {
+		return fmt.Errorf("-max-tokens %d: at most %d tokens a batch", d.MaxTokens, maxBatchTokens)
+	}
+	if d.Task == models.TaskLM && d.Batch > maxBatchTokens/max(d.SeqLen, 1) {
+		return fmt.Errorf("-batch %d × -seq %d: at most %d tokens a batch", d.Batch, d.SeqLen, maxBatchTokens)
+	}
+	return nil
+}
+
 func checkTask(task string) error {
 	if task != models.TaskLM && task != models.TaskTranslate {
 		return fmt.Errorf("unknown task %q (allowed: lm, translate): %w", task, errUsage)
@@ -282,12 +297,15 @@ func runTrain(args []string) error {
 	if *out == "" {
 		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
 	}
+	d := df.spec(*task, defaults, of)
+	if err := d.checkBatchSize(); err != nil {
+		return fmt.Errorf("train: %v: %w", err, errUsage)
+	}
 	lock, err := openFreshRunDir(*out, *force)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	d := df.spec(*task, defaults, of)
 	if err := d.identifyFiles(); err != nil {
 		return err
 	}
@@ -524,8 +542,12 @@ func resumeTraining(ctx context.Context, dir, device string, of optFlags, set ma
 		return fmt.Errorf("train: the run in %s has finished all its %d steps; to train it further give -steps N with N > %d", dir, tr.Step, tr.Step)
 	}
 	d := &dataSpec{}
-	if err := checkpoints.ReadJSON(filepath.Join(ckpt, runFile), &d.dataSettings, 1<<20); err != nil {
+	runPath := filepath.Join(ckpt, runFile)
+	if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
 		return err
+	}
+	if err := d.checkBatchSize(); err != nil {
+		return fmt.Errorf("%s: %w", runPath, err)
 	}
 	for _, o := range []struct {
 		flag string
