@@ -216,6 +216,8 @@ func TestKillDuringPruning(t *testing.T) {
 	kills := 0
 	for attempt := 0; attempt < 20 && kills < 6; attempt++ {
 		cmd := exec.Command(bin, next()...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +226,7 @@ func TestKillDuringPruning(t *testing.T) {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("run ended with %v", err)
+				t.Fatalf("%v ended with %v\n%s", cmd.Args, err, stderr.String())
 			}
 			if err := os.RemoveAll(run); err != nil { // finished before the kill: start again
 				t.Fatal(err)

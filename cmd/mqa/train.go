@@ -397,7 +397,7 @@ func openFreshRunDir(out string, force bool) (*checkpoints.RunLock, error) {
 		return refuse(fmt.Errorf("%s is not empty and not an mqa run directory (it holds %s); choose another -out, or pass -force to train there all the same (files training did not create are kept)",
 			out, strings.Join(foreign, ", ")))
 	}
-	if _, err := mgr.Clean(); err != nil {
+	if err := cleanRunDir(out); err != nil {
 		return refuse(err)
 	}
 	for _, info := range infos {
@@ -498,9 +498,20 @@ func signalContext() (context.Context, context.CancelFunc) {
 // errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
 var errInterrupted = errors.New("interrupted")
 
+// cleanRunDir removes what an interrupted run left in the run directory dir (see
+// checkpoints.Manager.Clean) and says what it removed.
+func cleanRunDir(dir string) error {
+	removed, err := checkpoints.Manager{Root: dir}.Clean()
+	if len(removed) > 0 {
+		fmt.Fprintf(os.Stderr, "mqa train: removed what an interrupted run left in %s: %s\n", dir, strings.Join(removed, ", "))
+	}
+	return err
+}
+
 // resumeTraining continues the run in dir. Only the flags in resumeFlags may be given;
 // -steps, when given, is the run's new total (an extension keeps the schedule, see
-// scheduleNote), and the other allowed flags replace the run's settings from now on.
+// scheduleNote), and the other allowed flags replace the run's settings from now on. A
+// finished run without a larger -steps is left as it is, with a message.
 func resumeTraining(ctx context.Context, dir, device string, of optFlags, set map[string]bool) error {
 	var refused []string
 	for name := range set {
@@ -527,7 +538,7 @@ func resumeTraining(ctx context.Context, dir, device string, of optFlags, set ma
 		return err
 	}
 	defer lock.Unlock()
-	if _, err := (checkpoints.Manager{Root: dir}).Clean(); err != nil {
+	if err := cleanRunDir(dir); err != nil {
 		return err
 	}
 	tr, st, ckpt, err := train.Resume(dir, device, of.steps)
@@ -539,7 +550,8 @@ func resumeTraining(ctx context.Context, dir, device string, of optFlags, set ma
 	}
 	defer tr.Close()
 	if tr.Step >= tr.Settings.Steps {
-		return fmt.Errorf("train: the run in %s has finished all its %d steps; to train it further give -steps N with N > %d", dir, tr.Step, tr.Step)
+		fmt.Fprintf(os.Stderr, "mqa train: the run in %s has already finished all its %d steps; nothing to do (to train it further give -steps N with N > %d)\n", dir, tr.Step, tr.Step)
+		return nil
 	}
 	d := &dataSpec{}
 	runPath := filepath.Join(ckpt, runFile)
