@@ -16,8 +16,9 @@ const maxCompleteBytes = 64 << 10
 
 // Temporary name prefixes used beside a target directory.
 const (
-	tmpPrefix = ".tmp-"
-	oldPrefix = ".old-"
+	tmpPrefix   = ".tmp-"
+	oldPrefix   = ".old-"
+	prunePrefix = ".prune-"
 )
 
 // Completion is the content of a COMPLETE marker file.
@@ -156,6 +157,24 @@ func ReadCompletion(dir string) (Completion, error) {
 	return c, nil
 }
 
+// CheckComplete returns an error unless dir may be loaded as a checkpoint
+// directory given directly: a directory holding a COMPLETE file must hold a
+// valid one, and a "step-<digits>" directory (which only Manager writes)
+// must hold one. Other directories, such as a model saved on its own, pass.
+func CheckComplete(dir string) error {
+	_, err := ReadCompletion(dir)
+	if err == nil {
+		return nil
+	}
+	if _, statErr := os.Lstat(filepath.Join(dir, CompleteFile)); statErr == nil {
+		return err
+	}
+	if _, isStep := parseStepName(filepath.Base(filepath.Clean(dir))); isStep {
+		return fmt.Errorf("checkpoint %s is not complete (no %s file): it was being written or pruned when its run stopped", dir, CompleteFile)
+	}
+	return nil
+}
+
 // Resolve returns the checkpoint directory to load for path, which may be
 // either a checkpoint directory itself (it contains COMPLETE) or a checkpoint
 // root holding step-* directories, in which case the newest complete
@@ -181,39 +200,58 @@ func Resolve(path string) (string, error) {
 	return dir, nil
 }
 
-// isTemp reports whether name is a temporary or set-aside directory created
-// by writeDirAtomic; for ".old-" names it also returns the original base
-// name.
-func isTemp(name string) (temp bool, oldBase string) {
-	if strings.HasPrefix(name, tmpPrefix) {
-		return true, ""
-	}
-	if rest, ok := strings.CutPrefix(name, oldPrefix); ok {
-		if i := strings.LastIndexByte(rest, '-'); i > 0 {
-			return true, rest[:i]
+// leftover reports whether name is an entry that Manager and writeDirAtomic
+// leave beside a checkpoint "step-<digits>" only when interrupted: a
+// temporary directory ".tmp-<step>-<suffix>", a set-aside previous version
+// ".old-<step>-<suffix>", or a checkpoint being pruned
+// ".prune-<step>-<suffix>". It returns the prefix and the step directory's
+// name. Names of any other form, a user's ".tmp-notes" included, are not
+// leftovers.
+func leftover(name string) (prefix, stepName string, ok bool) {
+	for _, p := range []string{tmpPrefix, oldPrefix, prunePrefix} {
+		rest, found := strings.CutPrefix(name, p)
+		if !found {
+			continue
 		}
-		return true, ""
+		i := strings.LastIndexByte(rest, '-')
+		if i < 0 || i == len(rest)-1 || !isAlnum(rest[i+1:]) {
+			return "", "", false
+		}
+		if _, isStep := parseStepName(rest[:i]); !isStep {
+			return "", "", false
+		}
+		return p, rest[:i], true
 	}
-	return false, ""
+	return "", "", false
 }
 
-// removeLeftovers removes ".tmp-*" directories left in root by a crash. A
-// ".old-<base>-*" directory is moved back to <base> if <base> is missing
-// (the crash happened between the two renames) and it is complete;
-// otherwise it is removed.
+// isAlnum reports whether s holds only ASCII letters and digits.
+func isAlnum(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// removeLeftovers removes the leftovers (see leftover) of interrupted
+// writes and prunes in root. A set-aside ".old-<step>-*" directory is moved
+// back to <step> if <step> is missing (the crash happened between the two
+// renames of writeDirAtomic) and it is complete; otherwise it is removed.
 func removeLeftovers(root string) error {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return err
 	}
 	for _, de := range ents {
-		temp, oldBase := isTemp(de.Name())
-		if !temp {
+		prefix, stepName, ok := leftover(de.Name())
+		if !ok {
 			continue
 		}
 		p := filepath.Join(root, de.Name())
-		if oldBase != "" && de.IsDir() && IsComplete(p) {
-			target := filepath.Join(root, oldBase)
+		if prefix == oldPrefix && de.IsDir() && IsComplete(p) {
+			target := filepath.Join(root, stepName)
 			if ok, err := exists(target); err == nil && !ok {
 				if err := os.Rename(p, target); err != nil {
 					return err
@@ -225,5 +263,5 @@ func removeLeftovers(root string) error {
 			return err
 		}
 	}
-	return nil
+	return syncDir(root)
 }

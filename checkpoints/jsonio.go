@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // ReadJSON decodes the JSON file at path into v strictly: the file must be
@@ -19,7 +18,7 @@ func ReadJSON(path string, v any, maxBytes int64) error {
 	if maxBytes <= 0 {
 		return fmt.Errorf("read %s: maxBytes must be positive, got %d", path, maxBytes)
 	}
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return fmt.Errorf("read json: %w", err)
 	}
@@ -27,9 +26,6 @@ func ReadJSON(path string, v any, maxBytes int64) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("read %s: not a regular file", path)
 	}
 	if st.Size() > maxBytes {
 		return fmt.Errorf("read %s: file is %d bytes, limit is %d", path, st.Size(), maxBytes)

@@ -42,11 +42,13 @@ func (m Manager) StepDir(step int) string {
 // directory. fill writes the checkpoint's files into the directory it is
 // given. An existing checkpoint for the same step is replaced.
 //
-// Before writing, Save removes temporary directories left in Root by an
-// earlier crash. After writing, it deletes complete checkpoints other than
+// Before writing, Save removes the temporary directories an earlier crash
+// left in Root. After writing, it prunes complete checkpoints other than
 // the newest KeepLast, the one with the lowest validation loss (NaN is
-// never best) and the one just written. Directories it did not create are
-// left alone.
+// never best) and the one just written: each is first renamed out of sight
+// (to ".prune-step-…"), so that a crash while deleting its files cannot
+// leave a checkpoint that looks complete with files missing. Entries it did
+// not create are left alone.
 func (m Manager) Save(step int, valLoss float64, fill func(dir string) error) (string, error) {
 	if step < 0 {
 		return "", fmt.Errorf("save checkpoint in %s: negative step %d", m.Root, step)
@@ -84,14 +86,89 @@ func (m Manager) prune(keep string) error {
 		if i >= len(infos)-m.KeepLast || i == best || info.Dir == keep {
 			continue
 		}
-		if err := os.RemoveAll(info.Dir); err != nil {
-			return fmt.Errorf("prune checkpoint: %w", err)
+		if err := m.Remove(info.Dir); err != nil {
+			return fmt.Errorf("prune checkpoint %s: %w", info.Dir, err)
 		}
 	}
-	if err := syncDir(m.Root); err != nil {
-		return fmt.Errorf("prune checkpoints in %s: %w", m.Root, err)
-	}
 	return nil
+}
+
+// Remove deletes the checkpoint directory dir in Root in two steps: a rename to
+// ".prune-<name>-<random>", made durable, takes it out of List at once;
+// then its files are deleted. A crash in between leaves only a leftover
+// that the next Save or Clean deletes.
+func (m Manager) Remove(dir string) error {
+	aside := filepath.Join(m.Root, prunePrefix+filepath.Base(dir)+"-"+randomSuffix())
+	if err := os.Rename(dir, aside); err != nil {
+		return err
+	}
+	if err := syncDir(m.Root); err != nil {
+		return err
+	}
+	if err := fault("prune-renamed", aside); err != nil {
+		return err
+	}
+	return os.RemoveAll(aside)
+}
+
+// Owns reports whether name is an entry that Manager creates in Root: a checkpoint
+// directory "step-<digits>" or a leftover of an interrupted write or prune.
+func (m Manager) Owns(name string) bool {
+	if _, ok := parseStepName(name); ok {
+		return true
+	}
+	_, _, ok := leftover(name)
+	return ok
+}
+
+// faultHook, when a test sets it, is called at the named points of the
+// Manager's work with the path concerned; an error it returns stops the
+// work there, as a crash would, with nothing cleaned up.
+var faultHook func(point, path string) error
+
+// fault calls faultHook if it is set.
+func fault(point, path string) error {
+	if faultHook == nil {
+		return nil
+	}
+	return faultHook(point, path)
+}
+
+// Clean removes what an interrupted run can leave in Root: the leftovers of
+// interrupted writes and prunes (a set-aside checkpoint whose replacement
+// never arrived is moved back instead), and step-* directories without a
+// valid COMPLETE marker, empty ones included. It returns the names of the
+// entries it removed or moved back. Entries whose names Manager does not create are left alone.
+// Call it only while holding the run's lock (see LockRun): a checkpoint
+// being written by another process looks incomplete.
+func (m Manager) Clean() ([]string, error) {
+	ents, err := os.ReadDir(m.Root)
+	if err != nil {
+		return nil, fmt.Errorf("clean %s: %w", m.Root, err)
+	}
+	var removed []string
+	for _, de := range ents {
+		if _, _, ok := leftover(de.Name()); ok {
+			removed = append(removed, de.Name())
+		}
+	}
+	if err := removeLeftovers(m.Root); err != nil {
+		return nil, fmt.Errorf("clean %s: %w", m.Root, err)
+	}
+	for _, de := range ents {
+		if _, ok := parseStepName(de.Name()); !ok || !de.IsDir() {
+			continue
+		}
+		dir := filepath.Join(m.Root, de.Name())
+		if IsComplete(dir) {
+			continue
+		}
+		if err := m.Remove(dir); err != nil {
+			return nil, fmt.Errorf("clean %s: remove incomplete checkpoint %s: %w", m.Root, dir, err)
+		}
+		removed = append(removed, de.Name())
+	}
+	return removed, nil
 }
 
 // bestIndex returns the index of the checkpoint with the lowest finite

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -198,7 +197,7 @@ func checkName(name string) error {
 // ReadSafetensors reads and validates the safetensors file at path. See
 // ParseSafetensors for the checks performed.
 func ReadSafetensors(path string) ([]Tensor, map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read safetensors: %w", err)
 	}
@@ -206,9 +205,6 @@ func ReadSafetensors(path string) ([]Tensor, map[string]string, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read safetensors %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("read safetensors %s: not a regular file", path)
 	}
 	return ParseSafetensors(f, st.Size(), path)
 }
@@ -237,42 +233,10 @@ type entry struct {
 // range must lie inside the data buffer, match its shape and dtype, and not
 // overlap any other tensor. Format errors wrap ErrInvalidSafetensors.
 func ParseSafetensors(r io.ReaderAt, size int64, source string) ([]Tensor, map[string]string, error) {
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("safetensors %s: %s: %w", source, fmt.Sprintf(format, args...), ErrInvalidSafetensors)
-	}
-	if size < 8 {
-		return nil, nil, fail("file of %d bytes is too short for the 8-byte header length", size)
-	}
-	var lenBuf [8]byte
-	if err := readFullAt(r, lenBuf[:], 0); err != nil {
-		return nil, nil, fmt.Errorf("safetensors %s: read header length: %w", source, err)
-	}
-	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > MaxHeaderBytes {
-		return nil, nil, fail("header length %d exceeds limit of %d bytes", n, MaxHeaderBytes)
-	}
-	if n > uint64(size-8) {
-		return nil, nil, fail("header length %d exceeds file size %d minus 8", n, size)
-	}
-	if n < 2 {
-		return nil, nil, fail("header length %d is too short for a JSON object", n)
-	}
-	header := make([]byte, n)
-	if err := readFullAt(r, header, 8); err != nil {
-		return nil, nil, fmt.Errorf("safetensors %s: read header: %w", source, err)
-	}
-	bufStart := 8 + int64(n)
-	bufLen := size - bufStart
-
-	entries, meta, err := parseHeader(header)
+	entries, meta, bufStart, err := parseLayout(r, size, source)
 	if err != nil {
-		return nil, nil, fmt.Errorf("safetensors %s: %w: %w", source, err, ErrInvalidSafetensors)
+		return nil, nil, err
 	}
-	if err := checkEntries(entries, bufLen); err != nil {
-		return nil, nil, fmt.Errorf("safetensors %s: %w: %w", source, err, ErrInvalidSafetensors)
-	}
-
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	tensors := make([]Tensor, len(entries))
 	var scratch []byte
 	for i, e := range entries {
@@ -283,6 +247,85 @@ func ParseSafetensors(r io.ReaderAt, size int64, source string) ([]Tensor, map[s
 		tensors[i] = Tensor{Name: e.name, Shape: e.shape, Data: data}
 	}
 	return tensors, meta, nil
+}
+
+// TensorInfo is a tensor's name and shape as a safetensors header gives them.
+type TensorInfo struct {
+	Name  string
+	Shape []int
+}
+
+// Numel is the number of elements of the tensor (1 for the scalar shape []).
+func (t TensorInfo) Numel() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= int64(d)
+	}
+	return n
+}
+
+// ReadSafetensorsHeader reads and validates the header of the safetensors
+// file at path, as ReadSafetensors does, without reading any tensor data:
+// memory use is bounded by the header's size. Tensors are sorted by name.
+func ReadSafetensorsHeader(path string) ([]TensorInfo, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("read safetensors: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read safetensors %s: %w", path, err)
+	}
+	entries, _, _, err := parseLayout(f, st.Size(), path)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]TensorInfo, len(entries))
+	for i, e := range entries {
+		infos[i] = TensorInfo{Name: e.name, Shape: e.shape}
+	}
+	return infos, nil
+}
+
+// parseLayout reads and validates the header of a safetensors file (see
+// ParseSafetensors) and returns its tensors sorted by name, its metadata and
+// the offset of the data buffer.
+func parseLayout(r io.ReaderAt, size int64, source string) ([]entry, map[string]string, int64, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("safetensors %s: %s: %w", source, fmt.Sprintf(format, args...), ErrInvalidSafetensors)
+	}
+	if size < 8 {
+		return nil, nil, 0, fail("file of %d bytes is too short for the 8-byte header length", size)
+	}
+	var lenBuf [8]byte
+	if err := readFullAt(r, lenBuf[:], 0); err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors %s: read header length: %w", source, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxHeaderBytes {
+		return nil, nil, 0, fail("header length %d exceeds limit of %d bytes", n, MaxHeaderBytes)
+	}
+	if n > uint64(size-8) {
+		return nil, nil, 0, fail("header length %d exceeds file size %d minus 8", n, size)
+	}
+	if n < 2 {
+		return nil, nil, 0, fail("header length %d is too short for a JSON object", n)
+	}
+	header := make([]byte, n)
+	if err := readFullAt(r, header, 8); err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors %s: read header: %w", source, err)
+	}
+	bufStart := 8 + int64(n)
+	entries, meta, err := parseHeader(header)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors %s: %w: %w", source, err, ErrInvalidSafetensors)
+	}
+	if err := checkEntries(entries, size-bufStart); err != nil {
+		return nil, nil, 0, fmt.Errorf("safetensors %s: %w: %w", source, err, ErrInvalidSafetensors)
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return entries, meta, bufStart, nil
 }
 
 // parseHeader walks the JSON header token by token so that duplicate keys,

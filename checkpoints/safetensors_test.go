@@ -454,3 +454,32 @@ func TestParseSafetensorsReaderEdgeCases(t *testing.T) {
 		t.Errorf("short reader: %v", err)
 	}
 }
+
+// TestReadSafetensorsHeader reads names and shapes, sorted by name, without the data, and
+// rejects what ReadSafetensors rejects.
+func TestReadSafetensorsHeader(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.safetensors")
+	tensors := []Tensor{
+		{Name: "b", Shape: []int{2, 3}, Data: []float32{1, 2, 3, 4, 5, 6}},
+		{Name: "a", Shape: []int{}, Data: []float32{7}},
+	}
+	if err := SaveSafetensors(path, tensors, nil); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := ReadSafetensorsHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 || infos[0].Name != "a" || len(infos[0].Shape) != 0 || infos[0].Numel() != 1 ||
+		infos[1].Name != "b" || !slices.Equal(infos[1].Shape, []int{2, 3}) || infos[1].Numel() != 6 {
+		t.Errorf("header %+v, want a [] and b [2 3]", infos)
+	}
+	bad := filepath.Join(dir, "bad.safetensors")
+	if err := os.WriteFile(bad, rawFile(`{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}`, make([]byte, 8)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSafetensorsHeader(bad); !errors.Is(err, ErrInvalidSafetensors) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("a tensor past the end of the file: %v", err)
+	}
+}

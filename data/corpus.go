@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"mqa/checkpoints"
 )
 
 // embedded holds gzip copies of the shared corpora; see corpora/NOTE.md.
@@ -251,7 +252,7 @@ func ReadTSV(r io.Reader, source string) ([]Pair, error) {
 // checks that the embedded corpus has the wanted kind ("txt" or "tsv").
 func openSource(path, name, split, ext string) (io.ReadCloser, string, error) {
 	if path != "" {
-		f, err := os.Open(path)
+		f, err := checkpoints.OpenRegular(path)
 		if err != nil {
 			return nil, path, fmt.Errorf("data: %w", err)
 		}

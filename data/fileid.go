@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
+
+	"mqa/checkpoints"
 )
 
 // FileID identifies a data file by what it holds, so that a run can name the
@@ -33,18 +34,11 @@ func IdentifyFile(path string) (FileID, error) {
 	if err != nil {
 		return FileID{}, fmt.Errorf("data: %s: %w", path, err)
 	}
-	f, err := os.Open(abs)
+	f, err := checkpoints.OpenRegular(abs)
 	if err != nil {
 		return FileID{}, fmt.Errorf("data: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return FileID{}, fmt.Errorf("data: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return FileID{}, fmt.Errorf("data: %s is not a regular file", path)
-	}
 	id := FileID{Path: abs}
 	h := sha256.New()
 	buf := make([]byte, 1<<20)

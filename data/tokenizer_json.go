@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"mqa/checkpoints"
 )
 
 const (
@@ -64,7 +66,7 @@ func (t *Tokenizer) Save(path string) error {
 // LoadTokenizer reads a tokenizer saved by Save; see ParseTokenizer for the
 // checks. Errors name path.
 func LoadTokenizer(path string) (*Tokenizer, error) {
-	f, err := os.Open(path)
+	f, err := checkpoints.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: load tokenizer: %w", err)
 	}

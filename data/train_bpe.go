@@ -71,6 +71,15 @@ func (h pairHeap) down(i int) {
 	}
 }
 
+// CheckVocabSize reports whether TrainBPE can build a vocabulary of n tokens: the byte
+// tokens and specials, plus at most MaxMerges merges.
+func CheckVocabSize(n int) error {
+	if n < baseVocab || n > baseVocab+MaxMerges {
+		return fmt.Errorf("data: BPE vocabulary size %d out of range [%d, %d]", n, baseVocab, baseVocab+MaxMerges)
+	}
+	return nil
+}
+
 // TrainBPE learns a byte-level BPE tokenizer with vocabSize ids (259 for
 // the specials and bytes, the rest merges) from texts.
 //
@@ -84,8 +93,8 @@ func (h pairHeap) down(i int) {
 //
 // vocabSize must be between 259 and 259+MaxMerges.
 func TrainBPE(texts []string, vocabSize int) (*Tokenizer, error) {
-	if vocabSize < baseVocab || vocabSize > baseVocab+MaxMerges {
-		return nil, fmt.Errorf("data: BPE vocabulary size %d out of range [%d, %d]", vocabSize, baseVocab, baseVocab+MaxMerges)
+	if err := CheckVocabSize(vocabSize); err != nil {
+		return nil, err
 	}
 	numMerges := vocabSize - baseVocab
 

@@ -23,11 +23,16 @@ type Model struct {
 
 // Load reads a checkpoint directory, or the newest complete checkpoint of a run directory.
 func Load(path string) (*Model, error) {
+	return LoadWith(path, models.LoadOptions{})
+}
+
+// LoadWith is Load with options for loading the weights.
+func LoadWith(path string, opt models.LoadOptions) (*Model, error) {
 	dir, err := models.ModelDir(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg, params, err := models.LoadModel(dir)
+	cfg, params, err := models.LoadModelWith(dir, opt)
 	if err != nil {
 		return nil, err
 	}

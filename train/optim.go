@@ -96,8 +96,8 @@ func (s Schedule) Validate() error {
 	default:
 		return fmt.Errorf("unknown schedule %q (allowed: invsqrt, cosine, constant)", s.Kind)
 	}
-	if !(s.Peak > 0) || s.Min < 0 || s.Min > s.Peak || s.Warmup < 0 {
-		return fmt.Errorf("schedule: need 0 ≤ min ≤ peak, peak > 0 and warmup ≥ 0 (got peak %g, min %g, warmup %d)", s.Peak, s.Min, s.Warmup)
+	if !(s.Peak > 0) || s.Min < 0 || s.Min > s.Peak || s.Warmup < 0 || s.Total < 0 || math.IsInf(s.Peak, 0) {
+		return fmt.Errorf("schedule: need 0 ≤ min ≤ peak, a finite peak > 0, warmup ≥ 0 and total ≥ 0 (got peak %g, min %g, warmup %d, total %d)", s.Peak, s.Min, s.Warmup, s.Total)
 	}
 	return nil
 }

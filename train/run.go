@@ -228,7 +228,17 @@ func now() string { return time.Now().UTC().Format(time.RFC3339) }
 
 // openLog opens train.jsonl for appending, first dropping any lines after step (left by a
 // run that crashed after its last checkpoint), so the log of a resumed run reads as one run.
+// Temporary copies of the log that a crash left beside it are removed.
 func openLog(path string, step int) (*os.File, error) {
+	stale, err := filepath.Glob(filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-[0-9]*"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("removing %s: %w", p, err)
+		}
+	}
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
@@ -277,17 +287,32 @@ func (t *Trainer) writeCheckpoint(dir string, st State, extra func(string) error
 	return nil
 }
 
+// ErrStepsTooFew is wrapped by Resume's error when the number of steps asked for does not
+// exceed the step the run is at.
+var ErrStepsTooFew = errors.New("steps must exceed the step the run is at")
+
 // Resume loads the newest complete checkpoint under path (a run directory or a checkpoint)
 // and returns a trainer positioned after it on device, with the run state (restore the
-// data source from State.Data). steps, when positive, replaces the number of steps to train.
+// data source from State.Data). The state is validated as settings given on a command line
+// are. steps, when positive, replaces the run's total number of steps and must exceed the
+// step the run is at (else the error wraps ErrStepsTooFew); the learning-rate schedule is
+// kept as it was (its warmup and its cosine horizon), so extending a run trains on at the
+// rate the schedule gives beyond its old end (see Schedule.LR).
 func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 	var st State
 	dir, err := checkpoints.Resolve(path)
 	if err != nil {
 		return nil, st, "", err
 	}
-	if err := checkpoints.ReadJSON(filepath.Join(dir, checkpoints.StateFile), &st, 1<<20); err != nil {
+	statePath := filepath.Join(dir, checkpoints.StateFile)
+	if err := checkpoints.ReadJSON(statePath, &st, 1<<20); err != nil {
 		return nil, st, dir, err
+	}
+	if err := st.validate(); err != nil {
+		return nil, st, dir, fmt.Errorf("%s: %w", statePath, err)
+	}
+	if steps > 0 && steps <= st.Step {
+		return nil, st, dir, fmt.Errorf("the run in %s is at step %d, so %d steps would train none (steps counts every step of the run, not steps to add): %w", path, st.Step, steps, ErrStepsTooFew)
 	}
 	cfg, params, err := models.LoadModel(dir)
 	if err != nil {
@@ -296,9 +321,6 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 	s := st.Settings
 	if steps > 0 {
 		s.Steps = steps
-		if s.Schedule.Total == st.Settings.Steps {
-			s.Schedule.Total = steps
-		}
 	}
 	t, err := newTrainer(cfg, params, s, device)
 	if err != nil {
@@ -330,6 +352,24 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 		return nil, st, dir, err
 	}
 	return t, st, dir, nil
+}
+
+// validate checks a loaded run state.
+func (st State) validate() error {
+	if err := st.Settings.Validate(); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	switch {
+	case st.Step < 0 || st.Step > st.Settings.Steps:
+		return fmt.Errorf("step %d is outside 0..%d (the run's steps)", st.Step, st.Settings.Steps)
+	case st.OptSteps < 0 || st.OptSteps > st.Step:
+		return fmt.Errorf("optimizer_steps %d is outside 0..%d (the step)", st.OptSteps, st.Step)
+	case st.Data.Epoch < 0 || st.Data.Pos < 0:
+		return fmt.Errorf("data position epoch %d, pos %d must not be negative", st.Data.Epoch, st.Data.Pos)
+	case !(st.Elapsed >= 0) || math.IsInf(st.Elapsed, 0):
+		return fmt.Errorf("elapsed_s %g must be a finite number ≥ 0", st.Elapsed)
+	}
+	return nil
 }
 
 // reload pushes host parameters and moments to the executor again (after UseParams edits them).

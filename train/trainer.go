@@ -36,13 +36,20 @@ func DefaultSettings(steps int) Settings {
 	}
 }
 
+// Bounds of the settings: every micro-batch of an update is held in memory, and a step
+// count beyond MaxSteps is a typo, not a plan.
+const (
+	MaxAccum = 1024
+	MaxSteps = 1 << 30
+)
+
 // Validate checks the settings.
 func (s Settings) Validate() error {
-	if s.Steps < 1 {
-		return fmt.Errorf("steps = %d must be positive", s.Steps)
+	if s.Steps < 1 || s.Steps > MaxSteps {
+		return fmt.Errorf("steps = %d must be between 1 and %d", s.Steps, MaxSteps)
 	}
-	if s.Accum < 1 {
-		return fmt.Errorf("accum = %d must be positive", s.Accum)
+	if s.Accum < 1 || s.Accum > MaxAccum {
+		return fmt.Errorf("accum = %d must be between 1 and %d", s.Accum, MaxAccum)
 	}
 	if s.Clip < 0 || s.WeightDecay < 0 || s.LabelSmoothing < 0 || s.LabelSmoothing >= 1 {
 		return fmt.Errorf("clip, weight decay must be ≥ 0 and label smoothing in [0, 1)")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"mqa/checkpoints"
+	"mqa/data"
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
@@ -31,9 +32,10 @@ type evalResult struct {
 func runEval(args []string) error {
 	fs := newFlags("eval", "-ckpt DIR [-split valid|test | -data FILE] [-json]")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
-	split := fs.String("split", "valid", "split of the checkpoint's corpus: valid or test")
+	split := fs.String("split", "valid", "split of the checkpoint's data: valid or test")
 	path := fs.String("data", "", "a file to score instead (text for an LM, TSV for translation)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	allowNonFinite := fs.Bool("allow-nonfinite", false, "load weights that hold NaN or infinite values (refused by default)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +45,7 @@ func runEval(args []string) error {
 	if *split != "valid" && *split != "test" {
 		return fmt.Errorf("eval: -split %q (allowed: valid, test): %w", *split, errUsage)
 	}
-	m, err := infer.Load(*ckpt)
+	m, err := infer.LoadWith(*ckpt, models.LoadOptions{AllowNonFinite: *allowNonFinite})
 	if err != nil {
 		return err
 	}
@@ -51,18 +53,9 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *path != "" {
-		d.Valid, d.Test = *path, *path
-	}
-	if err := d.load(); err != nil {
+	batches, words, source, err := d.loadSplit(*split, *path)
+	if err != nil {
 		return err
-	}
-	batches, words, source := d.valid, d.validWords, d.Corpus+"/"+*split
-	if *split == "test" {
-		batches, words = d.test, d.testWords
-	}
-	if *path != "" {
-		source = *path
 	}
 	ev, err := train.Evaluate(m.Cfg, m.Params, batches)
 	if err != nil {
@@ -73,6 +66,11 @@ func runEval(args []string) error {
 		r.Words, r.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
 	}
 	if *asJSON {
+		for _, v := range []float64{r.NLL, r.PPL, r.WordPPL} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("eval: %s scores NLL %g on %s, which JSON cannot hold; run without -json to see the numbers", m.Dir, r.NLL, source)
+			}
+		}
 		return json.NewEncoder(os.Stdout).Encode(r)
 	}
 	fmt.Printf("checkpoint  %s\ndata        %s\ntokens      %d\nnll         %.4f nats/token\nperplexity  %.3f\n", r.Checkpoint, r.Data, r.Tokens, r.NLL, r.PPL)
@@ -80,6 +78,47 @@ func runEval(args []string) error {
 		fmt.Printf("words       %d\nword ppl    %.3f\n", r.Words, r.WordPPL)
 	}
 	return nil
+}
+
+// loadSplit reads and batches only what eval scores: the file at path when given, else
+// split of the run's data (after checking that a data file is still the one the run
+// recorded). It returns the batches, the words of an LM text and the data's name.
+func (d *dataSpec) loadSplit(split, path string) ([]train.Batch, int, string, error) {
+	if d.Corpus == "" {
+		d.Corpus = defaultCorpus(d.Task)
+	}
+	source := d.Corpus + "/" + split
+	if path == "" {
+		f := dataFile{"valid", &d.Valid, &d.ValidFile}
+		if split == "test" {
+			f = dataFile{"test", &d.Test, &d.TestFile}
+		}
+		if err := d.checkFiles(f); err != nil {
+			return nil, 0, "", fmt.Errorf("eval: %w", err)
+		}
+		if path = *f.path; path != "" {
+			source = path
+		}
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		path, source = abs, abs
+	}
+	if d.Task == models.TaskTranslate {
+		pairs, err := data.LoadTSV(path, d.Corpus, split)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		batches, _, _ := d.evalTranslation(split, pairs)
+		return batches, 0, source, nil
+	}
+	docs, err := data.LoadText(path, d.Corpus, split)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	return lmEvalBatches(d.tok, docs, d.SeqLen, d.Batch), countWords(docs), source, nil
 }
 
 // checkpointData returns the data settings saved with a loaded checkpoint, with its

@@ -41,6 +41,12 @@ type dataSettings struct {
 	EvalBatches int `json:"eval_batches"`
 	// UptrainedFrom is the checkpoint an uptrained model was pooled from (mqa uptrain).
 	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
+	// TrainFile, ValidFile and TestFile identify the files Train, Valid and Test (absolute
+	// paths) by size, lines and SHA-256, so that a resumed run or eval notices a file that
+	// moved or changed. Nil for the embedded corpus, and in runs saved before they existed.
+	TrainFile *data.FileID `json:"train_file,omitempty"`
+	ValidFile *data.FileID `json:"valid_file,omitempty"`
+	TestFile  *data.FileID `json:"test_file,omitempty"`
 }
 
 // dataSpec is the loaded data of a run.

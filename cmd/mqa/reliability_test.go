@@ -190,3 +190,83 @@ func TestSIGINTSavesAndResumes(t *testing.T) {
 		t.Fatal("the resumed run's final weights differ from the uninterrupted run's")
 	}
 }
+
+// TestKillDuringPruning kills a run that prunes at every step (-keep 1, a checkpoint every
+// step) a few times: after every kill each checkpoint that says complete has all its files
+// and loads, the next start removes what the kill left, and the finished run matches an
+// uninterrupted one with nothing left over.
+func TestKillDuringPruning(t *testing.T) {
+	bin := buildMQA(t)
+	tr, va, te := smallText(t)
+	args := func(out string) []string {
+		return []string{"train", "-preset", "tiny", "-steps", "16", "-vocab", "280", "-seq", "8", "-batch", "2",
+			"-train", tr, "-valid", va, "-test", te, "-ckpt-every", "1", "-eval-every", "4", "-keep", "1", "-out", out}
+	}
+	ref := filepath.Join(t.TempDir(), "ref")
+	runMQA(t, bin, "uninterrupted run", args(ref)...)
+	run := filepath.Join(t.TempDir(), "run")
+	next := func() []string {
+		if _, err := checkpoints.Resolve(run); err == nil {
+			return []string{"train", "-resume", run}
+		}
+		return args(run)
+	}
+	files := []string{checkpoints.ConfigFile, checkpoints.WeightsFile, checkpoints.OptimizerFile, checkpoints.StateFile, checkpoints.RunFile, checkpoints.TokenizerFile}
+	rng := rand.New(rand.NewPCG(3, 5))
+	kills := 0
+	for attempt := 0; attempt < 20 && kills < 6; attempt++ {
+		cmd := exec.Command(bin, next()...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%v ended with %v\n%s", cmd.Args, err, stderr.String())
+			}
+			if err := os.RemoveAll(run); err != nil { // finished before the kill: start again
+				t.Fatal(err)
+			}
+			continue
+		case <-time.After(time.Duration(100+rng.IntN(500)) * time.Millisecond):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		}
+		infos, err := checkpoints.Manager{Root: run}.List()
+		if err != nil {
+			continue // killed before the run directory existed
+		}
+		for _, in := range infos {
+			for _, f := range files {
+				if _, err := os.Stat(filepath.Join(in.Dir, f)); err != nil {
+					t.Fatalf("after kill %d, %s says complete but %s is missing", kills, in.Dir, f)
+				}
+			}
+			if _, _, err := models.LoadModel(in.Dir); err != nil {
+				t.Fatalf("after kill %d, %s does not load: %v", kills, in.Dir, err)
+			}
+		}
+	}
+	if kills < 3 {
+		t.Fatalf("only %d kills landed", kills)
+	}
+	runMQA(t, bin, "finishing", next()...)
+	if !bytes.Equal(finalWeights(t, ref), finalWeights(t, run)) {
+		t.Error("after kills during pruning the final weights differ from the uninterrupted run's")
+	}
+	ents, err := os.ReadDir(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("the finished run still holds %s", e.Name())
+		}
+	}
+	t.Logf("%d kills", kills)
+}

@@ -49,15 +49,34 @@ func runTokenize(args []string) error {
 	return fmt.Errorf("tokenize: give -train FILE and -out FILE, or -tok FILE: %w", errUsage)
 }
 
-// encodeLines writes the ids of each input line as a line of space-separated numbers.
+// encodeLines writes the ids of each input line as a line of space-separated numbers. A
+// line longer than data.MaxLineBytes is an error naming its number; no more than that is
+// held in memory.
 func encodeLines(tok *data.Tokenizer, r io.Reader, w io.Writer) error {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, 64<<10)
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
-	for {
-		line, err := br.ReadString('\n')
+	var line []byte
+	for n := 1; ; n++ {
+		line = line[:0]
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			if len(line)+len(chunk) > data.MaxLineBytes+2 {
+				return fmt.Errorf("standard input:%d: line longer than %d bytes", n, data.MaxLineBytes)
+			}
+			line = append(line, chunk...)
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
 		if len(line) > 0 {
-			ids := tok.Encode(strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"))
+			text := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+			if len(text) > data.MaxLineBytes {
+				return fmt.Errorf("standard input:%d: line longer than %d bytes", n, data.MaxLineBytes)
+			}
+			ids := tok.Encode(text)
 			parts := make([]string, len(ids))
 			for i, id := range ids {
 				parts[i] = strconv.Itoa(id)

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"mqa/checkpoints"
+	"mqa/data"
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
@@ -62,12 +66,11 @@ func (m *modelFlags) config(task string, vocab, srcVocab int) (models.Config, er
 	var cfg models.Config
 	var err error
 	if m.configPath != "" {
-		data, err := os.ReadFile(m.configPath)
-		if err != nil {
+		if err := checkpoints.ReadJSON(m.configPath, &cfg, 1<<20); err != nil {
 			return cfg, err
 		}
-		if cfg, err = models.ParseConfig(data, m.configPath); err != nil {
-			return cfg, err
+		if err := cfg.Validate(); err != nil {
+			return cfg, fmt.Errorf("%s: %w", m.configPath, err)
 		}
 		if cfg.Task != task {
 			return cfg, fmt.Errorf("%s is a %s config, but -task is %s: %w", m.configPath, cfg.Task, task, errUsage)
@@ -126,7 +129,24 @@ func (o *optFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.skipNonFinite, "skip-nonfinite", false, "skip updates with a NaN/Inf loss or gradient instead of stopping")
 }
 
+// checkRuntime rejects negative values of the flags that only say how often to validate
+// and checkpoint, and how much to keep (the flags a resumed run may change).
+func (o *optFlags) checkRuntime() error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"steps", o.steps}, {"eval-every", o.evalEvery}, {"ckpt-every", o.ckptEvery}, {"keep", o.keep}, {"eval-batches", o.evalBatches}} {
+		if v.n < 0 {
+			return fmt.Errorf("-%s %d must not be negative: %w", v.name, v.n, errUsage)
+		}
+	}
+	return nil
+}
+
 func (o *optFlags) settings(d sizeDefaults) (train.Settings, error) {
+	if err := o.checkRuntime(); err != nil {
+		return train.Settings{}, err
+	}
 	steps, lr := o.steps, o.lr
 	if steps == 0 {
 		steps = d.steps
@@ -184,6 +204,11 @@ func (f *dataFlags) validate(maxLen int) error {
 			return fmt.Errorf("-%s %d must not be negative: %w", v.name, v.n, errUsage)
 		}
 	}
+	if f.vocab != 0 {
+		if err := data.CheckVocabSize(f.vocab); err != nil {
+			return fmt.Errorf("-vocab: %v: %w", err, errUsage)
+		}
+	}
 	if f.seqLen > maxLen || f.maxLen > maxLen {
 		return fmt.Errorf("-seq %d / -max-len %d: the model takes at most %d tokens (max_len): %w", f.seqLen, f.maxLen, maxLen, errUsage)
 	}
@@ -204,6 +229,21 @@ func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *dataSpec {
 		tokenizerPath: f.tokPath, separateVocab: f.separateVocab}
 }
 
+// maxBatchTokens bounds the tokens of one micro-batch (-batch × -seq for an LM,
+// -max-tokens for translation): the logits alone take tokens × vocab floats.
+const maxBatchTokens = 1 << 17
+
+// checkBatchSize refuses micro-batches over maxBatchTokens.
+func (d *dataSpec) checkBatchSize() error {
+	if d.Task == models.TaskTranslate && d.MaxTokens > maxBatchTokens {
+		return fmt.Errorf("-max-tokens %d: at most %d tokens a batch", d.MaxTokens, maxBatchTokens)
+	}
+	if d.Task == models.TaskLM && d.Batch > maxBatchTokens/max(d.SeqLen, 1) {
+		return fmt.Errorf("-batch %d × -seq %d: at most %d tokens a batch", d.Batch, d.SeqLen, maxBatchTokens)
+	}
+	return nil
+}
+
 func checkTask(task string) error {
 	if task != models.TaskLM && task != models.TaskTranslate {
 		return fmt.Errorf("unknown task %q (allowed: lm, translate): %w", task, errUsage)
@@ -212,11 +252,12 @@ func checkTask(task string) error {
 }
 
 func runTrain(args []string) error {
-	fs := newFlags("train", "[-task lm|translate] [-preset NAME] [-attn mha|mqa|gqa:G] [-steps N] [-out DIR] [flags]")
+	fs := newFlags("train", "[-task lm|translate] [-preset NAME] [-attn mha|mqa|gqa:G] [-steps N] [-out DIR] [flags] | -resume DIR [-steps N]")
 	task := fs.String("task", models.TaskLM, "lm or translate")
-	out := fs.String("out", "", "run directory for checkpoints and the log (default: runs/train-<time>)")
+	out := fs.String("out", "", "run directory for checkpoints and the log (default: runs/train-<time>); it must be empty or new, or the directory of a run that stopped before its first checkpoint")
+	force := fs.Bool("force", false, "train into a non-empty -out all the same: an earlier run's checkpoints and log there are deleted, other files are kept")
 	device := fs.String("device", "cpu", "cpu or cuda")
-	resume := fs.String("resume", "", "continue the run in this directory from its newest complete checkpoint")
+	resume := fs.String("resume", "", "continue the run in this directory from its newest complete checkpoint (allowed with it: "+resumeFlagList()+")")
 	var mf modelFlags
 	var of optFlags
 	var df dataFlags
@@ -230,17 +271,17 @@ func runTrain(args []string) error {
 	if err := gpuMemory(); err != nil {
 		return err
 	}
+	ctx, stop := signalContext()
+	defer stop()
+	if *resume != "" {
+		return resumeTraining(ctx, *resume, *device, of, setFlags(fs))
+	}
 	if err := checkTask(*task); err != nil {
 		return err
 	}
 	defaults, ok := presetDefaults[mf.preset]
 	if !ok {
 		defaults = presetDefaults["small"]
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	if *resume != "" {
-		return resumeTraining(ctx, *resume, *device, of.steps)
 	}
 	s, err := of.settings(defaults)
 	if err != nil {
@@ -257,16 +298,27 @@ func runTrain(args []string) error {
 	if err := train.CheckDevice(*device); err != nil {
 		return err
 	}
+	if *out == "" {
+		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
+	}
 	d := df.spec(*task, defaults, of)
+	if err := d.checkBatchSize(); err != nil {
+		return fmt.Errorf("train: %v: %w", err, errUsage)
+	}
+	lock, err := openFreshRunDir(*out, *force)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if err := d.identifyFiles(); err != nil {
+		return err
+	}
 	if err := d.load(); err != nil {
 		return err
 	}
 	cfg, err := mf.config(*task, d.tok.VocabSize(), d.srcVocab())
 	if err != nil {
 		return err
-	}
-	if *out == "" {
-		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
 	}
 	tr, err := train.NewTrainer(cfg, nil, s, *device)
 	if err != nil {
@@ -279,6 +331,88 @@ func runTrain(args []string) error {
 		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
 	}
 	return runLoop(ctx, tr, d, *out, 0)
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// resumeFlags are the flags that may go with -resume: they change how often a run is
+// validated and checkpointed, how many checkpoints it keeps, how long it trains and where;
+// never its model, data or optimisation, which come from the checkpoint.
+var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory"}
+
+func resumeFlagList() string {
+	return "-" + strings.Join(resumeFlags[1:], ", -")
+}
+
+// isRunEntry reports whether name is an entry that training creates in a run directory.
+func isRunEntry(name string) bool {
+	return (checkpoints.Manager{}).Owns(name) || name == checkpoints.LockFile || name == checkpoints.LogFile ||
+		strings.HasPrefix(name, ".tmp-"+checkpoints.LogFile+"-")
+}
+
+// openFreshRunDir takes the lock of the run directory out for a new run and checks what
+// is in it. An empty or new directory, or one holding only what a run that stopped before
+// its first complete checkpoint left, is cleaned and used. A directory holding an earlier
+// run's checkpoints, or files training does not create, is refused unless force; with
+// force an earlier run's checkpoints and log are deleted and every other file is kept.
+func openFreshRunDir(out string, force bool) (*checkpoints.RunLock, error) {
+	lockPath := filepath.Join(out, checkpoints.LockFile)
+	_, statErr := os.Lstat(lockPath)
+	hadLock := statErr == nil
+	lock, err := checkpoints.LockRun(out)
+	if err != nil {
+		return nil, err
+	}
+	refuse := func(err error) (*checkpoints.RunLock, error) {
+		_ = lock.Unlock()
+		if !hadLock {
+			_ = os.Remove(lockPath)
+		}
+		return nil, err
+	}
+	mgr := checkpoints.Manager{Root: out}
+	infos, err := mgr.List()
+	if err != nil {
+		return refuse(err)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return refuse(fmt.Errorf("run directory: %w", err))
+	}
+	var foreign []string
+	for _, e := range ents {
+		if !isRunEntry(e.Name()) {
+			foreign = append(foreign, e.Name())
+		}
+	}
+	switch {
+	case len(infos) > 0 && !force:
+		return refuse(fmt.Errorf("%s already holds a training run (newest checkpoint %s); continue it with: mqa train -resume %s, or pass -force to start a new run there (deleting its checkpoints and log)",
+			out, filepath.Base(infos[len(infos)-1].Dir), out))
+	case len(foreign) > 0 && !force:
+		if len(foreign) > 3 {
+			foreign = append(foreign[:3], fmt.Sprintf("and %d more", len(foreign)-3))
+		}
+		return refuse(fmt.Errorf("%s is not empty and not an mqa run directory (it holds %s); choose another -out, or pass -force to train there all the same (files training did not create are kept)",
+			out, strings.Join(foreign, ", ")))
+	}
+	if err := cleanRunDir(out); err != nil {
+		return refuse(err)
+	}
+	for _, info := range infos {
+		if err := mgr.Remove(info.Dir); err != nil {
+			return refuse(fmt.Errorf("-force: removing the earlier run's checkpoint: %w", err))
+		}
+	}
+	if err := os.Remove(filepath.Join(out, checkpoints.LogFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return refuse(fmt.Errorf("-force: removing the earlier run's log: %w", err))
+	}
+	return lock, nil
 }
 
 // runLoop trains and reports the outcome, including how to resume after a signal.
@@ -315,6 +449,58 @@ func (d *dataSpec) runOptions(out, label string) train.RunOptions {
 		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: os.Stderr, Label: label, SaveExtra: d.saveFiles}
 }
 
+// dataFile is one data file of a run: its split, its path and its identity in run.json.
+type dataFile struct {
+	split string
+	path  *string
+	id    **data.FileID
+}
+
+// files lists the run's data files given by path (the embedded corpus's are not files).
+func (d *dataSpec) files() []dataFile {
+	var out []dataFile
+	for _, f := range []dataFile{{"train", &d.Train, &d.TrainFile}, {"valid", &d.Valid, &d.ValidFile}, {"test", &d.Test, &d.TestFile}} {
+		if *f.path != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// identifyFiles makes the data file paths absolute and records each file's identity, for
+// run.json.
+func (d *dataSpec) identifyFiles() error {
+	for _, f := range d.files() {
+		id, err := data.IdentifyFile(*f.path)
+		if err != nil {
+			return fmt.Errorf("-%s: %w", f.split, err)
+		}
+		*f.path, *f.id = id.Path, &id
+	}
+	return nil
+}
+
+// checkFiles checks that each of the given data files is still the one run.json
+// identifies: at the same path, with the same SHA-256. Files without an identity (runs
+// saved before identities were recorded) are not checked.
+func (d *dataSpec) checkFiles(files ...dataFile) error {
+	for _, f := range files {
+		want := *f.id
+		if want == nil {
+			continue
+		}
+		got, err := data.IdentifyFile(want.Path)
+		switch {
+		case err != nil:
+			return fmt.Errorf("the %s data this run was trained with, %s, cannot be read (%v); put it back, or for eval score a file of your choice with -data", f.split, want.Path, err)
+		case got.SHA256 != want.SHA256:
+			return fmt.Errorf("the %s data %s has changed since the run recorded it (now %d bytes, %d lines, sha256 %.12s…; recorded %d bytes, %d lines, sha256 %.12s…)",
+				f.split, want.Path, got.Bytes, got.Lines, got.SHA256, want.Bytes, want.Lines, want.SHA256)
+		}
+	}
+	return nil
+}
+
 // signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -323,14 +509,79 @@ func signalContext() (context.Context, context.CancelFunc) {
 // errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
 var errInterrupted = errors.New("interrupted")
 
-func resumeTraining(ctx context.Context, dir, device string, steps int) error {
-	tr, st, ckpt, err := train.Resume(dir, device, steps)
+// cleanRunDir removes what an interrupted run left in the run directory dir (see
+// checkpoints.Manager.Clean) and says what it removed.
+func cleanRunDir(dir string) error {
+	removed, err := checkpoints.Manager{Root: dir}.Clean()
+	if len(removed) > 0 {
+		fmt.Fprintf(os.Stderr, "mqa train: removed what an interrupted run left in %s: %s\n", dir, strings.Join(removed, ", "))
+	}
+	return err
+}
+
+// resumeTraining continues the run in dir. Only the flags in resumeFlags may be given;
+// -steps, when given, is the run's new total (an extension keeps the schedule, see
+// scheduleNote), and the other allowed flags replace the run's settings from now on. A
+// finished run without a larger -steps is left as it is, with a message.
+func resumeTraining(ctx context.Context, dir, device string, of optFlags, set map[string]bool) error {
+	var refused []string
+	for name := range set {
+		if !slices.Contains(resumeFlags, name) {
+			refused = append(refused, "-"+name)
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		return fmt.Errorf("train: %s cannot go with -resume, which continues a run with the model, data and optimisation settings of its checkpoint (allowed with -resume: %s): %w",
+			strings.Join(refused, ", "), resumeFlagList(), errUsage)
+	}
+	if err := of.checkRuntime(); err != nil {
+		return err
+	}
+	if checkpoints.IsComplete(dir) {
+		return fmt.Errorf("train: -resume %s names a checkpoint; resume its run instead: mqa train -resume %s: %w", dir, filepath.Dir(filepath.Clean(dir)), errUsage)
+	}
+	if _, err := (checkpoints.Manager{Root: dir}).Latest(); err != nil {
+		return fmt.Errorf("train: cannot resume %s: %w", dir, err)
+	}
+	lock, err := checkpoints.LockRun(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if err := cleanRunDir(dir); err != nil {
+		return err
+	}
+	tr, st, ckpt, err := train.Resume(dir, device, of.steps)
+	if errors.Is(err, train.ErrStepsTooFew) {
+		return fmt.Errorf("train: -steps %d: the run in %s is at step %d; -steps is the run's total, not steps to add, so give more than %d: %w", of.steps, dir, st.Step, st.Step, errUsage)
+	}
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
+	if tr.Step >= tr.Settings.Steps {
+		fmt.Fprintf(os.Stderr, "mqa train: the run in %s has already finished all its %d steps; nothing to do (to train it further give -steps N with N > %d)\n", dir, tr.Step, tr.Step)
+		return nil
+	}
 	d := &dataSpec{}
-	if err := checkpoints.ReadJSON(filepath.Join(ckpt, checkpoints.RunFile), &d.dataSettings, 1<<20); err != nil {
+	runPath := filepath.Join(ckpt, checkpoints.RunFile)
+	if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
+		return err
+	}
+	if err := d.checkBatchSize(); err != nil {
+		return fmt.Errorf("%s: %w", runPath, err)
+	}
+	for _, o := range []struct {
+		flag string
+		dst  *int
+		v    int
+	}{{"eval-every", &d.EvalEvery, of.evalEvery}, {"ckpt-every", &d.CkptEvery, of.ckptEvery}, {"keep", &d.Keep, of.keep}, {"eval-batches", &d.EvalBatches, of.evalBatches}} {
+		if set[o.flag] {
+			*o.dst = o.v
+		}
+	}
+	if err := d.checkFiles(d.files()...); err != nil {
 		return err
 	}
 	if d.tok, d.srcTok, err = infer.LoadTokenizers(ckpt); err != nil {
@@ -343,5 +594,24 @@ func resumeTraining(ctx context.Context, dir, device string, steps int) error {
 		return fmt.Errorf("restoring the data position: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)
+	if tr.Settings.Steps != st.Settings.Steps {
+		fmt.Fprintf(os.Stderr, "mqa train: extending the run from %d to %d steps; %s\n", st.Settings.Steps, tr.Settings.Steps, scheduleNote(tr.Settings.Schedule, st.Settings.Steps))
+	}
 	return runLoop(ctx, tr, d, dir, st.Elapsed)
+}
+
+// scheduleNote says what the kept schedule s of a run of oldSteps steps does after them.
+func scheduleNote(s train.Schedule, oldSteps int) string {
+	kept := fmt.Sprintf("the learning-rate schedule is kept (warmup %d steps, peak %g)", s.Warmup, s.Peak)
+	switch s.Kind {
+	case train.ScheduleCosine:
+		note := fmt.Sprintf("%s: its cosine decay ends at step %d, so every later step trains at its floor %g", kept, s.Total, s.Min)
+		if s.Min == 0 {
+			note += ", which leaves the weights unchanged (the run had -min-lr 0)"
+		}
+		return note
+	case train.ScheduleInvSqrt:
+		return fmt.Sprintf("%s: its inverse-square-root decay goes on past step %d as it would have", kept, oldSteps)
+	}
+	return fmt.Sprintf("%s: the learning rate stays %g", kept, s.Peak)
 }

@@ -9,11 +9,16 @@ import (
 
 	"mqa/infer"
 	"mqa/infer/bleu"
+	"mqa/models"
 )
 
 func init() {
 	commands["translate"] = command{"translate a file line by line with a translation model (beam search, cached K/V)", runTranslate}
 }
+
+// maxBeam is the largest beam translate accepts: the K/V cache and the search state grow
+// with batch × beam.
+const maxBeam = 64
 
 func runTranslate(args []string) error {
 	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
@@ -21,13 +26,14 @@ func runTranslate(args []string) error {
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
 	input := fs.String("input", "", "source text, one sentence per line")
 	output := fs.String("output", "", "where to write the translations (default: standard output)")
-	beam := fs.Int("beam", 4, "beam size (1: greedy search)")
+	beam := fs.Int("beam", 4, fmt.Sprintf("beam size, 1 (greedy search) to %d", maxBeam))
 	alpha := fs.Float64("alpha", 0.6, "length penalty exponent α of ((5+len)/6)^α")
 	batch := fs.Int("batch", 16, "sentences decoded together")
 	maxLen := fs.Int("max", 0, "most output tokens per sentence (0: 2·source tokens + 10, at most the model's max_len)")
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
 	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
 	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
+	allowNonFinite := fs.Bool("allow-nonfinite", false, "load weights that hold NaN or infinite values (refused by default)")
 	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -38,8 +44,8 @@ func runTranslate(args []string) error {
 	switch {
 	case *ckpt == "" || *input == "":
 		return fmt.Errorf("translate: -ckpt and -input are required: %w", errUsage)
-	case *beam < 1:
-		return fmt.Errorf("translate: -beam %d must be at least 1: %w", *beam, errUsage)
+	case *beam < 1 || *beam > maxBeam:
+		return fmt.Errorf("translate: -beam %d must be between 1 and %d: %w", *beam, maxBeam, errUsage)
 	case !(*alpha >= 0) || *alpha > 1e6:
 		return fmt.Errorf("translate: -alpha %g must be a number ≥ 0: %w", *alpha, errUsage)
 	case *batch < 1:
@@ -50,7 +56,18 @@ func runTranslate(args []string) error {
 	if err := checkDevice("translate", *device); err != nil {
 		return err
 	}
-	m, err := infer.Load(*ckpt)
+	// Open the output first, so that a path that cannot be written fails before the work.
+	var w io.Writer = os.Stdout
+	var f *os.File
+	if *output != "" {
+		var err error
+		if f, err = os.Create(*output); err != nil {
+			return fmt.Errorf("translate: -output: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	m, err := infer.LoadWith(*ckpt, models.LoadOptions{AllowNonFinite: *allowNonFinite})
 	if err != nil {
 		return err
 	}
@@ -73,14 +90,6 @@ func runTranslate(args []string) error {
 	_ = bar.Finish()
 	if err != nil {
 		return fmt.Errorf("translate: %w", err)
-	}
-	var w io.Writer = os.Stdout
-	var f *os.File
-	if *output != "" {
-		if f, err = os.Create(*output); err != nil {
-			return err
-		}
-		w = f
 	}
 	bw := bufio.NewWriter(w)
 	for _, l := range out {

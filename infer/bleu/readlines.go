@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode/utf8"
+
+	"mqa/checkpoints"
 )
 
 // ReadLines reads a hypothesis or reference file with one segment per
@@ -16,7 +17,7 @@ import (
 // without a terminator is a segment; a terminator at the very end does not
 // start another one. Invalid UTF-8 is an error naming file and line.
 func ReadLines(path string) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := checkpoints.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
