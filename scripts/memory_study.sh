@@ -9,6 +9,8 @@
 #       samples the card's used memory every second; writes $OUT/NAME.{log,jsonl,mem.csv}
 #   scripts/memory_study.sh table NAME...      memory against steps, and the peaks
 #   scripts/memory_study.sh bench BINARY...    base LM `mqa bench train` (TF32 graphs), one JSON line each
+#   scripts/memory_study.sh torch              the shapes of $OUT/new.log through `mqa bench train -task translate`
+#                                              and bench/torch_memory_reference.py: peak memory side by side
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
@@ -69,6 +71,17 @@ bench() {
 			MQA_CUDA_MATH=tf32 timeout 120 "$bin" bench train -device cuda -preset base -batch 32 -seq 256 -steps 20 -warmup 3 \
 				-attn "$attn" -tf32 -graphs=true -json | sed "s|^{|{\"binary\":\"$bin\",|"
 		done
+	done
+}
+
+torch() {
+	local shapes
+	shapes=$(grep -o 'batch×source×target): [0-9x,]*' "$OUT/new.log" | head -1 | cut -d' ' -f2)
+	vocab=$(grep -o 'vocab [0-9]*' "$OUT/new.log" | head -1 | cut -d' ' -f2)
+	for attn in mha mqa; do
+		MQA_CUDA_MATH=tf32 timeout 120 .gpu/mqa bench train -device cuda -task translate -preset base -attn "$attn" -vocab "$vocab" \
+			-tf32 -graphs -shapes "$shapes" -repeat 2 -json
+		timeout 120 python3 bench/torch_memory_reference.py --preset base --attn "$attn" --vocab "$vocab" --tf32 --shapes "$shapes" --repeat 2
 	done
 }
 
