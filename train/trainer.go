@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"mqa/layers"
+	"mqa/layers/blas"
 	"mqa/models"
 )
 
@@ -105,7 +106,12 @@ type Executor interface {
 // NewExecutor makes the executor for a device. The CPU executor is built in; a build
 // with the mqacuda tag registers "cuda" here.
 var NewExecutor = map[string]func(t *Trainer) (Executor, error){
-	"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
+	"cpu": func(t *Trainer) (Executor, error) {
+		if err := blas.Err(); err != nil {
+			return nil, err
+		}
+		return newCPUExecutor(t), nil
+	},
 }
 
 // Trainer holds a model's parameters and optimizer state and runs updates through an Executor.
@@ -169,9 +175,13 @@ func (t *Trainer) start() error {
 	return err
 }
 
-// CheckDevice says whether this build can train on device.
+// CheckDevice says whether this build can train on device (for the CPU: whether the
+// BLAS that MQA_BLAS asks for is there).
 func CheckDevice(device string) error {
 	if _, ok := NewExecutor[device]; ok {
+		if device == "cpu" {
+			return blas.Err()
+		}
 		return nil
 	}
 	if device == "cuda" {

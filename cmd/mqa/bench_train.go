@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mqa/layers"
+	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
 )
@@ -27,7 +28,7 @@ func trainFLOPs(cfg models.Config, batch, seq int) float64 {
 	return 3 * (2*perTok*tokens + attn)
 }
 
-func runBenchTrain(args []string) error {
+func runBenchTrain(args []string) (err error) {
 	fs := newFlags("bench train", "[flags]")
 	device := fs.String("device", "cuda", "cpu or cuda")
 	preset := fs.String("preset", "base", "model size preset")
@@ -41,9 +42,22 @@ func runBenchTrain(args []string) error {
 	bf16 := fs.Bool("bf16", false, "BF16 matrix products (cuda): bf16 copies of the weights and GEMM inputs, FP32 accumulation, FP32 master weights")
 	graphs := fs.Bool("graphs", false, "capture the step into a CUDA graph (cuda)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := blas.Err(); err != nil {
+		return err
+	}
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := stop(); err == nil {
+			err = serr
+		}
+	}()
 	cfg, err := models.Preset(*preset, models.TaskLM, *vocab)
 	if err != nil {
 		return fmt.Errorf("bench train: %v: %w", err, errUsage)
@@ -103,14 +117,26 @@ func runBenchTrain(args []string) error {
 	el := time.Since(start).Seconds()
 	perStep := el / float64(*steps)
 	flops := trainFLOPs(cfg, *batch, *seq)
+	var sgemm float64 // GFLOP/s of the BLAS in use on 512×512 products, measured now
+	if *device == "cpu" {
+		sgemm = blas.SgemmRate(512, time.Second)
+	}
 	res := map[string]any{
 		"impl": "mqa-go", "device": *device, "preset": *preset, "attn": *attn, "kv_heads": cfg.KVHeads, "ff_dim": cfg.FFDim,
 		"batch": *batch, "seq": *seq, "vocab": cfg.Vocab, "math": mathMode, "cuda_graphs": *graphs, "steps": *steps,
 		"params": cfg.ParamCount(), "ms_per_step": perStep * 1e3, "tokens_per_s": float64(*batch**seq) / perStep,
 		"flops_per_step": flops, "tflops": flops / perStep / 1e12, "loss_first": first, "loss_last": last,
 	}
+	if *device == "cpu" {
+		res["blas"], res["sgemm_gflops"] = blas.Name(), sgemm
+	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	if *device == "cpu" {
+		fmt.Printf("train cpu %s %s batch %d×%d, BLAS %s: %.2f ms/step, %.0f tokens/s, %.1f GFLOP/s of model FLOPs; SGEMM 512³ %.1f GFLOP/s (loss %.3f → %.3f)\n",
+			*preset, *attn, *batch, *seq, blas.Name(), perStep*1e3, float64(*batch**seq)/perStep, flops/perStep/1e9, sgemm, first, last)
+		return nil
 	}
 	fmt.Printf("train %s %s %s batch %d×%d math %s graphs %v: %.2f ms/step, %.0f tokens/s, %.1f TFLOP/s (loss %.3f → %.3f)\n",
 		*device, *preset, *attn, *batch, *seq, mathMode, *graphs, perStep*1e3, float64(*batch**seq)/perStep, flops/perStep/1e12, first, last)

@@ -147,6 +147,7 @@ func runCompare(args []string) error {
 	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func runCompare(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return r.run(ctx)
+	return prof.around(func() error { return r.run(ctx) })
 }
 
 func splitList(s string) []string {

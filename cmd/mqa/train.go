@@ -14,6 +14,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer"
+	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
 )
@@ -223,6 +224,7 @@ func runTrain(args []string) error {
 	mf.register(fs)
 	of.register(fs)
 	df.register(fs)
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -236,7 +238,7 @@ func runTrain(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	if *resume != "" {
-		return resumeTraining(ctx, *resume, *device, of.steps)
+		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, of.steps) })
 	}
 	s, err := of.settings(defaults)
 	if err != nil {
@@ -274,7 +276,10 @@ func runTrain(args []string) error {
 	if d.dropped != "" {
 		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
 	}
-	return runLoop(ctx, tr, d, *out, 0)
+	if *device == "cpu" {
+		fmt.Fprintln(os.Stderr, "mqa train: matrix products on", blas.Name())
+	}
+	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
 }
 
 // runLoop trains and reports the outcome, including how to resume after a signal.
