@@ -97,7 +97,9 @@ func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
 func logSumExp[T float](row []T) (maxv, lse float64) {
 	maxv = math.Inf(-1)
 	for _, v := range row {
-		maxv = math.Max(maxv, float64(v))
+		if x := float64(v); x > maxv { // NaN is skipped here and comes through in the sum
+			maxv = x
+		}
 	}
 	var s float64
 	for _, v := range row {
@@ -106,24 +108,32 @@ func logSumExp[T float](row []T) (maxv, lse float64) {
 	return maxv, math.Log(s)
 }
 
+// xentFwd sums the rows' losses; the rows are computed in parallel and summed in order.
 func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int) (total float64) {
 	eps := op.Smoothing
-	for i, t := range targets {
-		if t == op.Ignore {
-			continue
-		}
-		row := logits[i*v : (i+1)*v]
-		maxv, lse := logSumExp(row)
-		logZ := maxv + lse
-		nll := logZ - float64(row[t])
-		if eps > 0 {
-			var sum float64
-			for _, x := range row {
-				sum += float64(x)
+	nll := make([]float64, len(targets))
+	parallelRows(len(targets), v, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if targets[i] == op.Ignore {
+				continue
 			}
-			nll = (1-eps)*nll + eps*(logZ-sum/float64(v))
+			row := logits[i*v : (i+1)*v]
+			maxv, lse := logSumExp(row)
+			logZ := maxv + lse
+			nll[i] = logZ - float64(row[targets[i]])
+			if eps > 0 {
+				var sum float64
+				for _, x := range row {
+					sum += float64(x)
+				}
+				nll[i] = (1-eps)*nll[i] + eps*(logZ-sum/float64(v))
+			}
 		}
-		total += nll
+	})
+	for i, t := range targets {
+		if t != op.Ignore {
+			total += nll[i]
+		}
 	}
 	return total
 }
@@ -187,21 +197,24 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 
 func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
 	eps := op.Smoothing
-	for i, t := range targets {
-		if t == op.Ignore {
-			continue
-		}
-		row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
-		maxv, lse := logSumExp(row)
-		for j, x := range row {
-			p := math.Exp(float64(x) - maxv - lse)
-			d := p - eps/float64(v)
-			if j == t {
-				d -= 1 - eps
+	parallelRows(len(targets), 2*v, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			t := targets[i]
+			if t == op.Ignore {
+				continue
 			}
-			dr[j] = T(scale * d)
+			row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
+			maxv, lse := logSumExp(row)
+			for j, x := range row {
+				p := math.Exp(float64(x) - maxv - lse)
+				d := p - eps/float64(v)
+				if j == t {
+					d -= 1 - eps
+				}
+				dr[j] = T(scale * d)
+			}
 		}
-	}
+	})
 }
 
 // scalarOf reads a float scalar value.
