@@ -33,7 +33,7 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 	lengths := tensor.New(tensor.WithBacking([]int{90, 33, 96, 70, 50, 96, 1, 80}))
 	logits, scores, x := randDense(r, rows, vocab), randDense(r, 8, keys, keys), randDense(r, rows, width)
 	gamma, beta, g, gs := randDense(r, width), randDense(r, width), randDense(r, rows, width), randDense(r, 8, keys, keys)
-	half := randDense(r, rows, width/2)
+	half, scores4 := randDense(r, rows, width/2), randDense(r, 8, 12, 16, 64)
 	run := func(procs int, op G.Op, in []G.Value) []float32 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		v, err := op.Do(in...)
@@ -63,6 +63,8 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		{"swiglu", Activation{Kind: SwiGLU}, []G.Value{x}},
 		{"relu grad", ActivationGrad{Kind: ReLU}, []G.Value{x, g}},
 		{"swiglu grad", ActivationGrad{Kind: SwiGLU}, []G.Value{x, half}},
+		{"permute", Permute{Axes: []int{1, 0, 2}}, []G.Value{scores}},
+		{"permute 4-D", Permute{Axes: []int{2, 0, 3, 1}}, []G.Value{scores4}},
 	}
 	for _, c := range cases {
 		serial, par := run(1, c.op, c.in), run(4, c.op, c.in)
