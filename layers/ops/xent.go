@@ -93,14 +93,21 @@ func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
 	return nil, fmt.Errorf("%v: unsupported dtype %v", op, logits.Dtype())
 }
 
-// logSumExp returns the maximum and log Σ exp(x − max) of a row.
-func logSumExp[T float](row []T) (maxv, lse float64) {
-	maxv = math.Inf(-1)
+// rowMax returns the largest value of a row (−Inf for an empty row). A NaN is skipped here;
+// it makes the sums of exponentials that follow NaN.
+func rowMax[T float](row []T) float64 {
+	maxv := math.Inf(-1)
 	for _, v := range row {
-		if x := float64(v); x > maxv { // NaN is skipped here and comes through in the sum
+		if x := float64(v); x > maxv {
 			maxv = x
 		}
 	}
+	return maxv
+}
+
+// logSumExp returns the maximum and log Σ exp(x − max) of a row.
+func logSumExp[T float](row []T) (maxv, lse float64) {
+	maxv = rowMax(row)
 	var s float64
 	for _, v := range row {
 		s += math.Exp(float64(v) - maxv)
@@ -198,15 +205,22 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
 	eps := op.Smoothing
 	parallelRows(len(targets), 2*v, func(lo, hi int) {
+		e := make([]float64, v) // exp(x − max) of a row, each computed once
 		for i := lo; i < hi; i++ {
 			t := targets[i]
 			if t == op.Ignore {
 				continue
 			}
 			row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
-			maxv, lse := logSumExp(row)
+			maxv := rowMax(row)
+			var sum float64
 			for j, x := range row {
-				p := math.Exp(float64(x) - maxv - lse)
+				e[j] = math.Exp(float64(x) - maxv)
+				sum += e[j]
+			}
+			inv := 1 / sum
+			for j := range row {
+				p := e[j] * inv
 				d := p - eps/float64(v)
 				if j == t {
 					d -= 1 - eps
