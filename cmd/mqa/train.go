@@ -276,10 +276,15 @@ func runTrain(args []string) error {
 	if d.dropped != "" {
 		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
 	}
-	if *device == "cpu" {
+	printBLAS(*device)
+	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
+}
+
+// printBLAS says which BLAS a CPU run's matrix products use.
+func printBLAS(device string) {
+	if device == "cpu" {
 		fmt.Fprintln(os.Stderr, "mqa train: matrix products on", blas.Name())
 	}
-	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
 }
 
 // runLoop trains and reports the outcome, including how to resume after a signal.
@@ -337,5 +342,6 @@ func resumeTraining(ctx context.Context, dir, device string, steps int) error {
 		return fmt.Errorf("restoring the data position: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)
+	printBLAS(device)
 	return runLoop(ctx, tr, d, dir, st.Elapsed)
 }
