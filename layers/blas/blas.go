@@ -48,7 +48,7 @@ func init() {
 	}
 	lib = l
 	chosen = l.name
-	impl := Implementation{lib: l}
+	impl := implementation{lib: l}
 	G.Use(impl)
 	tensor.Use(impl)
 }

@@ -95,7 +95,7 @@ func TestSgemmMatchesGonum(t *testing.T) {
 		a, lda, b, ldb, want, ldc := operands[float32](c, uint64(i))
 		got := append([]float32(nil), want...)
 		gonum.Implementation{}.Sgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, want, ldc)
-		Implementation{lib: lib}.Sgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, got, ldc)
+		implementation{lib: lib}.Sgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, got, ldc)
 		if j, ok := closeTo(got, want, 1e-5); !ok {
 			t.Errorf("case %+v: element %d is %g, gonum gives %g", c, j, got[j], want[j])
 		}
@@ -110,7 +110,7 @@ func TestDgemmMatchesGonum(t *testing.T) {
 		a, lda, b, ldb, want, ldc := operands[float64](c, uint64(i))
 		got := append([]float64(nil), want...)
 		gonum.Implementation{}.Dgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, want, ldc)
-		Implementation{lib: lib}.Dgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, got, ldc)
+		implementation{lib: lib}.Dgemm(c.tA, c.tB, c.m, c.n, c.k, 0.7, a, lda, b, ldb, -0.3, got, ldc)
 		if j, ok := closeTo(got, want, 1e-12); !ok {
 			t.Errorf("case %+v: element %d is %g, gonum gives %g", c, j, got[j], want[j])
 		}
@@ -151,7 +151,7 @@ func TestBadArgumentsPanicLikeGonum(t *testing.T) {
 			t.Fatal("Sgemm with a short A did not panic")
 		}
 	}()
-	Implementation{lib: lib}.Sgemm(gblas.NoTrans, gblas.NoTrans, 2, 2, 2, 1, make([]float32, 3), 2, make([]float32, 4), 2, 0, make([]float32, 4), 2)
+	implementation{lib: lib}.Sgemm(gblas.NoTrans, gblas.NoTrans, 2, 2, 2, 1, make([]float32, 3), 2, make([]float32, 4), 2, 0, make([]float32, 4), 2)
 }
 
 // TestSplitBlocks checks split's blocks with gonum doing each block's product, so the row and

@@ -9,16 +9,16 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// Implementation is gonum's BLAS with the matrix products (Sgemm, Dgemm) done by OpenBLAS.
+// implementation is gonum's BLAS with the matrix products (Sgemm, Dgemm) done by OpenBLAS.
 // A call whose arguments gonum would reject is passed to gonum, which panics with its usual
 // message, so OpenBLAS never reads outside a slice.
-type Implementation struct {
+type implementation struct {
 	gonum.Implementation
 	lib *openBLAS
 }
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32 matrices.
-func (impl Implementation) Sgemm(tA, tB gblas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func (impl implementation) Sgemm(tA, tB gblas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if !gemmFits(tA, tB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc) {
 		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -29,7 +29,7 @@ func (impl Implementation) Sgemm(tA, tB gblas.Transpose, m, n, k int, alpha floa
 }
 
 // Dgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float64 matrices.
-func (impl Implementation) Dgemm(tA, tB gblas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+func (impl implementation) Dgemm(tA, tB gblas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
 	if !gemmFits(tA, tB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc) {
 		impl.Implementation.Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

@@ -111,7 +111,7 @@ func bind(h uintptr) (*openBLAS, error) {
 	purego.RegisterLibFunc(&setThreads, h, "openblas_set_num_threads")
 	// OpenBLAS's own threads spin while they wait for work, which takes the cores from the
 	// Go code that runs between products (and from everyone else on a shared machine); so
-	// each call runs on one thread and Implementation splits large products over goroutines.
+	// each call runs on one thread and implementation splits large products over goroutines.
 	setThreads(1)
 	words := strings.Fields(config()) // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
 	version := strings.Join(words[:min(2, len(words))], " ")
