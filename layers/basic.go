@@ -6,6 +6,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	// Matrix products (Linear, attention) run on OpenBLAS where the machine has it.
+	_ "mqa/layers/blas"
 	"mqa/layers/ops"
 )
 

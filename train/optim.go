@@ -6,6 +6,8 @@ package train
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 )
 
 // AdamW is Adam with decoupled weight decay (Loshchilov & Hutter) and bias correction.
@@ -43,24 +45,51 @@ func (o *AdamW) Update(params, grads [][]float32, lr, gradScale float64) error {
 	rbc2 := float32(1 / math.Sqrt(bc2))
 	eps := float32(o.Eps)
 	scale := float32(gradScale)
+	total := 0
 	for i, p := range params {
-		g, m, v := grads[i], o.M[i], o.V[i]
-		if len(p) != len(g) || len(p) != len(m) {
-			return fmt.Errorf("adamw: parameter %d has %d values, gradient %d, moments %d", i, len(p), len(g), len(m))
+		if len(p) != len(grads[i]) || len(p) != len(o.M[i]) || len(p) != len(o.V[i]) {
+			return fmt.Errorf("adamw: parameter %d has %d values, gradient %d, moments %d and %d", i, len(p), len(grads[i]), len(o.M[i]), len(o.V[i]))
 		}
-		decay := float32(1)
-		if o.Decay[i] {
-			decay = float32(1 - lr*o.WeightDecay)
-		}
-		for j := range p {
-			gj := g[j] * scale
-			m[j] = b1*m[j] + (1-b1)*gj
-			v[j] = b2*v[j] + (1-b2)*gj*gj
-			p[j] = p[j]*decay - step*m[j]/(float32(math.Sqrt(float64(v[j])))*rbc2+eps)
+		total += len(p)
+	}
+	// update changes the values [lo, hi) of the parameters laid end to end.
+	update := func(lo, hi int) {
+		start := 0
+		for i, p := range params {
+			from, to := max(lo-start, 0), min(hi-start, len(p))
+			start += len(p)
+			if from >= to {
+				continue
+			}
+			g, m, v := grads[i], o.M[i], o.V[i]
+			decay := float32(1)
+			if o.Decay[i] {
+				decay = float32(1 - lr*o.WeightDecay)
+			}
+			for j := from; j < to; j++ {
+				gj := g[j] * scale
+				m[j] = b1*m[j] + (1-b1)*gj
+				v[j] = b2*v[j] + (1-b2)*gj*gj
+				p[j] = p[j]*decay - step*m[j]/(float32(math.Sqrt(float64(v[j])))*rbc2+eps)
+			}
 		}
 	}
+	// Each value's update stands alone, so shares of them go to the cores.
+	parts := min(runtime.GOMAXPROCS(0), total/minUpdateShare)
+	if parts <= 1 {
+		update(0, total)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for w := range parts {
+		wg.Go(func() { update(total*w/parts, total*(w+1)/parts) })
+	}
+	wg.Wait()
 	return nil
 }
+
+// minUpdateShare is the least number of values Update gives one goroutine.
+const minUpdateShare = 1 << 15
 
 // GlobalNorm is the L2 norm of all gradients together.
 func GlobalNorm(grads [][]float32) float64 {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"mqa/layers"
+	"mqa/layers/blas"
 	"mqa/models"
 )
 
@@ -120,7 +121,12 @@ type ExecutorFactory func(t *Trainer) (Executor, error)
 var (
 	executorsMu sync.RWMutex
 	executors   = map[string]ExecutorFactory{
-		"cpu": func(t *Trainer) (Executor, error) { return newCPUExecutor(t), nil },
+		"cpu": func(t *Trainer) (Executor, error) {
+			if err := blas.Err(); err != nil {
+				return nil, err
+			}
+			return newCPUExecutor(t), nil
+		},
 	}
 )
 
@@ -219,9 +225,13 @@ func (t *Trainer) start() error {
 	return err
 }
 
-// CheckDevice says whether this build can train on device.
+// CheckDevice says whether this build can train on device (for the CPU: whether the
+// BLAS that MQA_BLAS asks for is there).
 func CheckDevice(device string) error {
 	if _, ok := executorFor(device); ok {
+		if device == "cpu" {
+			return blas.Err()
+		}
 		return nil
 	}
 	if device == "cuda" {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"mqa/layers/blas"
 	"os"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func parseShapes(spec string, maxLen int) ([]models.Shape, error) {
 	return out, nil
 }
 
-func runBenchTrain(args []string) error {
+func runBenchTrain(args []string) (err error) {
 	fs := newFlags("bench train", "[flags]")
 	task := fs.String("task", models.TaskLM, "lm (one batch shape -batch × -seq) or translate (an encoder–decoder over -shapes)")
 	device := fs.String("device", "cuda", "cpu or cuda")
@@ -87,12 +88,25 @@ func runBenchTrain(args []string) error {
 	graphs := fs.Bool("graphs", false, "capture the step into a CUDA graph (cuda)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	gpuMemory := gpuMemoryFlag(fs)
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := gpuMemory(); err != nil {
 		return err
 	}
+	if err := blas.Err(); err != nil {
+		return err
+	}
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := stop(); err == nil {
+			err = serr
+		}
+	}()
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var other []string
@@ -160,11 +174,18 @@ func runBenchTrain(args []string) error {
 	if err != nil {
 		return err
 	}
+	var sgemm float64 // GFLOP/s of the BLAS in use on 512×512 products, measured now
+	if *device == "cpu" {
+		sgemm = blas.SgemmRate(512, time.Second)
+	}
 	fields := map[string]any{
 		"impl": "mqa-go", "device": *device, "preset": *preset, "attn": *attn, "kv_heads": cfg.KVHeads, "ff_dim": cfg.FFDim,
 		"vocab": cfg.Vocab, "math": mathMode, "cuda_graphs": *graphs, "steps": res.timedSteps,
 		"params": cfg.ParamCount(), "ms_per_step": res.perStep * 1e3, "tokens_per_s": res.tokens / res.perStep,
 		"flops_per_step": res.flops, "tflops": res.flops / res.perStep / 1e12, "loss_first": res.first, "loss_last": res.last,
+	}
+	if *device == "cpu" {
+		fields["blas"], fields["sgemm_gflops"] = blas.Name(), sgemm
 	}
 	peak := ""
 	if res.peakOK {
@@ -181,6 +202,11 @@ func runBenchTrain(args []string) error {
 	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(fields)
+	}
+	if *device == "cpu" {
+		fmt.Printf("train cpu %s %s %s, BLAS %s: %.2f ms/step, %.0f tokens/s, %.1f GFLOP/s of model FLOPs; SGEMM 512³ %.1f GFLOP/s (loss %.3f → %.3f)\n",
+			*preset, *attn, what, blas.Name(), res.perStep*1e3, res.tokens/res.perStep, res.flops/res.perStep/1e9, sgemm, res.first, res.last)
+		return nil
 	}
 	fmt.Printf("train %s %s %s %s math %s graphs %v: %.2f ms/step, %.0f tokens/s, %.1f TFLOP/s (loss %.3f → %.3f)%s\n",
 		*device, *preset, *attn, what, mathMode, *graphs, res.perStep*1e3, res.tokens/res.perStep, res.flops/res.perStep/1e12, res.first, res.last, peak)

@@ -155,6 +155,7 @@ func runCompare(args []string) error {
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	fs.Float64Var(&r.uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func runCompare(args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return r.run(ctx)
+	return prof.around(func() error { return r.run(ctx) })
 }
 
 func splitList(s string) []string {

@@ -18,6 +18,7 @@ import (
 	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/infer"
+	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
 )
@@ -265,6 +266,7 @@ func runTrain(args []string) error {
 	of.register(fs)
 	df.register(fs)
 	gpuMemory := gpuMemoryFlag(fs)
+	prof := profileFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -274,7 +276,7 @@ func runTrain(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	if *resume != "" {
-		return resumeTraining(ctx, *resume, *device, of, setFlags(fs))
+		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, of, setFlags(fs)) })
 	}
 	if err := checkTask(*task); err != nil {
 		return err
@@ -330,7 +332,15 @@ func runTrain(args []string) error {
 	if d.dropped != "" {
 		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
 	}
-	return runLoop(ctx, tr, d, *out, 0)
+	printBLAS(*device)
+	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
+}
+
+// printBLAS says which BLAS a CPU run's matrix products use.
+func printBLAS(device string) {
+	if device == "cpu" {
+		fmt.Fprintln(os.Stderr, "mqa train: matrix products on", blas.Name())
+	}
 }
 
 // setFlags returns the names of the flags given on the command line.
@@ -343,7 +353,7 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // resumeFlags are the flags that may go with -resume: they change how often a run is
 // validated and checkpointed, how many checkpoints it keeps, how long it trains and where;
 // never its model, data or optimisation, which come from the checkpoint.
-var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory"}
+var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory", "cpuprofile", "memprofile"}
 
 func resumeFlagList() string {
 	return "-" + strings.Join(resumeFlags[1:], ", -")
@@ -597,6 +607,7 @@ func resumeTraining(ctx context.Context, dir, device string, of optFlags, set ma
 	if tr.Settings.Steps != st.Settings.Steps {
 		fmt.Fprintf(os.Stderr, "mqa train: extending the run from %d to %d steps; %s\n", st.Settings.Steps, tr.Settings.Steps, scheduleNote(tr.Settings.Schedule, st.Settings.Steps))
 	}
+	printBLAS(device)
 	return runLoop(ctx, tr, d, dir, st.Elapsed)
 }
 

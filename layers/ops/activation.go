@@ -87,7 +87,19 @@ func sigmoid(x float64) float64  { return 1 / (1 + math.Exp(-x)) }
 func silu(x float64) float64     { return x * sigmoid(x) }
 func siluGrad(x float64) float64 { s := sigmoid(x); return s * (1 + x*(1-s)) }
 
+// activate applies the activation to the rows of x (width wide), in parallel over rows.
 func activate[T float](kind string, x, y []T, width int) {
+	ow := width // the output's row width
+	if kind == SwiGLU {
+		ow = width / 2
+	}
+	parallelRows(len(x)/max(width, 1), width, func(lo, hi int) {
+		activateRows(kind, x[lo*width:hi*width], y[lo*ow:hi*ow], width)
+	})
+}
+
+// activateRows applies the activation to whole rows of x, writing the same rows of y.
+func activateRows[T float](kind string, x, y []T, width int) {
 	switch kind {
 	case ReLU:
 		for i, v := range x {
@@ -165,7 +177,19 @@ func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
 	return out, err
 }
 
+// activateGrad computes the activation's gradient row by row, in parallel over rows.
 func activateGrad[T float](kind string, x, g, dx []T, width int) {
+	parallelRows(len(x)/max(width, 1), width, func(lo, hi int) {
+		gw := width
+		if kind == SwiGLU {
+			gw = width / 2
+		}
+		activateGradRows(kind, x[lo*width:hi*width], g[lo*gw:hi*gw], dx[lo*width:hi*width], width)
+	})
+}
+
+// activateGradRows computes the gradient for whole rows of x, g and dx.
+func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 	switch kind {
 	case ReLU:
 		for i, v := range x {

@@ -97,17 +97,19 @@ func rowStats[T float](row []T, rms bool, eps float64) (mean, rstd float64) {
 
 func normFwd[T float](op Norm, d int, in [][]T, y []T) {
 	x, gamma := in[0], in[1]
-	for off := 0; off < len(x); off += d {
-		row := x[off : off+d]
-		mean, rstd := rowStats(row, op.RMS, op.Eps)
-		for j, v := range row {
-			o := (float64(v) - mean) * rstd * float64(gamma[j])
-			if !op.RMS {
-				o += float64(in[2][j])
+	parallelRows(len(x)/max(d, 1), d, func(lo, hi int) {
+		for off := lo * d; off < hi*d; off += d {
+			row := x[off : off+d]
+			mean, rstd := rowStats(row, op.RMS, op.Eps)
+			for j, v := range row {
+				o := (float64(v) - mean) * rstd * float64(gamma[j])
+				if !op.RMS {
+					o += float64(in[2][j])
+				}
+				y[off+j] = T(o)
 			}
-			y[off+j] = T(o)
 		}
-	}
+	})
 }
 
 // DiffWRT: every input is differentiable.
@@ -211,22 +213,24 @@ func normBwd[T float](op NormGrad, d int, in [][]T, out []T) {
 	// dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat ⊙ xhat)), without the mean(dxhat)
 	// term for RMSNorm; dxhat = g ⊙ gamma.
 	n := float64(d)
-	for off := 0; off < len(x); off += d {
-		row, gr := x[off:off+d], g[off:off+d]
-		mean, rstd := rowStats(row, op.RMS, op.Eps)
-		var sumD, sumDX float64
-		for j := range row {
-			dxhat := float64(gr[j]) * float64(gamma[j])
-			sumD += dxhat
-			sumDX += dxhat * (float64(row[j]) - mean) * rstd
+	parallelRows(len(x)/max(d, 1), 2*d, func(lo, hi int) {
+		for off := lo * d; off < hi*d; off += d {
+			row, gr := x[off:off+d], g[off:off+d]
+			mean, rstd := rowStats(row, op.RMS, op.Eps)
+			var sumD, sumDX float64
+			for j := range row {
+				dxhat := float64(gr[j]) * float64(gamma[j])
+				sumD += dxhat
+				sumDX += dxhat * (float64(row[j]) - mean) * rstd
+			}
+			if op.RMS {
+				sumD = 0
+			}
+			for j := range row {
+				xhat := (float64(row[j]) - mean) * rstd
+				dxhat := float64(gr[j]) * float64(gamma[j])
+				out[off+j] = T(rstd * (dxhat - sumD/n - xhat*sumDX/n))
+			}
 		}
-		if op.RMS {
-			sumD = 0
-		}
-		for j := range row {
-			xhat := (float64(row[j]) - mean) * rstd
-			dxhat := float64(gr[j]) * float64(gamma[j])
-			out[off+j] = T(rstd * (dxhat - sumD/n - xhat*sumDX/n))
-		}
-	}
+	})
 }

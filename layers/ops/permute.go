@@ -100,27 +100,38 @@ func permute[T float](src, dst []T, inShape []int, axes []int) {
 	if len(dst) == 0 {
 		return
 	}
-	idx := make([]int, n)
-	last := n - 1
-	off := 0
-	for o := 0; o < len(dst); {
-		// the innermost output axis is copied in one run
-		s := strides[last]
-		for k := 0; k < outShape[last]; k++ {
-			dst[o] = src[off+k*s]
-			o++
-		}
-		// advance the outer indices
-		for d := last - 1; d >= 0; d-- {
-			idx[d]++
-			off += strides[d]
-			if idx[d] < outShape[d] {
-				break
-			}
-			off -= strides[d] * outShape[d]
-			idx[d] = 0
-		}
+	// The output's first axis is split over goroutines (a 1-D permutation is one copy).
+	rows := 1
+	if n > 1 {
+		rows = outShape[0]
 	}
+	rowLen := len(dst) / rows
+	parallelRows(rows, rowLen, func(lo, hi int) {
+		idx := make([]int, n)
+		last := n - 1
+		off := 0
+		if n > 1 {
+			idx[0], off = lo, lo*strides[0]
+		}
+		for o := lo * rowLen; o < hi*rowLen; {
+			// the innermost output axis is copied in one run
+			s := strides[last]
+			for k := 0; k < outShape[last]; k++ {
+				dst[o] = src[off+k*s]
+				o++
+			}
+			// advance the outer indices
+			for d := last - 1; d >= 0; d-- {
+				idx[d]++
+				off += strides[d]
+				if idx[d] < outShape[d] {
+					break
+				}
+				off -= strides[d] * outShape[d]
+				idx[d] = 0
+			}
+		}
+	})
 }
 
 // DiffWRT says the input is differentiable.

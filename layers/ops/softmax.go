@@ -121,16 +121,17 @@ func (op Softmax) Do(vals ...G.Value) (G.Value, error) {
 
 func softmaxFwd[T float](op Softmax, x, y []T, shape tensor.Shape, lengths []int) {
 	slices, rows, keys := shape[0], shape[1], shape[2]
-	for s := 0; s < slices; s++ {
-		for r := 0; r < rows; r++ {
-			off := (s*rows + r) * keys
+	parallelRows(slices*rows, keys, func(first, end int) {
+		for sr := first; sr < end; sr++ {
+			s, r := sr/rows, sr%rows
+			off := sr * keys
 			lo, hi := op.VisibleRange(s, r, keys, lengths)
 			if lo >= hi {
 				continue // no visible key: the row stays zero
 			}
 			softmaxRow(x[off+lo:off+hi], y[off+lo:off+hi], op.Scale)
 		}
-	}
+	})
 }
 
 // softmaxRow writes y = softmax(scale · x), computed in float64 (the exponentials rounded to T
@@ -138,7 +139,9 @@ func softmaxFwd[T float](op Softmax, x, y []T, shape tensor.Shape, lengths []int
 func softmaxRow[T float](x, y []T, scale float64) {
 	maxv := math.Inf(-1)
 	for _, v := range x {
-		maxv = math.Max(maxv, float64(v)*scale)
+		if s := float64(v) * scale; s > maxv { // NaN is skipped here and comes through in the sum
+			maxv = s
+		}
 	}
 	var sum float64
 	for j, v := range x {
@@ -217,14 +220,19 @@ func (op SoftmaxGrad) Do(vals ...G.Value) (G.Value, error) {
 }
 
 func softmaxBwd[T float](p, g, dx []T, keys int, scale float64) {
-	for off := 0; off < len(p); off += keys {
-		pr, gr, dr := p[off:off+keys], g[off:off+keys], dx[off:off+keys]
-		var dot float64
-		for j := range pr {
-			dot += float64(pr[j]) * float64(gr[j])
-		}
-		for j := range pr {
-			dr[j] = T(scale * float64(pr[j]) * (float64(gr[j]) - dot))
-		}
+	if keys == 0 {
+		return
 	}
+	parallelRows(len(p)/keys, keys, func(lo, hi int) {
+		for off := lo * keys; off < hi*keys; off += keys {
+			pr, gr, dr := p[off:off+keys], g[off:off+keys], dx[off:off+keys]
+			var dot float64
+			for j := range pr {
+				dot += float64(pr[j]) * float64(gr[j])
+			}
+			for j := range pr {
+				dr[j] = T(scale * float64(pr[j]) * (float64(gr[j]) - dot))
+			}
+		}
+	})
 }

@@ -93,12 +93,21 @@ func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
 	return nil, fmt.Errorf("%v: unsupported dtype %v", op, logits.Dtype())
 }
 
+// rowMax returns the largest value of a row (−Inf for an empty row). A NaN is skipped here;
+// it makes the sums of exponentials that follow NaN.
+func rowMax[T float](row []T) float64 {
+	maxv := math.Inf(-1)
+	for _, v := range row {
+		if x := float64(v); x > maxv {
+			maxv = x
+		}
+	}
+	return maxv
+}
+
 // logSumExp returns the maximum and log Σ exp(x − max) of a row.
 func logSumExp[T float](row []T) (maxv, lse float64) {
-	maxv = math.Inf(-1)
-	for _, v := range row {
-		maxv = math.Max(maxv, float64(v))
-	}
+	maxv = rowMax(row)
 	var s float64
 	for _, v := range row {
 		s += math.Exp(float64(v) - maxv)
@@ -106,24 +115,32 @@ func logSumExp[T float](row []T) (maxv, lse float64) {
 	return maxv, math.Log(s)
 }
 
+// xentFwd sums the rows' losses; the rows are computed in parallel and summed in order.
 func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int) (total float64) {
 	eps := op.Smoothing
-	for i, t := range targets {
-		if t == op.Ignore {
-			continue
-		}
-		row := logits[i*v : (i+1)*v]
-		maxv, lse := logSumExp(row)
-		logZ := maxv + lse
-		nll := logZ - float64(row[t])
-		if eps > 0 {
-			var sum float64
-			for _, x := range row {
-				sum += float64(x)
+	nll := make([]float64, len(targets))
+	parallelRows(len(targets), v, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if targets[i] == op.Ignore {
+				continue
 			}
-			nll = (1-eps)*nll + eps*(logZ-sum/float64(v))
+			row := logits[i*v : (i+1)*v]
+			maxv, lse := logSumExp(row)
+			logZ := maxv + lse
+			nll[i] = logZ - float64(row[targets[i]])
+			if eps > 0 {
+				var sum float64
+				for _, x := range row {
+					sum += float64(x)
+				}
+				nll[i] = (1-eps)*nll[i] + eps*(logZ-sum/float64(v))
+			}
 		}
-		total += nll
+	})
+	for i, t := range targets {
+		if t != op.Ignore {
+			total += nll[i]
+		}
 	}
 	return total
 }
@@ -187,21 +204,31 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 
 func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
 	eps := op.Smoothing
-	for i, t := range targets {
-		if t == op.Ignore {
-			continue
-		}
-		row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
-		maxv, lse := logSumExp(row)
-		for j, x := range row {
-			p := math.Exp(float64(x) - maxv - lse)
-			d := p - eps/float64(v)
-			if j == t {
-				d -= 1 - eps
+	parallelRows(len(targets), 2*v, func(lo, hi int) {
+		e := make([]float64, v) // exp(x − max) of a row, each computed once
+		for i := lo; i < hi; i++ {
+			t := targets[i]
+			if t == op.Ignore {
+				continue
 			}
-			dr[j] = T(scale * d)
+			row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
+			maxv := rowMax(row)
+			var sum float64
+			for j, x := range row {
+				e[j] = math.Exp(float64(x) - maxv)
+				sum += e[j]
+			}
+			inv := 1 / sum
+			for j := range row {
+				p := e[j] * inv
+				d := p - eps/float64(v)
+				if j == t {
+					d -= 1 - eps
+				}
+				dr[j] = T(scale * d)
+			}
 		}
-	}
+	})
 }
 
 // scalarOf reads a float scalar value.
