@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"mqa/data"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,7 +128,18 @@ func uptrain(ctx context.Context, args []string) error {
 	d := df.spec(cfg.Task, defaults, of)
 	if !set["corpus"] && !set["train"] && !set["valid"] && !set["test"] {
 		d.Corpus, d.Train, d.Valid, d.Test = src.Corpus, src.Train, src.Valid, src.Test
+		d.TrainFile, d.ValidFile, d.TestFile = src.TrainFile, src.ValidFile, src.TestFile
+		if err := d.checkFiles(d.files()...); err != nil {
+			return fmt.Errorf("uptrain: %w", err)
+		}
+	} else if err := d.identifyFiles(); err != nil {
+		return fmt.Errorf("uptrain: %w", err)
 	}
+	lock, err := openFreshRunDir(*out, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	d.tok, d.srcTok, d.UptrainedFrom = m.Tok, m.SrcTok, &source
 	fmt.Fprintf(os.Stderr, "mqa uptrain: %s (%s, step %d) → %s by mean-pooling K/V heads, d_ff %d kept: %d parameters, %d fewer than the source's %d → %s\n",
 		source.Checkpoint, source.Attention, source.Step, cfg.AttentionName(), cfg.FFDim, cfg.ParamCount(),
@@ -188,8 +200,14 @@ func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
 // sameData tells whether two runs read the same batches in the same order (their
 // validation, checkpointing and provenance may differ).
 func sameData(a, b dataSettings) bool {
+	for _, f := range [][2]*data.FileID{{a.TrainFile, b.TrainFile}, {a.ValidFile, b.ValidFile}, {a.TestFile, b.TestFile}} {
+		if (f[0] == nil) != (f[1] == nil) || (f[0] != nil && *f[0] != *f[1]) {
+			return false
+		}
+	}
 	for _, d := range []*dataSettings{&a, &b} {
 		d.EvalEvery, d.CkptEvery, d.Keep, d.EvalBatches, d.UptrainedFrom = 0, 0, 0, 0, nil
+		d.TrainFile, d.ValidFile, d.TestFile = nil, nil, nil
 	}
 	return a == b
 }
