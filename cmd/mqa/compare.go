@@ -43,11 +43,13 @@ type compareRun struct {
 	evalBatches         int
 	dropout             float64
 	mtCorpus            string
+	files               dataFlags // -train, -valid, -test: the user's data instead of the corpora
 	decodeDevice        string
 	bigBatch            int
 	attns, tasks        []string
 	seed                uint64
 	command             string
+	quiet               bool
 }
 
 // kindResult is everything measured for one task and attention kind.
@@ -113,6 +115,14 @@ type curvePoint struct {
 	Loss float64 `json:"loss"`
 }
 
+// splitFiles are the files of one split of a task: one text or TSV file, or a source and a
+// target file.
+type splitFiles struct {
+	Task  string        `json:"task"`
+	Split string        `json:"split"`
+	Files []data.FileID `json:"files"`
+}
+
 // compareResults is results.json.
 type compareResults struct {
 	Command       string       `json:"command"`
@@ -124,6 +134,8 @@ type compareResults struct {
 	Steps         int          `json:"steps"`
 	Seed          uint64       `json:"seed"`
 	Data          []string     `json:"data"`
+	// DataFiles names the user's files (-train, -valid, -test) by path, line count and SHA-256.
+	DataFiles     []splitFiles `json:"data_files,omitempty"`
 	BLEUSignature string       `json:"bleu_signature,omitempty"`
 	ChrFSignature string       `json:"chrf_signature,omitempty"`
 	Results       []kindResult `json:"results"`
@@ -145,7 +157,11 @@ func runCompare(args []string) error {
 	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
 	fs.StringVar(&r.decodeDevice, "decode-device", "cpu", "where BLEU decoding and the decode timings run: cpu, or cuda (GPU decoder of a -tags mqacuda build)")
 	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
+	fs.StringVar(&r.files.trainPath, "train", "", "your training file instead of the corpus (with -valid, -test and one task): text (a document a line) for lm; TSV (source<TAB>target) or SRC,TGT line-aligned files for translate; gzip allowed")
+	fs.StringVar(&r.files.validPath, "valid", "", "your validation file (formats as -train)")
+	fs.StringVar(&r.files.testPath, "test", "", "your test file (formats as -train)")
 	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
+	fs.BoolVar(&r.quiet, "quiet", false, "no progress on standard error (only errors)")
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -176,6 +192,9 @@ func runCompare(args []string) error {
 			return err
 		}
 	}
+	if err := r.checkFiles(); err != nil {
+		return err
+	}
 	if r.mtCorpus != "bible.en-es" && r.mtCorpus != "lohelp.en-de" {
 		return fmt.Errorf("compare: -mt-corpus %q (allowed: bible.en-es, lohelp.en-de): %w", r.mtCorpus, errUsage)
 	}
@@ -202,6 +221,57 @@ func runCompare(args []string) error {
 	return r.run(ctx)
 }
 
+// checkFiles accepts the user's data only as all three splits of exactly one task.
+func (r *compareRun) checkFiles() error {
+	f := r.files
+	given := 0
+	for _, p := range []string{f.trainPath, f.validPath, f.testPath} {
+		if p != "" {
+			given++
+		}
+	}
+	switch {
+	case given == 0:
+		return nil
+	case given < 3:
+		return fmt.Errorf("compare: your data needs all of -train, -valid and -test: %w", errUsage)
+	case len(r.tasks) != 1:
+		return fmt.Errorf("compare: with -train/-valid/-test name exactly one task (-tasks lm or -tasks translate), not %q: %w", strings.Join(r.tasks, ","), errUsage)
+	}
+	return nil
+}
+
+// identifyFiles names each of the user's files of a task by path, line count and SHA-256.
+func (r *compareRun) identifyFiles(task string) ([]splitFiles, error) {
+	var out []splitFiles
+	for _, s := range []struct{ split, path string }{{"train", r.files.trainPath}, {"valid", r.files.validPath}, {"test", r.files.testPath}} {
+		if s.path == "" {
+			continue
+		}
+		paths := []string{s.path}
+		if src, tgt, ok := data.SplitPair(s.path); ok && task == models.TaskTranslate {
+			paths = []string{src, tgt}
+		}
+		sf := splitFiles{Task: task, Split: s.split}
+		for _, p := range paths {
+			id, err := data.IdentifyFile(p)
+			if err != nil {
+				return nil, err
+			}
+			sf.Files = append(sf.Files, id)
+		}
+		out = append(out, sf)
+	}
+	return out, nil
+}
+
+// logf writes a line of progress to standard error, unless -quiet.
+func (r *compareRun) logf(format string, args ...any) {
+	if !r.quiet {
+		fmt.Fprintf(os.Stderr, format, args...)
+	}
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -223,13 +293,22 @@ func (r *compareRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, d.Corpus, d.tok.VocabSize())
+		files, err := r.identifyFiles(task)
+		if err != nil {
+			return err
+		}
+		res.DataFiles = append(res.DataFiles, files...)
+		source := d.Corpus
+		if len(files) > 0 {
+			source = "your files (below)"
+		}
+		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, source, d.tok.VocabSize())
 		if d.dropped != "" {
 			note += "; " + d.dropped
 		}
 		res.Data = append(res.Data, note)
 		for _, attn := range r.attns {
-			fmt.Fprintf(os.Stderr, "\n[compare %d/%d] %s, %s attention%s\n", done+1, phases, task, attn, eta(start, done, phases))
+			r.logf("\n[compare %d/%d] %s, %s attention%s\n", done+1, phases, task, attn, eta(start, done, phases))
 			kr, err := r.runKind(ctx, d, attn)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", task, attn, err)
@@ -243,7 +322,7 @@ func (r *compareRun) run(ctx context.Context) error {
 			}
 		}
 	}
-	fmt.Fprintf(os.Stderr, "\n[compare] done in %s: %s\n", time.Since(start).Round(time.Second), filepath.Join(r.out, "report.md"))
+	r.logf("\n[compare] done in %s: %s\n", time.Since(start).Round(time.Second), filepath.Join(r.out, "report.md"))
 	return nil
 }
 
@@ -285,13 +364,16 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 	if task == models.TaskTranslate {
 		corpus = r.mtCorpus
 	}
-	d := (&dataFlags{corpus: corpus}).spec(task, def, of)
-	fmt.Fprintf(os.Stderr, "[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
+	df := r.files
+	df.corpus = corpus
+	d := df.spec(task, def, of)
+	d.quiet = r.quiet
+	r.logf("[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
 	if err := d.load(); err != nil {
 		return nil, err
 	}
 	if d.dropped != "" {
-		fmt.Fprintln(os.Stderr, "[compare]", d.dropped)
+		r.logf("[compare] %s\n", d.dropped)
 	}
 	if n := r.evalBatches; n > 0 {
 		d.valid, d.test = d.valid[:min(n, len(d.valid))], d.test[:min(n, len(d.test))]
@@ -344,7 +426,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	if c, err := checkpoints.ReadCompletion(best); err == nil {
 		kr.ScoredStep = c.Step
 	}
-	fmt.Fprintf(os.Stderr, "[compare] scoring %s\n", best)
+	r.logf("[compare] scoring %s\n", best)
 	// The run already validated the final weights on all of d.valid.
 	valid := train.Eval{NLL: sum.ValLoss, PPL: math.Exp(sum.ValLoss)}
 	if best != sum.Checkpoint {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"mqa/data"
 	"mqa/infer"
 	"mqa/infer/bleu"
+	"mqa/train"
 )
 
 // translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
@@ -29,9 +27,9 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		name string
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
-		bar := newBar(len(sources), "translate "+mode.name, "sentences")
-		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, r.warmUp(), func(n int) { _ = bar.Add(n) })
-		_ = bar.Finish()
+		bar := train.NewProgress(progressWriter(r.quiet), len(sources), "translate "+mode.name, "sentences")
+		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, r.warmUp(), bar.Add)
+		bar.Finish()
 		if err != nil {
 			return err
 		}
@@ -177,7 +175,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "[compare] timing cached LM decoding at batch %d\n", batch)
+		r.logf("[compare] timing cached LM decoding at batch %d\n", batch)
 		t0 := time.Now()
 		// EOS −1 never matches, so every row generates newTokens tokens.
 		out, err := infer.Generate(s, prompts, newTokens, -1, infer.Sampling{})
@@ -198,9 +196,3 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 // smallBatch is the batch of the small decoding-speed measurement (the report's batch-1 columns).
 const smallBatch = 1
 
-// newBar is a progress bar on standard error with a rate and an ETA.
-func newBar(total int, label, unit string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(label),
-		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-}

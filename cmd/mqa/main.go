@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -120,4 +121,13 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q: %w", fs.Name(), fs.Arg(0), errUsage)
 	}
 	return nil
+}
+
+// progressWriter is where a command reports progress: standard error (a bar on a terminal,
+// plain lines otherwise; see train.Progress), or nowhere with -quiet.
+func progressWriter(quiet bool) io.Writer {
+	if quiet {
+		return nil
+	}
+	return os.Stderr
 }

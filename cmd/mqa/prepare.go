@@ -56,6 +56,7 @@ type dataSpec struct {
 	validPairs, testPairs []data.Pair // translation: the text of the kept evaluation pairs, in batch order
 	testWords, validWords int         // LM: words in the evaluation texts (for per-word perplexity)
 	dropped               string      // a note on pairs dropped for length
+	quiet                 bool        // no training progress on standard error
 }
 
 // load reads the splits, trains (or loads) the tokenizer, and builds the batches.

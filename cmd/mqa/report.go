@@ -30,6 +30,13 @@ func writeReport(dir string, res compareResults) error {
 	for _, d := range res.Data {
 		p("- data: %s\n", d)
 	}
+	for _, sf := range res.DataFiles {
+		var names []string
+		for _, f := range sf.Files {
+			names = append(names, fmt.Sprintf("`%s` (%d lines, %d bytes, SHA-256 `%s`)", f.Path, f.Lines, f.Bytes, f.SHA256))
+		}
+		p("- %s %s: %s\n", sf.Task, sf.Split, strings.Join(names, " and "))
+	}
 	p("- every model of a task has the same parameter count (MQA/GQA d_ff widened as in the paper)\n")
 	if res.EvalBatches > 0 {
 		p("- **perplexities are of the first %d validation and test batches only** (-eval-batches)\n", res.EvalBatches)

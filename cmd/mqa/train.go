@@ -217,6 +217,7 @@ func runTrain(args []string) error {
 	out := fs.String("out", "", "run directory for checkpoints and the log (default: runs/train-<time>)")
 	device := fs.String("device", "cpu", "cpu or cuda")
 	resume := fs.String("resume", "", "continue the run in this directory from its newest complete checkpoint")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	var mf modelFlags
 	var of optFlags
 	var df dataFlags
@@ -254,6 +255,7 @@ func runTrain(args []string) error {
 		return err
 	}
 	d := df.spec(*task, defaults, of)
+	d.quiet = *quiet
 	if err := d.load(); err != nil {
 		return err
 	}
@@ -301,7 +303,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 // and log settings, the progress bar on standard error, and d's files in every checkpoint.
 func (d *dataSpec) runOptions(out, label string) train.RunOptions {
 	return train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery,
-		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: os.Stderr, Label: label, SaveExtra: d.saveFiles}
+		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: progressWriter(d.quiet), Label: label, SaveExtra: d.saveFiles}
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.

@@ -9,6 +9,7 @@ import (
 
 	"mqa/infer"
 	"mqa/infer/bleu"
+	"mqa/train"
 )
 
 func init() {
@@ -28,6 +29,7 @@ func runTranslate(args []string) error {
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
 	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
 	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,14 +61,14 @@ func runTranslate(args []string) error {
 		return err
 	}
 	defer closeBackend(b)
-	bar := newBar(len(lines), "translate", "lines")
+	bar := train.NewProgress(progressWriter(*quiet), len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
 		Beam: *beam, Alpha: *alpha, Batch: *batch, MaxLen: *maxLen,
-		Progress: func(done int) { _ = bar.Set(done) },
+		Progress: bar.Set,
 		Warn:     func(s string) { fmt.Fprintln(os.Stderr, "translate:", s) },
 	})
-	_ = bar.Finish()
+	bar.Finish()
 	if err != nil {
 		return fmt.Errorf("translate: %w", err)
 	}
