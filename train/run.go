@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-
 	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/models"

@@ -125,15 +125,15 @@ type splitFiles struct {
 
 // compareResults is results.json.
 type compareResults struct {
-	Command       string       `json:"command"`
-	Date          string       `json:"date"`
-	Machine       string       `json:"machine"`
-	Device        string       `json:"device"`
-	DecodeDevice  string       `json:"decode_device"`
-	Preset        string       `json:"preset"`
-	Steps         int          `json:"steps"`
-	Seed          uint64       `json:"seed"`
-	Data          []string     `json:"data"`
+	Command      string   `json:"command"`
+	Date         string   `json:"date"`
+	Machine      string   `json:"machine"`
+	Device       string   `json:"device"`
+	DecodeDevice string   `json:"decode_device"`
+	Preset       string   `json:"preset"`
+	Steps        int      `json:"steps"`
+	Seed         uint64   `json:"seed"`
+	Data         []string `json:"data"`
 	// DataFiles names the user's files (-train, -valid, -test) by path, line count and SHA-256.
 	DataFiles     []splitFiles `json:"data_files,omitempty"`
 	BLEUSignature string       `json:"bleu_signature,omitempty"`

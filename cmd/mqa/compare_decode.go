@@ -195,4 +195,3 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 
 // smallBatch is the batch of the small decoding-speed measurement (the report's batch-1 columns).
 const smallBatch = 1
-
