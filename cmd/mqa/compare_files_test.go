@@ -76,7 +76,7 @@ func TestCompareOnYourFiles(t *testing.T) {
 		t.Run(tc.task, func(t *testing.T) {
 			out := t.TempDir()
 			args := []string{"compare", "-tasks", tc.task, "-attn", "mha,mqa", "-steps", "2", "-bleu-lines", "3", "-decode-batch", "2",
-				"-train", tc.train, "-valid", tc.valid, "-test", tc.test, "-out", out, "-quiet"}
+				"-timing-reps", "1", "-train", tc.train, "-valid", tc.valid, "-test", tc.test, "-out", out, "-quiet"}
 			if code, _ := capture(t, args...); code != 0 {
 				t.Fatalf("mqa %s exited %d", strings.Join(args, " "), code)
 			}

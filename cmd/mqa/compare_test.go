@@ -15,7 +15,7 @@ import (
 // TestCompareEndToEnd runs a small comparison and checks every output.
 func TestCompareEndToEnd(t *testing.T) {
 	out := t.TempDir()
-	args := []string{"compare", "-preset", "tiny", "-steps", "4", "-bleu-lines", "3", "-decode-batch", "2", "-eval-batches", "2", "-out", out}
+	args := []string{"compare", "-preset", "tiny", "-steps", "4", "-bleu-lines", "10", "-decode-batch", "5", "-eval-batches", "2", "-timing-reps", "2", "-out", out}
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
@@ -42,15 +42,30 @@ func TestCompareEndToEnd(t *testing.T) {
 		wantTimings := 2
 		if r.Task == "translate" {
 			wantTimings = 4
-			if r.BLEULines != 3 || r.BLEUGreedy < 0 || r.ChrFGreedy < 0 {
+			if r.BLEULines != 10 || r.BLEUGreedy < 0 || r.ChrFGreedy < 0 {
 				t.Errorf("translate %s: BLEU on %d lines, %v / chrF %v", r.Attention, r.BLEULines, r.BLEUGreedy, r.ChrFGreedy)
 			}
+		}
+		if r.LnPPLCI == nil || !r.LnPPLCI.Contains(r.ValidNLL) || r.TestLnPPLCI == nil || !r.TestLnPPLCI.Contains(r.TestNLL) || r.ValidUnits < minUnits || r.TestUnits < minUnits {
+			t.Errorf("%s %s: ln PPL %v in %v over %d units, test %v in %v over %d", r.Task, r.Attention, r.ValidNLL, r.LnPPLCI, r.ValidUnits, r.TestNLL, r.TestLnPPLCI, r.TestUnits)
+		}
+		if r.Task == "lm" && !(r.TestWordPPL > r.TestPPL) {
+			t.Errorf("lm %s: word perplexity %v under -eval-batches, token perplexity %v", r.Attention, r.TestWordPPL, r.TestPPL)
+		}
+		if r.Task == "translate" && (r.BLEUCI == nil || !r.BLEUCI.Contains(r.BLEUBeam4) || r.ChrFCI == nil || !r.ChrFCI.Contains(r.ChrFBeam4)) {
+			t.Errorf("translate %s: BLEU %v in %v, chrF %v in %v", r.Attention, r.BLEUBeam4, r.BLEUCI, r.ChrFBeam4, r.ChrFCI)
+		}
+		if paired := r.Task == "translate" && r.Attention != "mha"; paired != (r.PairedPBLEU != nil) || (paired && !(*r.PairedPBLEU > 0 && *r.PairedPBLEU <= 1)) {
+			t.Errorf("%s %s: paired bootstrap p %v", r.Task, r.Attention, r.PairedPBLEU)
+		}
+		if (r.Attention != "mha") != (r.LnPPLDiffCI != nil) {
+			t.Errorf("%s %s: ln PPL difference interval %v", r.Task, r.Attention, r.LnPPLDiffCI)
 		}
 		if len(r.Decode) != wantTimings {
 			t.Errorf("%s %s: %d decode timings, want %d", r.Task, r.Attention, len(r.Decode), wantTimings)
 		}
 		for _, d := range r.Decode {
-			if !(d.DecoderUS > 0) || d.OutputTokens == 0 {
+			if !(d.DecoderUS > 0) || d.OutputTokens == 0 || d.Repeats != 2 || !(d.DecoderUSMin <= d.DecoderUS && d.DecoderUS <= d.DecoderUSMax) {
 				t.Errorf("%s %s: decode timing %+v", r.Task, r.Attention, d)
 			}
 		}
@@ -76,6 +91,12 @@ func TestCompareEndToEnd(t *testing.T) {
 				t.Errorf("the %s table lacks %s", section, k)
 			}
 		}
+	}
+	if res.Version.Go == "" || res.TimingRepeats != 2 || res.Resamples != 1000 {
+		t.Errorf("results.json: version %+v, %d timing repeats, %d resamples", res.Version, res.TimingRepeats, res.Resamples)
+	}
+	if strings.Contains(tableAfter(string(report), "Table 3"), "| 0.00 |") {
+		t.Error("the LM table prints a perplexity of 0.00")
 	}
 	for _, name := range []string{"lm-loss.png", "lm-quality-speed.png", "translate-loss.png", "translate-quality-speed.png"} {
 		b, err := os.ReadFile(filepath.Join(out, name))
