@@ -76,7 +76,7 @@ type kindResult struct {
 	TrainSeconds    float64 `json:"train_seconds"`
 	TrainUSPerToken float64 `json:"train_us_per_token"`
 	TrainTokensPerS float64 `json:"train_tokens_per_s"`
-	Seed             uint64  `json:"seed"`
+	Seed            uint64  `json:"seed"`
 	// Quality.
 	ValidNLL    float64 `json:"valid_nll"` // nats per token (ln perplexity)
 	ValidPPL    float64 `json:"valid_ppl"`
