@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -132,4 +133,54 @@ func tableAfter(report, section string) string {
 		return rest[start:]
 	}
 	return rest[start : start+1+end]
+}
+
+// TestCompareSeeds trains two seeds per kind: each non-MHA model is paired with the MHA
+// model of its seed, and the seed summary holds mean ± standard deviation of the two.
+func TestCompareSeeds(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"compare", "-tasks", "lm", "-attn", "mha,mqa", "-seeds", "2", "-seed", "5", "-steps", "2", "-decode-batch", "2",
+		"-eval-batches", "2", "-timing-reps", "1", "-quiet", "-out", out}
+	if code := run(args); code != 0 {
+		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
+	}
+	var res compareResults
+	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 4 || res.Seeds != 2 {
+		t.Fatalf("%d results with %d seeds, want 4 with 2", len(res.Results), res.Seeds)
+	}
+	valid := map[string][]float64{}
+	for _, r := range res.Results {
+		valid[r.Attention] = append(valid[r.Attention], r.ValidNLL)
+		if r.Seed != 5 && r.Seed != 6 {
+			t.Errorf("%s trained with seed %d, want 5 or 6", r.Attention, r.Seed)
+		}
+		if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("lm-%s-seed%d", r.Attention, r.Seed))); err != nil {
+			t.Errorf("no run directory for %s seed %d: %v", r.Attention, r.Seed, err)
+		}
+	}
+	if valid["mha"][0] == valid["mha"][1] {
+		t.Errorf("both MHA seeds give validation ln PPL %v: the seed changes nothing", valid["mha"][0])
+	}
+	if len(res.SeedSummary) != 2 {
+		t.Fatalf("seed summary %+v", res.SeedSummary)
+	}
+	for _, s := range res.SeedSummary {
+		xs := valid[s.Attention]
+		mean, std := (xs[0]+xs[1])/2, math.Abs(xs[0]-xs[1])/math.Sqrt2
+		if s.Seeds != 2 || math.Abs(s.ValidLnPPL.Mean-mean) > 1e-12 || math.Abs(s.ValidLnPPL.Std-std) > 1e-12 {
+			t.Errorf("%s: %+v, want %v ± %v", s.Attention, s.ValidLnPPL, mean, std)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mqa (seed 6) vs mha", "Across seeds", "| mha (seed 5) |"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
 }
