@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"mqa/infer"
-	"mqa/infer/bleu"
 	"mqa/train"
 )
 
@@ -17,10 +16,11 @@ func init() {
 }
 
 func runTranslate(args []string) error {
-	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
-		"One source line in, one translation out, in order. An empty input line gives an empty output line.")
+	fs := newFlags("translate", "-ckpt DIR [-input FILE|-] [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
+		"One source line in, one translation out, in order. An empty input line gives an empty output line.\n"+
+		"Without -input (or with -input -) the source lines come from standard input.")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
-	input := fs.String("input", "", "source text, one sentence per line")
+	input := fs.String("input", "-", "source text, one sentence per line (-: standard input)")
 	output := fs.String("output", "", "where to write the translations (default: standard output)")
 	beam := fs.Int("beam", 4, "beam size (1: greedy search)")
 	alpha := fs.Float64("alpha", 0.6, "length penalty exponent α of ((5+len)/6)^α")
@@ -34,8 +34,8 @@ func runTranslate(args []string) error {
 		return err
 	}
 	switch {
-	case *ckpt == "" || *input == "":
-		return fmt.Errorf("translate: -ckpt and -input are required: %w", errUsage)
+	case *ckpt == "":
+		return fmt.Errorf("translate: -ckpt is required: %w", errUsage)
 	case *beam < 1:
 		return fmt.Errorf("translate: -beam %d must be at least 1: %w", *beam, errUsage)
 	case !(*alpha >= 0) || *alpha > 1e6:
@@ -52,7 +52,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	lines, err := bleu.ReadLines(*input)
+	lines, err := readLinesArg(*input)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 func init() {
@@ -21,7 +24,10 @@ type buildInfo struct {
 	Commit   string `json:"commit,omitempty"`
 	Time     string `json:"commit_time,omitempty"`
 	Modified bool   `json:"modified,omitempty"` // built with uncommitted changes
-	Go       string `json:"go"`
+	// CommitFrom says where Commit was read: "build" (stamped by go build), or "git" (go run
+	// stamps nothing, so the commit of the checkout of this module in the working directory).
+	CommitFrom string `json:"commit_from,omitempty"`
+	Go         string `json:"go"`
 }
 
 // versionInfo reads the build information of the running binary.
@@ -35,14 +41,42 @@ func versionInfo() buildInfo {
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			v.Commit = s.Value
+			v.Commit, v.CommitFrom = s.Value, "build"
 		case "vcs.time":
 			v.Time = s.Value
 		case "vcs.modified":
 			v.Modified = s.Value == "true"
 		}
 	}
+	if v.Commit == "" {
+		v.Commit, v.Modified = checkoutCommit(v.Module)
+		if v.Commit != "" {
+			v.CommitFrom = "git"
+		}
+	}
 	return v
+}
+
+// checkoutCommit is the commit of the git checkout around the working directory, and whether
+// it has uncommitted changes to tracked files, if that checkout holds module; "" otherwise
+// (no git, not a checkout, another module).
+func checkoutCommit(module string) (commit string, modified bool) {
+	git := func(args ...string) string {
+		out, err := exec.Command("git", args...).Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	top := git("rev-parse", "--show-toplevel")
+	if top == "" {
+		return "", false
+	}
+	mod, err := os.ReadFile(filepath.Join(top, "go.mod"))
+	if err != nil || !strings.HasPrefix(string(mod), "module "+module+"\n") {
+		return "", false
+	}
+	return git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no") != ""
 }
 
 // String is the one line "mqa version" prints.
@@ -50,8 +84,11 @@ func (v buildInfo) String() string {
 	s := fmt.Sprintf("%s %s", v.Module, v.Version)
 	if v.Commit != "" {
 		s += " commit " + v.Commit
+		if v.CommitFrom == "git" {
+			s += " (of the checkout in the working directory)"
+		}
 		if v.Time != "" {
-			s += " (" + v.Time + ")"
+			s += ", " + v.Time
 		}
 		if v.Modified {
 			s += " with uncommitted changes"
