@@ -79,7 +79,9 @@ func TestStdinStdout(t *testing.T) {
 	if code != 0 || strings.ContainsRune(stderr, '\r') {
 		t.Fatalf("translate from standard input: exit %d, standard error %q", code, stderr)
 	}
-	withStdio(t, sources, func() { code, fromDash = capture(t, "translate", "-ckpt", mt, "-input", "-", "-beam", "1", "-max", "6") })
+	withStdio(t, sources, func() {
+		code, fromDash = capture(t, "translate", "-ckpt", mt, "-input", "-", "-beam", "1", "-max", "6")
+	})
 	src := writeLines(t, dir, "src.txt", strings.Split(strings.TrimSuffix(sources, "\n"), "\n"))
 	_, fromFile = capture(t, "translate", "-ckpt", mt, "-input", src, "-beam", "1", "-max", "6")
 	lines := strings.Split(strings.TrimSuffix(fromStdin, "\n"), "\n")
