@@ -161,7 +161,7 @@ type dataFlags struct {
 
 func (f *dataFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.corpus, "corpus", "", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: lm-en for lm, bible.en-es for translate)")
-	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target) instead of the corpus")
+	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target, or SRC,TGT line-aligned files; gzip allowed) instead of the corpus")
 	fs.StringVar(&f.validPath, "valid", "", "validation file instead of the corpus's")
 	fs.StringVar(&f.testPath, "test", "", "test file instead of the corpus's")
 	fs.StringVar(&f.tokPath, "tokenizer", "", "a tokenizer JSON to use instead of training one")
