@@ -50,6 +50,7 @@ func writePlots(dir string, res compareResults) ([]string, error) {
 // to the right so that it never covers a curve.
 func lossPlot(path, task string, rows []kindResult, seeds int) error {
 	p := plot.New()
+	p.Title.Padding = vg.Points(6)
 	p.Title.Text = fmt.Sprintf("%s: training and validation loss", task)
 	p.X.Label.Text = "training step"
 	p.Y.Label.Text = "cross-entropy (nats per token)"
@@ -118,6 +119,7 @@ type errorPoint struct {
 // (vertical) and the min–max of its timed runs (horizontal); the labels replace a legend.
 func qualityPlot(path, task string, rows []kindResult, seeds int) error {
 	p := plot.New()
+	p.Title.Padding = vg.Points(6)
 	mode := "greedy"
 	if task == "translate" {
 		mode = "beam4"

@@ -256,6 +256,9 @@ func summary(res compareResults) string {
 	case len(lines) == 0:
 		return "Only the multi-head model was run, so there is nothing to compare it with."
 	}
+	if res.Seeds < 2 {
+		lines = append(lines, "- The quality intervals cover the choice of test sentences (or documents) only, for models trained once: how much another seed would move them is not in the intervals (`-seeds N` measures it).")
+	}
 	if res.DecodeDevice != "cuda" {
 		if res.Device == "cuda" {
 			lines = append(lines, "- Training ran on the GPU; decoding (BLEU and every decode timing) ran on the host CPU (-decode-device cpu), so the decode columns are CPU timings.")
