@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 
+	"mqa/data"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
 	"mqa/models"
@@ -14,7 +15,7 @@ import (
 type docSize struct{ tokens, words int }
 
 // docSizes measures each document as lmEvalBatches sees it.
-func docSizes(tok interface{ Encode(string) []int }, docs []string) []docSize {
+func docSizes(tok *data.Tokenizer, docs []string) []docSize {
 	out := make([]docSize, len(docs))
 	for i, d := range docs {
 		out[i] = docSize{tokens: len(tok.Encode(d)) + 1, words: countWords([]string{d})}

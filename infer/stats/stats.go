@@ -73,9 +73,6 @@ type Paired struct {
 	P float64 `json:"p"`
 }
 
-// Significant reports whether the difference interval leaves out 0.
-func (p Paired) Significant() bool { return !p.Diff.Contains(0) }
-
 // PairedTest is the paired bootstrap resampling test of sacreBLEU's --paired-bs (after
 // Koehn 2004 and Moses' bootstrap-hypothesis-difference-significance.pl): both systems are
 // scored on the same resamples; the absolute differences, centred on their mean, estimate

@@ -90,7 +90,7 @@ func TestPairedTest(t *testing.T) {
 	}
 	r := Resampler{Units: len(per), Resamples: DefaultResamples, Seed: 12345}
 	same := r.PairedTest(mean(per), mean(slices.Clone(per)))
-	if same.P != 1 || same.Diff != (Interval{0, 0}) || same.Significant() {
+	if same.P != 1 || same.Diff != (Interval{0, 0}) || !same.Diff.Contains(0) {
 		t.Errorf("identical systems: %+v, want p = 1 and the interval [0 0]", same)
 	}
 	better := make([]float64, len(per))
@@ -98,7 +98,7 @@ func TestPairedTest(t *testing.T) {
 		better[i] = x + 2 + 0.1*float64(i%3) // better on every unit
 	}
 	p := r.PairedTest(mean(per), mean(better))
-	if !(p.P < 0.05) || !p.Significant() || !(p.Diff[0] > 1.9) || !(p.Diff[1] < 2.3) {
+	if !(p.P < 0.05) || p.Diff.Contains(0) || !(p.Diff[0] > 1.9) || !(p.Diff[1] < 2.3) {
 		t.Errorf("a system better on every unit: %+v, want p < 0.05 and a difference near +2.1", p)
 	}
 	// Noise: a system that is better on some units and worse on others by the same amounts.
@@ -106,7 +106,7 @@ func TestPairedTest(t *testing.T) {
 	for i, x := range per {
 		noisy[i] = x + float64(1-2*(i%2))
 	}
-	if n := r.PairedTest(mean(per), mean(noisy)); n.P < 0.2 || n.Significant() {
+	if n := r.PairedTest(mean(per), mean(noisy)); n.P < 0.2 || !n.Diff.Contains(0) {
 		t.Errorf("a system differing only by ±1 noise: %+v, want a large p and an interval containing 0", n)
 	}
 }
