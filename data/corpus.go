@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -248,15 +249,53 @@ func ReadTSV(r io.Reader, source string) ([]Pair, error) {
 	return pairs, nil
 }
 
-// openSource opens path, or the embedded corpus when path is empty, and
+// gzipMagic starts every gzip stream.
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// readCloser reads through r and closes c.
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
+
+// OpenFile opens the file at path for reading its text: a gzip-compressed file (told by its
+// first two bytes, whatever its name) is decompressed on the fly. The caller must close it.
+func OpenFile(path string) (io.ReadCloser, error) {
+	f, err := checkpoints.OpenRegular(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	if head, _ := br.Peek(len(gzipMagic)); !bytes.Equal(head, gzipMagic) {
+		return readCloser{Reader: br, c: f}, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data: %s: gzip: %w", path, err)
+	}
+	return gzipFile{Reader: zr, file: f}, nil
+}
+
+// SplitPair reads a "SRC,TGT" file argument: a source file and a target file, line-aligned,
+// as fairseq and Moses keep parallel text. A path that names an existing file, or that does
+// not hold exactly one comma, is not a pair.
+func SplitPair(path string) (src, tgt string, ok bool) {
+	if _, err := os.Stat(path); err == nil || strings.Count(path, ",") != 1 {
+		return "", "", false
+	}
+	src, tgt, _ = strings.Cut(path, ",")
+	return src, tgt, src != "" && tgt != ""
+}
+
+// openSource opens path (decompressing gzip), or the embedded corpus when path is empty, and
 // checks that the embedded corpus has the wanted kind ("txt" or "tsv").
 func openSource(path, name, split, ext string) (io.ReadCloser, string, error) {
 	if path != "" {
-		f, err := checkpoints.OpenRegular(path)
-		if err != nil {
-			return nil, path, fmt.Errorf("data: %w", err)
-		}
-		return f, path, nil
+		rc, err := OpenFile(path)
+		return rc, path, err
 	}
 	info, err := lookupCorpus(name, split)
 	if err != nil {
@@ -284,10 +323,14 @@ func LoadText(path, name, split string) ([]string, error) {
 	return docs, nil
 }
 
-// LoadTSV returns the pairs of the TSV file at path, or, when path is
-// empty, of split of the embedded translation corpus name. Errors name the
-// file and line.
+// LoadTSV returns the pairs of the TSV file at path, or of the source and
+// target files of a "SRC,TGT" path (see SplitPair and LoadParallel), or,
+// when path is empty, of split of the embedded translation corpus name.
+// Files may be gzip-compressed. Errors name the file and line.
 func LoadTSV(path, name, split string) ([]Pair, error) {
+	if src, tgt, ok := SplitPair(path); ok {
+		return LoadParallel(src, tgt)
+	}
 	pairs, _, err := load(path, name, split, "tsv", ReadTSV)
 	if err != nil {
 		return nil, err
@@ -307,4 +350,66 @@ func load[T any](path, name, split, ext string, read func(io.Reader, string) ([]
 		err = fmt.Errorf("%s: %w", source, cerr)
 	}
 	return items, source, err
+}
+
+// LoadParallel reads translation pairs from a source file and a target file
+// (each possibly gzip-compressed) whose line i is the translation of each
+// other. Lines that are blank on both sides are skipped; a line blank on one
+// side only, invalid UTF-8, or files with different line counts are errors
+// naming the files (and the line). Files without any pair are an error.
+func LoadParallel(srcPath, tgtPath string) ([]Pair, error) {
+	srcLines, err := loadLines(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	tgtLines, err := loadLines(tgtPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcLines) != len(tgtLines) {
+		return nil, fmt.Errorf("data: %s has %d lines but %s has %d: a source/target pair of files must be line-aligned",
+			srcPath, len(srcLines), tgtPath, len(tgtLines))
+	}
+	var pairs []Pair
+	for i, src := range srcLines {
+		tgt := tgtLines[i]
+		srcBlank, tgtBlank := isBlank([]byte(src)), isBlank([]byte(tgt))
+		switch {
+		case srcBlank && tgtBlank:
+			continue
+		case srcBlank:
+			return nil, fmt.Errorf("%s:%d: empty source line, but %s:%d is not empty", srcPath, i+1, tgtPath, i+1)
+		case tgtBlank:
+			return nil, fmt.Errorf("%s:%d: empty target line, but %s:%d is not empty", tgtPath, i+1, srcPath, i+1)
+		}
+		pairs = append(pairs, Pair{Src: src, Tgt: tgt})
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("%s, %s: no pairs", srcPath, tgtPath)
+	}
+	return pairs, nil
+}
+
+// loadLines reads every line of the file at path (blank ones too), checking UTF-8.
+func loadLines(path string) ([]string, error) {
+	rc, err := OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	lr := newLineReader(rc, path)
+	var lines []string
+	for {
+		line, err := lr.next()
+		if err == io.EOF {
+			return lines, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !utf8.Valid(line) {
+			return nil, fmt.Errorf("%s:%d: invalid UTF-8", path, lr.line)
+		}
+		lines = append(lines, string(line))
+	}
 }

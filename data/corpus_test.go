@@ -1,6 +1,8 @@
 package data
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -193,5 +195,69 @@ func TestReadErrorHasLine(t *testing.T) {
 	_, err := ReadTextLines(&errReader{data: "a\nb\nc"}, "r.txt")
 	if err == nil || !strings.Contains(err.Error(), "r.txt:3: read") {
 		t.Fatalf("error %v, want r.txt:3: read", err)
+	}
+}
+
+// gzipped returns content compressed with gzip.
+func gzipped(t *testing.T, content string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestLoadGzipAndParallelFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, content []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	textGz := write("docs.txt.gz", gzipped(t, "one doc\n\ntwo doc\n"))
+	tsvGz := write("pairs.data", gzipped(t, "a b\tx y\nc\tz\n")) // gzip told by its bytes, not its name
+	en := write("train.en", []byte("Hello there.\n\nGood night.\nYes\n"))
+	fr := write("train.fr.gz", gzipped(t, "Bonjour.\n\nBonne nuit.\nOui\n"))
+	short := write("short.fr", []byte("Bonjour.\n\nBonne nuit.\n"))
+	oneSided := write("onesided.fr", []byte("Bonjour.\nx\nBonne nuit.\nOui\n"))
+
+	docs, err := LoadText(textGz, "", "")
+	if err != nil || !slices.Equal(docs, []string{"one doc", "two doc"}) {
+		t.Errorf("LoadText(gzip) = %q, %v", docs, err)
+	}
+	pairs, err := LoadTSV(tsvGz, "", "")
+	if err != nil || !slices.Equal(pairs, []Pair{{"a b", "x y"}, {"c", "z"}}) {
+		t.Errorf("LoadTSV(gzip) = %q, %v", pairs, err)
+	}
+	pairs, err = LoadTSV(en+","+fr, "", "")
+	want := []Pair{{"Hello there.", "Bonjour."}, {"Good night.", "Bonne nuit."}, {"Yes", "Oui"}}
+	if err != nil || !slices.Equal(pairs, want) {
+		t.Errorf("LoadTSV(en,fr) = %q, %v; want %q", pairs, err, want)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{en + "," + short, en + " has 4 lines but " + short + " has 3"},
+		{en + "," + oneSided, en + ":2: empty source line, but " + oneSided + ":2 is not empty"},
+		{en + "," + filepath.Join(dir, "missing.fr"), "missing.fr"},
+	} {
+		if _, err := LoadTSV(tc.path, "", ""); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadTSV(%s) error %v, want it to say %q", tc.path, err, tc.want)
+		}
+	}
+	if src, tgt, ok := SplitPair(en + "," + fr); !ok || src != en || tgt != fr {
+		t.Errorf("SplitPair = %q, %q, %v", src, tgt, ok)
+	}
+	if _, _, ok := SplitPair(en); ok {
+		t.Errorf("SplitPair(%s) is a pair", en)
+	}
+	comma := write("a,b.tsv", []byte("a\tb\n")) // an existing file whose name has a comma is one file
+	if pairs, err := LoadTSV(comma, "", ""); err != nil || len(pairs) != 1 {
+		t.Errorf("LoadTSV(%s) = %q, %v", comma, pairs, err)
 	}
 }

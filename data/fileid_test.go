@@ -1,6 +1,8 @@
 package data
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,5 +37,22 @@ func TestIdentifyFile(t *testing.T) {
 				t.Errorf("sha256 %s, want %s", id.SHA256, tc.sha)
 			}
 		})
+	}
+}
+
+func TestIdentifyGzipFile(t *testing.T) {
+	content := "one\ntwo\nthree" // three lines once decompressed
+	raw := gzipped(t, content)
+	path := filepath.Join(t.TempDir(), "text.gz")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id, err := IdentifyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	if id.Lines != 3 || id.Bytes != int64(len(raw)) || id.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("got %+v, want 3 lines, %d bytes, sha256 %x of the stored bytes", id, len(raw), sum)
 	}
 }

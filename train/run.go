@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/models"
@@ -45,7 +43,7 @@ type RunOptions struct {
 	EvalEvery       int       // validate every this many steps (and at the end); 0: only at the end
 	CheckpointEvery int       // checkpoint every this many steps (and at the end); 0: only at the end
 	KeepLast        int       // complete checkpoints kept besides the best; 0 keeps all
-	Progress        io.Writer // where the progress bar goes; nil for none
+	Progress        io.Writer // where progress goes (a bar on a terminal, plain lines otherwise); nil for none
 	Label           string    // progress-bar label
 	// SaveExtra writes further files (the tokenizer) into a checkpoint being written.
 	SaveExtra func(dir string) error
@@ -100,15 +98,8 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 	defer logf.Close()
 	enc := json.NewEncoder(logf)
 
-	var bar *progressbar.ProgressBar
-	if o.Progress != nil {
-		bar = progressbar.NewOptions(t.Settings.Steps,
-			progressbar.OptionSetWriter(o.Progress), progressbar.OptionSetDescription(o.Label),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-		_ = bar.Set(t.Step)
-	}
+	bar := NewProgress(o.Progress, t.Settings.Steps, o.Label, "steps")
+	bar.Set(t.Step)
 	start := time.Now()
 	var trainTime time.Duration
 	elapsed := func() float64 { return (o.Elapsed + time.Since(start)).Seconds() }
@@ -178,10 +169,8 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 			PeakGPUBytes: peak(), Skipped: st.Skipped, ElapsedS: elapsed(), Timestamp: now()}); err != nil {
 			return sum, fmt.Errorf("writing %s: %w", checkpoints.LogFile, err)
 		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("%s loss %.3f", o.Label, st.Loss))
-			_ = bar.Set(t.Step)
-		}
+		bar.Describe(fmt.Sprintf("%s loss %.3f", o.Label, st.Loss))
+		bar.Set(t.Step)
 		last := t.Step == t.Settings.Steps
 		if last || (o.EvalEvery > 0 && t.Step%o.EvalEvery == 0) {
 			if err := validate(); err != nil {
@@ -199,9 +188,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 			return sum, ErrInterrupted
 		}
 	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	bar.Finish()
 	sum.Seconds = trainTime.Seconds()
 	switch {
 	case len(valid) == len(o.Valid) && valStep == t.Step:

@@ -13,21 +13,21 @@ func init() {
 }
 
 func runBLEU(args []string) error {
-	fs := newFlags("bleu", "-ref REF -hyp HYP [-json]")
+	fs := newFlags("bleu", "-ref REF [-hyp HYP|-] [-json]   (without -hyp, the hypotheses come from standard input)")
 	ref := fs.String("ref", "", "reference file, one segment a line")
-	hyp := fs.String("hyp", "", "hypothesis file, one segment a line")
+	hyp := fs.String("hyp", "-", "hypothesis file, one segment a line (-: standard input)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *ref == "" || *hyp == "" {
-		return fmt.Errorf("bleu: -ref and -hyp are required: %w", errUsage)
+		return fmt.Errorf("bleu: -ref is required, and -hyp names a file or - (standard input): %w", errUsage)
 	}
 	refs, err := bleu.ReadLines(*ref)
 	if err != nil {
 		return err
 	}
-	hyps, err := bleu.ReadLines(*hyp)
+	hyps, err := readLinesArg(*hyp)
 	if err != nil {
 		return err
 	}

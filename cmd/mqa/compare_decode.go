@@ -2,20 +2,20 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"mqa/data"
 	"mqa/infer"
 	"mqa/infer/bleu"
+	"mqa/infer/stats"
+	"mqa/train"
 )
 
-// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
-// scores BLEU and chrF, and times encoder and decoder per output token (and the decoder per
-// sequence-step) at the large batch, then again at batch 1 on a few sentences.
-func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
+// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6) and
+// scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
+// token (and the decoder per sequence-step) on one large batch of the first test sentences and
+// on a few sentences at batch 1, each timing repeated r.timingReps times.
+func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult, sets *scoredSets) error {
 	pairs := d.testPairs
 	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
 		pairs = pairs[:r.bleuLines]
@@ -29,36 +29,54 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		name string
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
-		bar := newBar(len(sources), "translate "+mode.name, "sentences")
-		hyps, timing, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, r.warmUp(), func(n int) { _ = bar.Add(n) })
-		_ = bar.Finish()
+		bar := train.NewProgress(progressWriter(r.quiet), len(sources), "translate "+mode.name, "sentences")
+		hyps, _, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, false, bar.Add)
+		bar.Finish()
 		if err != nil {
 			return err
 		}
-		timing.Mode = mode.name
-		kr.Decode = append(kr.Decode, timing)
-		bl, err := bleu.CorpusBLEU(hyps, refs)
+		seg, err := bleu.NewSegments(hyps, refs)
 		if err != nil {
 			return err
 		}
-		ch, err := bleu.CorpusChrF(hyps, refs)
-		if err != nil {
-			return err
+		var bl, ch *stats.Interval
+		if seg.Len() >= minUnits {
+			rs := r.resampler(seg.Len())
+			b, c := rs.CI(seg.BLEU), rs.CI(seg.ChrF)
+			bl, ch = &b, &c
 		}
 		if mode.beam == 1 {
-			kr.BLEUGreedy, kr.ChrFGreedy = bl.Score, ch.Score
+			kr.BLEUGreedy, kr.ChrFGreedy, kr.BLEUGreedyCI, kr.ChrFGreedyCI, sets.greedy = seg.BLEU(nil), seg.ChrF(nil), bl, ch, seg
 		} else {
-			kr.BLEUBeam4, kr.ChrFBeam4 = bl.Score, ch.Score
+			kr.BLEUBeam4, kr.ChrFBeam4, kr.BLEUCI, kr.ChrFCI, sets.beam = seg.BLEU(nil), seg.ChrF(nil), bl, ch, seg
 		}
-		few := sources[:min(len(sources), 8)]
-		_, small, err := translateTimed(b, d.tok, few, mode.beam, smallBatch, r.warmUp(), func(int) {})
-		if err != nil {
-			return err
+		for _, batch := range []int{r.bigBatch, smallBatch} {
+			n := batch
+			if batch == smallBatch {
+				n = 8
+			}
+			t, err := r.timeTranslation(b, d, sources[:min(len(sources), n)], mode.beam, batch)
+			if err != nil {
+				return err
+			}
+			t.Mode = mode.name
+			kr.Decode = append(kr.Decode, t)
 		}
-		small.Mode = mode.name
-		kr.Decode = append(kr.Decode, small)
 	}
 	return nil
+}
+
+// timeTranslation times translating sources at a batch size r.timingReps times.
+func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]int, beam, batch int) (decodeTiming, error) {
+	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.timingReps)
+	runs := make([]decodeTiming, r.timingReps)
+	for i := range runs {
+		var err error
+		if _, runs[i], err = translateTimed(b, d.tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
+			return decodeTiming{}, err
+		}
+	}
+	return repeated(runs), nil
 }
 
 // warmUp says whether each decoding shape is run once before it is timed: on the GPU the
@@ -111,7 +129,6 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 	}
 	t.EncoderUS = enc.Seconds() / float64(t.OutputTokens) * 1e6
 	t.DecoderUS = dec.Seconds() / float64(t.OutputTokens) * 1e6
-	t.DecoderSecond = dec.Seconds()
 	if rowSteps > 0 {
 		t.RowStepUS = dec.Seconds() / float64(rowSteps) * 1e6
 	}
@@ -173,34 +190,31 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 				return err
 			}
 		}
-		s, err := b.LM(batch, cfg.MaxLen)
-		if err != nil {
-			return err
+		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.timingReps)
+		runs := make([]decodeTiming, r.timingReps)
+		for i := range runs {
+			s, err := b.LM(batch, cfg.MaxLen)
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			// EOS −1 never matches, so every row generates newTokens tokens.
+			out, err := infer.Generate(s, prompts, newTokens, -1, infer.Sampling{})
+			if err != nil {
+				return err
+			}
+			dt := time.Since(t0)
+			t := decodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
+			for _, o := range out {
+				t.OutputTokens += len(o)
+			}
+			t.DecoderUS = dt.Seconds() / float64(t.OutputTokens) * 1e6
+			runs[i] = t
 		}
-		fmt.Fprintf(os.Stderr, "[compare] timing cached LM decoding at batch %d\n", batch)
-		t0 := time.Now()
-		// EOS −1 never matches, so every row generates newTokens tokens.
-		out, err := infer.Generate(s, prompts, newTokens, -1, infer.Sampling{})
-		if err != nil {
-			return err
-		}
-		dt := time.Since(t0)
-		t := decodeTiming{Mode: "greedy", Batch: batch, Sequences: batch, DecoderSecond: dt.Seconds()}
-		for _, o := range out {
-			t.OutputTokens += len(o)
-		}
-		t.DecoderUS = dt.Seconds() / float64(t.OutputTokens) * 1e6
-		kr.Decode = append(kr.Decode, t)
+		kr.Decode = append(kr.Decode, repeated(runs))
 	}
 	return nil
 }
 
 // smallBatch is the batch of the small decoding-speed measurement (the report's batch-1 columns).
 const smallBatch = 1
-
-// newBar is a progress bar on standard error with a rate and an ETA.
-func newBar(total int, label, unit string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(label),
-		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
-}

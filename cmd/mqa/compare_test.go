@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -15,7 +16,7 @@ import (
 // TestCompareEndToEnd runs a small comparison and checks every output.
 func TestCompareEndToEnd(t *testing.T) {
 	out := t.TempDir()
-	args := []string{"compare", "-preset", "tiny", "-steps", "4", "-bleu-lines", "3", "-decode-batch", "2", "-eval-batches", "2", "-out", out}
+	args := []string{"compare", "-preset", "tiny", "-steps", "4", "-bleu-lines", "10", "-decode-batch", "5", "-eval-batches", "2", "-timing-reps", "2", "-out", out}
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
@@ -42,15 +43,30 @@ func TestCompareEndToEnd(t *testing.T) {
 		wantTimings := 2
 		if r.Task == "translate" {
 			wantTimings = 4
-			if r.BLEULines != 3 || r.BLEUGreedy < 0 || r.ChrFGreedy < 0 {
+			if r.BLEULines != 10 || r.BLEUGreedy < 0 || r.ChrFGreedy < 0 {
 				t.Errorf("translate %s: BLEU on %d lines, %v / chrF %v", r.Attention, r.BLEULines, r.BLEUGreedy, r.ChrFGreedy)
 			}
+		}
+		if r.LnPPLCI == nil || !r.LnPPLCI.Contains(r.ValidNLL) || r.TestLnPPLCI == nil || !r.TestLnPPLCI.Contains(r.TestNLL) || r.ValidUnits < minUnits || r.TestUnits < minUnits {
+			t.Errorf("%s %s: ln PPL %v in %v over %d units, test %v in %v over %d", r.Task, r.Attention, r.ValidNLL, r.LnPPLCI, r.ValidUnits, r.TestNLL, r.TestLnPPLCI, r.TestUnits)
+		}
+		if r.Task == "lm" && !(r.TestWordPPL > r.TestPPL) {
+			t.Errorf("lm %s: word perplexity %v under -eval-batches, token perplexity %v", r.Attention, r.TestWordPPL, r.TestPPL)
+		}
+		if r.Task == "translate" && (r.BLEUCI == nil || !r.BLEUCI.Contains(r.BLEUBeam4) || r.ChrFCI == nil || !r.ChrFCI.Contains(r.ChrFBeam4)) {
+			t.Errorf("translate %s: BLEU %v in %v, chrF %v in %v", r.Attention, r.BLEUBeam4, r.BLEUCI, r.ChrFBeam4, r.ChrFCI)
+		}
+		if paired := r.Task == "translate" && r.Attention != "mha"; paired != (r.PairedPBLEU != nil) || (paired && !(*r.PairedPBLEU > 0 && *r.PairedPBLEU <= 1)) {
+			t.Errorf("%s %s: paired bootstrap p %v", r.Task, r.Attention, r.PairedPBLEU)
+		}
+		if (r.Attention != "mha") != (r.LnPPLDiffCI != nil) {
+			t.Errorf("%s %s: ln PPL difference interval %v", r.Task, r.Attention, r.LnPPLDiffCI)
 		}
 		if len(r.Decode) != wantTimings {
 			t.Errorf("%s %s: %d decode timings, want %d", r.Task, r.Attention, len(r.Decode), wantTimings)
 		}
 		for _, d := range r.Decode {
-			if !(d.DecoderUS > 0) || d.OutputTokens == 0 {
+			if !(d.DecoderUS > 0) || d.OutputTokens == 0 || d.Repeats != 2 || !(d.DecoderUSMin <= d.DecoderUS && d.DecoderUS <= d.DecoderUSMax) {
 				t.Errorf("%s %s: decode timing %+v", r.Task, r.Attention, d)
 			}
 		}
@@ -76,6 +92,12 @@ func TestCompareEndToEnd(t *testing.T) {
 				t.Errorf("the %s table lacks %s", section, k)
 			}
 		}
+	}
+	if res.Version.Go == "" || res.TimingRepeats != 2 || res.Resamples != 1000 {
+		t.Errorf("results.json: version %+v, %d timing repeats, %d resamples", res.Version, res.TimingRepeats, res.Resamples)
+	}
+	if strings.Contains(tableAfter(string(report), "Table 3"), "| 0.00 |") {
+		t.Error("the LM table prints a perplexity of 0.00")
 	}
 	for _, name := range []string{"lm-loss.png", "lm-quality-speed.png", "translate-loss.png", "translate-quality-speed.png"} {
 		b, err := os.ReadFile(filepath.Join(out, name))
@@ -111,4 +133,54 @@ func tableAfter(report, section string) string {
 		return rest[start:]
 	}
 	return rest[start : start+1+end]
+}
+
+// TestCompareSeeds trains two seeds per kind: each non-MHA model is paired with the MHA
+// model of its seed, and the seed summary holds mean ± standard deviation of the two.
+func TestCompareSeeds(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"compare", "-tasks", "lm", "-attn", "mha,mqa", "-seeds", "2", "-seed", "5", "-steps", "2", "-decode-batch", "2",
+		"-eval-batches", "2", "-timing-reps", "1", "-quiet", "-out", out}
+	if code := run(args); code != 0 {
+		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
+	}
+	var res compareResults
+	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 4 || res.Seeds != 2 {
+		t.Fatalf("%d results with %d seeds, want 4 with 2", len(res.Results), res.Seeds)
+	}
+	valid := map[string][]float64{}
+	for _, r := range res.Results {
+		valid[r.Attention] = append(valid[r.Attention], r.ValidNLL)
+		if r.Seed != 5 && r.Seed != 6 {
+			t.Errorf("%s trained with seed %d, want 5 or 6", r.Attention, r.Seed)
+		}
+		if _, err := os.Stat(filepath.Join(out, fmt.Sprintf("lm-%s-seed%d", r.Attention, r.Seed))); err != nil {
+			t.Errorf("no run directory for %s seed %d: %v", r.Attention, r.Seed, err)
+		}
+	}
+	if valid["mha"][0] == valid["mha"][1] {
+		t.Errorf("both MHA seeds give validation ln PPL %v: the seed changes nothing", valid["mha"][0])
+	}
+	if len(res.SeedSummary) != 2 {
+		t.Fatalf("seed summary %+v", res.SeedSummary)
+	}
+	for _, s := range res.SeedSummary {
+		xs := valid[s.Attention]
+		mean, std := (xs[0]+xs[1])/2, math.Abs(xs[0]-xs[1])/math.Sqrt2
+		if s.Seeds != 2 || math.Abs(s.ValidLnPPL.Mean-mean) > 1e-12 || math.Abs(s.ValidLnPPL.Std-std) > 1e-12 {
+			t.Errorf("%s: %+v, want %v ± %v", s.Attention, s.ValidLnPPL, mean, std)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mqa (seed 6) vs mha", "Across seeds", "| mha (seed 5) |"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
 }

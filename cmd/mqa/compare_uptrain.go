@@ -52,60 +52,61 @@ func (r *compareRun) uptrainSteps() int { return max(1, int(math.Round(r.uptrain
 // into the target attention, trains it uptrainSteps more from where the MHA run left the
 // data, at the MHA run's learning rate of that step held constant after a short warmup, and
 // scores it as the other kinds. Its loss curves continue the MHA model's steps.
-func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string) (kindResult, error) {
-	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha")}.Best()
+func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string, seed uint64) (kindResult, scoredSets, error) {
+	var sets scoredSets
+	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	m, err := infer.Load(src)
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	kv, err := models.ParseAttention(target, m.Cfg.Heads)
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	source, state, err := uptrainProvenance(m)
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	if state == nil {
-		return kindResult{}, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
+		return kindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
 	}
 	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	steps := r.uptrainSteps()
 	s := train.DefaultSettings(steps)
 	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: lastLR(state), Warmup: uptrainWarmup(steps), Total: steps}
-	s.Seed, s.LabelSmoothing = r.seed, 0.1
+	s.Seed, s.LabelSmoothing = seed, 0.1
 	tr, err := train.NewTrainer(cfg, params, s, r.device)
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
 	defer tr.Close()
 	ud := *d // the same data; its checkpoints record the provenance
 	ud.UptrainedFrom = &source
 	if err := ud.trainSource.Restore(state.Data); err != nil {
-		return kindResult{}, fmt.Errorf("restoring the MHA run's data position: %w", err)
+		return kindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
 	}
-	out := r.runDir(d.Task, target) + "-uptrained"
+	out := r.runDir(d.Task, target, seed) + "-uptrained"
 	sum, err := tr.Run(ctx, ud.trainSource, ud.runOptions(out, "uptrain "+target))
 	if errors.Is(err, train.ErrInterrupted) {
-		return kindResult{}, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+		return kindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}
 	if err != nil {
-		return kindResult{}, err
+		return kindResult{}, sets, err
 	}
-	kr, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), cfg, tr, out, sum)
+	kr, sets, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
 	for _, curve := range [][]curvePoint{kr.TrainCurve, kr.ValidCurve} {
 		for i := range curve {
 			curve[i].Step += source.Step
 		}
 	}
-	return kr, err
+	return kr, sets, err
 }
 
 // uptrainNote explains the uptrained rows of a comparison for its report ("" when there are none).

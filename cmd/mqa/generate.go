@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"mqa/cuda"
@@ -18,9 +21,12 @@ func init() {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate", "-ckpt DIR -prompt TEXT [-max N -temperature T -topk K -topp P -seed S -nocache -device cpu|cuda]")
+	fs := newFlags("generate", "-ckpt DIR [-prompt TEXT] [-n K -max N -temperature T -topk K -topp P -seed S -nocache -device cpu|cuda]\n\n"+
+		"Without -prompt, each line of standard input is a prompt. Each sample is printed on a line of its own\n"+
+		"(a line break inside one as a space), the K samples of a prompt together, prompts in order.")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
-	prompt := fs.String("prompt", "", "text to continue (empty: start a new document)")
+	prompt := fs.String("prompt", "", "text to continue (empty: start a new document; absent: one prompt per line of standard input)")
+	samples := fs.Int("n", 1, "samples per prompt (sample k uses seed S+k)")
 	maxNew := fs.Int("max", 100, "most new tokens (generation also stops at end-of-document and at the model's max_len)")
 	temp := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy search")
 	topK := fs.Int("topk", 0, "sample from the K most likely tokens only (0: all)")
@@ -39,8 +45,8 @@ func runGenerate(args []string) error {
 	if *ckpt == "" {
 		return fmt.Errorf("generate: -ckpt is required: %w", errUsage)
 	}
-	if *maxNew < 1 {
-		return fmt.Errorf("generate: -max %d must be at least 1: %w", *maxNew, errUsage)
+	if *maxNew < 1 || *samples < 1 {
+		return fmt.Errorf("generate: -max %d and -n %d must be at least 1: %w", *maxNew, *samples, errUsage)
 	}
 	opt := infer.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP, Seed: *seed}
 	if err := opt.Validate(); err != nil {
@@ -58,17 +64,33 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer closeBackend(b)
-	start := time.Now()
-	text, err := infer.GenerateText(b, m.Tok, *prompt, *maxNew, opt)
-	if err != nil {
-		return fmt.Errorf("generate: %w", err)
+	prompts := []string{*prompt}
+	if !flagSet(fs, "prompt") {
+		if prompts, err = readLinesArg("-"); err != nil {
+			return err
+		}
 	}
-	fmt.Println(text)
+	start := time.Now()
+	w := bufio.NewWriter(os.Stdout)
+	for _, p := range prompts {
+		for k := range *samples {
+			o := opt
+			o.Seed += uint64(k)
+			text, err := infer.GenerateText(b, m.Tok, p, *maxNew, o)
+			if err != nil {
+				return fmt.Errorf("generate: %w", err)
+			}
+			fmt.Fprintln(w, strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", " "), "\n", " "))
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("generate: writing the output: %w", err)
+	}
 	mode := "cached"
 	if *noCache {
 		mode = "no cache"
 	}
-	fmt.Fprintf(os.Stderr, "generate: %s (%s, %s, %s) in %.2fs\n", m.Dir, m.Cfg.AttentionName(), mode, *device, time.Since(start).Seconds())
+	fmt.Fprintf(os.Stderr, "generate: %d prompts × %d samples, %s (%s, %s, %s) in %.2fs\n", len(prompts), *samples, m.Dir, m.Cfg.AttentionName(), mode, *device, time.Since(start).Seconds())
 	return nil
 }
 
@@ -108,4 +130,11 @@ func checkDevice(cmd, device string) error {
 		return fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
 	}
 	return nil
+}
+
+// flagSet reports whether the command line set the flag name (even to its default).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -5,13 +5,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+
+	"mqa/infer/bleu"
 )
 
 // command is one subcommand of the CLI.
@@ -40,13 +44,13 @@ func run(args []string) int {
 				return report(c.run([]string{"-h"}))
 			}
 		}
-		usage()
+		usage(os.Stdout)
 		return 0
 	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "mqa: unknown command %q\n\n", args[0])
-		usage()
+		usage(os.Stderr)
 		return 2
 	}
 	return report(c.run(args[1:]))
@@ -67,11 +71,13 @@ func report(err error) int {
 	return 1
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "mqa trains and compares multi-head, grouped-query and multi-query attention transformers.")
-	fmt.Fprintln(os.Stderr, "\nUsage: mqa COMMAND [flags]   (mqa COMMAND -h for its flags)\n\nCommands:")
+// usage lists the commands on w: standard output when asked for, standard error after a
+// mistake.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "mqa trains and compares multi-head, grouped-query and multi-query attention transformers.")
+	fmt.Fprintln(w, "\nUsage: mqa COMMAND [flags]   (mqa COMMAND -h for its flags)\n\nCommands:")
 	for _, n := range slices.Sorted(maps.Keys(commands)) {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 }
 
@@ -82,9 +88,13 @@ func init() {
 func runBench(args []string) error {
 	names := slices.Sorted(maps.Keys(benchmarks))
 	if len(args) == 0 || args[0] == "-h" {
-		fmt.Fprintln(os.Stderr, "Usage: mqa bench KIND [flags]; kinds:")
+		w := os.Stdout
+		if len(args) == 0 {
+			w = os.Stderr
+		}
+		fmt.Fprintln(w, "Usage: mqa bench KIND [flags]; kinds:")
 		for _, n := range names {
-			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, benchmarks[n].summary)
+			fmt.Fprintf(w, "  %-8s %s\n", n, benchmarks[n].summary)
 		}
 		if len(args) == 0 {
 			return fmt.Errorf("bench: name a benchmark (%s): %w", strings.Join(names, ", "), errUsage)
@@ -109,15 +119,40 @@ func newFlags(name, usageLine string) *flag.FlagSet {
 }
 
 // parse parses flags, turning errors into usage errors and refusing stray arguments.
+// Asked for with -h, the usage goes to standard output; after a mistake, to standard error.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	var msg bytes.Buffer
+	fs.SetOutput(&msg)
+	err := fs.Parse(args)
+	fs.SetOutput(nil)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			_, _ = os.Stdout.Write(msg.Bytes())
 			return err
 		}
+		_, _ = os.Stderr.Write(msg.Bytes())
 		return fmt.Errorf("%s: %v: %w", fs.Name(), err, errUsage)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q: %w", fs.Name(), fs.Arg(0), errUsage)
 	}
 	return nil
+}
+
+// progressWriter is where a command reports progress: standard error (a bar on a terminal,
+// plain lines otherwise; see train.Progress), or nowhere with -quiet.
+func progressWriter(quiet bool) io.Writer {
+	if quiet {
+		return nil
+	}
+	return os.Stderr
+}
+
+// readLinesArg reads the lines of a file argument, or of standard input when it is "-"
+// (see bleu.ReadLines: empty lines are kept).
+func readLinesArg(path string) ([]string, error) {
+	if path == "-" {
+		return bleu.ReadLinesFrom(os.Stdin, "standard input")
+	}
+	return bleu.ReadLines(path)
 }

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"os"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // palette gives each attention kind a colour.
@@ -31,12 +33,12 @@ func writePlots(dir string, res compareResults) ([]string, error) {
 			continue
 		}
 		name := task + "-loss.png"
-		if err := lossPlot(filepath.Join(dir, name), task, rows); err != nil {
+		if err := lossPlot(filepath.Join(dir, name), task, rows, res.Seeds); err != nil {
 			return nil, err
 		}
 		files = append(files, name)
 		name = task + "-quality-speed.png"
-		if err := qualityPlot(filepath.Join(dir, name), task, rows); err != nil {
+		if err := qualityPlot(filepath.Join(dir, name), task, rows, res.Seeds); err != nil {
 			return nil, err
 		}
 		files = append(files, name)
@@ -44,12 +46,16 @@ func writePlots(dir string, res compareResults) ([]string, error) {
 	return files, nil
 }
 
-func lossPlot(path, task string, rows []kindResult) error {
+// lossPlot draws the training and validation curves, with the legend in a column of its own
+// to the right so that it never covers a curve.
+func lossPlot(path, task string, rows []kindResult, seeds int) error {
 	p := plot.New()
+	p.Title.Padding = vg.Points(6)
 	p.Title.Text = fmt.Sprintf("%s: training and validation loss", task)
 	p.X.Label.Text = "training step"
 	p.Y.Label.Text = "cross-entropy (nats per token)"
-	p.Legend.Top = true
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
 	for i, r := range rows {
 		c := palette[i%len(palette)]
 		train := make(plotter.XYs, len(r.TrainCurve))
@@ -62,7 +68,7 @@ func lossPlot(path, task string, rows []kindResult) error {
 		}
 		l.Color, l.Width = c, vg.Points(0.7)
 		p.Add(l)
-		p.Legend.Add(r.Attention+" train (label-smoothed)", l)
+		legend.Add(rowLabel(r, seeds)+" train (label-smoothed)", l)
 		if len(r.ValidCurve) > 0 {
 			valid := make(plotter.XYs, len(r.ValidCurve))
 			for j, pt := range r.ValidCurve {
@@ -75,54 +81,115 @@ func lossPlot(path, task string, rows []kindResult) error {
 			lp.Color, lp.Width, lp.Dashes = c, vg.Points(1.5), []vg.Length{vg.Points(4), vg.Points(2)}
 			pts.Color, pts.Shape = c, draw.CircleGlyph{}
 			p.Add(lp, pts)
-			p.Legend.Add(r.Attention+" validation", lp, pts)
+			legend.Add(rowLabel(r, seeds)+" validation", lp, pts)
 		}
 	}
 	p.Add(plotter.NewGrid())
-	pad(&p.Y, 0.3)
-	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+	return saveWithLegend(p, legend, 9*vg.Inch, 4.5*vg.Inch, 2.6*vg.Inch, path)
 }
 
-func qualityPlot(path, task string, rows []kindResult) error {
-	p := plot.New()
-	p.X.Label.Text = "cached greedy decoding, µs per output token (large batch)"
-	if task == "translate" {
-		p.Title.Text = "translation: test BLEU (beam 4) against decoding speed"
-		p.Y.Label.Text = "BLEU"
-		p.X.Label.Text = "cached greedy decoding, decoder µs per sequence-step (large batch)"
-	} else {
-		p.Title.Text = "language model: test perplexity against decoding speed"
-		p.Y.Label.Text = "test perplexity (per token)"
+// saveWithLegend writes p as a PNG of width w and height h with legend drawn in a column of
+// width legendW to the right of the plot.
+func saveWithLegend(p *plot.Plot, legend plot.Legend, w, h, legendW vg.Length, path string) error {
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	legend.Draw(draw.Crop(dc, w-legendW, 0, 0, -vg.Points(20)))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// errorPoint is one model in the quality-speed plot: a point with its intervals.
+type errorPoint struct {
+	plotter.XYs
+	plotter.XErrors
+	plotter.YErrors
+}
+
+// qualityPlot draws quality against decoding speed, like with like: translation pairs
+// beam-4 BLEU with beam-4 decoding at the large batch, an LM its test perplexity with greedy
+// decoding at the large batch. Each model is a labelled point with its 95 % quality interval
+// (vertical) and the min–max of its timed runs (horizontal); the labels replace a legend.
+func qualityPlot(path, task string, rows []kindResult, seeds int) error {
+	p := plot.New()
+	p.Title.Padding = vg.Points(6)
+	mode := "greedy"
+	if task == "translate" {
+		mode = "beam4"
+	}
+	batch := "?"
+	if len(rows) > 0 {
+		batch = batchOf(rows[0], mode, false)
+	}
+	if task == "translate" {
+		p.Title.Text = fmt.Sprintf("translation: test BLEU against decoding speed, both beam 4, batch %s", batch)
+		p.Y.Label.Text = "test BLEU, beam 4 (bars: 95 % bootstrap interval)"
+		p.X.Label.Text = fmt.Sprintf("beam-4 decoder µs per sequence-step, batch %s (median; bars: min–max)", batch)
+	} else {
+		p.Title.Text = fmt.Sprintf("language model: test perplexity against greedy decoding speed, batch %s", batch)
+		p.Y.Label.Text = "test perplexity per token (bars: 95 % bootstrap interval)"
+		p.X.Label.Text = fmt.Sprintf("greedy µs per generated token, batch %s (median; bars: min–max)", batch)
+	}
+	var labels plotter.XYLabels
 	for i, r := range rows {
-		t, ok := timing(r, "greedy", false)
+		t, ok := timing(r, mode, false)
 		if !ok {
 			continue
 		}
-		y := r.TestPPL
+		pt := errorPoint{XYs: plotter.XYs{{}}, XErrors: plotter.XErrors{{}}, YErrors: plotter.YErrors{{}}}
 		if task == "translate" {
-			y = r.BLEUBeam4
+			pt.XYs[0] = plotter.XY{X: t.RowStepUS, Y: r.BLEUBeam4}
+			pt.XErrors[0].Low, pt.XErrors[0].High = t.RowStepUS-t.RowStepUSMin, t.RowStepUSMax-t.RowStepUS
+			if r.BLEUCI != nil {
+				pt.YErrors[0].Low, pt.YErrors[0].High = r.BLEUBeam4-r.BLEUCI[0], r.BLEUCI[1]-r.BLEUBeam4
+			}
+		} else {
+			pt.XYs[0] = plotter.XY{X: t.DecoderUS, Y: r.TestPPL}
+			pt.XErrors[0].Low, pt.XErrors[0].High = t.DecoderUS-t.DecoderUSMin, t.DecoderUSMax-t.DecoderUS
+			if r.TestLnPPLCI != nil {
+				pt.YErrors[0].Low, pt.YErrors[0].High = r.TestPPL-math.Exp(r.TestLnPPLCI[0]), math.Exp(r.TestLnPPLCI[1])-r.TestPPL
+			}
 		}
-		x := t.DecoderUS + t.EncoderUS
-		if task == "translate" { // per output token depends on the models' output lengths
-			x = t.RowStepUS
-		}
-		s, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
+		c := palette[i%len(palette)]
+		s, err := plotter.NewScatter(pt)
 		if err != nil {
 			return err
 		}
-		s.Color, s.Shape, s.Radius = palette[i%len(palette)], draw.CircleGlyph{}, vg.Points(5)
-		p.Add(s)
-		p.Legend.Add(fmt.Sprintf("%s (%d K/V heads)", r.Attention, r.KVHeads), s)
+		s.Color, s.Shape, s.Radius = c, draw.CircleGlyph{}, vg.Points(4)
+		xe, err := plotter.NewXErrorBars(pt)
+		if err != nil {
+			return err
+		}
+		ye, err := plotter.NewYErrorBars(pt)
+		if err != nil {
+			return err
+		}
+		xe.Color, ye.Color = c, c
+		p.Add(xe, ye, s)
+		labels.XYs = append(labels.XYs, pt.XYs[0])
+		labels.Labels = append(labels.Labels, fmt.Sprintf("  %s (%d K/V heads)", rowLabel(r, seeds), r.KVHeads))
+	}
+	if len(labels.XYs) > 0 {
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return err
+		}
+		p.Add(l)
 	}
 	p.Add(plotter.NewGrid())
-	pad(&p.X, 0.15)
-	pad(&p.Y, 0.35)
-	p.Legend.Top, p.Legend.Left = true, true
-	return p.Save(6*vg.Inch, 4.5*vg.Inch, path)
+	pad(&p.X, 0.4)
+	pad(&p.Y, 0.15)
+	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }
 
-// pad widens an axis: its top by frac of its span (room for the legend), its bottom by frac/3.
+// pad widens an axis: its top by frac of its span (room for the point labels), its bottom by frac/3.
 func pad(a *plot.Axis, frac float64) {
 	span := a.Max - a.Min
 	if span <= 0 {

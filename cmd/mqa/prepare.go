@@ -59,7 +59,9 @@ type dataSpec struct {
 	valid, test           []train.Batch
 	validPairs, testPairs []data.Pair // translation: the text of the kept evaluation pairs, in batch order
 	testWords, validWords int         // LM: words in the evaluation texts (for per-word perplexity)
+	validDocs, testDocs   []docSize   // LM: each evaluation document's tokens and words
 	dropped               string      // a note on pairs dropped for length
+	quiet                 bool        // no training progress on standard error
 }
 
 // load reads the splits, trains (or loads) the tokenizer, and builds the batches.
@@ -98,6 +100,7 @@ func (d *dataSpec) loadLM() error {
 	d.trainSource = train.LMSource{LMStream: stream}
 	d.valid, d.validWords = lmEvalBatches(d.tok, validText, d.SeqLen, d.Batch), countWords(validText)
 	d.test, d.testWords = lmEvalBatches(d.tok, testText, d.SeqLen, d.Batch), countWords(testText)
+	d.validDocs, d.testDocs = docSizes(d.tok, validText), docSizes(d.tok, testText)
 	return nil
 }
 

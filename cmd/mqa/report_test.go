@@ -3,42 +3,83 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"mqa/infer/stats"
+	"mqa/models"
+	"mqa/train"
 )
 
+// TestSummary: the summary calls a difference a difference only when its interval leaves out
+// 0 (quality) or the timings' ranges do not overlap (speed), and says "within noise" otherwise.
 func TestSummary(t *testing.T) {
-	mha := kindResult{Task: "translate", Attention: "mha", ValidNLL: 2.0, BLEUBeam4: 20, CacheBytesPerToken: 1024, TrainUSPerToken: 6,
-		Decode: []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: 100}}}
-	mqa := kindResult{Task: "translate", Attention: "mqa", ValidNLL: 2.02, BLEUBeam4: 19.5, CacheBytesPerToken: 256, TrainUSPerToken: 5,
-		Decode: []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: 25}}}
+	p := func(x float64) *float64 { return &x }
+	iv := func(lo, hi float64) *stats.Interval { return &stats.Interval{lo, hi} }
+	timings := func(us, lo, hi float64) []decodeTiming {
+		return []decodeTiming{{Mode: "beam4", Batch: 32, DecoderUS: us, RowStepUS: us, RowStepUSMin: lo, RowStepUSMax: hi}}
+	}
+	mha := kindResult{Task: "translate", Attention: "mha", Seed: 1, ValidNLL: 2.0, BLEUBeam4: 20, CacheBytesPerToken: 1024, TrainUSPerToken: 6,
+		Decode: timings(80, 78, 83)}
+	worse := kindResult{Task: "translate", Attention: "mqa", Seed: 1, ValidNLL: 2.1, BLEUBeam4: 17, CacheBytesPerToken: 256, TrainUSPerToken: 5,
+		LnPPLDiffCI: iv(0.05, 0.15), BLEUDiffCI: iv(-4.1, -1.9), PairedPBLEU: p(0.001), Decode: timings(40, 39, 42)}
+	noise := kindResult{Task: "translate", Attention: "gqa:2", Seed: 1, ValidNLL: 2.01, BLEUBeam4: 19.5, CacheBytesPerToken: 512, TrainUSPerToken: 5.5,
+		LnPPLDiffCI: iv(-0.02, 0.04), BLEUDiffCI: iv(-1.6, 0.7), PairedPBLEU: p(0.31), Decode: timings(79, 76, 81)}
 	cases := []struct {
 		name  string
 		rows  []kindResult
 		wants []string
 	}{
 		{"mha only", []kindResult{mha}, []string{"Only the multi-head model"}},
-		{"no mha", []kindResult{mqa}, []string{"No multi-head (mha) model"}},
-		{"mqa vs mha", []kindResult{mha, mqa}, []string{"translate, mqa vs mha", "2.0200 vs 2.0000 (+1.0 %", "19.50 vs 20.00 (-0.50",
-			"25.0 vs 100.0 µs per token (4.00× faster)", "256 vs 1024 bytes"}},
+		{"no mha", []kindResult{worse}, []string{"No multi-head (mha) model"}},
+		{"a real difference", []kindResult{mha, worse}, []string{"translate, mqa vs mha", "2.1000 vs 2.0000 (+5.0 %",
+			"interval [+0.0500, +0.1500]: higher: worse", "17.00 vs 20.00 (-3.00", "[-4.10, -1.90], paired bootstrap p = 0.001: worse",
+			"median 40.0 vs 80.0 µs per sequence-step (min–max 39.0–42.0 vs 78.0–83.0 over 5 runs): 2.00× faster", "256 vs 1024 bytes"}},
+		{"noise", []kindResult{mha, noise}, []string{"[-0.0200, +0.0400]: within noise", "paired bootstrap p = 0.310: within noise",
+			"(min–max 76.0–81.0 vs 78.0–83.0 over 5 runs): within noise"}},
 	}
-	// with sequence-step timings (translation), those are compared
-	stepped := func(r kindResult, us, beamUS float64) kindResult {
-		r.Decode = []decodeTiming{{Mode: "greedy", Batch: 32, DecoderUS: r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: us},
-			{Mode: "beam4", Batch: 32, DecoderUS: 3 * r.Decode[0].DecoderUS, DecoderSteps: 40, RowStepUS: beamUS}}
-		return r
-	}
-	cases = append(cases, struct {
-		name  string
-		rows  []kindResult
-		wants []string
-	}{"per sequence-step", []kindResult{stepped(mha, 80, 5.1), stepped(mqa, 40, 2.3)}, []string{
-		"40.0 vs 80.0 µs per sequence-step (2.00× faster; per output token 25.0 vs 100.0",
-		"; beam 4 at batch 32: 2.3 vs 5.1 µs per sequence-step (2.22× faster)"}})
 	for _, c := range cases {
-		got := summary(compareResults{Results: c.rows})
+		got := summary(compareResults{Results: c.rows, TimingRepeats: 5, Seeds: 1})
 		for _, w := range c.wants {
 			if !strings.Contains(got, w) {
 				t.Errorf("%s: summary lacks %q:\n%s", c.name, w, got)
 			}
 		}
+		if c.name == "noise" && (strings.Contains(got, "faster") || strings.Contains(got, "worse") || strings.Contains(got, "better")) {
+			t.Errorf("noise called a difference:\n%s", got)
+		}
 	}
 }
+
+// TestDocumentUnits: per-document NLL sums follow the document boundaries of the joined
+// stream (the first token is never a target), whatever the windows and batches.
+func TestDocumentUnits(t *testing.T) {
+	// Documents of 3, 2 and 4 tokens with EOS: stream positions 0-2, 3-4, 5-8; targets 1..8.
+	docs := []docSize{{tokens: 3, words: 2}, {tokens: 2, words: 1}, {tokens: 4, words: 3}}
+	nll := [][]float64{{1, 2, 3, 4}, {5, 6, 7, 8}} // target k+1 has NLL k+1
+	batch := trainBatch(4)
+	u := documentUnits(batchList(batch, batch), nll, docs)
+	wantNLL, wantTok := []float64{1 + 2, 3 + 4, 5 + 6 + 7 + 8}, []float64{2, 2, 4}
+	for i := range wantNLL {
+		if u.NLL[i] != wantNLL[i] || u.Tokens[i] != wantTok[i] || !u.Complete[i] {
+			t.Errorf("document %d: NLL %v over %v tokens (complete %v), want %v over %v", i, u.NLL[i], u.Tokens[i], u.Complete[i], wantNLL[i], wantTok[i])
+		}
+	}
+	// Only the first batch (-eval-batches 1): the last document is cut, so it is not complete.
+	cut := documentUnits(batchList(batch), nll[:1], docs)
+	if len(cut.NLL) != 2 || cut.NLL[1] != 3+4 || !cut.Complete[1] {
+		t.Errorf("cut: %+v", cut)
+	}
+	if ppl, ok := cut.wordPPL(); !ok || ppl <= 1 {
+		t.Errorf("word perplexity of the complete documents: %v, %v", ppl, ok)
+	}
+}
+
+// trainBatch is an LM batch of one window of n targets (ids 5, 6, …).
+func trainBatch(n int) train.Batch {
+	b := train.Batch{Shape: models.Shape{Batch: 1, TgtLen: n}}
+	for i := range n {
+		b.Tokens, b.Targets = append(b.Tokens, 4+i), append(b.Targets, 5+i)
+	}
+	return b
+}
+
+func batchList(bs ...train.Batch) []train.Batch { return bs }

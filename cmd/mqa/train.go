@@ -182,7 +182,7 @@ type dataFlags struct {
 
 func (f *dataFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.corpus, "corpus", "", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: lm-en for lm, bible.en-es for translate)")
-	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target) instead of the corpus")
+	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target, or SRC,TGT line-aligned files; gzip allowed) instead of the corpus")
 	fs.StringVar(&f.validPath, "valid", "", "validation file instead of the corpus's")
 	fs.StringVar(&f.testPath, "test", "", "test file instead of the corpus's")
 	fs.StringVar(&f.tokPath, "tokenizer", "", "a tokenizer JSON to use instead of training one")
@@ -259,6 +259,7 @@ func runTrain(args []string) error {
 	force := fs.Bool("force", false, "train into a non-empty -out all the same: an earlier run's checkpoints and log there are deleted, other files are kept")
 	device := fs.String("device", "cpu", "cpu or cuda")
 	resume := fs.String("resume", "", "continue the run in this directory from its newest complete checkpoint (allowed with it: "+resumeFlagList()+")")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	var mf modelFlags
 	var of optFlags
 	var df dataFlags
@@ -304,6 +305,7 @@ func runTrain(args []string) error {
 		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
 	}
 	d := df.spec(*task, defaults, of)
+	d.quiet = *quiet
 	if err := d.checkBatchSize(); err != nil {
 		return fmt.Errorf("train: %v: %w", err, errUsage)
 	}
@@ -353,7 +355,7 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // resumeFlags are the flags that may go with -resume: they change how often a run is
 // validated and checkpointed, how many checkpoints it keeps, how long it trains and where;
 // never its model, data or optimisation, which come from the checkpoint.
-var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory", "cpuprofile", "memprofile"}
+var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory", "cpuprofile", "memprofile", "quiet"}
 
 func resumeFlagList() string {
 	return "-" + strings.Join(resumeFlags[1:], ", -")
@@ -456,7 +458,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 // and log settings, the progress bar on standard error, and d's files in every checkpoint.
 func (d *dataSpec) runOptions(out, label string) train.RunOptions {
 	return train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery,
-		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: os.Stderr, Label: label, SaveExtra: d.saveFiles}
+		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: progressWriter(d.quiet), Label: label, SaveExtra: d.saveFiles}
 }
 
 // dataFile is one data file of a run: its split, its path and its identity in run.json.

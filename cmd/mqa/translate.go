@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"mqa/infer"
-	"mqa/infer/bleu"
 	"mqa/models"
+	"mqa/train"
 )
 
 func init() {
@@ -21,10 +21,11 @@ func init() {
 const maxBeam = 64
 
 func runTranslate(args []string) error {
-	fs := newFlags("translate", "-ckpt DIR -input FILE [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
-		"One source line in, one translation out, in order. An empty input line gives an empty output line.")
+	fs := newFlags("translate", "-ckpt DIR [-input FILE|-] [-output FILE] [-beam K -alpha A -batch N -max N -nocache -device cpu|cuda]\n\n"+
+		"One source line in, one translation out, in order. An empty input line gives an empty output line.\n"+
+		"Without -input (or with -input -) the source lines come from standard input.")
 	ckpt := fs.String("ckpt", "", "checkpoint directory (or a run directory: its newest complete checkpoint)")
-	input := fs.String("input", "", "source text, one sentence per line")
+	input := fs.String("input", "-", "source text, one sentence per line (-: standard input)")
 	output := fs.String("output", "", "where to write the translations (default: standard output)")
 	beam := fs.Int("beam", 4, fmt.Sprintf("beam size, 1 (greedy search) to %d", maxBeam))
 	alpha := fs.Float64("alpha", 0.6, "length penalty exponent α of ((5+len)/6)^α")
@@ -34,6 +35,7 @@ func runTranslate(args []string) error {
 	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
 	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
 	allowNonFinite := fs.Bool("allow-nonfinite", false, "load weights that hold NaN or infinite values (refused by default)")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -42,8 +44,8 @@ func runTranslate(args []string) error {
 		return err
 	}
 	switch {
-	case *ckpt == "" || *input == "":
-		return fmt.Errorf("translate: -ckpt and -input are required: %w", errUsage)
+	case *ckpt == "":
+		return fmt.Errorf("translate: -ckpt is required: %w", errUsage)
 	case *beam < 1 || *beam > maxBeam:
 		return fmt.Errorf("translate: -beam %d must be between 1 and %d: %w", *beam, maxBeam, errUsage)
 	case !(*alpha >= 0) || *alpha > 1e6:
@@ -71,7 +73,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	lines, err := bleu.ReadLines(*input)
+	lines, err := readLinesArg(*input)
 	if err != nil {
 		return err
 	}
@@ -80,14 +82,14 @@ func runTranslate(args []string) error {
 		return err
 	}
 	defer closeBackend(b)
-	bar := newBar(len(lines), "translate", "lines")
+	bar := train.NewProgress(progressWriter(*quiet), len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
 		Beam: *beam, Alpha: *alpha, Batch: *batch, MaxLen: *maxLen,
-		Progress: func(done int) { _ = bar.Set(done) },
+		Progress: bar.Set,
 		Warn:     func(s string) { fmt.Fprintln(os.Stderr, "translate:", s) },
 	})
-	_ = bar.Finish()
+	bar.Finish()
 	if err != nil {
 		return fmt.Errorf("translate: %w", err)
 	}

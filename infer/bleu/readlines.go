@@ -22,7 +22,13 @@ func ReadLines(path string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReader(f)
+	return ReadLinesFrom(f, path)
+}
+
+// ReadLinesFrom reads segments from r as [ReadLines] reads a file; name (a path, or
+// "standard input") is what errors call the source.
+func ReadLinesFrom(in io.Reader, name string) ([]string, error) {
+	r := bufio.NewReader(in)
 	var lines []string
 	for n := 1; ; n++ {
 		line, err := r.ReadString('\n')
@@ -30,21 +36,21 @@ func ReadLines(path string) ([]string, error) {
 			if errors.Is(err, io.EOF) {
 				return lines, nil
 			}
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
 		if strings.HasSuffix(line, "\n") {
 			line = line[:len(line)-1]
 			line = strings.TrimSuffix(line, "\r")
 		}
 		if !utf8.ValidString(line) {
-			return nil, fmt.Errorf("%s:%d: invalid UTF-8", path, n)
+			return nil, fmt.Errorf("%s:%d: invalid UTF-8", name, n)
 		}
 		lines = append(lines, line)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return lines, nil
 			}
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
 	}
 }
