@@ -116,9 +116,13 @@ type Trainer struct {
 	Opt         *AdamW
 	Step        int    // updates done
 	DropoutStep uint64 // the dropout masks' counter (see ops.Dropout)
+	// Rank is the data-parallel rank whose executor this trainer makes (a GPU executor runs
+	// on GPU Rank); 0 without data parallelism.
+	Rank int
 
 	names  []string
 	device string
+	ranks  int // data-parallel ranks (NewTrainerRanks); 0 or 1: one executor
 	exec   Executor
 }
 
@@ -164,7 +168,13 @@ func newTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 
 // start makes the trainer's executor, which takes the current Params and Opt.
 func (t *Trainer) start() error {
-	exec, err := NewExecutor[t.device](t)
+	var exec Executor
+	var err error
+	if t.ranks > 1 {
+		exec, err = newDataParallel(t)
+	} else {
+		exec, err = NewExecutor[t.device](t)
+	}
 	t.exec = exec
 	return err
 }

@@ -1,0 +1,58 @@
+package train
+
+// The CPU executor's part in data-parallel training (RankExecutor).
+
+// WeightedTrainStep implements RankExecutor.
+func (e *cpuExecutor) WeightedTrainStep(micro []Batch, weights []float64) (float64, error) {
+	if e.acc == nil {
+		e.acc = make([][]float32, len(e.params))
+		for i, p := range e.params {
+			e.acc[i] = make([]float32, len(p))
+		}
+	}
+	for _, a := range e.acc {
+		clear(a)
+	}
+	e.grads = e.acc
+	var loss float64
+	for k, b := range micro {
+		c, err := e.compile(b.Shape, true)
+		if err != nil {
+			return 0, err
+		}
+		l, err := c.forward(b)
+		if err != nil {
+			return 0, err
+		}
+		w := weights[k]
+		loss += w * l
+		for i, g := range c.grads {
+			acc, w32 := e.acc[i], float32(w)
+			for j, v := range g.Value().Data().([]float32) {
+				acc[j] += w32 * v
+			}
+		}
+	}
+	return loss, nil
+}
+
+// ReduceGradients implements RankExecutor: each bucket is copied into one buffer, summed
+// across ranks, and copied back.
+func (e *cpuExecutor) ReduceGradients(plan []Bucket, r AllReducer, rank int) error {
+	for _, b := range plan {
+		buf := make([]float32, 0, b.Values)
+		for _, p := range b.Params {
+			buf = append(buf, e.grads[p]...)
+		}
+		if err := r.AllReduce(rank, buf); err != nil {
+			return err
+		}
+		for _, p := range b.Params {
+			buf = buf[copy(e.grads[p], buf):]
+		}
+	}
+	return nil
+}
+
+// GradNorm implements RankExecutor.
+func (e *cpuExecutor) GradNorm() (float64, error) { return GlobalNorm(e.grads), nil }
