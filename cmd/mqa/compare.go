@@ -50,6 +50,7 @@ type compareRun struct {
 	seed                uint64
 	command             string
 	uptrain             float64 // > 0: also uptrain MQA/GQA from MHA for this fraction of the steps
+	ranks               int     // data-parallel ranks of each training run (-gpus, -ranks)
 }
 
 // kindResult is everything measured for one task and attention kind.
@@ -155,10 +156,15 @@ func runCompare(args []string) error {
 	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	fs.Float64Var(&r.uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
+	checkRanks := ranksFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := gpuMemory(); err != nil {
+		return err
+	}
+	var err error
+	if r.ranks, err = checkRanks(r.device); err != nil {
 		return err
 	}
 	def, ok := compareDefaults[r.preset]
@@ -327,7 +333,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string) (kin
 	}
 	s := train.DefaultSettings(r.steps)
 	s.Schedule.Peak, s.Seed, s.LabelSmoothing = presetDefaults[r.preset].lr, r.seed, 0.1
-	tr, err := train.NewTrainer(cfg, nil, s, r.device)
+	tr, err := train.NewTrainerRanks(cfg, nil, s, r.device, r.ranks)
 	if err != nil {
 		return kindResult{}, err
 	}

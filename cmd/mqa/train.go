@@ -224,10 +224,15 @@ func runTrain(args []string) error {
 	of.register(fs)
 	df.register(fs)
 	gpuMemory := gpuMemoryFlag(fs)
+	checkRanks := ranksFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := gpuMemory(); err != nil {
+		return err
+	}
+	ranks, err := checkRanks(*device)
+	if err != nil {
 		return err
 	}
 	if err := checkTask(*task); err != nil {
@@ -240,7 +245,7 @@ func runTrain(args []string) error {
 	ctx, stop := signalContext()
 	defer stop()
 	if *resume != "" {
-		return resumeTraining(ctx, *resume, *device, of.steps)
+		return resumeTraining(ctx, *resume, *device, ranks, of.steps)
 	}
 	s, err := of.settings(defaults)
 	if err != nil {
@@ -268,7 +273,7 @@ func runTrain(args []string) error {
 	if *out == "" {
 		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
 	}
-	tr, err := train.NewTrainer(cfg, nil, s, *device)
+	tr, err := train.NewTrainerRanks(cfg, nil, s, *device, ranks)
 	if err != nil {
 		return err
 	}
@@ -285,6 +290,9 @@ func runTrain(args []string) error {
 func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
 	opt := d.runOptions(out, "train")
 	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
+	if tr.Ranks() > 1 {
+		fmt.Fprintf(os.Stderr, "mqa train: data-parallel on %d ranks; each update's global batch is split among them\n", tr.Ranks())
+	}
 	if ss, ok := d.trainSource.(train.ShapeSource); ok {
 		shapes := ss.Shapes()
 		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), shapeList(shapes))
@@ -323,8 +331,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 // errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
 var errInterrupted = errors.New("interrupted")
 
-func resumeTraining(ctx context.Context, dir, device string, steps int) error {
-	tr, st, ckpt, err := train.Resume(dir, device, steps)
+func resumeTraining(ctx context.Context, dir, device string, ranks, steps int) error {
+	tr, st, ckpt, err := train.ResumeRanks(dir, device, ranks, steps)
 	if err != nil {
 		return err
 	}
