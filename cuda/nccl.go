@@ -20,9 +20,10 @@ typedef void* mqaNcclComm;                            // ncclComm_t
 enum { mqaNcclFloat32 = 7, mqaNcclSum = 0 };          // ncclFloat32, ncclSum
 
 enum { fnGetVersion, fnGetUniqueId, fnCommInitRank, fnAllReduce, fnCommDestroy, fnCommAbort,
-	fnGetErrorString, fnCommGetAsyncError, fnCount };
+	fnGetErrorString, fnCommGetAsyncError, fnGroupStart, fnGroupEnd, fnCount };
 static const char* mqa_nccl_names[fnCount] = { "ncclGetVersion", "ncclGetUniqueId", "ncclCommInitRank",
-	"ncclAllReduce", "ncclCommDestroy", "ncclCommAbort", "ncclGetErrorString", "ncclCommGetAsyncError" };
+	"ncclAllReduce", "ncclCommDestroy", "ncclCommAbort", "ncclGetErrorString", "ncclCommGetAsyncError",
+	"ncclGroupStart", "ncclGroupEnd" };
 static void* mqa_nccl_fn[fnCount];
 
 // mqa_nccl_open loads the library and its functions; it returns NULL or the name of what is
@@ -62,6 +63,8 @@ static const char* mqa_nccl_error_string(mqaNcclResult r) {
 static mqaNcclResult mqa_nccl_comm_async_error(mqaNcclComm comm, mqaNcclResult* err) {
 	return ((mqaNcclResult (*)(mqaNcclComm, mqaNcclResult*))mqa_nccl_fn[fnCommGetAsyncError])(comm, err);
 }
+static mqaNcclResult mqa_nccl_group_start(void) { return ((mqaNcclResult (*)(void))mqa_nccl_fn[fnGroupStart])(); }
+static mqaNcclResult mqa_nccl_group_end(void) { return ((mqaNcclResult (*)(void))mqa_nccl_fn[fnGroupEnd])(); }
 */
 import "C"
 
@@ -217,6 +220,21 @@ func (n *NCCL) InitRank(id NCCLUniqueID, ranks, rank int) (*NCCLComm, error) {
 // same order.
 func (c *NCCLComm) allReduceSum(send, recv dptr, count int, stream C.CUstream) error {
 	return ncclCheck("ncclAllReduce", C.mqa_nccl_all_reduce_sum(C.CUdeviceptr(send), C.CUdeviceptr(recv), C.size_t(count), c.comm, stream))
+}
+
+// allReduceGroup enqueues on stream, as one NCCL group, the in-place sum over ranks of each
+// buffer bufs[i] of counts[i] float32 values (a bucket of gradients).
+func (c *NCCLComm) allReduceGroup(bufs []dptr, counts []int, stream C.CUstream) error {
+	if err := ncclCheck("ncclGroupStart", C.mqa_nccl_group_start()); err != nil {
+		return err
+	}
+	for i, b := range bufs {
+		if err := c.allReduceSum(b, b, counts[i], stream); err != nil {
+			_ = C.mqa_nccl_group_end() // the error to report is the all-reduce's
+			return err
+		}
+	}
+	return ncclCheck("ncclGroupEnd", C.mqa_nccl_group_end())
 }
 
 // AsyncError reports an error NCCL met in the background (a peer gone, a network failure).

@@ -5,19 +5,25 @@ import (
 	"sync"
 )
 
-// AllReducer sums float32 buffers across the ranks of data-parallel training: NCCL on GPUs
-// (package cuda), or LocalAllReducer between goroutines of one process.
+// AllReducer joins the ranks of data-parallel training, which sum their gradient buffers
+// with it. Each device's executor knows the kind it needs: a HostAllReducer for buffers in
+// host memory (the CPU), NCCL for buffers on GPUs (package cuda).
 type AllReducer interface {
+	// Abort makes every waiting and later sum fail with err: a rank that fails calls it so
+	// that the others do not wait for it for ever.
+	Abort(err error)
+}
+
+// HostAllReducer sums float32 buffers in host memory across ranks.
+type HostAllReducer interface {
+	AllReducer
 	// AllReduce replaces buf, on every rank, by the element-wise sum of all ranks' bufs.
 	// Every rank calls it, from its own goroutine, with buffers of the same length in the
 	// same order; it returns once the sum is in buf.
 	AllReduce(rank int, buf []float32) error
-	// Abort makes every waiting and later AllReduce return err: a rank that fails calls it
-	// so that the others do not wait for it for ever.
-	Abort(err error)
 }
 
-// LocalAllReducer is an AllReducer for ranks that are goroutines of one process (the CPU
+// LocalAllReducer is a HostAllReducer for ranks that are goroutines of one process (the CPU
 // ranks of tests, and of -device cpu -ranks N). It adds the buffers in rank order, so every
 // rank gets the same, reproducible sum.
 type LocalAllReducer struct {
@@ -37,7 +43,7 @@ func NewLocalAllReducer(ranks int) *LocalAllReducer {
 	return r
 }
 
-// AllReduce implements AllReducer.
+// AllReduce implements HostAllReducer.
 func (r *LocalAllReducer) AllReduce(rank int, buf []float32) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

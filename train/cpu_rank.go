@@ -2,6 +2,8 @@ package train
 
 // The CPU executor's part in data-parallel training (RankExecutor).
 
+import "fmt"
+
 // WeightedTrainStep implements RankExecutor.
 func (e *cpuExecutor) WeightedTrainStep(micro []Batch, weights []float64) (float64, error) {
 	if e.acc == nil {
@@ -39,12 +41,16 @@ func (e *cpuExecutor) WeightedTrainStep(micro []Batch, weights []float64) (float
 // ReduceGradients implements RankExecutor: each bucket is copied into one buffer, summed
 // across ranks, and copied back.
 func (e *cpuExecutor) ReduceGradients(plan []Bucket, r AllReducer, rank int) error {
+	h, ok := r.(HostAllReducer)
+	if !ok {
+		return fmt.Errorf("cpu: gradients in host memory cannot be summed with %T", r)
+	}
 	for _, b := range plan {
 		buf := make([]float32, 0, b.Values)
 		for _, p := range b.Params {
 			buf = append(buf, e.grads[p]...)
 		}
-		if err := r.AllReduce(rank, buf); err != nil {
+		if err := h.AllReduce(rank, buf); err != nil {
 			return err
 		}
 		for _, p := range b.Params {

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"gorgonia.org/tensor"
@@ -28,8 +29,8 @@ type RankExecutor interface {
 }
 
 // NewAllReducer makes the all-reducer that joins the ranks of a device. The CPU's ranks are
-// goroutines joined by a LocalAllReducer; a build whose GPU executor can be a rank
-// registers "cuda" here (NCCL).
+// goroutines joined by a LocalAllReducer; a build with the mqacuda tag registers "cuda"
+// (NCCL).
 var NewAllReducer = map[string]func(ranks int) (AllReducer, error){
 	"cpu": func(ranks int) (AllReducer, error) { return NewLocalAllReducer(ranks), nil },
 }
@@ -229,9 +230,13 @@ func (dp *dataParallel) Loss(b Batch) (float64, error) { return dp.ranks[0].Loss
 // Sync brings rank 0's state into the trainer (the other ranks hold the same).
 func (dp *dataParallel) Sync() error { return dp.ranks[0].Sync() }
 
-// Close closes every rank's executor.
+// Close frees the all-reducer (where it holds anything, as NCCL communicators do) and
+// closes every rank's executor.
 func (dp *dataParallel) Close() error {
 	var errs []error
+	if c, ok := dp.reducer.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
 	for _, e := range dp.ranks {
 		errs = append(errs, e.Close())
 	}
