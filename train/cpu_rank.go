@@ -46,10 +46,11 @@ func (e *cpuExecutor) ReduceGradients(plan []Bucket, r AllReducer, rank int) err
 		return fmt.Errorf("cpu: gradients in host memory cannot be summed with %T", r)
 	}
 	for _, b := range plan {
-		buf := make([]float32, 0, b.Values)
+		buf := e.flat[:0]
 		for _, p := range b.Params {
 			buf = append(buf, e.grads[p]...)
 		}
+		e.flat = buf
 		if err := h.AllReduce(rank, buf); err != nil {
 			return err
 		}
