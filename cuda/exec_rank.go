@@ -82,6 +82,19 @@ func (e *Executor) WeightedTrainStep(micro []train.Batch, weights []float64) (fl
 	return loss, err
 }
 
+// Join implements train.RankExecutor: the rank's member of the NCCL communicator is made on
+// the executor's thread (its GPU's context).
+func (e *Executor) Join(r train.AllReducer, rank int) error {
+	nr, ok := r.(*ncclReducer)
+	if !ok {
+		return fmt.Errorf("cuda: gradients on the GPU are summed with NCCL, not with %T", r)
+	}
+	return e.w.do(func() error {
+		_, err := nr.comm(rank)
+		return err
+	})
+}
+
 // ReduceGradients implements train.RankExecutor with NCCL, one grouped all-reduce per bucket
 // on the executor's stream (Apply, on the same stream, follows it).
 func (e *Executor) ReduceGradients(plan []train.Bucket, r train.AllReducer, rank int) error {

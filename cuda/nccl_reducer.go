@@ -18,8 +18,7 @@ func init() {
 }
 
 // ncclReducer is the train.AllReducer of GPU ranks: an NCCL communicator whose members are
-// made lazily, each on its rank's executor thread (its GPU's context), at the first
-// all-reduce, which every rank reaches at the same time.
+// made each on its rank's executor thread (its GPU's context) when the ranks join.
 type ncclReducer struct {
 	nccl  *NCCL
 	id    NCCLUniqueID
@@ -43,8 +42,8 @@ func newNCCLReducer(ranks int) (*ncclReducer, error) {
 	return &ncclReducer{nccl: n, id: id, comms: make([]*NCCLComm, ranks)}, nil
 }
 
-// comm returns rank's communicator, joining it on first use; call it on the rank's
-// executor thread.
+// comm returns rank's communicator, joining it on first use (Executor.Join); call it on
+// the rank's executor thread.
 func (r *ncclReducer) comm(rank int) (*NCCLComm, error) {
 	r.mu.Lock()
 	c, err := r.comms[rank], r.err

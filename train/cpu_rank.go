@@ -4,6 +4,14 @@ package train
 
 import "fmt"
 
+// Join implements RankExecutor: CPU ranks need a HostAllReducer, and nothing else.
+func (e *cpuExecutor) Join(r AllReducer, rank int) error {
+	if _, ok := r.(HostAllReducer); !ok {
+		return fmt.Errorf("cpu: rank %d: gradients in host memory cannot be summed with %T", rank, r)
+	}
+	return nil
+}
+
 // WeightedTrainStep implements RankExecutor.
 func (e *cpuExecutor) WeightedTrainStep(micro []Batch, weights []float64) (float64, error) {
 	if e.acc == nil {

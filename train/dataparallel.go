@@ -17,6 +17,10 @@ import (
 // and every rank applies the same AdamW update to its own copy of the parameters.
 type RankExecutor interface {
 	Executor
+	// Join makes the executor rank of the ranks that r joins (NCCL: its member of the
+	// communicator); every rank calls it at the same time, before the first step, so that a
+	// rank that fails later finds the others joined and can abort them.
+	Join(r AllReducer, rank int) error
 	// WeightedTrainStep runs forward and backward on each batch and leaves
 	// Σ weights[k]·∇loss_k in the executor's gradient buffers (zeros for no batches, which
 	// Apply then reads); it returns Σ weights[k]·loss_k.
@@ -108,6 +112,10 @@ func newDataParallel(t *Trainer) (Executor, error) {
 			return nil, fmt.Errorf("device %s: its executor cannot be a rank of data-parallel training", t.device)
 		}
 		dp.ranks = append(dp.ranks, re)
+	}
+	if err := dp.each(func(r int) error { return dp.ranks[r].Join(reducer, r) }); err != nil {
+		dp.Close()
+		return nil, fmt.Errorf("joining %d ranks on %s: %w", t.ranks, t.device, err)
 	}
 	if _, ok := dp.ranks[0].(MemoryPlanner); ok {
 		return plannedDataParallel{dp}, nil
