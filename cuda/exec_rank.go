@@ -26,10 +26,16 @@ import (
 	"mqa/train"
 )
 
-// WeightedTrainStep implements train.RankExecutor: the gradient buffers hold Σ w_k·∇loss_k.
+// WeightedTrainStep implements train.RankExecutor: the gradient buffers hold Σ w_k·∇loss_k,
+// summed with cuBLAS into the accumulation buffer (one whole micro-batch is TrainStep's).
 func (e *Executor) WeightedTrainStep(micro []train.Batch, weights []float64) (float64, error) {
 	if len(micro) > maxMicro {
 		return 0, fmt.Errorf("cuda: %d micro-batches (at most %d)", len(micro), maxMicro)
+	}
+	if len(micro) == 1 && weights[0] == 1 {
+		// One whole micro-batch: its program's gradients are the rank's, as in TrainStep.
+		loss, _, err := e.TrainStep(micro)
+		return loss, err
 	}
 	var loss float64
 	err := e.w.do(func() error {

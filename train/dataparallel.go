@@ -133,7 +133,7 @@ func (t *Trainer) replica(r int) *Trainer {
 	opt := *t.Opt
 	opt.M, opt.V = cloneAll(t.Opt.M), cloneAll(t.Opt.V)
 	return &Trainer{Cfg: t.Cfg, Params: params, Settings: t.Settings, Opt: &opt, Step: t.Step, DropoutStep: t.DropoutStep,
-		Rank: r, names: t.names, device: t.device}
+		Rank: r, names: t.names, device: t.device, ranks: t.ranks}
 }
 
 func cloneAll(xs [][]float32) [][]float32 {
