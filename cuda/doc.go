@@ -12,5 +12,9 @@
 // steps, beam reorder on the GPU); kernels/decode.cu holds its kernels; decode_bench.go is
 // `mqa bench decode -device cuda`.
 //
+// Several GPUs: nccl.go loads NCCL at run time (MQA_NCCL_LIB, else the loader's search and
+// PyTorch's pip wheels) and wraps the communicator calls data-parallel training needs;
+// nccl_check.go sums and times an all-reduce across the GPUs (TestNCCLAllReduce).
+//
 // Build (see scripts/gpu.sh): CGO_LDFLAGS=-L/tmp/cuda13-stubs go build -tags mqacuda ./cmd/mqa
 package cuda

@@ -103,7 +103,10 @@ type driver struct {
 	meter  memoryMeter
 }
 
-func newDriver() (*driver, error) {
+func newDriver() (*driver, error) { return newDriverOn(0) }
+
+// newDriverOn is newDriver on GPU ordinal (a data-parallel rank's GPU).
+func newDriverOn(ordinal int) (*driver, error) {
 	if err := check("cuInit (is an NVIDIA driver installed and a GPU visible?)", C.cuInit(0)); err != nil {
 		return nil, err
 	}
@@ -114,8 +117,11 @@ func newDriver() (*driver, error) {
 	if count < 1 {
 		return nil, fmt.Errorf("cuda: no GPU found")
 	}
+	if ordinal < 0 || ordinal >= int(count) {
+		return nil, fmt.Errorf("cuda: GPU %d asked for, %d visible", ordinal, int(count))
+	}
 	d := &driver{fns: map[string]C.CUfunction{}}
-	if err := check("cuDeviceGet", C.cuDeviceGet(&d.dev, 0)); err != nil {
+	if err := check("cuDeviceGet", C.cuDeviceGet(&d.dev, C.int(ordinal))); err != nil {
 		return nil, err
 	}
 	var name [256]C.char

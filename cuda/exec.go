@@ -128,7 +128,7 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 		return nil, err
 	}
 	err = e.w.do(func() error {
-		d, err := newDriver()
+		d, err := newDriverOn(t.Rank)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ type cpuExecutor struct {
 	views       [][]float32 // the gradient nodes' data after the last run
 	acc         [][]float32 // accumulation buffer for several micro-batches
 	grads       [][]float32 // the gradient of the last TrainStep: views or acc
+	flat        []float32   // a bucket of gradients being all-reduced (data-parallel ranks)
 }
 
 func newCPUExecutor(t *Trainer) *cpuExecutor {

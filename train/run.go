@@ -286,7 +286,16 @@ var ErrStepsTooFew = errors.New("steps must exceed the step the run is at")
 // kept as it was (its warmup and its cosine horizon), so extending a run trains on at the
 // rate the schedule gives beyond its old end (see Schedule.LR).
 func Resume(path, device string, steps int) (*Trainer, State, string, error) {
+	return ResumeRanks(path, device, 1, steps)
+}
+
+// ResumeRanks is Resume onto ranks data-parallel executors (NewTrainerRanks), whatever the
+// number of ranks that wrote the checkpoint: the global batch, and so the run, is the same.
+func ResumeRanks(path, device string, ranks, steps int) (*Trainer, State, string, error) {
 	var st State
+	if err := CheckRanks(device, ranks); err != nil {
+		return nil, st, "", err
+	}
 	dir, err := checkpoints.Resolve(path)
 	if err != nil {
 		return nil, st, "", err
@@ -334,7 +343,7 @@ func Resume(path, device string, steps int) (*Trainer, State, string, error) {
 		copy(t.Opt.M[i], m.Data)
 		copy(t.Opt.V[i], v.Data)
 	}
-	t.Step, t.Opt.Steps, t.DropoutStep = st.Step, st.OptSteps, st.DropoutStep
+	t.Step, t.Opt.Steps, t.DropoutStep, t.ranks = st.Step, st.OptSteps, st.DropoutStep, ranks
 	if err := t.start(); err != nil {
 		return nil, st, dir, err
 	}

@@ -168,9 +168,13 @@ type Trainer struct {
 	Opt         *AdamW
 	Step        int    // updates done
 	DropoutStep uint64 // the dropout masks' counter (see ops.Dropout)
+	// Rank is the data-parallel rank whose executor this trainer makes (a GPU executor runs
+	// on GPU Rank); 0 without data parallelism.
+	Rank int
 
 	names  []string
 	device string
+	ranks  int // data-parallel ranks (NewTrainerRanks); 0 or 1: one executor
 	exec   Executor
 }
 
@@ -216,11 +220,17 @@ func newTrainer(cfg models.Config, params *layers.Params, s Settings, device str
 
 // start makes the trainer's executor, which takes the current Params and Opt.
 func (t *Trainer) start() error {
-	factory, ok := executorFor(t.device)
-	if !ok {
-		return CheckDevice(t.device)
+	var exec Executor
+	var err error
+	if t.ranks > 1 {
+		exec, err = newDataParallel(t)
+	} else {
+		factory, ok := executorFor(t.device)
+		if !ok {
+			return CheckDevice(t.device)
+		}
+		exec, err = factory(t)
 	}
-	exec, err := factory(t)
 	t.exec = exec
 	return err
 }

@@ -89,6 +89,8 @@ func runBenchTrain(args []string) (err error) {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
+	checkRanks := ranksFlags(fs)
+	fs.Lookup("gpus").Usage = "GPUs, data-parallel (weak scaling): each runs a batch of the step's size, so a step trains N batches"
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -96,6 +98,10 @@ func runBenchTrain(args []string) (err error) {
 		return err
 	}
 	if err := blas.Err(); err != nil {
+		return err
+	}
+	ranks, err := checkRanks(*device)
+	if err != nil {
 		return err
 	}
 	stop, err := prof.start()
@@ -167,9 +173,9 @@ func runBenchTrain(args []string) (err error) {
 	}
 	var res benchTrainResult
 	if *task == models.TaskLM {
-		res, err = benchTrainLM(cfg, *device, *batch, *seq, *warmup, *steps)
+		res, err = benchTrainLM(cfg, *device, ranks, *batch, *seq, *warmup, *steps)
 	} else {
-		res, err = benchTrainTranslate(cfg, *device, list, *repeat)
+		res, err = benchTrainTranslate(cfg, *device, ranks, list, *repeat)
 	}
 	if err != nil {
 		return err
@@ -180,7 +186,7 @@ func runBenchTrain(args []string) (err error) {
 	}
 	fields := map[string]any{
 		"impl": "mqa-go", "device": *device, "preset": *preset, "attn": *attn, "kv_heads": cfg.KVHeads, "ff_dim": cfg.FFDim,
-		"vocab": cfg.Vocab, "math": mathMode, "cuda_graphs": *graphs, "steps": res.timedSteps,
+		"vocab": cfg.Vocab, "math": mathMode, "cuda_graphs": *graphs, "steps": res.timedSteps, "ranks": ranks,
 		"params": cfg.ParamCount(), "ms_per_step": res.perStep * 1e3, "tokens_per_s": res.tokens / res.perStep,
 		"flops_per_step": res.flops, "tflops": res.flops / res.perStep / 1e12, "loss_first": res.first, "loss_last": res.last,
 	}
@@ -203,6 +209,9 @@ func runBenchTrain(args []string) (err error) {
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(fields)
 	}
+	if ranks > 1 {
+		what += fmt.Sprintf(" on %d ranks", ranks)
+	}
 	if *device == "cpu" {
 		fmt.Printf("train cpu %s %s %s, BLAS %s: %.2f ms/step, %.0f tokens/s, %.1f GFLOP/s of model FLOPs; SGEMM 512³ %.1f GFLOP/s (loss %.3f → %.3f)\n",
 			*preset, *attn, what, blas.Name(), res.perStep*1e3, res.tokens/res.perStep, res.flops/res.perStep/1e9, sgemm, res.first, res.last)
@@ -224,10 +233,12 @@ type benchTrainResult struct {
 	peakOK             bool
 }
 
-// benchTrainLM trains an LM on two random batches of one shape, warmup steps untimed and
-// then steps timed.
-func benchTrainLM(cfg models.Config, device string, batch, seq, warmup, steps int) (benchTrainResult, error) {
-	tr, err := train.NewTrainer(cfg, nil, train.DefaultSettings(warmup+steps), device)
+// benchTrainLM trains an LM on random batches of one shape, warmup steps untimed and then
+// steps timed; on ranks data-parallel ranks each step trains one batch per rank.
+func benchTrainLM(cfg models.Config, device string, ranks, batch, seq, warmup, steps int) (benchTrainResult, error) {
+	s := train.DefaultSettings(warmup + steps)
+	s.Accum = ranks
+	tr, err := train.NewTrainerRanks(cfg, nil, s, device, ranks)
 	if err != nil {
 		return benchTrainResult{}, err
 	}
@@ -242,14 +253,18 @@ func benchTrainLM(cfg models.Config, device string, batch, seq, warmup, steps in
 		}
 		return b
 	}
-	data := []train.Batch{mk(), mk()}
-	res := benchTrainResult{timedSteps: steps, tokens: float64(batch * seq), flops: trainFLOPs(cfg, batch, seq)}
+	data := make([]train.Batch, 2*ranks)
+	for i := range data {
+		data[i] = mk()
+	}
+	res := benchTrainResult{timedSteps: steps, tokens: float64(ranks * batch * seq), flops: float64(ranks) * trainFLOPs(cfg, batch, seq)}
 	var start time.Time
 	for i := 0; i < warmup+steps; i++ {
 		if i == warmup {
 			start = time.Now()
 		}
-		st, err := tr.TrainStep(data[i%2 : i%2+1])
+		k := i % 2 * ranks
+		st, err := tr.TrainStep(data[k : k+ranks])
 		if err != nil {
 			return res, err
 		}
@@ -289,13 +304,13 @@ func randomTranslationBatch(r *rand.Rand, s models.Shape, vocab int) train.Batch
 }
 
 // benchTrainTranslate trains a translation model (label smoothing 0.1) one step per shape,
-// visiting the shapes in order repeat times, each on one random batch of its shape; the
-// device memory is set aside for the largest shape first, as mqa train does, and the last
-// visit is timed.
-func benchTrainTranslate(cfg models.Config, device string, shapes []models.Shape, repeat int) (benchTrainResult, error) {
+// visiting the shapes in order repeat times, each on random batches of its shape, one per
+// data-parallel rank; the device memory is set aside for the largest shape first, as mqa
+// train does, and the last visit is timed.
+func benchTrainTranslate(cfg models.Config, device string, ranks int, shapes []models.Shape, repeat int) (benchTrainResult, error) {
 	s := train.DefaultSettings(repeat * len(shapes))
-	s.LabelSmoothing = 0.1
-	tr, err := train.NewTrainer(cfg, nil, s, device)
+	s.LabelSmoothing, s.Accum = 0.1, ranks
+	tr, err := train.NewTrainerRanks(cfg, nil, s, device, ranks)
 	if err != nil {
 		return benchTrainResult{}, err
 	}
@@ -304,12 +319,14 @@ func benchTrainTranslate(cfg models.Config, device string, shapes []models.Shape
 		return benchTrainResult{}, err
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	data := make([]train.Batch, len(shapes))
+	data := make([][]train.Batch, len(shapes))
 	res := benchTrainResult{timedSteps: len(shapes)}
 	for i, sh := range shapes {
-		data[i] = randomTranslationBatch(r, sh, cfg.Vocab)
-		res.tokens += float64(sh.Batch*sh.TgtLen) / float64(len(shapes))
-		res.flops += translateFLOPs(cfg, sh) / float64(len(shapes))
+		for range ranks {
+			data[i] = append(data[i], randomTranslationBatch(r, sh, cfg.Vocab))
+		}
+		res.tokens += float64(ranks*sh.Batch*sh.TgtLen) / float64(len(shapes))
+		res.flops += float64(ranks) * translateFLOPs(cfg, sh) / float64(len(shapes))
 	}
 	var start time.Time
 	for visit := 0; visit < repeat; visit++ {
@@ -317,7 +334,7 @@ func benchTrainTranslate(cfg models.Config, device string, shapes []models.Shape
 			start = time.Now()
 		}
 		for i := range data {
-			st, err := tr.TrainStep(data[i : i+1])
+			st, err := tr.TrainStep(data[i])
 			if err != nil {
 				return res, fmt.Errorf("shape %dx%dx%d: %w", shapes[i].Batch, shapes[i].SrcLen, shapes[i].TgtLen, err)
 			}

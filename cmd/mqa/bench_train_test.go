@@ -87,6 +87,27 @@ func TestBenchTrainLMCPU(t *testing.T) {
 	}
 }
 
+// TestBenchTrainRanksCPU: on N ranks a step trains one batch per rank, so the step's tokens
+// and FLOPs are N times one rank's.
+func TestBenchTrainRanksCPU(t *testing.T) {
+	t.Setenv("MQA_CUDA_MATH", "")
+	lm := benchTrainJSON(t, "-preset", "tiny", "-device", "cpu", "-vocab", "40", "-batch", "2", "-seq", "6", "-steps", "2", "-warmup", "1", "-ranks", "2")
+	cfg, err := models.Preset("tiny", models.TaskLM, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Positions, cfg.TieEmbeddings, cfg.MaxLen = layers.PosLearned, false, 6
+	if lm["ranks"] != 2.0 || lm["flops_per_step"] != 2*trainFLOPs(cfg, 2, 6) {
+		t.Errorf("LM on 2 ranks: ranks %v, flops_per_step %v, want 2 and %v", lm["ranks"], lm["flops_per_step"], 2*trainFLOPs(cfg, 2, 6))
+	}
+	mtArgs := []string{"-task", "translate", "-preset", "tiny", "-device", "cpu", "-vocab", "40", "-shapes", "2x5x4,3x4x6", "-repeat", "1"}
+	one := benchTrainJSON(t, mtArgs...)
+	three := benchTrainJSON(t, append(mtArgs, "-ranks", "3")...)
+	if f1, f3 := one["flops_per_step"].(float64), three["flops_per_step"].(float64); three["ranks"] != 3.0 || math.Abs(f3-3*f1) > 1e-9*f3 {
+		t.Errorf("translation on 3 ranks: ranks %v, flops_per_step %v, want 3 and 3 × %v", three["ranks"], f3, f1)
+	}
+}
+
 func TestBenchTrainBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-task", "translate", "-preset", "tiny", "-device", "cpu"},
@@ -100,6 +121,7 @@ func TestBenchTrainBadFlags(t *testing.T) {
 		{"-preset", "tiny", "-device", "cpu", "-vocab", "1"},
 		{"-preset", "tiny", "-device", "cpu", "-steps", "0"},
 		{"-preset", "tiny", "-device", "cpu", "-gpu-memory", "lots"},
+		{"-preset", "tiny", "-device", "cpu", "-gpus", "2"},
 	} {
 		if code, out := capture(t, append([]string{"bench", "train"}, args...)...); code != 2 {
 			t.Errorf("bench train %v: exit %d, want 2 (output %q)", args, code, out)

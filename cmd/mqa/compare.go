@@ -54,6 +54,7 @@ type compareRun struct {
 	command             string
 	uptrain             float64 // > 0: also uptrain MQA/GQA from MHA for this fraction of the steps
 	quiet               bool
+	ranks               int // data-parallel ranks of each training run (-gpus, -ranks)
 }
 
 // kindResult is everything measured for one task and attention kind.
@@ -227,10 +228,15 @@ func runCompare(args []string) error {
 	fs.Float64Var(&r.uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
+	checkRanks := ranksFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := gpuMemory(); err != nil {
+		return err
+	}
+	var err error
+	if r.ranks, err = checkRanks(r.device); err != nil {
 		return err
 	}
 	def, ok := compareDefaults[r.preset]
@@ -477,7 +483,7 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed
 	}
 	s := train.DefaultSettings(r.steps)
 	s.Schedule.Peak, s.Seed, s.LabelSmoothing = presetDefaults[r.preset].lr, seed, 0.1
-	tr, err := train.NewTrainer(cfg, nil, s, r.device)
+	tr, err := train.NewTrainerRanks(cfg, nil, s, r.device, r.ranks)
 	if err != nil {
 		return kindResult{}, sets, err
 	}

@@ -81,7 +81,7 @@ func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target strin
 	s := train.DefaultSettings(steps)
 	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: lastLR(state), Warmup: uptrainWarmup(steps), Total: steps}
 	s.Seed, s.LabelSmoothing = seed, 0.1
-	tr, err := train.NewTrainer(cfg, params, s, r.device)
+	tr, err := train.NewTrainerRanks(cfg, params, s, r.device, r.ranks)
 	if err != nil {
 		return kindResult{}, sets, err
 	}

@@ -268,16 +268,21 @@ func runTrain(args []string) error {
 	df.register(fs)
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
+	checkRanks := ranksFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := gpuMemory(); err != nil {
 		return err
 	}
+	ranks, err := checkRanks(*device)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	if *resume != "" {
-		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, of, setFlags(fs)) })
+		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, ranks, of, setFlags(fs)) })
 	}
 	if err := checkTask(*task); err != nil {
 		return err
@@ -324,7 +329,7 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	tr, err := train.NewTrainer(cfg, nil, s, *device)
+	tr, err := train.NewTrainerRanks(cfg, nil, s, *device, ranks)
 	if err != nil {
 		return err
 	}
@@ -355,7 +360,7 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // resumeFlags are the flags that may go with -resume: they change how often a run is
 // validated and checkpointed, how many checkpoints it keeps, how long it trains and where;
 // never its model, data or optimisation, which come from the checkpoint.
-var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpu-memory", "cpuprofile", "memprofile", "quiet"}
+var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep", "eval-batches", "device", "gpus", "ranks", "gpu-memory", "cpuprofile", "memprofile", "quiet"}
 
 func resumeFlagList() string {
 	return "-" + strings.Join(resumeFlags[1:], ", -")
@@ -431,6 +436,9 @@ func openFreshRunDir(out string, force bool) (*checkpoints.RunLock, error) {
 func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
 	opt := d.runOptions(out, "train")
 	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
+	if tr.Ranks() > 1 {
+		fmt.Fprintf(os.Stderr, "mqa train: data-parallel on %d ranks; each update's global batch is split among them\n", tr.Ranks())
+	}
 	if ss, ok := d.trainSource.(train.ShapeSource); ok {
 		shapes := ss.Shapes()
 		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), shapeList(shapes))
@@ -535,7 +543,7 @@ func cleanRunDir(dir string) error {
 // -steps, when given, is the run's new total (an extension keeps the schedule, see
 // scheduleNote), and the other allowed flags replace the run's settings from now on. A
 // finished run without a larger -steps is left as it is, with a message.
-func resumeTraining(ctx context.Context, dir, device string, of optFlags, set map[string]bool) error {
+func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFlags, set map[string]bool) error {
 	var refused []string
 	for name := range set {
 		if !slices.Contains(resumeFlags, name) {
@@ -564,7 +572,7 @@ func resumeTraining(ctx context.Context, dir, device string, of optFlags, set ma
 	if err := cleanRunDir(dir); err != nil {
 		return err
 	}
-	tr, st, ckpt, err := train.Resume(dir, device, of.steps)
+	tr, st, ckpt, err := train.ResumeRanks(dir, device, ranks, of.steps)
 	if errors.Is(err, train.ErrStepsTooFew) {
 		return fmt.Errorf("train: -steps %d: the run in %s is at step %d; -steps is the run's total, not steps to add, so give more than %d: %w", of.steps, dir, st.Step, st.Step, errUsage)
 	}
