@@ -35,6 +35,7 @@ func runGenerate(args []string) error {
 	noCache := fs.Bool("nocache", false, "recompute the whole sequence at every step instead of caching keys and values")
 	device := fs.String("device", "cpu", "cpu, or cuda (a build with -tags mqacuda: cached decoding on the GPU)")
 	cache := fs.String("cache", "fp32", "cuda: K/V cache type, fp32 or bf16")
+	allowNonFinite := fs.Bool("allow-nonfinite", false, "load weights that hold NaN or infinite values (refused by default)")
 	gpuMemory := gpuMemoryFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -55,7 +56,7 @@ func runGenerate(args []string) error {
 	if err := checkDevice("generate", *device); err != nil {
 		return err
 	}
-	m, err := infer.Load(*ckpt)
+	m, err := infer.LoadWith(*ckpt, models.LoadOptions{AllowNonFinite: *allowNonFinite})
 	if err != nil {
 		return err
 	}
