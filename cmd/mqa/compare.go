@@ -18,6 +18,7 @@ import (
 	"mqa/infer"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -57,150 +58,21 @@ type compareRun struct {
 	ranks               int // data-parallel ranks of each training run (-gpus, -ranks)
 }
 
-// kindResult is everything measured for one task and attention kind.
-type kindResult struct {
-	Task       string `json:"task"`
-	Attention  string `json:"attention"`
-	Heads      int    `json:"heads"`
-	KVHeads    int    `json:"kv_heads"`
-	HeadDim    int    `json:"head_dim"`
-	FFDim      int    `json:"ff_dim"`
-	Params     int    `json:"params"`
-	Checkpoint string `json:"checkpoint"`
-	// ScoredCheckpoint is the checkpoint with the best validation loss, which every quality
-	// and decoding number below is measured on (ScoredStep is its step).
-	ScoredCheckpoint string  `json:"scored_checkpoint"`
-	ScoredStep       int     `json:"scored_step"`
-	Dropout          float64 `json:"dropout"`
-	Steps            int     `json:"steps"`
-	FinalLoss        float64 `json:"final_train_loss"`
-	// Training speed over the whole run.
-	TrainTokens     int     `json:"train_tokens"`
-	TrainSeconds    float64 `json:"train_seconds"`
-	TrainUSPerToken float64 `json:"train_us_per_token"`
-	TrainTokensPerS float64 `json:"train_tokens_per_s"`
-	PeakGPUBytes    int64   `json:"peak_gpu_bytes,omitempty"` // the GPU executor's high-water mark (GPU training only)
-	Seed            uint64  `json:"seed"`
-	// Quality.
-	ValidNLL    float64 `json:"valid_nll"` // nats per token (ln perplexity)
-	ValidPPL    float64 `json:"valid_ppl"`
-	TestNLL     float64 `json:"test_nll"`
-	TestPPL     float64 `json:"test_ppl"`
-	TestWordPPL float64 `json:"test_word_ppl,omitempty"` // LM, over the completely scored test documents
-	BLEUGreedy  float64 `json:"bleu_greedy,omitempty"`   // translation, test set
-	BLEUBeam4   float64 `json:"bleu_beam4,omitempty"`
-	ChrFGreedy  float64 `json:"chrf_greedy,omitempty"`
-	ChrFBeam4   float64 `json:"chrf_beam4,omitempty"`
-	BLEULines   int     `json:"bleu_lines,omitempty"`
-	// Bootstrap 95 % intervals (stats.DefaultResamples resamples of the sentences or documents,
-	// seeded with the comparison's seed): ln-perplexity of the validation and test sets, and
-	// BLEU and chrF of the beam-4 (and greedy) translations.
-	// Intervals need at least minUnits units; with fewer they are left out.
-	UnitKind     string          `json:"bootstrap_units"` // sentences (translation), documents or windows (LM)
-	ValidUnits   int             `json:"valid_units"`
-	TestUnits    int             `json:"test_units"`
-	LnPPLCI      *stats.Interval `json:"ln_ppl_ci95,omitempty"` // validation
-	TestLnPPLCI  *stats.Interval `json:"test_ln_ppl_ci95,omitempty"`
-	BLEUCI       *stats.Interval `json:"bleu_ci95,omitempty"` // beam 4
-	ChrFCI       *stats.Interval `json:"chrf_ci95,omitempty"`
-	BLEUGreedyCI *stats.Interval `json:"bleu_greedy_ci95,omitempty"`
-	ChrFGreedyCI *stats.Interval `json:"chrf_greedy_ci95,omitempty"`
-	// Paired bootstrap against the MHA model of the same seed (non-MHA models): the p-value
-	// of sacreBLEU's --paired-bs test and the interval of this model's score minus MHA's.
-	PairedPBLEU     *float64        `json:"paired_bootstrap_p_bleu,omitempty"` // beam 4
-	BLEUDiffCI      *stats.Interval `json:"bleu_diff_ci95,omitempty"`
-	PairedPChrF     *float64        `json:"paired_bootstrap_p_chrf,omitempty"`
-	ChrFDiffCI      *stats.Interval `json:"chrf_diff_ci95,omitempty"`
-	LnPPLDiffCI     *stats.Interval `json:"ln_ppl_diff_ci95,omitempty"` // validation
-	TestLnPPLDiffCI *stats.Interval `json:"test_ln_ppl_diff_ci95,omitempty"`
-	// Decoding speed.
-	CacheBytesPerToken int            `json:"kv_cache_bytes_per_token"` // all layers, one sequence
-	Decode             []decodeTiming `json:"decode"`
-	// Curves from train.jsonl.
-	TrainCurve []curvePoint `json:"train_curve"`
-	ValidCurve []curvePoint `json:"valid_curve"`
-	// UptrainedFrom, for a model pooled from the MHA model and trained Steps more
-	// (compare -uptrain), is its source.
-	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
-}
-
-// decodeTiming is the time per output token of one decoding mode and batch size: the
-// median, minimum and maximum over Repeats timed runs of the same work.
-type decodeTiming struct {
-	Mode         string  `json:"mode"` // greedy or beam4 (translation), greedy (LM)
-	Batch        int     `json:"batch"`
-	Sequences    int     `json:"sequences"`
-	OutputTokens int     `json:"output_tokens"`
-	Repeats      int     `json:"repeats"`
-	EncoderUS    float64 `json:"encoder_us_median"` // per output token; translation only
-	EncoderUSMin float64 `json:"encoder_us_min"`
-	EncoderUSMax float64 `json:"encoder_us_max"`
-	DecoderUS    float64 `json:"decoder_us_median"` // per output token
-	DecoderUSMin float64 `json:"decoder_us_min"`
-	DecoderUSMax float64 `json:"decoder_us_max"`
-	// Translation: the decoder's steps summed over the batches, and its time per sequence-step
-	// (a batch of n sequences and b beams that takes s steps counts n·b·s). A batch takes as many
-	// steps as its longest hypothesis, so µs per output token also depends on how the models'
-	// output lengths spread; µs per sequence-step does not.
-	DecoderSteps int     `json:"decoder_steps,omitempty"`
-	RowStepUS    float64 `json:"decoder_step_us_median,omitempty"`
-	RowStepUSMin float64 `json:"decoder_step_us_min,omitempty"`
-	RowStepUSMax float64 `json:"decoder_step_us_max,omitempty"`
-}
-
 // repeated sums up timed runs of the same work: their medians and ranges.
-func repeated(runs []decodeTiming) decodeTiming {
+func repeated(runs []study.DecodeTiming) study.DecodeTiming {
 	t := runs[0]
 	t.Repeats = len(runs)
-	pick := func(f func(decodeTiming) float64) (med, lo, hi float64) {
+	pick := func(f func(study.DecodeTiming) float64) (med, lo, hi float64) {
 		xs := make([]float64, len(runs))
 		for i, r := range runs {
 			xs[i] = f(r)
 		}
 		return stats.MedianRange(xs)
 	}
-	t.EncoderUS, t.EncoderUSMin, t.EncoderUSMax = pick(func(r decodeTiming) float64 { return r.EncoderUS })
-	t.DecoderUS, t.DecoderUSMin, t.DecoderUSMax = pick(func(r decodeTiming) float64 { return r.DecoderUS })
-	t.RowStepUS, t.RowStepUSMin, t.RowStepUSMax = pick(func(r decodeTiming) float64 { return r.RowStepUS })
+	t.EncoderUS, t.EncoderUSMin, t.EncoderUSMax = pick(func(r study.DecodeTiming) float64 { return r.EncoderUS })
+	t.DecoderUS, t.DecoderUSMin, t.DecoderUSMax = pick(func(r study.DecodeTiming) float64 { return r.DecoderUS })
+	t.RowStepUS, t.RowStepUSMin, t.RowStepUSMax = pick(func(r study.DecodeTiming) float64 { return r.RowStepUS })
 	return t
-}
-
-type curvePoint struct {
-	Step int     `json:"step"`
-	Loss float64 `json:"loss"`
-}
-
-// splitFiles are the files of one split of a task: one text or TSV file, or a source and a
-// target file.
-type splitFiles struct {
-	Task  string        `json:"task"`
-	Split string        `json:"split"`
-	Files []data.FileID `json:"files"`
-}
-
-// compareResults is results.json.
-type compareResults struct {
-	Command      string   `json:"command"`
-	Date         string   `json:"date"`
-	Machine      string   `json:"machine"`
-	Device       string   `json:"device"`
-	DecodeDevice string   `json:"decode_device"`
-	Preset       string   `json:"preset"`
-	Steps        int      `json:"steps"`
-	Seed         uint64   `json:"seed"`
-	Data         []string `json:"data"`
-	// DataFiles names the user's files (-train, -valid, -test) by path, line count and SHA-256.
-	DataFiles     []splitFiles `json:"data_files,omitempty"`
-	BLEUSignature string       `json:"bleu_signature,omitempty"`
-	ChrFSignature string       `json:"chrf_signature,omitempty"`
-	Version       buildInfo    `json:"version"`
-	Seeds         int          `json:"seeds"` // models per attention kind, seeds Seed … Seed+Seeds−1
-	TimingRepeats int          `json:"timing_repeats"`
-	Resamples     int          `json:"bootstrap_resamples"`
-	Results       []kindResult `json:"results"`
-	SeedSummary   []seedStats  `json:"seed_summary,omitempty"` // with Seeds > 1
-	Seconds       float64      `json:"seconds"`
-	EvalBatches   int          `json:"eval_batches,omitempty"` // > 0: perplexities are of the first batches only
 }
 
 func runCompare(args []string) error {
@@ -321,8 +193,8 @@ func (r *compareRun) checkFiles() error {
 }
 
 // identifyFiles names each of the user's files of a task by path, line count and SHA-256.
-func (r *compareRun) identifyFiles(task string) ([]splitFiles, error) {
-	var out []splitFiles
+func (r *compareRun) identifyFiles(task string) ([]study.SplitFiles, error) {
+	var out []study.SplitFiles
 	for _, s := range []struct{ split, path string }{{"train", r.files.trainPath}, {"valid", r.files.validPath}, {"test", r.files.testPath}} {
 		if s.path == "" {
 			continue
@@ -331,7 +203,7 @@ func (r *compareRun) identifyFiles(task string) ([]splitFiles, error) {
 		if src, tgt, ok := data.SplitPair(s.path); ok && task == models.TaskTranslate {
 			paths = []string{src, tgt}
 		}
-		sf := splitFiles{Task: task, Split: s.split}
+		sf := study.SplitFiles{Task: task, Split: s.split}
 		for _, p := range paths {
 			id, err := data.IdentifyFile(p)
 			if err != nil {
@@ -363,9 +235,9 @@ func splitList(s string) []string {
 
 func (r *compareRun) run(ctx context.Context) error {
 	start := time.Now()
-	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device, DecodeDevice: r.decodeDevice,
+	res := study.Results{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device, DecodeDevice: r.decodeDevice,
 		Preset: r.preset, Steps: r.steps, Seed: r.seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature,
-		Version: versionInfo(), Seeds: r.seeds, TimingRepeats: r.timingReps, Resamples: stats.DefaultResamples}
+		Version: study.ReadBuildInfo(), Seeds: r.seeds, TimingRepeats: r.timingReps, Resamples: stats.DefaultResamples}
 	kinds := slices.Concat(r.attns, r.uptrainKinds())
 	phases := len(r.tasks) * len(kinds) * r.seeds
 	done := 0
@@ -403,8 +275,8 @@ func (r *compareRun) run(ctx context.Context) error {
 				done++
 				// The report so far, so an interrupted comparison still leaves its results.
 				res.Seconds = time.Since(start).Seconds()
-				res.SeedSummary = seedSummary(res.Results)
-				if err := writeReport(r.out, res); err != nil {
+				res.SeedSummary = study.SeedSummary(res.Results)
+				if err := study.WriteReport(r.out, res); err != nil {
 					return err
 				}
 			}
@@ -471,7 +343,7 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 
 // runKind trains, scores and times one attention kind with one seed (an uptrained kind: see
 // runUptrained), and returns what its paired comparison with MHA needs.
-func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed uint64) (kindResult, scoredSets, error) {
+func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed uint64) (study.KindResult, scoredSets, error) {
 	if target, ok := uptrainTarget(attn); ok {
 		return r.runUptrained(ctx, d, target, seed)
 	}
@@ -479,27 +351,27 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed
 	mf := modelFlags{preset: r.preset, attn: attn, dropout: r.dropout}
 	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	s := train.DefaultSettings(r.steps)
 	s.Schedule.Peak, s.Seed, s.LabelSmoothing = presetDefaults[r.preset].lr, seed, 0.1
 	tr, err := train.NewTrainerRanks(cfg, nil, s, r.device, r.ranks)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	defer tr.Close()
 	// Every kind of a seed starts from the same data position (and run.json records the seed).
 	d.Seed = seed
 	if err := d.trainSource.Restore(data.StreamState{Seed: seed}); err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	out := r.runDir(d.Task, attn, seed)
 	sum, err := tr.Run(ctx, d.trainSource, d.runOptions(out, "train "+attn))
 	if errors.Is(err, train.ErrInterrupted) {
-		return kindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+		return study.KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	return r.scoreKind(d, attn, seed, cfg, tr, out, sum)
 }
@@ -517,10 +389,10 @@ func (r *compareRun) runDir(task, attn string, seed uint64) string {
 // scoreKind measures the model trained into out by tr (run summary sum): quality on its
 // best checkpoint, training and decoding speed; and returns what its paired comparison with
 // MHA needs.
-func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (kindResult, scoredSets, error) {
+func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (study.KindResult, scoredSets, error) {
 	var sets scoredSets
 	var err error
-	kr := kindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
+	kr := study.KindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
 		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
 		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}
 	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
@@ -574,7 +446,7 @@ func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models
 
 // scoreUnits scores evaluation batches token by token and sums the NLLs per sentence
 // (translation) or per document (LM; per evaluation window when there are fewer than
-// minUnits documents). For an LM it also returns the per-word perplexity of the documents
+// study.MinUnits documents). For an LM it also returns the per-word perplexity of the documents
 // scored completely (0 without any).
 func (r *compareRun) scoreUnits(tr *train.Trainer, d *dataSpec, batches []train.Batch, docs []docSize) (units, float64, error) {
 	nll, err := tr.TokenNLL(batches)
@@ -594,17 +466,17 @@ func (r *compareRun) scoreUnits(tr *train.Trainer, d *dataSpec, batches []train.
 }
 
 // readCurves reads the training and validation losses of a run's log.
-func readCurves(path string) (trainCurve, validCurve []curvePoint, err error) {
+func readCurves(path string) (trainCurve, validCurve []study.CurvePoint, err error) {
 	entries, err := train.ReadLog(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, e := range entries {
 		if e.Loss != nil {
-			trainCurve = append(trainCurve, curvePoint{e.Step, *e.Loss})
+			trainCurve = append(trainCurve, study.CurvePoint{Step: e.Step, Loss: *e.Loss})
 		}
 		if e.ValLoss != nil {
-			validCurve = append(validCurve, curvePoint{e.Step, *e.ValLoss})
+			validCurve = append(validCurve, study.CurvePoint{Step: e.Step, Loss: *e.ValLoss})
 		}
 	}
 	return trainCurve, validCurve, nil

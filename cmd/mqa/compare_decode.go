@@ -8,6 +8,7 @@ import (
 	"mqa/infer"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
+	"mqa/infer/study"
 	"mqa/train"
 )
 
@@ -15,7 +16,7 @@ import (
 // scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
 // token (and the decoder per sequence-step) on one large batch of the first test sentences and
 // on a few sentences at batch 1, each timing repeated r.timingReps times.
-func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult, sets *scoredSets) error {
+func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *study.KindResult, sets *scoredSets) error {
 	pairs := d.testPairs
 	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
 		pairs = pairs[:r.bleuLines]
@@ -40,7 +41,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 			return err
 		}
 		var bl, ch *stats.Interval
-		if seg.Len() >= minUnits {
+		if seg.Len() >= study.MinUnits {
 			rs := r.resampler(seg.Len())
 			b, c := rs.CI(seg.BLEU), rs.CI(seg.ChrF)
 			bl, ch = &b, &c
@@ -67,13 +68,13 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.
-func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]int, beam, batch int) (decodeTiming, error) {
+func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]int, beam, batch int) (study.DecodeTiming, error) {
 	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.timingReps)
-	runs := make([]decodeTiming, r.timingReps)
+	runs := make([]study.DecodeTiming, r.timingReps)
 	for i := range runs {
 		var err error
 		if _, runs[i], err = translateTimed(b, d.tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
-			return decodeTiming{}, err
+			return study.DecodeTiming{}, err
 		}
 	}
 	return repeated(runs), nil
@@ -89,9 +90,9 @@ func (r *compareRun) warmUp() bool { return r.decodeDevice == "cuda" }
 // warm, each batch first runs its encoder and two decode steps untimed: the same shapes, so
 // the programs and the captured graph exist when the timed pass starts); done is told how many
 // sentences each batch finished.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, decodeTiming, error) {
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, study.DecodeTiming, error) {
 	cfg := b.Config()
-	t := decodeTiming{Batch: batch, Sequences: len(sources)}
+	t := study.DecodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
 	var enc, dec time.Duration
 	rowSteps := 0
@@ -166,7 +167,7 @@ func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
 // batch 1 and at the large batch.
-func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
+func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *study.KindResult) error {
 	cfg := b.Config()
 	const promptLen = 8
 	newTokens := cfg.MaxLen - promptLen
@@ -191,7 +192,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 			}
 		}
 		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.timingReps)
-		runs := make([]decodeTiming, r.timingReps)
+		runs := make([]study.DecodeTiming, r.timingReps)
 		for i := range runs {
 			s, err := b.LM(batch, cfg.MaxLen)
 			if err != nil {
@@ -204,7 +205,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 				return err
 			}
 			dt := time.Since(t0)
-			t := decodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
+			t := study.DecodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
 			for _, o := range out {
 				t.OutputTokens += len(o)
 			}

@@ -6,6 +6,7 @@ import (
 	"mqa/data"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -34,12 +35,8 @@ type units struct {
 	Kind        string // "sentences", "documents" or "windows"
 }
 
-// minUnits is the fewest units a bootstrap interval is computed from. An LM evaluation text
-// of fewer documents is resampled by its evaluation windows (consecutive token blocks) instead.
-const minUnits = 10
-
 // ok reports whether there are enough units for a bootstrap interval.
-func (u units) ok() bool { return len(u.NLL) >= minUnits }
+func (u units) ok() bool { return len(u.NLL) >= study.MinUnits }
 
 // sentenceUnits sums the token NLLs of each row (sentence) of translation batches.
 func sentenceUnits(batches []train.Batch, nll [][]float64) units {
@@ -135,7 +132,7 @@ func (r *compareRun) resampler(n int) stats.Resampler {
 
 // pairWithMHA fills the paired bootstrap results of kr (a non-MHA model) against the MHA
 // model trained with the same seed on the same data.
-func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
+func (r *compareRun) pairWithMHA(kr *study.KindResult, s, mha scoredSets) {
 	if s.valid.ok() {
 		p := r.resampler(len(s.valid.NLL)).PairedTest(stats.RatioScore(mha.valid.NLL, mha.valid.Tokens), stats.RatioScore(s.valid.NLL, s.valid.Tokens))
 		kr.LnPPLDiffCI = &p.Diff
@@ -144,7 +141,7 @@ func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
 		p := r.resampler(len(s.test.NLL)).PairedTest(stats.RatioScore(mha.test.NLL, mha.test.Tokens), stats.RatioScore(s.test.NLL, s.test.Tokens))
 		kr.TestLnPPLDiffCI = &p.Diff
 	}
-	if s.beam != nil && mha.beam != nil && s.beam.Len() >= minUnits {
+	if s.beam != nil && mha.beam != nil && s.beam.Len() >= study.MinUnits {
 		rs := r.resampler(s.beam.Len())
 		b, c := rs.PairedTest(mha.beam.BLEU, s.beam.BLEU), rs.PairedTest(mha.beam.ChrF, s.beam.ChrF)
 		kr.PairedPBLEU, kr.BLEUDiffCI, kr.PairedPChrF, kr.ChrFDiffCI = &b.P, &b.Diff, &c.P, &c.Diff
@@ -153,7 +150,7 @@ func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
 
 // pairAll runs the paired tests of every non-MHA row of one task whose MHA model (same seed)
 // is done; sets[i] belongs to rows[i].
-func (r *compareRun) pairAll(rows []kindResult, sets []scoredSets) {
+func (r *compareRun) pairAll(rows []study.KindResult, sets []scoredSets) {
 	mha := map[uint64]int{}
 	for i, kr := range rows {
 		if kr.Attention == "mha" {
@@ -165,59 +162,6 @@ func (r *compareRun) pairAll(rows []kindResult, sets []scoredSets) {
 			r.pairWithMHA(&rows[i], sets[i], sets[j])
 		}
 	}
-}
-
-// meanStd is a mean and a sample standard deviation over seeds.
-type meanStd struct {
-	Mean float64 `json:"mean"`
-	Std  float64 `json:"std"`
-}
-
-func newMeanStd(xs []float64) meanStd {
-	m, s := stats.MeanStd(xs)
-	return meanStd{m, s}
-}
-
-// seedStats sums up the models of one task and attention kind trained with different seeds.
-type seedStats struct {
-	Task       string   `json:"task"`
-	Attention  string   `json:"attention"`
-	Seeds      int      `json:"seeds"`
-	ValidLnPPL meanStd  `json:"valid_ln_ppl"`
-	TestLnPPL  meanStd  `json:"test_ln_ppl"`
-	BLEUBeam4  *meanStd `json:"bleu_beam4,omitempty"`
-	ChrFBeam4  *meanStd `json:"chrf_beam4,omitempty"`
-}
-
-// seedSummary is the mean ± standard deviation over seeds of each task and attention kind
-// with more than one seed, in the order of the results.
-func seedSummary(results []kindResult) []seedStats {
-	var out []seedStats
-	seen := map[[2]string]bool{}
-	for _, first := range results {
-		key := [2]string{first.Task, first.Attention}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		var valid, test, bl, ch []float64
-		for _, kr := range results {
-			if kr.Task == first.Task && kr.Attention == first.Attention {
-				valid, test = append(valid, kr.ValidNLL), append(test, kr.TestNLL)
-				bl, ch = append(bl, kr.BLEUBeam4), append(ch, kr.ChrFBeam4)
-			}
-		}
-		if len(valid) < 2 {
-			continue
-		}
-		s := seedStats{Task: first.Task, Attention: first.Attention, Seeds: len(valid), ValidLnPPL: newMeanStd(valid), TestLnPPL: newMeanStd(test)}
-		if first.Task == models.TaskTranslate {
-			b, c := newMeanStd(bl), newMeanStd(ch)
-			s.BLEUBeam4, s.ChrFBeam4 = &b, &c
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // ci is the bootstrap interval of the ln-perplexity of u, nil with too few units.

@@ -10,6 +10,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -52,30 +53,30 @@ func (r *compareRun) uptrainSteps() int { return max(1, int(math.Round(r.uptrain
 // into the target attention, trains it uptrainSteps more from where the MHA run left the
 // data, at the MHA run's learning rate of that step held constant after a short warmup, and
 // scores it as the other kinds. Its loss curves continue the MHA model's steps.
-func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string, seed uint64) (kindResult, scoredSets, error) {
+func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string, seed uint64) (study.KindResult, scoredSets, error) {
 	var sets scoredSets
 	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	m, err := infer.Load(src)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	kv, err := models.ParseAttention(target, m.Cfg.Heads)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	source, state, err := uptrainProvenance(m)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	if state == nil {
-		return kindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
+		return study.KindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
 	}
 	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	steps := r.uptrainSteps()
 	s := train.DefaultSettings(steps)
@@ -83,39 +84,28 @@ func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target strin
 	s.Seed, s.LabelSmoothing = seed, 0.1
 	tr, err := train.NewTrainerRanks(cfg, params, s, r.device, r.ranks)
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	defer tr.Close()
 	ud := *d // the same data; its checkpoints record the provenance
 	ud.UptrainedFrom = &source
 	if err := ud.trainSource.Restore(state.Data); err != nil {
-		return kindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
+		return study.KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
 	}
 	out := r.runDir(d.Task, target, seed) + "-uptrained"
 	sum, err := tr.Run(ctx, ud.trainSource, ud.runOptions(out, "uptrain "+target))
 	if errors.Is(err, train.ErrInterrupted) {
-		return kindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+		return study.KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}
 	if err != nil {
-		return kindResult{}, sets, err
+		return study.KindResult{}, sets, err
 	}
 	kr, sets, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
-	for _, curve := range [][]curvePoint{kr.TrainCurve, kr.ValidCurve} {
+	for _, curve := range [][]study.CurvePoint{kr.TrainCurve, kr.ValidCurve} {
 		for i := range curve {
 			curve[i].Step += source.Step
 		}
 	}
 	return kr, sets, err
-}
-
-// uptrainNote explains the uptrained rows of a comparison for its report ("" when there are none).
-func uptrainNote(res compareResults) string {
-	for _, r := range res.Results {
-		if r.UptrainedFrom != nil {
-			return fmt.Sprintf("rows marked \"uptrained\" are not trained from scratch: the mha model's scored checkpoint with the key/value heads of each group mean-pooled into one (Ainslie et al. 2023), then trained %d steps more (%.1f %% of %d) at mha's last learning rate after a short warmup; they keep mha's d_ff, so they have fewer parameters than the other rows, and their loss curves start where mha's scored checkpoint is",
-				r.Steps, 100*float64(r.Steps)/float64(res.Steps), res.Steps)
-		}
-	}
-	return ""
 }

@@ -7,6 +7,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -40,7 +41,7 @@ type dataSettings struct {
 	// EvalBatches bounds validation during training (the final one uses everything).
 	EvalBatches int `json:"eval_batches"`
 	// UptrainedFrom is the checkpoint an uptrained model was pooled from (mqa uptrain).
-	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
+	UptrainedFrom *study.UptrainSource `json:"uptrained_from,omitempty"`
 	// TrainFile, ValidFile and TestFile identify the files Train, Valid and Test (absolute
 	// paths) by size, lines and SHA-256, so that a resumed run or eval notices a file that
 	// moved or changed. Nil for the embedded corpus, and in runs saved before they existed.

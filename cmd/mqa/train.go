@@ -18,6 +18,7 @@ import (
 	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/infer"
+	"mqa/infer/study"
 	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
@@ -457,7 +458,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
 	if sum.PeakGPUBytes > 0 {
-		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", gib(sum.PeakGPUBytes))
+		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", study.GiB(sum.PeakGPUBytes))
 	}
 	return nil
 }

@@ -13,22 +13,13 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
 
 func init() {
 	commands["uptrain"] = command{"pool a trained model's key/value heads (MHA → GQA/MQA) and continue training it", runUptrain}
-}
-
-// uptrainSource is the provenance of an uptrained model, saved in every checkpoint's
-// run.json: the checkpoint it was pooled from and how.
-type uptrainSource struct {
-	Checkpoint string `json:"checkpoint"` // the source checkpoint directory (absolute)
-	Step       int    `json:"step"`       // its training step
-	Attention  string `json:"attention"`  // its attention: mha or gqa:G
-	Pooling    string `json:"pooling"`    // how groups of K/V heads became one (models.PoolingMean)
-	Params     int    `json:"params"`     // its parameter count
 }
 
 func runUptrain(args []string) error {
@@ -176,12 +167,12 @@ func uptrain(ctx context.Context, args []string) error {
 
 // uptrainProvenance describes the loaded source checkpoint m and returns its training
 // state (nil when it has none, as a converted checkpoint).
-func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
+func uptrainProvenance(m *infer.Model) (study.UptrainSource, *train.State, error) {
 	abs, err := filepath.Abs(m.Dir)
 	if err != nil {
-		return uptrainSource{}, nil, err
+		return study.UptrainSource{}, nil, err
 	}
-	source := uptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
+	source := study.UptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
 	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
 	if _, err := os.Stat(statePath); err != nil {
 		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {

@@ -11,6 +11,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -76,7 +77,7 @@ func TestUptrainConvertOnly(t *testing.T) {
 			if cfg.ParamCount() >= srcCfg.ParamCount() {
 				t.Errorf("converted model has %d parameters, the source %d: pooling must remove some", cfg.ParamCount(), srcCfg.ParamCount())
 			}
-			want := uptrainSource{Checkpoint: srcDir, Step: c.step, Attention: "mha", Pooling: models.PoolingMean, Params: srcCfg.ParamCount()}
+			want := study.UptrainSource{Checkpoint: srcDir, Step: c.step, Attention: "mha", Pooling: models.PoolingMean, Params: srcCfg.ParamCount()}
 			if run.UptrainedFrom == nil || *run.UptrainedFrom != want {
 				t.Errorf("provenance %+v, want %+v", run.UptrainedFrom, want)
 			}
