@@ -21,6 +21,7 @@ import (
 	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
@@ -255,9 +256,9 @@ func (r *compareRun) run(ctx context.Context) error {
 		if len(files) > 0 {
 			source = "your files (below)"
 		}
-		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, source, d.tok.VocabSize())
-		if d.dropped != "" {
-			note += "; " + d.dropped
+		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, source, d.Tok.VocabSize())
+		if d.Dropped != "" {
+			note += "; " + d.Dropped
 		}
 		res.Data = append(res.Data, note)
 		first := len(res.Results)
@@ -316,7 +317,7 @@ func machine(device string) string {
 }
 
 // loadData prepares one task's data for every attention kind (one tokenizer for all).
-func (r *compareRun) loadData(task string) (*dataSpec, error) {
+func (r *compareRun) loadData(task string) (*rundata.Data, error) {
 	def := presetDefaults[r.preset]
 	// A checkpoint at every validation, so the best one (by validation loss) is kept for scoring.
 	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: max(1, r.steps/10), keep: 1, evalBatches: 8}
@@ -327,29 +328,29 @@ func (r *compareRun) loadData(task string) (*dataSpec, error) {
 	df := r.files
 	df.corpus = corpus
 	d := df.spec(task, def, of)
-	d.quiet = r.quiet
+	d.Quiet = r.quiet
 	r.logf("[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
-	if err := d.load(); err != nil {
+	if err := d.Load(); err != nil {
 		return nil, err
 	}
-	if d.dropped != "" {
-		r.logf("[compare] %s\n", d.dropped)
+	if d.Dropped != "" {
+		r.logf("[compare] %s\n", d.Dropped)
 	}
 	if n := r.evalBatches; n > 0 {
-		d.valid, d.test = d.valid[:min(n, len(d.valid))], d.test[:min(n, len(d.test))]
+		d.ValidBatches, d.TestBatches = d.ValidBatches[:min(n, len(d.ValidBatches))], d.TestBatches[:min(n, len(d.TestBatches))]
 	}
 	return d, nil
 }
 
 // runKind trains, scores and times one attention kind with one seed (an uptrained kind: see
 // runUptrained), and returns what its paired comparison with MHA needs.
-func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed uint64) (study.KindResult, scoredSets, error) {
+func (r *compareRun) runKind(ctx context.Context, d *rundata.Data, attn string, seed uint64) (study.KindResult, scoredSets, error) {
 	if target, ok := uptrainTarget(attn); ok {
 		return r.runUptrained(ctx, d, target, seed)
 	}
 	var sets scoredSets
 	mf := modelFlags{preset: r.preset, attn: attn, dropout: r.dropout}
-	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
+	cfg, err := mf.config(d.Task, d.Tok.VocabSize(), d.SrcVocab())
 	if err != nil {
 		return study.KindResult{}, sets, err
 	}
@@ -362,11 +363,11 @@ func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed
 	defer tr.Close()
 	// Every kind of a seed starts from the same data position (and run.json records the seed).
 	d.Seed = seed
-	if err := d.trainSource.Restore(data.StreamState{Seed: seed}); err != nil {
+	if err := d.TrainSource.Restore(data.StreamState{Seed: seed}); err != nil {
 		return study.KindResult{}, sets, err
 	}
 	out := r.runDir(d.Task, attn, seed)
-	sum, err := tr.Run(ctx, d.trainSource, d.runOptions(out, "train "+attn))
+	sum, err := tr.Run(ctx, d.TrainSource, d.RunOptions(out, "train "+attn))
 	if errors.Is(err, train.ErrInterrupted) {
 		return study.KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}
@@ -389,7 +390,7 @@ func (r *compareRun) runDir(task, attn string, seed uint64) string {
 // scoreKind measures the model trained into out by tr (run summary sum): quality on its
 // best checkpoint, training and decoding speed; and returns what its paired comparison with
 // MHA needs.
-func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (study.KindResult, scoredSets, error) {
+func (r *compareRun) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (study.KindResult, scoredSets, error) {
 	var sets scoredSets
 	var err error
 	kr := study.KindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
@@ -420,10 +421,10 @@ func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models
 			return kr, sets, err
 		}
 	}
-	if sets.valid, _, err = r.scoreUnits(tr, d, d.valid, d.validDocs); err != nil {
+	if sets.valid, _, err = r.scoreUnits(tr, d, d.ValidBatches, d.ValidDocs); err != nil {
 		return kr, sets, fmt.Errorf("validation: %w", err)
 	}
-	if sets.test, kr.TestWordPPL, err = r.scoreUnits(tr, d, d.test, d.testDocs); err != nil {
+	if sets.test, kr.TestWordPPL, err = r.scoreUnits(tr, d, d.TestBatches, d.TestDocs); err != nil {
 		return kr, sets, fmt.Errorf("test: %w", err)
 	}
 	kr.ValidNLL, kr.TestNLL = sets.valid.lnPPL(), sets.test.lnPPL()
@@ -448,7 +449,7 @@ func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models
 // (translation) or per document (LM; per evaluation window when there are fewer than
 // study.MinUnits documents). For an LM it also returns the per-word perplexity of the documents
 // scored completely (0 without any).
-func (r *compareRun) scoreUnits(tr *train.Trainer, d *dataSpec, batches []train.Batch, docs []docSize) (units, float64, error) {
+func (r *compareRun) scoreUnits(tr *train.Trainer, d *rundata.Data, batches []train.Batch, docs []rundata.DocSize) (units, float64, error) {
 	nll, err := tr.TokenNLL(batches)
 	if err != nil {
 		return units{}, 0, err

@@ -10,20 +10,21 @@ import (
 	"mqa/infer/stats"
 	"mqa/infer/study"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 // translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6) and
 // scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
 // token (and the decoder per sequence-step) on one large batch of the first test sentences and
 // on a few sentences at batch 1, each timing repeated r.timingReps times.
-func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *study.KindResult, sets *scoredSets) error {
-	pairs := d.testPairs
+func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *study.KindResult, sets *scoredSets) error {
+	pairs := d.TestPairs
 	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
 		pairs = pairs[:r.bleuLines]
 	}
 	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
 	for i, p := range pairs {
-		sources[i], refs[i] = d.srcTok.Encode(p.Src), p.Tgt
+		sources[i], refs[i] = d.SrcTok.Encode(p.Src), p.Tgt
 	}
 	kr.BLEULines = len(pairs)
 	for _, mode := range []struct {
@@ -31,7 +32,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
 		bar := train.NewProgress(progressWriter(r.quiet), len(sources), "translate "+mode.name, "sentences")
-		hyps, _, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, false, bar.Add)
+		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.bigBatch, false, bar.Add)
 		bar.Finish()
 		if err != nil {
 			return err
@@ -68,12 +69,12 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.
-func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]int, beam, batch int) (study.DecodeTiming, error) {
+func (r *compareRun) timeTranslation(b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (study.DecodeTiming, error) {
 	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.timingReps)
 	runs := make([]study.DecodeTiming, r.timingReps)
 	for i := range runs {
 		var err error
-		if _, runs[i], err = translateTimed(b, d.tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
+		if _, runs[i], err = translateTimed(b, d.Tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
 			return study.DecodeTiming{}, err
 		}
 	}
@@ -167,14 +168,14 @@ func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
 // batch 1 and at the large batch.
-func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *study.KindResult) error {
+func (r *compareRun) lmSpeed(b infer.Backend, d *rundata.Data, kr *study.KindResult) error {
 	cfg := b.Config()
 	const promptLen = 8
 	newTokens := cfg.MaxLen - promptLen
-	if len(d.test) == 0 {
+	if len(d.TestBatches) == 0 {
 		return fmt.Errorf("no test text to prompt with")
 	}
-	first := d.test[0]
+	first := d.TestBatches[0]
 	for _, batch := range []int{smallBatch, r.bigBatch} {
 		prompts := make([][]int, batch)
 		for i := range prompts {

@@ -3,26 +3,13 @@ package main
 import (
 	"math"
 
-	"mqa/data"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
 	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
-
-// docSize is the size of one evaluation document of an LM: its tokens with the EOS that
-// JoinDocuments appends, and its words.
-type docSize struct{ tokens, words int }
-
-// docSizes measures each document as lmEvalBatches sees it.
-func docSizes(tok *data.Tokenizer, docs []string) []docSize {
-	out := make([]docSize, len(docs))
-	for i, d := range docs {
-		out[i] = docSize{tokens: len(tok.Encode(d)) + 1, words: countWords([]string{d})}
-	}
-	return out
-}
 
 // units are the summed NLL (nats) and the target tokens of each unit of an evaluation set
 // that the bootstrap resamples: a sentence (translation) or a document (LM). Words and
@@ -60,23 +47,23 @@ func sentenceUnits(batches []train.Batch, nll [][]float64) units {
 // documentUnits sums the token NLLs of LM evaluation batches (consecutive windows of the
 // joined documents, see lmEvalBatches) per document. The stream's first token is never a
 // target, so the first document has one target fewer than tokens.
-func documentUnits(batches []train.Batch, nll [][]float64, docs []docSize) units {
+func documentUnits(batches []train.Batch, nll [][]float64, docs []rundata.DocSize) units {
 	u := units{Kind: "documents"}
 	doc, pos, end := 0, 1, 0 // pos: the stream position of the next target; end: where doc ends
 	if len(docs) > 0 {
-		end = docs[0].tokens
+		end = docs[0].Tokens
 	}
 	sum, scored := 0.0, 0
 	flush := func() {
 		if scored == 0 {
 			return
 		}
-		want := docs[doc].tokens
+		want := docs[doc].Tokens
 		if doc == 0 {
 			want--
 		}
 		u.NLL, u.Tokens = append(u.NLL, sum), append(u.Tokens, float64(scored))
-		u.Words, u.Complete = append(u.Words, docs[doc].words), append(u.Complete, scored == want)
+		u.Words, u.Complete = append(u.Words, docs[doc].Words), append(u.Complete, scored == want)
 		sum, scored = 0, 0
 	}
 	for k, b := range batches {
@@ -87,7 +74,7 @@ func documentUnits(batches []train.Batch, nll [][]float64, docs []docSize) units
 			for pos >= end && doc < len(docs)-1 {
 				flush()
 				doc++
-				end += docs[doc].tokens
+				end += docs[doc].Tokens
 			}
 			sum += nll[k][i]
 			scored++

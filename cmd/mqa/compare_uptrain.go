@@ -13,6 +13,7 @@ import (
 	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 // uptrainPrefix marks an uptrained kind in compare's list of kinds: "uptrain:mqa" is MQA
@@ -53,7 +54,7 @@ func (r *compareRun) uptrainSteps() int { return max(1, int(math.Round(r.uptrain
 // into the target attention, trains it uptrainSteps more from where the MHA run left the
 // data, at the MHA run's learning rate of that step held constant after a short warmup, and
 // scores it as the other kinds. Its loss curves continue the MHA model's steps.
-func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target string, seed uint64) (study.KindResult, scoredSets, error) {
+func (r *compareRun) runUptrained(ctx context.Context, d *rundata.Data, target string, seed uint64) (study.KindResult, scoredSets, error) {
 	var sets scoredSets
 	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
 	if err != nil {
@@ -89,11 +90,11 @@ func (r *compareRun) runUptrained(ctx context.Context, d *dataSpec, target strin
 	defer tr.Close()
 	ud := *d // the same data; its checkpoints record the provenance
 	ud.UptrainedFrom = &source
-	if err := ud.trainSource.Restore(state.Data); err != nil {
+	if err := ud.TrainSource.Restore(state.Data); err != nil {
 		return study.KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
 	}
 	out := r.runDir(d.Task, target, seed) + "-uptrained"
-	sum, err := tr.Run(ctx, ud.trainSource, ud.runOptions(out, "uptrain "+target))
+	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, "uptrain "+target))
 	if errors.Is(err, train.ErrInterrupted) {
 		return study.KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
 	}

@@ -9,6 +9,7 @@ import (
 	"mqa/checkpoints"
 	"mqa/infer/study"
 	"mqa/models"
+	"mqa/train/rundata"
 )
 
 // TestCompareUptrain runs a small LM comparison with -uptrain and checks the uptrained
@@ -36,7 +37,7 @@ func TestCompareUptrain(t *testing.T) {
 	if mha.UptrainedFrom != nil || scratch.UptrainedFrom != nil {
 		t.Error("a from-scratch row has a provenance")
 	}
-	want := study.UptrainSource{Checkpoint: mha.ScoredCheckpoint, Step: mha.ScoredStep, Attention: "mha", Pooling: models.PoolingMean, Params: mha.Params}
+	want := rundata.UptrainSource{Checkpoint: mha.ScoredCheckpoint, Step: mha.ScoredStep, Attention: "mha", Pooling: models.PoolingMean, Params: mha.Params}
 	if up.UptrainedFrom == nil || *up.UptrainedFrom != want {
 		t.Fatalf("uptrained from %+v, want %+v", up.UptrainedFrom, want)
 	}

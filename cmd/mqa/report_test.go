@@ -5,13 +5,14 @@ import (
 
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 // TestDocumentUnits: per-document NLL sums follow the document boundaries of the joined
 // stream (the first token is never a target), whatever the windows and batches.
 func TestDocumentUnits(t *testing.T) {
 	// Documents of 3, 2 and 4 tokens with EOS: stream positions 0-2, 3-4, 5-8; targets 1..8.
-	docs := []docSize{{tokens: 3, words: 2}, {tokens: 2, words: 1}, {tokens: 4, words: 3}}
+	docs := []rundata.DocSize{{Tokens: 3, Words: 2}, {Tokens: 2, Words: 1}, {Tokens: 4, Words: 3}}
 	nll := [][]float64{{1, 2, 3, 4}, {5, 6, 7, 8}} // target k+1 has NLL k+1
 	batch := trainBatch(4)
 	u := documentUnits(batchList(batch, batch), nll, docs)

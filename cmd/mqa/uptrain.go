@@ -13,9 +13,9 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer"
-	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
@@ -120,10 +120,10 @@ func uptrain(ctx context.Context, args []string) error {
 	if !set["corpus"] && !set["train"] && !set["valid"] && !set["test"] {
 		d.Corpus, d.Train, d.Valid, d.Test = src.Corpus, src.Train, src.Valid, src.Test
 		d.TrainFile, d.ValidFile, d.TestFile = src.TrainFile, src.ValidFile, src.TestFile
-		if err := d.checkFiles(d.files()...); err != nil {
+		if err := d.CheckFiles(d.Files()...); err != nil {
 			return fmt.Errorf("uptrain: %w", err)
 		}
-	} else if err := d.identifyFiles(); err != nil {
+	} else if err := d.IdentifyFiles(); err != nil {
 		return fmt.Errorf("uptrain: %w", err)
 	}
 	lock, err := openFreshRunDir(*out, false)
@@ -131,7 +131,7 @@ func uptrain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lock.Unlock()
-	d.tok, d.srcTok, d.UptrainedFrom = m.Tok, m.SrcTok, &source
+	d.Tok, d.SrcTok, d.UptrainedFrom = m.Tok, m.SrcTok, &source
 	fmt.Fprintf(os.Stderr, "mqa uptrain: %s (%s, step %d) → %s by mean-pooling K/V heads, d_ff %d kept: %d parameters, %d fewer than the source's %d → %s\n",
 		source.Checkpoint, source.Attention, source.Step, cfg.AttentionName(), cfg.FFDim, cfg.ParamCount(),
 		source.Params-cfg.ParamCount(), source.Params, *out)
@@ -140,7 +140,7 @@ func uptrain(ctx context.Context, args []string) error {
 			if err := models.SaveModel(dir, cfg, params); err != nil {
 				return err
 			}
-			return d.saveFiles(dir)
+			return d.SaveFiles(dir)
 		})
 		if err != nil {
 			return fmt.Errorf("uptrain: writing the converted checkpoint: %w", err)
@@ -148,12 +148,12 @@ func uptrain(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "mqa uptrain: converted checkpoint %s (not trained); evaluate with: mqa eval -ckpt %s\n", dir, *out)
 		return nil
 	}
-	if err := d.load(); err != nil {
+	if err := d.Load(); err != nil {
 		return err
 	}
-	if state != nil && sameData(d.dataSettings, src.dataSettings) {
+	if state != nil && sameData(d.Settings, src.Settings) {
 		// The source's data in the source's order: continue where its training stopped.
-		if err := d.trainSource.Restore(state.Data); err != nil {
+		if err := d.TrainSource.Restore(state.Data); err != nil {
 			return fmt.Errorf("uptrain: restoring the data position of %s: %w", m.Dir, err)
 		}
 	}
@@ -167,12 +167,12 @@ func uptrain(ctx context.Context, args []string) error {
 
 // uptrainProvenance describes the loaded source checkpoint m and returns its training
 // state (nil when it has none, as a converted checkpoint).
-func uptrainProvenance(m *infer.Model) (study.UptrainSource, *train.State, error) {
+func uptrainProvenance(m *infer.Model) (rundata.UptrainSource, *train.State, error) {
 	abs, err := filepath.Abs(m.Dir)
 	if err != nil {
-		return study.UptrainSource{}, nil, err
+		return rundata.UptrainSource{}, nil, err
 	}
-	source := study.UptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
+	source := rundata.UptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
 	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
 	if _, err := os.Stat(statePath); err != nil {
 		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
@@ -190,13 +190,13 @@ func uptrainProvenance(m *infer.Model) (study.UptrainSource, *train.State, error
 
 // sameData tells whether two runs read the same batches in the same order (their
 // validation, checkpointing and provenance may differ).
-func sameData(a, b dataSettings) bool {
+func sameData(a, b rundata.Settings) bool {
 	for _, f := range [][2]*data.FileID{{a.TrainFile, b.TrainFile}, {a.ValidFile, b.ValidFile}, {a.TestFile, b.TestFile}} {
 		if (f[0] == nil) != (f[1] == nil) || (f[0] != nil && *f[0] != *f[1]) {
 			return false
 		}
 	}
-	for _, d := range []*dataSettings{&a, &b} {
+	for _, d := range []*rundata.Settings{&a, &b} {
 		d.EvalEvery, d.CkptEvery, d.Keep, d.EvalBatches, d.UptrainedFrom = 0, 0, 0, 0, nil
 		d.TrainFile, d.ValidFile, d.TestFile = nil, nil, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"mqa/data"
 	"mqa/infer/stats"
 	"mqa/models"
+	"mqa/train/rundata"
 )
 
 // KindResult is everything measured for one task and attention kind.
@@ -72,7 +73,7 @@ type KindResult struct {
 	ValidCurve []CurvePoint `json:"valid_curve"`
 	// UptrainedFrom, for a model pooled from the MHA model and trained Steps more
 	// (compare -uptrain), is its source.
-	UptrainedFrom *UptrainSource `json:"uptrained_from,omitempty"`
+	UptrainedFrom *rundata.UptrainSource `json:"uptrained_from,omitempty"`
 }
 
 // DecodeTiming is the time per output token of one decoding mode and batch size: the
@@ -188,16 +189,6 @@ func SeedSummary(results []KindResult) []SeedStats {
 		out = append(out, s)
 	}
 	return out
-}
-
-// UptrainSource is the provenance of an uptrained model, saved in every checkpoint's
-// run.json: the checkpoint it was pooled from and how.
-type UptrainSource struct {
-	Checkpoint string `json:"checkpoint"` // the source checkpoint directory (absolute)
-	Step       int    `json:"step"`       // its training step
-	Attention  string `json:"attention"`  // its attention: mha or gqa:G
-	Pooling    string `json:"pooling"`    // how groups of K/V heads became one (models.PoolingMean)
-	Params     int    `json:"params"`     // its parameter count
 }
 
 // MinUnits is the fewest units a bootstrap interval is computed from. An LM evaluation text
