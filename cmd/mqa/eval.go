@@ -90,9 +90,9 @@ func checkpointData(m *infer.Model) (*rundata.Data, error) {
 			return nil, err
 		}
 	} else {
-		def := presetDefaults["small"]
-		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.seqLen, m.Cfg.MaxLen), Batch: def.batch,
-			MaxTokens: def.maxTokens, MaxLen: m.Cfg.MaxLen}
+		def := rundata.Presets["small"]
+		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.SeqLen, m.Cfg.MaxLen), Batch: def.Batch,
+			MaxTokens: def.MaxTokens, MaxLen: m.Cfg.MaxLen}
 	}
 	return d, nil
 }

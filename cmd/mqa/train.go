@@ -29,19 +29,6 @@ func init() {
 	commands["train"] = command{"train a language or translation model", runTrain}
 }
 
-// sizeDefaults are the data settings that suit each preset.
-type sizeDefaults struct {
-	vocab, seqLen, batch, maxTokens, maxLen, steps int
-	lr                                             float64
-}
-
-var presetDefaults = map[string]sizeDefaults{
-	"tiny":  {vocab: 1000, seqLen: 32, batch: 8, maxTokens: 512, maxLen: 128, steps: 300, lr: 2e-3},
-	"small": {vocab: 4000, seqLen: 64, batch: 16, maxTokens: 2048, maxLen: 128, steps: 2000, lr: 1e-3},
-	"base":  {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 8192, maxLen: 256, steps: 20000, lr: 7e-4},
-	"paper": {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 16384, maxLen: 256, steps: 20000, lr: 5e-4},
-}
-
 // modelFlags are the flags that shape a model.
 type modelFlags struct {
 	preset, attn, configPath, activation, norm, positions string
@@ -146,16 +133,16 @@ func (o *optFlags) checkRuntime() error {
 	return nil
 }
 
-func (o *optFlags) settings(d sizeDefaults) (train.Settings, error) {
+func (o *optFlags) settings(d rundata.Sizes) (train.Settings, error) {
 	if err := o.checkRuntime(); err != nil {
 		return train.Settings{}, err
 	}
 	steps, lr := o.steps, o.lr
 	if steps == 0 {
-		steps = d.steps
+		steps = d.Steps
 	}
 	if lr == 0 {
-		lr = d.lr
+		lr = d.LR
 	}
 	s := train.DefaultSettings(steps)
 	s.Schedule.Kind, s.Schedule.Peak, s.Schedule.Min = o.schedule, lr, o.minLR
@@ -218,7 +205,7 @@ func (f *dataFlags) validate(maxLen int) error {
 	return nil
 }
 
-func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *rundata.Data {
+func (f *dataFlags) spec(task string, d rundata.Sizes, o optFlags) *rundata.Data {
 	pick := func(v, def int) int {
 		if v > 0 {
 			return v
@@ -226,8 +213,8 @@ func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *rundata.Data 
 		return def
 	}
 	return &rundata.Data{Settings: rundata.Settings{Task: task, Corpus: f.corpus, Train: f.trainPath, Valid: f.validPath, Test: f.testPath,
-		Vocab: pick(f.vocab, d.vocab), SeqLen: pick(f.seqLen, d.seqLen), Batch: pick(f.batch, d.batch),
-		MaxTokens: pick(f.maxTokens, d.maxTokens), MaxLen: pick(f.maxLen, d.maxLen), Seed: o.seed,
+		Vocab: pick(f.vocab, d.Vocab), SeqLen: pick(f.seqLen, d.SeqLen), Batch: pick(f.batch, d.Batch),
+		MaxTokens: pick(f.maxTokens, d.MaxTokens), MaxLen: pick(f.maxLen, d.MaxLen), Seed: o.seed,
 		EvalEvery: o.evalEvery, CkptEvery: o.ckptEvery, Keep: o.keep, EvalBatches: o.evalBatches},
 		TokenizerPath: f.tokPath, SeparateVocab: f.separateVocab}
 }
@@ -274,9 +261,9 @@ func runTrain(args []string) error {
 	if err := checkTask(*task); err != nil {
 		return err
 	}
-	defaults, ok := presetDefaults[mf.preset]
+	defaults, ok := rundata.Presets[mf.preset]
 	if !ok {
-		defaults = presetDefaults["small"]
+		defaults = rundata.Presets["small"]
 	}
 	s, err := of.settings(defaults)
 	if err != nil {
@@ -434,7 +421,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *rundata.Data, out string
 	switch {
 	case errors.Is(err, train.ErrInterrupted):
 		fmt.Fprintf(os.Stderr, "mqa train: interrupted at step %d; checkpoint %s\nresume with: mqa train -resume %s\n", tr.Step, sum.Checkpoint, out)
-		return errInterrupted
+		return rundata.ErrInterrupted
 	case err != nil:
 		if last, lerr := (checkpoints.Manager{Root: out}).Latest(); lerr == nil {
 			return fmt.Errorf("%w (last good checkpoint: %s)", err, last)
@@ -453,9 +440,6 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *rundata.Data, out string
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
-
-// errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
-var errInterrupted = errors.New("interrupted")
 
 // cleanRunDir removes what an interrupted run left in the run directory dir (see
 // checkpoints.Manager.Clean) and says what it removed.

@@ -84,7 +84,7 @@ func uptrain(ctx context.Context, args []string) error {
 	if err := df.validate(m.Cfg.MaxLen); err != nil {
 		return err
 	}
-	source, state, err := uptrainProvenance(m)
+	source, state, err := rundata.UptrainProvenance(m)
 	if err != nil {
 		return err
 	}
@@ -99,14 +99,14 @@ func uptrain(ctx context.Context, args []string) error {
 		return fmt.Errorf("uptrain: %s already holds checkpoint %s; choose another -out (an interrupted uptraining continues with: mqa train -resume %s)", *out, last, *out)
 	}
 	if of.warmup < 0 {
-		of.warmup = uptrainWarmup(of.steps)
+		of.warmup = rundata.UptrainWarmup(of.steps)
 	}
 	src, err := checkpointData(m)
 	if err != nil {
 		return err
 	}
-	defaults := sizeDefaults{vocab: src.Vocab, seqLen: src.SeqLen, batch: src.Batch, maxTokens: src.MaxTokens, maxLen: src.MaxLen,
-		steps: of.steps, lr: lastLR(state)}
+	defaults := rundata.Sizes{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
+		Steps: of.steps, LR: rundata.LastLR(state)}
 	var s train.Settings
 	if of.steps > 0 {
 		if state == nil && of.lr == 0 {
@@ -165,29 +165,6 @@ func uptrain(ctx context.Context, args []string) error {
 	return runLoop(ctx, tr, d, *out, 0)
 }
 
-// uptrainProvenance describes the loaded source checkpoint m and returns its training
-// state (nil when it has none, as a converted checkpoint).
-func uptrainProvenance(m *infer.Model) (rundata.UptrainSource, *train.State, error) {
-	abs, err := filepath.Abs(m.Dir)
-	if err != nil {
-		return rundata.UptrainSource{}, nil, err
-	}
-	source := rundata.UptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
-	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
-	if _, err := os.Stat(statePath); err != nil {
-		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
-			source.Step = c.Step
-		}
-		return source, nil, nil
-	}
-	var st train.State
-	if err := checkpoints.ReadJSON(statePath, &st, 1<<20); err != nil {
-		return source, nil, err
-	}
-	source.Step = st.Step
-	return source, &st, nil
-}
-
 // sameData tells whether two runs read the same batches in the same order (their
 // validation, checkpointing and provenance may differ).
 func sameData(a, b rundata.Settings) bool {
@@ -202,17 +179,6 @@ func sameData(a, b rundata.Settings) bool {
 	}
 	return a == b
 }
-
-// lastLR is the learning rate of a run's last step, the default of its uptraining; 0 without a state.
-func lastLR(st *train.State) float64 {
-	if st == nil {
-		return 0
-	}
-	return st.Settings.Schedule.LR(max(st.Step, 1))
-}
-
-// uptrainWarmup is the default warmup of an uptraining of steps steps: a twentieth, at most 100.
-func uptrainWarmup(steps int) int { return max(1, min(100, steps/20)) }
 
 // redescribe replaces the help line of a registered flag.
 func redescribe(fs *flag.FlagSet, name, usage string) { fs.Lookup(name).Usage = usage }

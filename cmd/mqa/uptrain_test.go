@@ -112,7 +112,7 @@ func TestUptrainResumesExactly(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "run")
 	interrupted, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := uptrain(interrupted, uptrainArgs(src, run)); !errors.Is(err, errInterrupted) {
+	if err := uptrain(interrupted, uptrainArgs(src, run)); !errors.Is(err, rundata.ErrInterrupted) {
 		t.Fatalf("uptraining with a cancelled context returned %v, want an interruption", err)
 	}
 	if dir, _ := readRun(t, run); !strings.HasSuffix(dir, "step-00000001") {

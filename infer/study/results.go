@@ -160,9 +160,9 @@ type SeedStats struct {
 	ChrFBeam4  *MeanStd `json:"chrf_beam4,omitempty"`
 }
 
-// SeedSummary is the mean ± standard deviation over seeds of each task and attention kind
+// seedSummary is the mean ± standard deviation over seeds of each task and attention kind
 // with more than one seed, in the order of the results.
-func SeedSummary(results []KindResult) []SeedStats {
+func seedSummary(results []KindResult) []SeedStats {
 	var out []SeedStats
 	seen := map[[2]string]bool{}
 	for _, first := range results {

@@ -3,6 +3,7 @@
 package rundata
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
 )
@@ -271,7 +273,7 @@ func (d *Data) CheckBatchSize() error {
 // and log settings, the progress bar on standard error, and d's files in every checkpoint.
 func (d *Data) RunOptions(out, label string) train.RunOptions {
 	return train.RunOptions{Out: out, Valid: d.ValidBatches, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery,
-		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: progress(d.Quiet), Label: label, SaveExtra: d.SaveFiles}
+		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: Progress(d.Quiet), Label: label, SaveExtra: d.SaveFiles}
 }
 
 // File is one data file of a run: its split, its path and its identity in run.json.
@@ -390,8 +392,59 @@ type UptrainSource struct {
 	Params     int    `json:"params"`     // its parameter count
 }
 
-// progress is where a run reports progress: standard error, or nowhere when quiet.
-func progress(quiet bool) io.Writer {
+// Sizes are the data settings that suit each preset.
+type Sizes struct {
+	Vocab, SeqLen, Batch, MaxTokens, MaxLen, Steps int
+	LR                                             float64
+}
+
+var Presets = map[string]Sizes{
+	"tiny":  {Vocab: 1000, SeqLen: 32, Batch: 8, MaxTokens: 512, MaxLen: 128, Steps: 300, LR: 2e-3},
+	"small": {Vocab: 4000, SeqLen: 64, Batch: 16, MaxTokens: 2048, MaxLen: 128, Steps: 2000, LR: 1e-3},
+	"base":  {Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 8192, MaxLen: 256, Steps: 20000, LR: 7e-4},
+	"paper": {Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 16384, MaxLen: 256, Steps: 20000, LR: 5e-4},
+}
+
+// ErrInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
+var ErrInterrupted = errors.New("interrupted")
+
+// UptrainProvenance describes the loaded source checkpoint m and returns its training
+// state (nil when it has none, as a converted checkpoint).
+func UptrainProvenance(m *infer.Model) (UptrainSource, *train.State, error) {
+	abs, err := filepath.Abs(m.Dir)
+	if err != nil {
+		return UptrainSource{}, nil, err
+	}
+	source := UptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
+	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
+	if _, err := os.Stat(statePath); err != nil {
+		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
+			source.Step = c.Step
+		}
+		return source, nil, nil
+	}
+	var st train.State
+	if err := checkpoints.ReadJSON(statePath, &st, 1<<20); err != nil {
+		return source, nil, err
+	}
+	source.Step = st.Step
+	return source, &st, nil
+}
+
+// LastLR is the learning rate of a run's last step, the default of its uptraining; 0 without a state.
+func LastLR(st *train.State) float64 {
+	if st == nil {
+		return 0
+	}
+	return st.Settings.Schedule.LR(max(st.Step, 1))
+}
+
+// UptrainWarmup is the default warmup of an uptraining of steps steps: a twentieth, at most 100.
+func UptrainWarmup(steps int) int { return max(1, min(100, steps/20)) }
+
+// Progress is where a command reports progress: standard error (a bar on a terminal,
+// plain lines otherwise; see train.Progress), or nowhere with -quiet.
+func Progress(quiet bool) io.Writer {
 	if quiet {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package main
+package study
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"mqa/infer"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
-	"mqa/infer/study"
 	"mqa/train"
 	"mqa/train/rundata"
 )
@@ -17,10 +16,10 @@ import (
 // scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
 // token (and the decoder per sequence-step) on one large batch of the first test sentences and
 // on a few sentences at batch 1, each timing repeated r.timingReps times.
-func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *study.KindResult, sets *scoredSets) error {
+func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *KindResult, sets *scoredSets) error {
 	pairs := d.TestPairs
-	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
-		pairs = pairs[:r.bleuLines]
+	if r.BLEULines > 0 && len(pairs) > r.BLEULines {
+		pairs = pairs[:r.BLEULines]
 	}
 	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
 	for i, p := range pairs {
@@ -31,8 +30,8 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data
 		name string
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
-		bar := train.NewProgress(progressWriter(r.quiet), len(sources), "translate "+mode.name, "sentences")
-		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.bigBatch, false, bar.Add)
+		bar := train.NewProgress(rundata.Progress(r.Quiet), len(sources), "translate "+mode.name, "sentences")
+		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.DecodeBatch, false, bar.Add)
 		bar.Finish()
 		if err != nil {
 			return err
@@ -42,7 +41,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data
 			return err
 		}
 		var bl, ch *stats.Interval
-		if seg.Len() >= study.MinUnits {
+		if seg.Len() >= MinUnits {
 			rs := r.resampler(seg.Len())
 			b, c := rs.CI(seg.BLEU), rs.CI(seg.ChrF)
 			bl, ch = &b, &c
@@ -52,7 +51,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data
 		} else {
 			kr.BLEUBeam4, kr.ChrFBeam4, kr.BLEUCI, kr.ChrFCI, sets.beam = seg.BLEU(nil), seg.ChrF(nil), bl, ch, seg
 		}
-		for _, batch := range []int{r.bigBatch, smallBatch} {
+		for _, batch := range []int{r.DecodeBatch, smallBatch} {
 			n := batch
 			if batch == smallBatch {
 				n = 8
@@ -69,13 +68,13 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *rundata.Data
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.
-func (r *compareRun) timeTranslation(b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (study.DecodeTiming, error) {
-	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.timingReps)
-	runs := make([]study.DecodeTiming, r.timingReps)
+func (r *Spec) timeTranslation(b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (DecodeTiming, error) {
+	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.TimingReps)
+	runs := make([]DecodeTiming, r.TimingReps)
 	for i := range runs {
 		var err error
 		if _, runs[i], err = translateTimed(b, d.Tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
-			return study.DecodeTiming{}, err
+			return DecodeTiming{}, err
 		}
 	}
 	return repeated(runs), nil
@@ -85,15 +84,15 @@ func (r *compareRun) timeTranslation(b infer.Backend, d *rundata.Data, sources [
 // first use of a batch shape builds its programs and captures its CUDA graph (tens of
 // milliseconds), which would otherwise be timed as decoding. On the CPU nothing comparable
 // happens, and decoding twice would double the comparison's longest part.
-func (r *compareRun) warmUp() bool { return r.decodeDevice == "cuda" }
+func (r *Spec) warmUp() bool { return r.DecodeDevice == "cuda" }
 
 // translateTimed translates sources in batches and times the encoder and the decoder (with
 // warm, each batch first runs its encoder and two decode steps untimed: the same shapes, so
 // the programs and the captured graph exist when the timed pass starts); done is told how many
 // sentences each batch finished.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, study.DecodeTiming, error) {
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, DecodeTiming, error) {
 	cfg := b.Config()
-	t := study.DecodeTiming{Batch: batch, Sequences: len(sources)}
+	t := DecodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
 	var enc, dec time.Duration
 	rowSteps := 0
@@ -168,7 +167,7 @@ func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
 // batch 1 and at the large batch.
-func (r *compareRun) lmSpeed(b infer.Backend, d *rundata.Data, kr *study.KindResult) error {
+func (r *Spec) lmSpeed(b infer.Backend, d *rundata.Data, kr *KindResult) error {
 	cfg := b.Config()
 	const promptLen = 8
 	newTokens := cfg.MaxLen - promptLen
@@ -176,7 +175,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *rundata.Data, kr *study.KindRes
 		return fmt.Errorf("no test text to prompt with")
 	}
 	first := d.TestBatches[0]
-	for _, batch := range []int{smallBatch, r.bigBatch} {
+	for _, batch := range []int{smallBatch, r.DecodeBatch} {
 		prompts := make([][]int, batch)
 		for i := range prompts {
 			row := i % first.Shape.Batch
@@ -192,8 +191,8 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *rundata.Data, kr *study.KindRes
 				return err
 			}
 		}
-		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.timingReps)
-		runs := make([]study.DecodeTiming, r.timingReps)
+		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.TimingReps)
+		runs := make([]DecodeTiming, r.TimingReps)
 		for i := range runs {
 			s, err := b.LM(batch, cfg.MaxLen)
 			if err != nil {
@@ -206,7 +205,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *rundata.Data, kr *study.KindRes
 				return err
 			}
 			dt := time.Since(t0)
-			t := study.DecodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
+			t := DecodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
 			for _, o := range out {
 				t.OutputTokens += len(o)
 			}

@@ -1,16 +1,14 @@
-package main
+package study
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"mqa/checkpoints"
 	"mqa/infer"
-	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 	"mqa/train/rundata"
@@ -20,24 +18,11 @@ import (
 // pooled from the MHA model and trained further (compare -uptrain).
 const uptrainPrefix = "uptrain:"
 
-// checkUptrain checks -uptrain against the attention kinds.
-func (r *compareRun) checkUptrain() error {
-	switch {
-	case r.uptrain == 0:
-		return nil
-	case !(r.uptrain > 0 && r.uptrain <= 1):
-		return fmt.Errorf("compare: -uptrain %g must be a fraction of the steps in (0, 1]: %w", r.uptrain, errUsage)
-	case !slices.Contains(r.attns, "mha") || len(r.uptrainKinds()) == 0:
-		return fmt.Errorf("compare: -uptrain pools the mha model into the other kinds, so -attn needs mha and at least one more: %w", errUsage)
-	}
-	return nil
-}
-
 // uptrainKinds lists the uptrained kinds, one for each kind of -attn but mha (none without -uptrain).
-func (r *compareRun) uptrainKinds() []string {
+func (r *Spec) uptrainKinds() []string {
 	var out []string
-	for _, a := range r.attns {
-		if r.uptrain > 0 && a != "mha" {
+	for _, a := range r.Attns {
+		if r.Uptrain > 0 && a != "mha" {
 			out = append(out, uptrainPrefix+a)
 		}
 	}
@@ -48,62 +33,62 @@ func (r *compareRun) uptrainKinds() []string {
 func uptrainTarget(kind string) (string, bool) { return strings.CutPrefix(kind, uptrainPrefix) }
 
 // uptrainSteps is the length of each uptraining: the fraction -uptrain of -steps, at least one.
-func (r *compareRun) uptrainSteps() int { return max(1, int(math.Round(r.uptrain*float64(r.steps)))) }
+func (r *Spec) uptrainSteps() int { return max(1, int(math.Round(r.Uptrain*float64(r.Steps)))) }
 
 // runUptrained pools the task's MHA model (its scored checkpoint: the best validation loss)
 // into the target attention, trains it uptrainSteps more from where the MHA run left the
 // data, at the MHA run's learning rate of that step held constant after a short warmup, and
 // scores it as the other kinds. Its loss curves continue the MHA model's steps.
-func (r *compareRun) runUptrained(ctx context.Context, d *rundata.Data, target string, seed uint64) (study.KindResult, scoredSets, error) {
+func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string, seed uint64) (KindResult, scoredSets, error) {
 	var sets scoredSets
 	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	m, err := infer.Load(src)
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	kv, err := models.ParseAttention(target, m.Cfg.Heads)
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
-	source, state, err := uptrainProvenance(m)
+	source, state, err := rundata.UptrainProvenance(m)
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	if state == nil {
-		return study.KindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
+		return KindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
 	}
 	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	steps := r.uptrainSteps()
 	s := train.DefaultSettings(steps)
-	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: lastLR(state), Warmup: uptrainWarmup(steps), Total: steps}
+	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: rundata.LastLR(state), Warmup: rundata.UptrainWarmup(steps), Total: steps}
 	s.Seed, s.LabelSmoothing = seed, 0.1
-	tr, err := train.NewTrainerRanks(cfg, params, s, r.device, r.ranks)
+	tr, err := train.NewTrainerRanks(cfg, params, s, r.Device, r.Ranks)
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	defer tr.Close()
 	ud := *d // the same data; its checkpoints record the provenance
 	ud.UptrainedFrom = &source
 	if err := ud.TrainSource.Restore(state.Data); err != nil {
-		return study.KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
+		return KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
 	}
 	out := r.runDir(d.Task, target, seed) + "-uptrained"
 	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, "uptrain "+target))
 	if errors.Is(err, train.ErrInterrupted) {
-		return study.KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
+		return KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, rundata.ErrInterrupted)
 	}
 	if err != nil {
-		return study.KindResult{}, sets, err
+		return KindResult{}, sets, err
 	}
 	kr, sets, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
-	for _, curve := range [][]study.CurvePoint{kr.TrainCurve, kr.ValidCurve} {
+	for _, curve := range [][]CurvePoint{kr.TrainCurve, kr.ValidCurve} {
 		for i := range curve {
 			curve[i].Step += source.Step
 		}

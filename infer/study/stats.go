@@ -1,11 +1,10 @@
-package main
+package study
 
 import (
 	"math"
 
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
-	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 	"mqa/train/rundata"
@@ -23,7 +22,7 @@ type units struct {
 }
 
 // ok reports whether there are enough units for a bootstrap interval.
-func (u units) ok() bool { return len(u.NLL) >= study.MinUnits }
+func (u units) ok() bool { return len(u.NLL) >= MinUnits }
 
 // sentenceUnits sums the token NLLs of each row (sentence) of translation batches.
 func sentenceUnits(batches []train.Batch, nll [][]float64) units {
@@ -113,13 +112,13 @@ type scoredSets struct {
 }
 
 // resampler draws the bootstrap resamples of a set of n units for the comparison's seed.
-func (r *compareRun) resampler(n int) stats.Resampler {
-	return stats.Resampler{Units: n, Resamples: stats.DefaultResamples, Seed: r.seed}
+func (r *Spec) resampler(n int) stats.Resampler {
+	return stats.Resampler{Units: n, Resamples: stats.DefaultResamples, Seed: r.Seed}
 }
 
 // pairWithMHA fills the paired bootstrap results of kr (a non-MHA model) against the MHA
 // model trained with the same seed on the same data.
-func (r *compareRun) pairWithMHA(kr *study.KindResult, s, mha scoredSets) {
+func (r *Spec) pairWithMHA(kr *KindResult, s, mha scoredSets) {
 	if s.valid.ok() {
 		p := r.resampler(len(s.valid.NLL)).PairedTest(stats.RatioScore(mha.valid.NLL, mha.valid.Tokens), stats.RatioScore(s.valid.NLL, s.valid.Tokens))
 		kr.LnPPLDiffCI = &p.Diff
@@ -128,7 +127,7 @@ func (r *compareRun) pairWithMHA(kr *study.KindResult, s, mha scoredSets) {
 		p := r.resampler(len(s.test.NLL)).PairedTest(stats.RatioScore(mha.test.NLL, mha.test.Tokens), stats.RatioScore(s.test.NLL, s.test.Tokens))
 		kr.TestLnPPLDiffCI = &p.Diff
 	}
-	if s.beam != nil && mha.beam != nil && s.beam.Len() >= study.MinUnits {
+	if s.beam != nil && mha.beam != nil && s.beam.Len() >= MinUnits {
 		rs := r.resampler(s.beam.Len())
 		b, c := rs.PairedTest(mha.beam.BLEU, s.beam.BLEU), rs.PairedTest(mha.beam.ChrF, s.beam.ChrF)
 		kr.PairedPBLEU, kr.BLEUDiffCI, kr.PairedPChrF, kr.ChrFDiffCI = &b.P, &b.Diff, &c.P, &c.Diff
@@ -137,7 +136,7 @@ func (r *compareRun) pairWithMHA(kr *study.KindResult, s, mha scoredSets) {
 
 // pairAll runs the paired tests of every non-MHA row of one task whose MHA model (same seed)
 // is done; sets[i] belongs to rows[i].
-func (r *compareRun) pairAll(rows []study.KindResult, sets []scoredSets) {
+func (r *Spec) pairAll(rows []KindResult, sets []scoredSets) {
 	mha := map[uint64]int{}
 	for i, kr := range rows {
 		if kr.Attention == "mha" {
@@ -152,7 +151,7 @@ func (r *compareRun) pairAll(rows []study.KindResult, sets []scoredSets) {
 }
 
 // ci is the bootstrap interval of the ln-perplexity of u, nil with too few units.
-func (r *compareRun) lnPPLCI(u units) *stats.Interval {
+func (r *Spec) lnPPLCI(u units) *stats.Interval {
 	if !u.ok() {
 		return nil
 	}
