@@ -17,18 +17,6 @@ func init() {
 	commands["compare"] = command{"MHA vs GQA vs MQA: quality against speed, with a report and plots", runCompare}
 }
 
-// compareDefaults are compare's settings per preset: the CPU default (tiny) finishes in
-// about a quarter of an hour on two cores.
-var compareDefaults = map[string]struct {
-	steps, bleuLines, bigBatch int
-	dropout                    float64
-}{
-	"tiny":  {steps: 1000, bleuLines: 300, bigBatch: 32},
-	"small": {steps: 2000, bleuLines: 500, bigBatch: 64, dropout: 0.1},
-	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
-	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
-}
-
 func runCompare(args []string) error {
 	fs := newFlags("compare", "[-preset tiny] [-steps N] [-attn mha,gqa:2,mqa] [-tasks lm,translate] [-out DIR] [-device cpu|cuda]")
 	r := study.Spec{Command: "mqa compare " + strings.Join(args, " ")}
@@ -65,21 +53,21 @@ func runCompare(args []string) error {
 	if r.Ranks, err = checkRanks(r.Device); err != nil {
 		return err
 	}
-	def, ok := compareDefaults[r.Preset]
+	def, ok := models.PresetTraining(r.Preset)
 	if !ok {
 		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.Preset, errUsage)
 	}
 	if r.Steps == 0 {
-		r.Steps = def.steps
+		r.Steps = def.CompareSteps
 	}
 	if r.BLEULines < 0 {
-		r.BLEULines = def.bleuLines
+		r.BLEULines = def.BLEULines
 	}
 	if r.DecodeBatch == 0 {
-		r.DecodeBatch = def.bigBatch
+		r.DecodeBatch = def.DecodeBatch
 	}
 	if r.Dropout < 0 {
-		r.Dropout = def.dropout
+		r.Dropout = def.CompareDropout
 	}
 	r.Attns = splitList(*attn)
 	r.Tasks = splitList(*tasks)

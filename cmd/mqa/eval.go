@@ -90,7 +90,7 @@ func checkpointData(m *infer.Model) (*rundata.Data, error) {
 			return nil, err
 		}
 	} else {
-		def := rundata.Presets["small"]
+		def, _ := models.PresetTraining("small")
 		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.SeqLen, m.Cfg.MaxLen), Batch: def.Batch,
 			MaxTokens: def.MaxTokens, MaxLen: m.Cfg.MaxLen}
 	}

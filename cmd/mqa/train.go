@@ -133,7 +133,7 @@ func (o *optFlags) checkRuntime() error {
 	return nil
 }
 
-func (o *optFlags) settings(d rundata.Sizes) (train.Settings, error) {
+func (o *optFlags) settings(d models.Training) (train.Settings, error) {
 	if err := o.checkRuntime(); err != nil {
 		return train.Settings{}, err
 	}
@@ -205,7 +205,7 @@ func (f *dataFlags) validate(maxLen int) error {
 	return nil
 }
 
-func (f *dataFlags) spec(task string, d rundata.Sizes, o optFlags) *rundata.Data {
+func (f *dataFlags) spec(task string, d models.Training, o optFlags) *rundata.Data {
 	pick := func(v, def int) int {
 		if v > 0 {
 			return v
@@ -261,9 +261,9 @@ func runTrain(args []string) error {
 	if err := checkTask(*task); err != nil {
 		return err
 	}
-	defaults, ok := rundata.Presets[mf.preset]
+	defaults, ok := models.PresetTraining(mf.preset)
 	if !ok {
-		defaults = rundata.Presets["small"]
+		defaults, _ = models.PresetTraining("small")
 	}
 	s, err := of.settings(defaults)
 	if err != nil {

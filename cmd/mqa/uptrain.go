@@ -105,7 +105,7 @@ func uptrain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defaults := rundata.Sizes{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
+	defaults := models.Training{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
 		Steps: of.steps, LR: rundata.LastLR(state)}
 	var s train.Settings
 	if of.steps > 0 {

@@ -186,7 +186,7 @@ func machine(device string) string {
 
 // loadData prepares one task's data for every attention kind (one tokenizer for all).
 func (r *Spec) loadData(task string) (*rundata.Data, error) {
-	def := rundata.Presets[r.Preset]
+	def, _ := models.PresetTraining(r.Preset)
 	// A checkpoint at every validation, so the best one (by validation loss) is kept for scoring.
 	corpus := ""
 	if task == models.TaskTranslate {
@@ -216,12 +216,14 @@ func (r *Spec) runKind(ctx context.Context, d *rundata.Data, attn string, seed u
 		return r.runUptrained(ctx, d, target, seed)
 	}
 	var sets scoredSets
-	cfg, err := r.modelConfig(d.Task, attn, d.Tok.VocabSize(), d.SrcVocab())
+	// The preset with the kind's K/V heads (MQA/GQA d_ff widened to MHA's parameter count).
+	cfg, err := models.Spec{Preset: r.Preset, Task: d.Task, Vocab: d.Tok.VocabSize(), SrcVocab: d.SrcVocab(), Attention: attn, Dropout: r.Dropout}.Config()
 	if err != nil {
 		return KindResult{}, sets, err
 	}
+	def, _ := models.PresetTraining(r.Preset)
 	s := train.DefaultSettings(r.Steps)
-	s.Schedule.Peak, s.Seed, s.LabelSmoothing = rundata.Presets[r.Preset].LR, seed, 0.1
+	s.Schedule.Peak, s.Seed, s.LabelSmoothing = def.LR, seed, 0.1
 	tr, err := train.NewTrainerRanks(cfg, nil, s, r.Device, r.Ranks)
 	if err != nil {
 		return KindResult{}, sets, err
@@ -347,24 +349,6 @@ func readCurves(path string) (trainCurve, validCurve []CurvePoint, err error) {
 		}
 	}
 	return trainCurve, validCurve, nil
-}
-
-// modelConfig is the model of the preset with attention attn (MQA/GQA d_ff widened to match
-// MHA's parameter count), the comparison's dropout, and the task's vocabularies.
-func (r *Spec) modelConfig(task, attn string, vocab, srcVocab int) (models.Config, error) {
-	cfg, err := models.Preset(r.Preset, task, vocab)
-	if err != nil {
-		return cfg, err
-	}
-	if task == models.TaskTranslate && srcVocab != vocab {
-		cfg.SrcVocab = srcVocab
-	}
-	cfg.Dropout, cfg.Window, cfg.Bias, cfg.TieEmbeddings = r.Dropout, 0, false, true
-	kv, err := models.ParseAttention(attn, cfg.Heads)
-	if err != nil {
-		return cfg, err
-	}
-	return cfg.WithKVHeads(kv, true)
 }
 
 // closeBackend frees what a decoding backend holds on a device (the GPU decoder's memory and

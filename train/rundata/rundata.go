@@ -392,19 +392,6 @@ type UptrainSource struct {
 	Params     int    `json:"params"`     // its parameter count
 }
 
-// Sizes are the data settings that suit each preset.
-type Sizes struct {
-	Vocab, SeqLen, Batch, MaxTokens, MaxLen, Steps int
-	LR                                             float64
-}
-
-var Presets = map[string]Sizes{
-	"tiny":  {Vocab: 1000, SeqLen: 32, Batch: 8, MaxTokens: 512, MaxLen: 128, Steps: 300, LR: 2e-3},
-	"small": {Vocab: 4000, SeqLen: 64, Batch: 16, MaxTokens: 2048, MaxLen: 128, Steps: 2000, LR: 1e-3},
-	"base":  {Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 8192, MaxLen: 256, Steps: 20000, LR: 7e-4},
-	"paper": {Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 16384, MaxLen: 256, Steps: 20000, LR: 5e-4},
-}
-
 // ErrInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
 var ErrInterrupted = errors.New("interrupted")
 
