@@ -82,7 +82,7 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer closeBackend(b)
+	defer infer.CloseBackend(b)
 	bar := train.NewProgress(rundata.Progress(*quiet), len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -304,7 +303,7 @@ func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.C
 	if err != nil {
 		return kr, sets, err
 	}
-	defer closeBackend(backend) // the next model's decoder needs the GPU memory
+	defer infer.CloseBackend(backend) // the next model's decoder needs the GPU memory
 	if d.Task == models.TaskTranslate {
 		err = r.translationQualityAndSpeed(backend, d, &kr, &sets)
 	} else {
@@ -349,12 +348,4 @@ func readCurves(path string) (trainCurve, validCurve []CurvePoint, err error) {
 		}
 	}
 	return trainCurve, validCurve, nil
-}
-
-// closeBackend frees what a decoding backend holds on a device (the GPU decoder's memory and
-// context); a CPU backend holds nothing to free.
-func closeBackend(b infer.Backend) {
-	if c, ok := b.(io.Closer); ok {
-		_ = c.Close() // the results are out; there is nothing to undo if freeing fails
-	}
 }
