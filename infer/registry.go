@@ -2,6 +2,7 @@ package infer
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -54,6 +55,14 @@ func Backends() []string {
 	backendsMu.RLock()
 	defer backendsMu.RUnlock()
 	return slices.Sorted(maps.Keys(backends))
+}
+
+// CloseBackend frees what a decoding backend holds on a device (the GPU decoder's memory and
+// context); a CPU backend holds nothing to free.
+func CloseBackend(b Backend) {
+	if c, ok := b.(io.Closer); ok {
+		_ = c.Close() // the caller is done with b; there is nothing to undo if freeing fails
+	}
 }
 
 // NewBackend makes the decoding backend of a model on device.

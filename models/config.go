@@ -107,16 +107,39 @@ func ParseConfig(data []byte, source string) (Config, error) {
 	return c, nil
 }
 
-// presets are the named model sizes; Vocab and Task are filled in by Preset.
-var presets = map[string]Config{
+// Training are a preset's data and training defaults (mqa train, eval and uptrain) and
+// those of mqa compare, whose CPU default (tiny) finishes in about a quarter of an hour on
+// two cores.
+type Training struct {
+	Vocab, SeqLen, Batch, MaxTokens, MaxLen, Steps int // data sizes and training steps
+	LR                                             float64
+	CompareSteps                                   int // mqa compare: training steps per model
+	BLEULines                                      int // mqa compare: test sentences translated for BLEU (0: all)
+	DecodeBatch                                    int // mqa compare: the large batch of the decoding-speed measurement
+	CompareDropout                                 float64
+}
+
+// preset is one named size: the model (Vocab and Task are filled in by Preset) and how it
+// is trained.
+type preset struct {
+	model    Config
+	training Training
+}
+
+// presets are the named sizes.
+var presets = map[string]preset{
 	// tiny trains in seconds on a CPU (tests and the quick compare).
-	"tiny": {Dim: 64, Layers: 2, EncoderLayers: 2, Heads: 4, HeadDim: 16, FFDim: 256, MaxLen: 128},
+	"tiny": {Config{Dim: 64, Layers: 2, EncoderLayers: 2, Heads: 4, HeadDim: 16, FFDim: 256, MaxLen: 128},
+		Training{Vocab: 1000, SeqLen: 32, Batch: 8, MaxTokens: 512, MaxLen: 128, Steps: 300, LR: 2e-3, CompareSteps: 1000, BLEULines: 300, DecodeBatch: 32}},
 	// small is the CPU demo size.
-	"small": {Dim: 256, Layers: 4, EncoderLayers: 4, Heads: 4, HeadDim: 64, FFDim: 1024, MaxLen: 128},
+	"small": {Config{Dim: 256, Layers: 4, EncoderLayers: 4, Heads: 4, HeadDim: 64, FFDim: 1024, MaxLen: 128},
+		Training{Vocab: 4000, SeqLen: 64, Batch: 16, MaxTokens: 2048, MaxLen: 128, Steps: 2000, LR: 1e-3, CompareSteps: 2000, BLEULines: 500, DecodeBatch: 64, CompareDropout: 0.1}},
 	// base is the GPU study size.
-	"base": {Dim: 512, Layers: 6, EncoderLayers: 6, Heads: 8, HeadDim: 64, FFDim: 2048, MaxLen: 256},
+	"base": {Config{Dim: 512, Layers: 6, EncoderLayers: 6, Heads: 8, HeadDim: 64, FFDim: 2048, MaxLen: 256},
+		Training{Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 8192, MaxLen: 256, Steps: 20000, LR: 7e-4, CompareSteps: 20000, BLEULines: 0, DecodeBatch: 256, CompareDropout: 0.1}},
 	// paper is Shazeer's translation model (Table 1).
-	"paper": {Dim: 1024, Layers: 6, EncoderLayers: 6, Heads: 8, HeadDim: 128, FFDim: 4096, MaxLen: 256},
+	"paper": {Config{Dim: 1024, Layers: 6, EncoderLayers: 6, Heads: 8, HeadDim: 128, FFDim: 4096, MaxLen: 256},
+		Training{Vocab: 8192, SeqLen: 256, Batch: 32, MaxTokens: 16384, MaxLen: 256, Steps: 20000, LR: 5e-4, CompareSteps: 20000, BLEULines: 0, DecodeBatch: 256, CompareDropout: 0.1}},
 }
 
 // Presets lists the preset names.
@@ -125,23 +148,31 @@ func Presets() []string {
 	for n := range presets {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return presets[names[i]].Dim < presets[names[j]].Dim })
+	sort.Slice(names, func(i, j int) bool { return presets[names[i]].model.Dim < presets[names[j]].model.Dim })
 	return names
 }
 
 // Preset returns a named configuration for a task and vocabulary size, with multi-head
 // attention, ReLU, LayerNorm, sinusoidal positions, tied embeddings and no biases or dropout.
 func Preset(name, task string, vocab int) (Config, error) {
-	c, ok := presets[name]
+	p, ok := presets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q (allowed: %s)", name, strings.Join(Presets(), ", "))
 	}
+	c := p.model
 	c.Task, c.Vocab, c.KVHeads = task, vocab, c.Heads
 	c.Activation, c.Norm, c.Positions, c.TieEmbeddings = ops.ReLU, "layer", layers.PosSinusoidal, true
 	if task == TaskLM {
 		c.EncoderLayers = 0
 	}
 	return c, c.Validate()
+}
+
+// PresetTraining returns the data and training defaults of a named preset (false for an
+// unknown name).
+func PresetTraining(name string) (Training, bool) {
+	p, ok := presets[name]
+	return p.training, ok
 }
 
 // ParseAttention reads an attention spec: "mha" (KVHeads = heads), "mqa" (1) or "gqa:G" (G).

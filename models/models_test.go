@@ -194,3 +194,24 @@ func TestModelGradients(t *testing.T) {
 		})
 	}
 }
+
+// TestPresetTraining: every preset has training defaults whose data fit its model (windows
+// and translation lengths at most max_len) and positive sizes; an unknown name has none.
+func TestPresetTraining(t *testing.T) {
+	for _, name := range Presets() {
+		tr, ok := PresetTraining(name)
+		cfg, err := Preset(name, TaskTranslate, tr.Vocab)
+		if !ok || err != nil {
+			t.Fatalf("%s: training defaults %v, config error %v", name, ok, err)
+		}
+		if tr.SeqLen > cfg.MaxLen || tr.MaxLen > cfg.MaxLen {
+			t.Errorf("%s: seq %d / max-len %d over the model's max_len %d", name, tr.SeqLen, tr.MaxLen, cfg.MaxLen)
+		}
+		if tr.Batch < 1 || tr.MaxTokens < tr.MaxLen || tr.Steps < 1 || tr.LR <= 0 || tr.CompareSteps < 1 || tr.DecodeBatch < 1 || tr.BLEULines < 0 {
+			t.Errorf("%s: %+v", name, tr)
+		}
+	}
+	if _, ok := PresetTraining("huge"); ok {
+		t.Error("an unknown preset has training defaults")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"mqa/infer/study"
 	"mqa/layers"
 	"mqa/models"
 	"mqa/train"
@@ -196,7 +197,7 @@ func runBenchTrain(args []string) (err error) {
 	peak := ""
 	if res.peakOK {
 		fields["peak_gpu_bytes"] = res.peak
-		peak = ", peak GPU memory " + gib(res.peak)
+		peak = ", peak GPU memory " + study.GiB(res.peak)
 	}
 	var what string
 	if *task == models.TaskLM {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mqa/infer/study"
 )
 
 // withStdio runs f with standard input reading stdin and standard error going to a file (not
@@ -125,7 +127,7 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 	}
 	code, out := capture(t, "version", "-json")
-	var v buildInfo
+	var v study.BuildInfo
 	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.Module == "" || v.Go == "" {
 		t.Errorf("mqa version -json: exit %d, %q", code, out)
 	}

@@ -1,23 +1,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
-	"mqa/checkpoints"
-	"mqa/data"
-	"mqa/infer"
-	"mqa/infer/bleu"
-	"mqa/infer/stats"
+	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
 )
@@ -26,206 +17,29 @@ func init() {
 	commands["compare"] = command{"MHA vs GQA vs MQA: quality against speed, with a report and plots", runCompare}
 }
 
-// compareDefaults are compare's settings per preset: the CPU default (tiny) finishes in
-// about a quarter of an hour on two cores.
-var compareDefaults = map[string]struct {
-	steps, bleuLines, bigBatch int
-	dropout                    float64
-}{
-	"tiny":  {steps: 1000, bleuLines: 300, bigBatch: 32},
-	"small": {steps: 2000, bleuLines: 500, bigBatch: 64, dropout: 0.1},
-	"base":  {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
-	"paper": {steps: 20000, bleuLines: 0, bigBatch: 256, dropout: 0.1},
-}
-
-// compareRun holds the settings of one comparison.
-type compareRun struct {
-	preset, device, out string
-	steps, bleuLines    int
-	evalBatches         int
-	dropout             float64
-	mtCorpus            string
-	files               dataFlags // -train, -valid, -test: the user's data instead of the corpora
-	decodeDevice        string
-	bigBatch            int
-	attns, tasks        []string
-	seed                uint64
-	seeds, timingReps   int
-	command             string
-	uptrain             float64 // > 0: also uptrain MQA/GQA from MHA for this fraction of the steps
-	quiet               bool
-	ranks               int // data-parallel ranks of each training run (-gpus, -ranks)
-}
-
-// kindResult is everything measured for one task and attention kind.
-type kindResult struct {
-	Task       string `json:"task"`
-	Attention  string `json:"attention"`
-	Heads      int    `json:"heads"`
-	KVHeads    int    `json:"kv_heads"`
-	HeadDim    int    `json:"head_dim"`
-	FFDim      int    `json:"ff_dim"`
-	Params     int    `json:"params"`
-	Checkpoint string `json:"checkpoint"`
-	// ScoredCheckpoint is the checkpoint with the best validation loss, which every quality
-	// and decoding number below is measured on (ScoredStep is its step).
-	ScoredCheckpoint string  `json:"scored_checkpoint"`
-	ScoredStep       int     `json:"scored_step"`
-	Dropout          float64 `json:"dropout"`
-	Steps            int     `json:"steps"`
-	FinalLoss        float64 `json:"final_train_loss"`
-	// Training speed over the whole run.
-	TrainTokens     int     `json:"train_tokens"`
-	TrainSeconds    float64 `json:"train_seconds"`
-	TrainUSPerToken float64 `json:"train_us_per_token"`
-	TrainTokensPerS float64 `json:"train_tokens_per_s"`
-	PeakGPUBytes    int64   `json:"peak_gpu_bytes,omitempty"` // the GPU executor's high-water mark (GPU training only)
-	Seed            uint64  `json:"seed"`
-	// Quality.
-	ValidNLL    float64 `json:"valid_nll"` // nats per token (ln perplexity)
-	ValidPPL    float64 `json:"valid_ppl"`
-	TestNLL     float64 `json:"test_nll"`
-	TestPPL     float64 `json:"test_ppl"`
-	TestWordPPL float64 `json:"test_word_ppl,omitempty"` // LM, over the completely scored test documents
-	BLEUGreedy  float64 `json:"bleu_greedy,omitempty"`   // translation, test set
-	BLEUBeam4   float64 `json:"bleu_beam4,omitempty"`
-	ChrFGreedy  float64 `json:"chrf_greedy,omitempty"`
-	ChrFBeam4   float64 `json:"chrf_beam4,omitempty"`
-	BLEULines   int     `json:"bleu_lines,omitempty"`
-	// Bootstrap 95 % intervals (stats.DefaultResamples resamples of the sentences or documents,
-	// seeded with the comparison's seed): ln-perplexity of the validation and test sets, and
-	// BLEU and chrF of the beam-4 (and greedy) translations.
-	// Intervals need at least minUnits units; with fewer they are left out.
-	UnitKind     string          `json:"bootstrap_units"` // sentences (translation), documents or windows (LM)
-	ValidUnits   int             `json:"valid_units"`
-	TestUnits    int             `json:"test_units"`
-	LnPPLCI      *stats.Interval `json:"ln_ppl_ci95,omitempty"` // validation
-	TestLnPPLCI  *stats.Interval `json:"test_ln_ppl_ci95,omitempty"`
-	BLEUCI       *stats.Interval `json:"bleu_ci95,omitempty"` // beam 4
-	ChrFCI       *stats.Interval `json:"chrf_ci95,omitempty"`
-	BLEUGreedyCI *stats.Interval `json:"bleu_greedy_ci95,omitempty"`
-	ChrFGreedyCI *stats.Interval `json:"chrf_greedy_ci95,omitempty"`
-	// Paired bootstrap against the MHA model of the same seed (non-MHA models): the p-value
-	// of sacreBLEU's --paired-bs test and the interval of this model's score minus MHA's.
-	PairedPBLEU     *float64        `json:"paired_bootstrap_p_bleu,omitempty"` // beam 4
-	BLEUDiffCI      *stats.Interval `json:"bleu_diff_ci95,omitempty"`
-	PairedPChrF     *float64        `json:"paired_bootstrap_p_chrf,omitempty"`
-	ChrFDiffCI      *stats.Interval `json:"chrf_diff_ci95,omitempty"`
-	LnPPLDiffCI     *stats.Interval `json:"ln_ppl_diff_ci95,omitempty"` // validation
-	TestLnPPLDiffCI *stats.Interval `json:"test_ln_ppl_diff_ci95,omitempty"`
-	// Decoding speed.
-	CacheBytesPerToken int            `json:"kv_cache_bytes_per_token"` // all layers, one sequence
-	Decode             []decodeTiming `json:"decode"`
-	// Curves from train.jsonl.
-	TrainCurve []curvePoint `json:"train_curve"`
-	ValidCurve []curvePoint `json:"valid_curve"`
-	// UptrainedFrom, for a model pooled from the MHA model and trained Steps more
-	// (compare -uptrain), is its source.
-	UptrainedFrom *uptrainSource `json:"uptrained_from,omitempty"`
-}
-
-// decodeTiming is the time per output token of one decoding mode and batch size: the
-// median, minimum and maximum over Repeats timed runs of the same work.
-type decodeTiming struct {
-	Mode         string  `json:"mode"` // greedy or beam4 (translation), greedy (LM)
-	Batch        int     `json:"batch"`
-	Sequences    int     `json:"sequences"`
-	OutputTokens int     `json:"output_tokens"`
-	Repeats      int     `json:"repeats"`
-	EncoderUS    float64 `json:"encoder_us_median"` // per output token; translation only
-	EncoderUSMin float64 `json:"encoder_us_min"`
-	EncoderUSMax float64 `json:"encoder_us_max"`
-	DecoderUS    float64 `json:"decoder_us_median"` // per output token
-	DecoderUSMin float64 `json:"decoder_us_min"`
-	DecoderUSMax float64 `json:"decoder_us_max"`
-	// Translation: the decoder's steps summed over the batches, and its time per sequence-step
-	// (a batch of n sequences and b beams that takes s steps counts n·b·s). A batch takes as many
-	// steps as its longest hypothesis, so µs per output token also depends on how the models'
-	// output lengths spread; µs per sequence-step does not.
-	DecoderSteps int     `json:"decoder_steps,omitempty"`
-	RowStepUS    float64 `json:"decoder_step_us_median,omitempty"`
-	RowStepUSMin float64 `json:"decoder_step_us_min,omitempty"`
-	RowStepUSMax float64 `json:"decoder_step_us_max,omitempty"`
-}
-
-// repeated sums up timed runs of the same work: their medians and ranges.
-func repeated(runs []decodeTiming) decodeTiming {
-	t := runs[0]
-	t.Repeats = len(runs)
-	pick := func(f func(decodeTiming) float64) (med, lo, hi float64) {
-		xs := make([]float64, len(runs))
-		for i, r := range runs {
-			xs[i] = f(r)
-		}
-		return stats.MedianRange(xs)
-	}
-	t.EncoderUS, t.EncoderUSMin, t.EncoderUSMax = pick(func(r decodeTiming) float64 { return r.EncoderUS })
-	t.DecoderUS, t.DecoderUSMin, t.DecoderUSMax = pick(func(r decodeTiming) float64 { return r.DecoderUS })
-	t.RowStepUS, t.RowStepUSMin, t.RowStepUSMax = pick(func(r decodeTiming) float64 { return r.RowStepUS })
-	return t
-}
-
-type curvePoint struct {
-	Step int     `json:"step"`
-	Loss float64 `json:"loss"`
-}
-
-// splitFiles are the files of one split of a task: one text or TSV file, or a source and a
-// target file.
-type splitFiles struct {
-	Task  string        `json:"task"`
-	Split string        `json:"split"`
-	Files []data.FileID `json:"files"`
-}
-
-// compareResults is results.json.
-type compareResults struct {
-	Command      string   `json:"command"`
-	Date         string   `json:"date"`
-	Machine      string   `json:"machine"`
-	Device       string   `json:"device"`
-	DecodeDevice string   `json:"decode_device"`
-	Preset       string   `json:"preset"`
-	Steps        int      `json:"steps"`
-	Seed         uint64   `json:"seed"`
-	Data         []string `json:"data"`
-	// DataFiles names the user's files (-train, -valid, -test) by path, line count and SHA-256.
-	DataFiles     []splitFiles `json:"data_files,omitempty"`
-	BLEUSignature string       `json:"bleu_signature,omitempty"`
-	ChrFSignature string       `json:"chrf_signature,omitempty"`
-	Version       buildInfo    `json:"version"`
-	Seeds         int          `json:"seeds"` // models per attention kind, seeds Seed … Seed+Seeds−1
-	TimingRepeats int          `json:"timing_repeats"`
-	Resamples     int          `json:"bootstrap_resamples"`
-	Results       []kindResult `json:"results"`
-	SeedSummary   []seedStats  `json:"seed_summary,omitempty"` // with Seeds > 1
-	Seconds       float64      `json:"seconds"`
-	EvalBatches   int          `json:"eval_batches,omitempty"` // > 0: perplexities are of the first batches only
-}
-
 func runCompare(args []string) error {
 	fs := newFlags("compare", "[-preset tiny] [-steps N] [-attn mha,gqa:2,mqa] [-tasks lm,translate] [-out DIR] [-device cpu|cuda]")
-	r := compareRun{command: "mqa compare " + strings.Join(args, " ")}
-	fs.StringVar(&r.preset, "preset", "tiny", "model size: tiny, small, base or paper")
-	fs.IntVar(&r.steps, "steps", 0, "training steps per model (default: the preset's)")
+	r := study.Spec{Command: "mqa compare " + strings.Join(args, " ")}
+	fs.StringVar(&r.Preset, "preset", "tiny", "model size: tiny, small, base or paper")
+	fs.IntVar(&r.Steps, "steps", 0, "training steps per model (default: the preset's)")
 	attn := fs.String("attn", "mha,gqa:2,mqa", "attention kinds to compare, comma-separated")
 	tasks := fs.String("tasks", "lm,translate", "tasks, comma-separated: lm, translate")
-	fs.StringVar(&r.out, "out", "", "output directory (default: runs/compare-<time>)")
-	fs.StringVar(&r.device, "device", "cpu", "training device: cpu or cuda")
-	fs.Uint64Var(&r.seed, "seed", 1, "seed shared by every model (weights, data order) and the bootstrap")
-	fs.IntVar(&r.seeds, "seeds", 1, "models trained per attention kind, with seeds seed … seed+N−1 (reported as mean ± standard deviation)")
-	fs.IntVar(&r.timingReps, "timing-reps", 5, "timed runs of each decoding measurement (reported as median, min–max)")
-	fs.IntVar(&r.bleuLines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
-	fs.IntVar(&r.bigBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
-	fs.StringVar(&r.decodeDevice, "decode-device", "cpu", "where BLEU decoding and the decode timings run: cpu, or cuda (GPU decoder of a -tags mqacuda build)")
-	fs.StringVar(&r.mtCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
-	fs.StringVar(&r.files.trainPath, "train", "", "your training file instead of the corpus (with -valid, -test and one task): text (a document a line) for lm; TSV (source<TAB>target) or SRC,TGT line-aligned files for translate; gzip allowed")
-	fs.StringVar(&r.files.validPath, "valid", "", "your validation file (formats as -train)")
-	fs.StringVar(&r.files.testPath, "test", "", "your test file (formats as -train)")
-	fs.Float64Var(&r.dropout, "dropout", -1, "dropout probability (default: the preset's)")
-	fs.BoolVar(&r.quiet, "quiet", false, "no progress on standard error (only errors)")
-	fs.IntVar(&r.evalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
-	fs.Float64Var(&r.uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
+	fs.StringVar(&r.Out, "out", "", "output directory (default: runs/compare-<time>)")
+	fs.StringVar(&r.Device, "device", "cpu", "training device: cpu or cuda")
+	fs.Uint64Var(&r.Seed, "seed", 1, "seed shared by every model (weights, data order) and the bootstrap")
+	fs.IntVar(&r.Seeds, "seeds", 1, "models trained per attention kind, with seeds seed … seed+N−1 (reported as mean ± standard deviation)")
+	fs.IntVar(&r.TimingReps, "timing-reps", 5, "timed runs of each decoding measurement (reported as median, min–max)")
+	fs.IntVar(&r.BLEULines, "bleu-lines", -1, "test sentences translated for BLEU (0: all; default: the preset's)")
+	fs.IntVar(&r.DecodeBatch, "decode-batch", 0, "the large batch of the decoding-speed measurement (default: the preset's)")
+	fs.StringVar(&r.DecodeDevice, "decode-device", "cpu", "where BLEU decoding and the decode timings run: cpu, or cuda (GPU decoder of a -tags mqacuda build)")
+	fs.StringVar(&r.MTCorpus, "mt-corpus", "bible.en-es", "embedded translation corpus: bible.en-es or lohelp.en-de")
+	fs.StringVar(&r.Train, "train", "", "your training file instead of the corpus (with -valid, -test and one task): text (a document a line) for lm; TSV (source<TAB>target) or SRC,TGT line-aligned files for translate; gzip allowed")
+	fs.StringVar(&r.Valid, "valid", "", "your validation file (formats as -train)")
+	fs.StringVar(&r.Test, "test", "", "your test file (formats as -train)")
+	fs.Float64Var(&r.Dropout, "dropout", -1, "dropout probability (default: the preset's)")
+	fs.BoolVar(&r.Quiet, "quiet", false, "no progress on standard error (only errors)")
+	fs.IntVar(&r.EvalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
+	fs.Float64Var(&r.Uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
 	checkRanks := ranksFlags(fs)
@@ -236,75 +50,77 @@ func runCompare(args []string) error {
 		return err
 	}
 	var err error
-	if r.ranks, err = checkRanks(r.device); err != nil {
+	if r.Ranks, err = checkRanks(r.Device); err != nil {
 		return err
 	}
-	def, ok := compareDefaults[r.preset]
+	def, ok := models.PresetTraining(r.Preset)
 	if !ok {
-		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.preset, errUsage)
+		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.Preset, errUsage)
 	}
-	if r.steps == 0 {
-		r.steps = def.steps
+	if r.Steps == 0 {
+		r.Steps = def.CompareSteps
 	}
-	if r.bleuLines < 0 {
-		r.bleuLines = def.bleuLines
+	if r.BLEULines < 0 {
+		r.BLEULines = def.BLEULines
 	}
-	if r.bigBatch == 0 {
-		r.bigBatch = def.bigBatch
+	if r.DecodeBatch == 0 {
+		r.DecodeBatch = def.DecodeBatch
 	}
-	if r.dropout < 0 {
-		r.dropout = def.dropout
+	if r.Dropout < 0 {
+		r.Dropout = def.CompareDropout
 	}
-	r.attns = splitList(*attn)
-	r.tasks = splitList(*tasks)
-	if r.steps < 1 || len(r.attns) == 0 || len(r.tasks) == 0 {
+	r.Attns = splitList(*attn)
+	r.Tasks = splitList(*tasks)
+	if r.Steps < 1 || len(r.Attns) == 0 || len(r.Tasks) == 0 {
 		return fmt.Errorf("compare: need steps ≥ 1, at least one attention kind and one task: %w", errUsage)
 	}
-	if r.seeds < 1 || r.timingReps < 1 {
-		return fmt.Errorf("compare: -seeds %d and -timing-reps %d must be at least 1: %w", r.seeds, r.timingReps, errUsage)
+	if r.Seeds < 1 || r.TimingReps < 1 {
+		return fmt.Errorf("compare: -seeds %d and -timing-reps %d must be at least 1: %w", r.Seeds, r.TimingReps, errUsage)
 	}
-	for _, t := range r.tasks {
+	for _, t := range r.Tasks {
 		if err := checkTask(t); err != nil {
 			return err
 		}
 	}
-	if err := r.checkFiles(); err != nil {
+	if err := checkCompareFiles(r); err != nil {
 		return err
 	}
-	if r.mtCorpus != "bible.en-es" && r.mtCorpus != "lohelp.en-de" {
-		return fmt.Errorf("compare: -mt-corpus %q (allowed: bible.en-es, lohelp.en-de): %w", r.mtCorpus, errUsage)
+	if r.MTCorpus != "bible.en-es" && r.MTCorpus != "lohelp.en-de" {
+		return fmt.Errorf("compare: -mt-corpus %q (allowed: bible.en-es, lohelp.en-de): %w", r.MTCorpus, errUsage)
 	}
-	heads, _ := models.Preset(r.preset, models.TaskLM, 300)
-	for _, a := range r.attns {
+	heads, _ := models.Preset(r.Preset, models.TaskLM, 300)
+	for _, a := range r.Attns {
 		if _, err := models.ParseAttention(a, heads.Heads); err != nil {
 			return fmt.Errorf("compare: %v: %w", err, errUsage)
 		}
 	}
-	if err := r.checkUptrain(); err != nil {
+	if err := checkUptrain(r); err != nil {
 		return err
 	}
-	if err := train.CheckDevice(r.device); err != nil {
+	if err := train.CheckDevice(r.Device); err != nil {
 		return err
 	}
-	if err := checkDevice("compare", r.decodeDevice); err != nil {
+	if err := checkDevice("compare", r.DecodeDevice); err != nil {
 		return err
 	}
-	if r.out == "" {
-		r.out = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405"))
+	if r.Out == "" {
+		r.Out = filepath.Join("runs", "compare-"+time.Now().Format("20060102-150405"))
 	}
-	if err := os.MkdirAll(r.out, 0o755); err != nil {
+	if err := os.MkdirAll(r.Out, 0o755); err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return prof.around(func() error { return r.run(ctx) })
+	return prof.around(func() error {
+		_, err := study.Run(ctx, r)
+		return err
+	})
 }
 
-// checkFiles accepts the user's data only as all three splits of exactly one task.
-func (r *compareRun) checkFiles() error {
-	f := r.files
+// checkCompareFiles accepts the user's data only as all three splits of exactly one task.
+func checkCompareFiles(r study.Spec) error {
 	given := 0
-	for _, p := range []string{f.trainPath, f.validPath, f.testPath} {
+	for _, p := range []string{r.Train, r.Valid, r.Test} {
 		if p != "" {
 			given++
 		}
@@ -314,41 +130,10 @@ func (r *compareRun) checkFiles() error {
 		return nil
 	case given < 3:
 		return fmt.Errorf("compare: your data needs all of -train, -valid and -test: %w", errUsage)
-	case len(r.tasks) != 1:
-		return fmt.Errorf("compare: with -train/-valid/-test name exactly one task (-tasks lm or -tasks translate), not %q: %w", strings.Join(r.tasks, ","), errUsage)
+	case len(r.Tasks) != 1:
+		return fmt.Errorf("compare: with -train/-valid/-test name exactly one task (-tasks lm or -tasks translate), not %q: %w", strings.Join(r.Tasks, ","), errUsage)
 	}
 	return nil
-}
-
-// identifyFiles names each of the user's files of a task by path, line count and SHA-256.
-func (r *compareRun) identifyFiles(task string) ([]splitFiles, error) {
-	var out []splitFiles
-	for _, s := range []struct{ split, path string }{{"train", r.files.trainPath}, {"valid", r.files.validPath}, {"test", r.files.testPath}} {
-		if s.path == "" {
-			continue
-		}
-		paths := []string{s.path}
-		if src, tgt, ok := data.SplitPair(s.path); ok && task == models.TaskTranslate {
-			paths = []string{src, tgt}
-		}
-		sf := splitFiles{Task: task, Split: s.split}
-		for _, p := range paths {
-			id, err := data.IdentifyFile(p)
-			if err != nil {
-				return nil, err
-			}
-			sf.Files = append(sf.Files, id)
-		}
-		out = append(out, sf)
-	}
-	return out, nil
-}
-
-// logf writes a line of progress to standard error, unless -quiet.
-func (r *compareRun) logf(format string, args ...any) {
-	if !r.quiet {
-		fmt.Fprintf(os.Stderr, format, args...)
-	}
 }
 
 func splitList(s string) []string {
@@ -361,251 +146,15 @@ func splitList(s string) []string {
 	return out
 }
 
-func (r *compareRun) run(ctx context.Context) error {
-	start := time.Now()
-	res := compareResults{Command: r.command, EvalBatches: r.evalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.device), Device: r.device, DecodeDevice: r.decodeDevice,
-		Preset: r.preset, Steps: r.steps, Seed: r.seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature,
-		Version: versionInfo(), Seeds: r.seeds, TimingRepeats: r.timingReps, Resamples: stats.DefaultResamples}
-	kinds := slices.Concat(r.attns, r.uptrainKinds())
-	phases := len(r.tasks) * len(kinds) * r.seeds
-	done := 0
-	for _, task := range r.tasks {
-		d, err := r.loadData(task)
-		if err != nil {
-			return err
-		}
-		files, err := r.identifyFiles(task)
-		if err != nil {
-			return err
-		}
-		res.DataFiles = append(res.DataFiles, files...)
-		source := d.Corpus
-		if len(files) > 0 {
-			source = "your files (below)"
-		}
-		note := fmt.Sprintf("%s: %s (BPE vocabulary %d)", task, source, d.tok.VocabSize())
-		if d.dropped != "" {
-			note += "; " + d.dropped
-		}
-		res.Data = append(res.Data, note)
-		first := len(res.Results)
-		var sets []scoredSets // of res.Results[first:]
-		for _, attn := range kinds {
-			for k := range r.seeds {
-				seed := r.seed + uint64(k)
-				r.logf("\n[compare %d/%d] %s, %s attention, seed %d%s\n", done+1, phases, task, attn, seed, eta(start, done, phases))
-				kr, s, err := r.runKind(ctx, d, attn, seed)
-				if err != nil {
-					return fmt.Errorf("%s %s seed %d: %w", task, attn, seed, err)
-				}
-				res.Results, sets = append(res.Results, kr), append(sets, s)
-				r.pairAll(res.Results[first:], sets)
-				done++
-				// The report so far, so an interrupted comparison still leaves its results.
-				res.Seconds = time.Since(start).Seconds()
-				res.SeedSummary = seedSummary(res.Results)
-				if err := writeReport(r.out, res); err != nil {
-					return err
-				}
-			}
-		}
+// checkUptrain checks -uptrain against the attention kinds.
+func checkUptrain(r study.Spec) error {
+	switch {
+	case r.Uptrain == 0:
+		return nil
+	case !(r.Uptrain > 0 && r.Uptrain <= 1):
+		return fmt.Errorf("compare: -uptrain %g must be a fraction of the steps in (0, 1]: %w", r.Uptrain, errUsage)
+	case !slices.Contains(r.Attns, "mha") || !slices.ContainsFunc(r.Attns, func(a string) bool { return a != "mha" }):
+		return fmt.Errorf("compare: -uptrain pools the mha model into the other kinds, so -attn needs mha and at least one more: %w", errUsage)
 	}
-	r.logf("\n[compare] done in %s: %s\n", time.Since(start).Round(time.Second), filepath.Join(r.out, "report.md"))
 	return nil
-}
-
-// eta estimates the time left from the phases done so far.
-func eta(start time.Time, done, total int) string {
-	if done == 0 {
-		return ""
-	}
-	per := time.Since(start) / time.Duration(done)
-	return fmt.Sprintf(" — %s elapsed, about %s left", time.Since(start).Round(time.Second), (per * time.Duration(total-done)).Round(time.Second))
-}
-
-// machine describes the CPU, and the GPU when training on one (as nvidia-smi names it).
-func machine(device string) string {
-	cpu := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
-				break
-			}
-		}
-	}
-	desc := fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	if device == "cuda" {
-		if out, err := exec.Command("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader").Output(); err == nil {
-			desc = strings.TrimSpace(string(out)) + "; host " + desc
-		}
-	}
-	return desc
-}
-
-// loadData prepares one task's data for every attention kind (one tokenizer for all).
-func (r *compareRun) loadData(task string) (*dataSpec, error) {
-	def := presetDefaults[r.preset]
-	// A checkpoint at every validation, so the best one (by validation loss) is kept for scoring.
-	of := optFlags{seed: r.seed, evalEvery: max(1, r.steps/10), ckptEvery: max(1, r.steps/10), keep: 1, evalBatches: 8}
-	corpus := ""
-	if task == models.TaskTranslate {
-		corpus = r.mtCorpus
-	}
-	df := r.files
-	df.corpus = corpus
-	d := df.spec(task, def, of)
-	d.quiet = r.quiet
-	r.logf("[compare] preparing %s data (BPE vocabulary %d)\n", task, d.Vocab)
-	if err := d.load(); err != nil {
-		return nil, err
-	}
-	if d.dropped != "" {
-		r.logf("[compare] %s\n", d.dropped)
-	}
-	if n := r.evalBatches; n > 0 {
-		d.valid, d.test = d.valid[:min(n, len(d.valid))], d.test[:min(n, len(d.test))]
-	}
-	return d, nil
-}
-
-// runKind trains, scores and times one attention kind with one seed (an uptrained kind: see
-// runUptrained), and returns what its paired comparison with MHA needs.
-func (r *compareRun) runKind(ctx context.Context, d *dataSpec, attn string, seed uint64) (kindResult, scoredSets, error) {
-	if target, ok := uptrainTarget(attn); ok {
-		return r.runUptrained(ctx, d, target, seed)
-	}
-	var sets scoredSets
-	mf := modelFlags{preset: r.preset, attn: attn, dropout: r.dropout}
-	cfg, err := mf.config(d.Task, d.tok.VocabSize(), d.srcVocab())
-	if err != nil {
-		return kindResult{}, sets, err
-	}
-	s := train.DefaultSettings(r.steps)
-	s.Schedule.Peak, s.Seed, s.LabelSmoothing = presetDefaults[r.preset].lr, seed, 0.1
-	tr, err := train.NewTrainerRanks(cfg, nil, s, r.device, r.ranks)
-	if err != nil {
-		return kindResult{}, sets, err
-	}
-	defer tr.Close()
-	// Every kind of a seed starts from the same data position (and run.json records the seed).
-	d.Seed = seed
-	if err := d.trainSource.Restore(data.StreamState{Seed: seed}); err != nil {
-		return kindResult{}, sets, err
-	}
-	out := r.runDir(d.Task, attn, seed)
-	sum, err := tr.Run(ctx, d.trainSource, d.runOptions(out, "train "+attn))
-	if errors.Is(err, train.ErrInterrupted) {
-		return kindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, errInterrupted)
-	}
-	if err != nil {
-		return kindResult{}, sets, err
-	}
-	return r.scoreKind(d, attn, seed, cfg, tr, out, sum)
-}
-
-// runDir is the run directory of a task, attention kind and seed (named by the seed only
-// when a comparison trains several).
-func (r *compareRun) runDir(task, attn string, seed uint64) string {
-	name := task + "-" + strings.ReplaceAll(attn, ":", "")
-	if r.seeds > 1 {
-		name += fmt.Sprintf("-seed%d", seed)
-	}
-	return filepath.Join(r.out, name)
-}
-
-// scoreKind measures the model trained into out by tr (run summary sum): quality on its
-// best checkpoint, training and decoding speed; and returns what its paired comparison with
-// MHA needs.
-func (r *compareRun) scoreKind(d *dataSpec, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (kindResult, scoredSets, error) {
-	var sets scoredSets
-	var err error
-	kr := kindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
-		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
-		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}
-	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
-	kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
-	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, checkpoints.LogFile)); err != nil {
-		return kr, sets, err
-	}
-	// Score the checkpoint with the best validation loss (early stopping), as fairseq's
-	// checkpoint_best: small data overfits long before the last step.
-	best, err := checkpoints.Manager{Root: out}.Best()
-	if err != nil {
-		return kr, sets, err
-	}
-	kr.ScoredCheckpoint = best
-	if c, err := checkpoints.ReadCompletion(best); err == nil {
-		kr.ScoredStep = c.Step
-	}
-	r.logf("[compare] scoring %s\n", best)
-	if best != sum.Checkpoint {
-		_, params, err := models.LoadModel(best)
-		if err != nil {
-			return kr, sets, err
-		}
-		if err := tr.UseParams(params); err != nil {
-			return kr, sets, err
-		}
-	}
-	if sets.valid, _, err = r.scoreUnits(tr, d, d.valid, d.validDocs); err != nil {
-		return kr, sets, fmt.Errorf("validation: %w", err)
-	}
-	if sets.test, kr.TestWordPPL, err = r.scoreUnits(tr, d, d.test, d.testDocs); err != nil {
-		return kr, sets, fmt.Errorf("test: %w", err)
-	}
-	kr.ValidNLL, kr.TestNLL = sets.valid.lnPPL(), sets.test.lnPPL()
-	kr.ValidPPL, kr.TestPPL = math.Exp(kr.ValidNLL), math.Exp(kr.TestNLL)
-	kr.ValidUnits, kr.TestUnits = len(sets.valid.NLL), len(sets.test.NLL)
-	kr.UnitKind, kr.LnPPLCI, kr.TestLnPPLCI = sets.test.Kind, r.lnPPLCI(sets.valid), r.lnPPLCI(sets.test)
-	kr.CacheBytesPerToken = int(infer.CacheBytes(cfg.Layers, 1, cfg.KVHeads, 1, cfg.HeadDim))
-	backend, err := decodeBackend("compare", cfg, tr.Params, r.decodeDevice, "fp32", false)
-	if err != nil {
-		return kr, sets, err
-	}
-	defer closeBackend(backend) // the next model's decoder needs the GPU memory
-	if d.Task == models.TaskTranslate {
-		err = r.translationQualityAndSpeed(backend, d, &kr, &sets)
-	} else {
-		err = r.lmSpeed(backend, d, &kr)
-	}
-	return kr, sets, err
-}
-
-// scoreUnits scores evaluation batches token by token and sums the NLLs per sentence
-// (translation) or per document (LM; per evaluation window when there are fewer than
-// minUnits documents). For an LM it also returns the per-word perplexity of the documents
-// scored completely (0 without any).
-func (r *compareRun) scoreUnits(tr *train.Trainer, d *dataSpec, batches []train.Batch, docs []docSize) (units, float64, error) {
-	nll, err := tr.TokenNLL(batches)
-	if err != nil {
-		return units{}, 0, err
-	}
-	if d.Task == models.TaskTranslate {
-		return sentenceUnits(batches, nll), 0, nil
-	}
-	u := documentUnits(batches, nll, docs)
-	wordPPL, _ := u.wordPPL()
-	if !u.ok() {
-		u = sentenceUnits(batches, nll)
-		u.Kind = "windows"
-	}
-	return u, wordPPL, nil
-}
-
-// readCurves reads the training and validation losses of a run's log.
-func readCurves(path string) (trainCurve, validCurve []curvePoint, err error) {
-	entries, err := train.ReadLog(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, e := range entries {
-		if e.Loss != nil {
-			trainCurve = append(trainCurve, curvePoint{e.Step, *e.Loss})
-		}
-		if e.ValLoss != nil {
-			validCurve = append(validCurve, curvePoint{e.Step, *e.ValLoss})
-		}
-	}
-	return trainCurve, validCurve, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/infer/study"
 )
 
 // writeGzip writes lines, gzip-compressed, to dir/name and returns its path.
@@ -80,7 +81,7 @@ func TestCompareOnYourFiles(t *testing.T) {
 			if code, _ := capture(t, args...); code != 0 {
 				t.Fatalf("mqa %s exited %d", strings.Join(args, " "), code)
 			}
-			var res compareResults
+			var res study.Results
 			if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"mqa/checkpoints"
+	"mqa/infer/study"
 )
 
 // TestCompareEndToEnd runs a small comparison and checks every output.
@@ -20,7 +21,7 @@ func TestCompareEndToEnd(t *testing.T) {
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
-	var res compareResults
+	var res study.Results
 	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestCompareEndToEnd(t *testing.T) {
 				t.Errorf("translate %s: BLEU on %d lines, %v / chrF %v", r.Attention, r.BLEULines, r.BLEUGreedy, r.ChrFGreedy)
 			}
 		}
-		if r.LnPPLCI == nil || !r.LnPPLCI.Contains(r.ValidNLL) || r.TestLnPPLCI == nil || !r.TestLnPPLCI.Contains(r.TestNLL) || r.ValidUnits < minUnits || r.TestUnits < minUnits {
+		if r.LnPPLCI == nil || !r.LnPPLCI.Contains(r.ValidNLL) || r.TestLnPPLCI == nil || !r.TestLnPPLCI.Contains(r.TestNLL) || r.ValidUnits < study.MinUnits || r.TestUnits < study.MinUnits {
 			t.Errorf("%s %s: ln PPL %v in %v over %d units, test %v in %v over %d", r.Task, r.Attention, r.ValidNLL, r.LnPPLCI, r.ValidUnits, r.TestNLL, r.TestLnPPLCI, r.TestUnits)
 		}
 		if r.Task == "lm" && !(r.TestWordPPL > r.TestPPL) {
@@ -144,7 +145,7 @@ func TestCompareSeeds(t *testing.T) {
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
-	var res compareResults
+	var res study.Results
 	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"mqa/checkpoints"
+	"mqa/infer/study"
 	"mqa/models"
+	"mqa/train/rundata"
 )
 
 // TestCompareUptrain runs a small LM comparison with -uptrain and checks the uptrained
@@ -20,7 +22,7 @@ func TestCompareUptrain(t *testing.T) {
 	if code := run(args); code != 0 {
 		t.Fatalf("mqa %s exited with %d", strings.Join(args, " "), code)
 	}
-	var res compareResults
+	var res study.Results
 	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestCompareUptrain(t *testing.T) {
 	if mha.UptrainedFrom != nil || scratch.UptrainedFrom != nil {
 		t.Error("a from-scratch row has a provenance")
 	}
-	want := uptrainSource{Checkpoint: mha.ScoredCheckpoint, Step: mha.ScoredStep, Attention: "mha", Pooling: models.PoolingMean, Params: mha.Params}
+	want := rundata.UptrainSource{Checkpoint: mha.ScoredCheckpoint, Step: mha.ScoredStep, Attention: "mha", Pooling: models.PoolingMean, Params: mha.Params}
 	if up.UptrainedFrom == nil || *up.UptrainedFrom != want {
 		t.Fatalf("uptrained from %+v, want %+v", up.UptrainedFrom, want)
 	}

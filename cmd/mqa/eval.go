@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 
 	"mqa/checkpoints"
-	"mqa/data"
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
@@ -53,7 +53,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	batches, words, source, err := d.loadSplit(*split, *path)
+	batches, words, source, err := d.LoadSplit(*split, *path)
 	if err != nil {
 		return err
 	}
@@ -80,60 +80,19 @@ func runEval(args []string) error {
 	return nil
 }
 
-// loadSplit reads and batches only what eval scores: the file at path when given, else
-// split of the run's data (after checking that a data file is still the one the run
-// recorded). It returns the batches, the words of an LM text and the data's name.
-func (d *dataSpec) loadSplit(split, path string) ([]train.Batch, int, string, error) {
-	if d.Corpus == "" {
-		d.Corpus = defaultCorpus(d.Task)
-	}
-	source := d.Corpus + "/" + split
-	if path == "" {
-		f := dataFile{"valid", &d.Valid, &d.ValidFile}
-		if split == "test" {
-			f = dataFile{"test", &d.Test, &d.TestFile}
-		}
-		if err := d.checkFiles(f); err != nil {
-			return nil, 0, "", fmt.Errorf("eval: %w", err)
-		}
-		if path = *f.path; path != "" {
-			source = path
-		}
-	} else {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, 0, "", err
-		}
-		path, source = abs, abs
-	}
-	if d.Task == models.TaskTranslate {
-		pairs, err := data.LoadTSV(path, d.Corpus, split)
-		if err != nil {
-			return nil, 0, "", err
-		}
-		batches, _, _ := d.evalTranslation(split, pairs)
-		return batches, 0, source, nil
-	}
-	docs, err := data.LoadText(path, d.Corpus, split)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	return lmEvalBatches(d.tok, docs, d.SeqLen, d.Batch), countWords(docs), source, nil
-}
-
 // checkpointData returns the data settings saved with a loaded checkpoint, with its
 // tokenizers; without run.json, the preset defaults of the task's embedded corpus.
-func checkpointData(m *infer.Model) (*dataSpec, error) {
-	d := &dataSpec{tok: m.Tok, srcTok: m.SrcTok}
+func checkpointData(m *infer.Model) (*rundata.Data, error) {
+	d := &rundata.Data{Tok: m.Tok, SrcTok: m.SrcTok}
 	runPath := filepath.Join(m.Dir, checkpoints.RunFile)
 	if _, err := os.Stat(runPath); err == nil {
-		if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
+		if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
 			return nil, err
 		}
 	} else {
-		def := presetDefaults["small"]
-		d.dataSettings = dataSettings{Task: m.Cfg.Task, SeqLen: min(def.seqLen, m.Cfg.MaxLen), Batch: def.batch,
-			MaxTokens: def.maxTokens, MaxLen: m.Cfg.MaxLen}
+		def, _ := models.PresetTraining("small")
+		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.SeqLen, m.Cfg.MaxLen), Batch: def.Batch,
+			MaxTokens: def.MaxTokens, MaxLen: m.Cfg.MaxLen}
 	}
 	return d, nil
 }

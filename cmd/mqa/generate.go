@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -64,7 +63,7 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer closeBackend(b)
+	defer infer.CloseBackend(b)
 	prompts := []string{*prompt}
 	if !flagSet(fs, "prompt") {
 		if prompts, err = readLinesArg("-"); err != nil {
@@ -109,14 +108,6 @@ func decodeBackend(cmd string, cfg models.Config, params *layers.Params, device,
 		}
 	}
 	return infer.NewBackend(device, cfg, params, opt)
-}
-
-// closeBackend frees what a decoding backend holds on a device (the GPU decoder's memory and
-// context); a CPU backend holds nothing to free.
-func closeBackend(b infer.Backend) {
-	if c, ok := b.(io.Closer); ok {
-		_ = c.Close() // the results are out; there is nothing to undo if freeing fails
-	}
 }
 
 // gpuBuilt says whether this build has the GPU backend (-tags mqacuda).

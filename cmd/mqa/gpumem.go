@@ -25,9 +25,6 @@ func gpuMemoryFlag(fs *flag.FlagSet) func() error {
 	}
 }
 
-// gib formats bytes as GiB.
-func gib(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
-
 // shapeList writes batch shapes as "BxSxT" (source length 0 for an LM), comma-separated.
 func shapeList(shapes []models.Shape) string {
 	parts := make([]string, len(shapes))

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"mqa/infer/bleu"
+	"mqa/train/rundata"
 )
 
 // command is one subcommand of the CLI.
@@ -61,7 +62,7 @@ func report(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, rundata.ErrInterrupted):
 		return 130
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, "mqa:", err)
@@ -137,15 +138,6 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected argument %q: %w", fs.Name(), fs.Arg(0), errUsage)
 	}
 	return nil
-}
-
-// progressWriter is where a command reports progress: standard error (a bar on a terminal,
-// plain lines otherwise; see train.Progress), or nowhere with -quiet.
-func progressWriter(quiet bool) io.Writer {
-	if quiet {
-		return nil
-	}
-	return os.Stderr
 }
 
 // readLinesArg reads the lines of a file argument, or of standard input when it is "-"

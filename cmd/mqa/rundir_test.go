@@ -14,6 +14,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/models"
+	"mqa/train/rundata"
 )
 
 // quickTrain is a tiny LM run of steps steps into out, checkpointing every step.
@@ -165,7 +166,7 @@ func TestDataIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ds dataSettings
+	var ds rundata.Settings
 	if err := checkpoints.ReadJSON(filepath.Join(ckpt, checkpoints.RunFile), &ds, 1<<20); err != nil {
 		t.Fatal(err)
 	}

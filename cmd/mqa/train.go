@@ -18,26 +18,15 @@ import (
 	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/infer"
+	"mqa/infer/study"
 	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
 	commands["train"] = command{"train a language or translation model", runTrain}
-}
-
-// sizeDefaults are the data settings that suit each preset.
-type sizeDefaults struct {
-	vocab, seqLen, batch, maxTokens, maxLen, steps int
-	lr                                             float64
-}
-
-var presetDefaults = map[string]sizeDefaults{
-	"tiny":  {vocab: 1000, seqLen: 32, batch: 8, maxTokens: 512, maxLen: 128, steps: 300, lr: 2e-3},
-	"small": {vocab: 4000, seqLen: 64, batch: 16, maxTokens: 2048, maxLen: 128, steps: 2000, lr: 1e-3},
-	"base":  {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 8192, maxLen: 256, steps: 20000, lr: 7e-4},
-	"paper": {vocab: 8192, seqLen: 256, batch: 32, maxTokens: 16384, maxLen: 256, steps: 20000, lr: 5e-4},
 }
 
 // modelFlags are the flags that shape a model.
@@ -144,16 +133,16 @@ func (o *optFlags) checkRuntime() error {
 	return nil
 }
 
-func (o *optFlags) settings(d sizeDefaults) (train.Settings, error) {
+func (o *optFlags) settings(d models.Training) (train.Settings, error) {
 	if err := o.checkRuntime(); err != nil {
 		return train.Settings{}, err
 	}
 	steps, lr := o.steps, o.lr
 	if steps == 0 {
-		steps = d.steps
+		steps = d.Steps
 	}
 	if lr == 0 {
-		lr = d.lr
+		lr = d.LR
 	}
 	s := train.DefaultSettings(steps)
 	s.Schedule.Kind, s.Schedule.Peak, s.Schedule.Min = o.schedule, lr, o.minLR
@@ -216,33 +205,18 @@ func (f *dataFlags) validate(maxLen int) error {
 	return nil
 }
 
-func (f *dataFlags) spec(task string, d sizeDefaults, o optFlags) *dataSpec {
+func (f *dataFlags) spec(task string, d models.Training, o optFlags) *rundata.Data {
 	pick := func(v, def int) int {
 		if v > 0 {
 			return v
 		}
 		return def
 	}
-	return &dataSpec{dataSettings: dataSettings{Task: task, Corpus: f.corpus, Train: f.trainPath, Valid: f.validPath, Test: f.testPath,
-		Vocab: pick(f.vocab, d.vocab), SeqLen: pick(f.seqLen, d.seqLen), Batch: pick(f.batch, d.batch),
-		MaxTokens: pick(f.maxTokens, d.maxTokens), MaxLen: pick(f.maxLen, d.maxLen), Seed: o.seed,
+	return &rundata.Data{Settings: rundata.Settings{Task: task, Corpus: f.corpus, Train: f.trainPath, Valid: f.validPath, Test: f.testPath,
+		Vocab: pick(f.vocab, d.Vocab), SeqLen: pick(f.seqLen, d.SeqLen), Batch: pick(f.batch, d.Batch),
+		MaxTokens: pick(f.maxTokens, d.MaxTokens), MaxLen: pick(f.maxLen, d.MaxLen), Seed: o.seed,
 		EvalEvery: o.evalEvery, CkptEvery: o.ckptEvery, Keep: o.keep, EvalBatches: o.evalBatches},
-		tokenizerPath: f.tokPath, separateVocab: f.separateVocab}
-}
-
-// maxBatchTokens bounds the tokens of one micro-batch (-batch × -seq for an LM,
-// -max-tokens for translation): the logits alone take tokens × vocab floats.
-const maxBatchTokens = 1 << 17
-
-// checkBatchSize refuses micro-batches over maxBatchTokens.
-func (d *dataSpec) checkBatchSize() error {
-	if d.Task == models.TaskTranslate && d.MaxTokens > maxBatchTokens {
-		return fmt.Errorf("-max-tokens %d: at most %d tokens a batch", d.MaxTokens, maxBatchTokens)
-	}
-	if d.Task == models.TaskLM && d.Batch > maxBatchTokens/max(d.SeqLen, 1) {
-		return fmt.Errorf("-batch %d × -seq %d: at most %d tokens a batch", d.Batch, d.SeqLen, maxBatchTokens)
-	}
-	return nil
+		TokenizerPath: f.tokPath, SeparateVocab: f.separateVocab}
 }
 
 func checkTask(task string) error {
@@ -287,9 +261,9 @@ func runTrain(args []string) error {
 	if err := checkTask(*task); err != nil {
 		return err
 	}
-	defaults, ok := presetDefaults[mf.preset]
+	defaults, ok := models.PresetTraining(mf.preset)
 	if !ok {
-		defaults = presetDefaults["small"]
+		defaults, _ = models.PresetTraining("small")
 	}
 	s, err := of.settings(defaults)
 	if err != nil {
@@ -310,8 +284,8 @@ func runTrain(args []string) error {
 		*out = filepath.Join("runs", "train-"+time.Now().Format("20060102-150405"))
 	}
 	d := df.spec(*task, defaults, of)
-	d.quiet = *quiet
-	if err := d.checkBatchSize(); err != nil {
+	d.Quiet = *quiet
+	if err := d.CheckBatchSize(); err != nil {
 		return fmt.Errorf("train: %v: %w", err, errUsage)
 	}
 	lock, err := openFreshRunDir(*out, *force)
@@ -319,13 +293,13 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer lock.Unlock()
-	if err := d.identifyFiles(); err != nil {
+	if err := d.IdentifyFiles(); err != nil {
 		return err
 	}
-	if err := d.load(); err != nil {
+	if err := d.Load(); err != nil {
 		return err
 	}
-	cfg, err := mf.config(*task, d.tok.VocabSize(), d.srcVocab())
+	cfg, err := mf.config(*task, d.Tok.VocabSize(), d.SrcVocab())
 	if err != nil {
 		return err
 	}
@@ -336,8 +310,8 @@ func runTrain(args []string) error {
 	defer tr.Close()
 	fmt.Fprintf(os.Stderr, "mqa train: %s %s, %s attention (%d K/V heads), d_ff %d, %d parameters, %d steps, vocab %d → %s\n",
 		cfg.Task, mf.preset, cfg.AttentionName(), cfg.KVHeads, cfg.FFDim, cfg.ParamCount(), s.Steps, cfg.Vocab, *out)
-	if d.dropped != "" {
-		fmt.Fprintln(os.Stderr, "mqa train:", d.dropped)
+	if d.Dropped != "" {
+		fmt.Fprintln(os.Stderr, "mqa train:", d.Dropped)
 	}
 	printBLAS(*device)
 	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
@@ -433,21 +407,21 @@ func openFreshRunDir(out string, force bool) (*checkpoints.RunLock, error) {
 }
 
 // runLoop trains and reports the outcome, including how to resume after a signal.
-func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, elapsed float64) error {
-	opt := d.runOptions(out, "train")
+func runLoop(ctx context.Context, tr *train.Trainer, d *rundata.Data, out string, elapsed float64) error {
+	opt := d.RunOptions(out, "train")
 	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
 	if tr.Ranks() > 1 {
 		fmt.Fprintf(os.Stderr, "mqa train: data-parallel on %d ranks; each update's global batch is split among them\n", tr.Ranks())
 	}
-	if ss, ok := d.trainSource.(train.ShapeSource); ok {
+	if ss, ok := d.TrainSource.(train.ShapeSource); ok {
 		shapes := ss.Shapes()
 		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), shapeList(shapes))
 	}
-	sum, err := tr.Run(ctx, d.trainSource, opt)
+	sum, err := tr.Run(ctx, d.TrainSource, opt)
 	switch {
 	case errors.Is(err, train.ErrInterrupted):
 		fmt.Fprintf(os.Stderr, "mqa train: interrupted at step %d; checkpoint %s\nresume with: mqa train -resume %s\n", tr.Step, sum.Checkpoint, out)
-		return errInterrupted
+		return rundata.ErrInterrupted
 	case err != nil:
 		if last, lerr := (checkpoints.Manager{Root: out}).Latest(); lerr == nil {
 			return fmt.Errorf("%w (last good checkpoint: %s)", err, last)
@@ -457,66 +431,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *dataSpec, out string, el
 	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
 	if sum.PeakGPUBytes > 0 {
-		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", gib(sum.PeakGPUBytes))
-	}
-	return nil
-}
-
-// runOptions are the options of a training run on d into out: d's validation, checkpoint
-// and log settings, the progress bar on standard error, and d's files in every checkpoint.
-func (d *dataSpec) runOptions(out, label string) train.RunOptions {
-	return train.RunOptions{Out: out, Valid: d.valid, EvalBatches: d.EvalBatches, EvalEvery: d.EvalEvery,
-		CheckpointEvery: d.CkptEvery, KeepLast: d.Keep, Progress: progressWriter(d.quiet), Label: label, SaveExtra: d.saveFiles}
-}
-
-// dataFile is one data file of a run: its split, its path and its identity in run.json.
-type dataFile struct {
-	split string
-	path  *string
-	id    **data.FileID
-}
-
-// files lists the run's data files given by path (the embedded corpus's are not files).
-func (d *dataSpec) files() []dataFile {
-	var out []dataFile
-	for _, f := range []dataFile{{"train", &d.Train, &d.TrainFile}, {"valid", &d.Valid, &d.ValidFile}, {"test", &d.Test, &d.TestFile}} {
-		if *f.path != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// identifyFiles makes the data file paths absolute and records each file's identity, for
-// run.json.
-func (d *dataSpec) identifyFiles() error {
-	for _, f := range d.files() {
-		id, err := data.IdentifyFile(*f.path)
-		if err != nil {
-			return fmt.Errorf("-%s: %w", f.split, err)
-		}
-		*f.path, *f.id = id.Path, &id
-	}
-	return nil
-}
-
-// checkFiles checks that each of the given data files is still the one run.json
-// identifies: at the same path, with the same SHA-256. Files without an identity (runs
-// saved before identities were recorded) are not checked.
-func (d *dataSpec) checkFiles(files ...dataFile) error {
-	for _, f := range files {
-		want := *f.id
-		if want == nil {
-			continue
-		}
-		got, err := data.IdentifyFile(want.Path)
-		switch {
-		case err != nil:
-			return fmt.Errorf("the %s data this run was trained with, %s, cannot be read (%v); put it back, or for eval score a file of your choice with -data", f.split, want.Path, err)
-		case got.SHA256 != want.SHA256:
-			return fmt.Errorf("the %s data %s has changed since the run recorded it (now %d bytes, %d lines, sha256 %.12s…; recorded %d bytes, %d lines, sha256 %.12s…)",
-				f.split, want.Path, got.Bytes, got.Lines, got.SHA256, want.Bytes, want.Lines, want.SHA256)
-		}
+		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", study.GiB(sum.PeakGPUBytes))
 	}
 	return nil
 }
@@ -525,9 +440,6 @@ func (d *dataSpec) checkFiles(files ...dataFile) error {
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
-
-// errInterrupted reports a run stopped by a signal after saving its checkpoint (exit status 130).
-var errInterrupted = errors.New("interrupted")
 
 // cleanRunDir removes what an interrupted run left in the run directory dir (see
 // checkpoints.Manager.Clean) and says what it removed.
@@ -584,12 +496,12 @@ func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFl
 		fmt.Fprintf(os.Stderr, "mqa train: the run in %s has already finished all its %d steps; nothing to do (to train it further give -steps N with N > %d)\n", dir, tr.Step, tr.Step)
 		return nil
 	}
-	d := &dataSpec{}
+	d := &rundata.Data{}
 	runPath := filepath.Join(ckpt, checkpoints.RunFile)
-	if err := checkpoints.ReadJSON(runPath, &d.dataSettings, 1<<20); err != nil {
+	if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
 		return err
 	}
-	if err := d.checkBatchSize(); err != nil {
+	if err := d.CheckBatchSize(); err != nil {
 		return fmt.Errorf("%s: %w", runPath, err)
 	}
 	for _, o := range []struct {
@@ -601,16 +513,16 @@ func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFl
 			*o.dst = o.v
 		}
 	}
-	if err := d.checkFiles(d.files()...); err != nil {
+	if err := d.CheckFiles(d.Files()...); err != nil {
 		return err
 	}
-	if d.tok, d.srcTok, err = infer.LoadTokenizers(ckpt); err != nil {
+	if d.Tok, d.SrcTok, err = infer.LoadTokenizers(ckpt); err != nil {
 		return err
 	}
-	if err := d.load(); err != nil {
+	if err := d.Load(); err != nil {
 		return err
 	}
-	if err := d.trainSource.Restore(st.Data); err != nil {
+	if err := d.TrainSource.Restore(st.Data); err != nil {
 		return fmt.Errorf("restoring the data position: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)

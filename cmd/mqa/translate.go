@@ -10,6 +10,7 @@ import (
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
@@ -81,8 +82,8 @@ func runTranslate(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer closeBackend(b)
-	bar := train.NewProgress(progressWriter(*quiet), len(lines), "translate", "lines")
+	defer infer.CloseBackend(b)
+	bar := train.NewProgress(rundata.Progress(*quiet), len(lines), "translate", "lines")
 	start := time.Now()
 	out, err := infer.TranslateLines(b, m.SrcTok, m.Tok, lines, infer.TranslateOptions{
 		Beam: *beam, Alpha: *alpha, Batch: *batch, MaxLen: *maxLen,

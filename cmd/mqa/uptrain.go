@@ -15,20 +15,11 @@ import (
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 func init() {
 	commands["uptrain"] = command{"pool a trained model's key/value heads (MHA → GQA/MQA) and continue training it", runUptrain}
-}
-
-// uptrainSource is the provenance of an uptrained model, saved in every checkpoint's
-// run.json: the checkpoint it was pooled from and how.
-type uptrainSource struct {
-	Checkpoint string `json:"checkpoint"` // the source checkpoint directory (absolute)
-	Step       int    `json:"step"`       // its training step
-	Attention  string `json:"attention"`  // its attention: mha or gqa:G
-	Pooling    string `json:"pooling"`    // how groups of K/V heads became one (models.PoolingMean)
-	Params     int    `json:"params"`     // its parameter count
 }
 
 func runUptrain(args []string) error {
@@ -93,7 +84,7 @@ func uptrain(ctx context.Context, args []string) error {
 	if err := df.validate(m.Cfg.MaxLen); err != nil {
 		return err
 	}
-	source, state, err := uptrainProvenance(m)
+	source, state, err := rundata.UptrainProvenance(m)
 	if err != nil {
 		return err
 	}
@@ -108,14 +99,14 @@ func uptrain(ctx context.Context, args []string) error {
 		return fmt.Errorf("uptrain: %s already holds checkpoint %s; choose another -out (an interrupted uptraining continues with: mqa train -resume %s)", *out, last, *out)
 	}
 	if of.warmup < 0 {
-		of.warmup = uptrainWarmup(of.steps)
+		of.warmup = rundata.UptrainWarmup(of.steps)
 	}
 	src, err := checkpointData(m)
 	if err != nil {
 		return err
 	}
-	defaults := sizeDefaults{vocab: src.Vocab, seqLen: src.SeqLen, batch: src.Batch, maxTokens: src.MaxTokens, maxLen: src.MaxLen,
-		steps: of.steps, lr: lastLR(state)}
+	defaults := models.Training{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
+		Steps: of.steps, LR: rundata.LastLR(state)}
 	var s train.Settings
 	if of.steps > 0 {
 		if state == nil && of.lr == 0 {
@@ -129,10 +120,10 @@ func uptrain(ctx context.Context, args []string) error {
 	if !set["corpus"] && !set["train"] && !set["valid"] && !set["test"] {
 		d.Corpus, d.Train, d.Valid, d.Test = src.Corpus, src.Train, src.Valid, src.Test
 		d.TrainFile, d.ValidFile, d.TestFile = src.TrainFile, src.ValidFile, src.TestFile
-		if err := d.checkFiles(d.files()...); err != nil {
+		if err := d.CheckFiles(d.Files()...); err != nil {
 			return fmt.Errorf("uptrain: %w", err)
 		}
-	} else if err := d.identifyFiles(); err != nil {
+	} else if err := d.IdentifyFiles(); err != nil {
 		return fmt.Errorf("uptrain: %w", err)
 	}
 	lock, err := openFreshRunDir(*out, false)
@@ -140,7 +131,7 @@ func uptrain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer lock.Unlock()
-	d.tok, d.srcTok, d.UptrainedFrom = m.Tok, m.SrcTok, &source
+	d.Tok, d.SrcTok, d.UptrainedFrom = m.Tok, m.SrcTok, &source
 	fmt.Fprintf(os.Stderr, "mqa uptrain: %s (%s, step %d) → %s by mean-pooling K/V heads, d_ff %d kept: %d parameters, %d fewer than the source's %d → %s\n",
 		source.Checkpoint, source.Attention, source.Step, cfg.AttentionName(), cfg.FFDim, cfg.ParamCount(),
 		source.Params-cfg.ParamCount(), source.Params, *out)
@@ -149,7 +140,7 @@ func uptrain(ctx context.Context, args []string) error {
 			if err := models.SaveModel(dir, cfg, params); err != nil {
 				return err
 			}
-			return d.saveFiles(dir)
+			return d.SaveFiles(dir)
 		})
 		if err != nil {
 			return fmt.Errorf("uptrain: writing the converted checkpoint: %w", err)
@@ -157,12 +148,12 @@ func uptrain(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "mqa uptrain: converted checkpoint %s (not trained); evaluate with: mqa eval -ckpt %s\n", dir, *out)
 		return nil
 	}
-	if err := d.load(); err != nil {
+	if err := d.Load(); err != nil {
 		return err
 	}
-	if state != nil && sameData(d.dataSettings, src.dataSettings) {
+	if state != nil && sameData(d.Settings, src.Settings) {
 		// The source's data in the source's order: continue where its training stopped.
-		if err := d.trainSource.Restore(state.Data); err != nil {
+		if err := d.TrainSource.Restore(state.Data); err != nil {
 			return fmt.Errorf("uptrain: restoring the data position of %s: %w", m.Dir, err)
 		}
 	}
@@ -174,54 +165,20 @@ func uptrain(ctx context.Context, args []string) error {
 	return runLoop(ctx, tr, d, *out, 0)
 }
 
-// uptrainProvenance describes the loaded source checkpoint m and returns its training
-// state (nil when it has none, as a converted checkpoint).
-func uptrainProvenance(m *infer.Model) (uptrainSource, *train.State, error) {
-	abs, err := filepath.Abs(m.Dir)
-	if err != nil {
-		return uptrainSource{}, nil, err
-	}
-	source := uptrainSource{Checkpoint: abs, Attention: m.Cfg.AttentionName(), Pooling: models.PoolingMean, Params: m.Cfg.ParamCount()}
-	statePath := filepath.Join(m.Dir, checkpoints.StateFile)
-	if _, err := os.Stat(statePath); err != nil {
-		if c, err := checkpoints.ReadCompletion(m.Dir); err == nil {
-			source.Step = c.Step
-		}
-		return source, nil, nil
-	}
-	var st train.State
-	if err := checkpoints.ReadJSON(statePath, &st, 1<<20); err != nil {
-		return source, nil, err
-	}
-	source.Step = st.Step
-	return source, &st, nil
-}
-
 // sameData tells whether two runs read the same batches in the same order (their
 // validation, checkpointing and provenance may differ).
-func sameData(a, b dataSettings) bool {
+func sameData(a, b rundata.Settings) bool {
 	for _, f := range [][2]*data.FileID{{a.TrainFile, b.TrainFile}, {a.ValidFile, b.ValidFile}, {a.TestFile, b.TestFile}} {
 		if (f[0] == nil) != (f[1] == nil) || (f[0] != nil && *f[0] != *f[1]) {
 			return false
 		}
 	}
-	for _, d := range []*dataSettings{&a, &b} {
+	for _, d := range []*rundata.Settings{&a, &b} {
 		d.EvalEvery, d.CkptEvery, d.Keep, d.EvalBatches, d.UptrainedFrom = 0, 0, 0, 0, nil
 		d.TrainFile, d.ValidFile, d.TestFile = nil, nil, nil
 	}
 	return a == b
 }
-
-// lastLR is the learning rate of a run's last step, the default of its uptraining; 0 without a state.
-func lastLR(st *train.State) float64 {
-	if st == nil {
-		return 0
-	}
-	return st.Settings.Schedule.LR(max(st.Step, 1))
-}
-
-// uptrainWarmup is the default warmup of an uptraining of steps steps: a twentieth, at most 100.
-func uptrainWarmup(steps int) int { return max(1, min(100, steps/20)) }
 
 // redescribe replaces the help line of a registered flag.
 func redescribe(fs *flag.FlagSet, name, usage string) { fs.Lookup(name).Usage = usage }

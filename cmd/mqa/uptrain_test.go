@@ -13,6 +13,7 @@ import (
 	"mqa/data"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 // trainSource trains a tiny multi-head LM for 4 steps and returns its run directory.
@@ -27,13 +28,13 @@ func trainSource(t *testing.T) string {
 }
 
 // readRun reads the run.json of the newest checkpoint under run.
-func readRun(t *testing.T, run string) (string, dataSettings) {
+func readRun(t *testing.T, run string) (string, rundata.Settings) {
 	t.Helper()
 	dir, err := checkpoints.Resolve(run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d dataSettings
+	var d rundata.Settings
 	if err := checkpoints.ReadJSON(filepath.Join(dir, checkpoints.RunFile), &d, 1<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestUptrainConvertOnly(t *testing.T) {
 			if cfg.ParamCount() >= srcCfg.ParamCount() {
 				t.Errorf("converted model has %d parameters, the source %d: pooling must remove some", cfg.ParamCount(), srcCfg.ParamCount())
 			}
-			want := uptrainSource{Checkpoint: srcDir, Step: c.step, Attention: "mha", Pooling: models.PoolingMean, Params: srcCfg.ParamCount()}
+			want := rundata.UptrainSource{Checkpoint: srcDir, Step: c.step, Attention: "mha", Pooling: models.PoolingMean, Params: srcCfg.ParamCount()}
 			if run.UptrainedFrom == nil || *run.UptrainedFrom != want {
 				t.Errorf("provenance %+v, want %+v", run.UptrainedFrom, want)
 			}
@@ -111,7 +112,7 @@ func TestUptrainResumesExactly(t *testing.T) {
 	run := filepath.Join(t.TempDir(), "run")
 	interrupted, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := uptrain(interrupted, uptrainArgs(src, run)); !errors.Is(err, errInterrupted) {
+	if err := uptrain(interrupted, uptrainArgs(src, run)); !errors.Is(err, rundata.ErrInterrupted) {
 		t.Fatalf("uptraining with a cancelled context returned %v, want an interruption", err)
 	}
 	if dir, _ := readRun(t, run); !strings.HasSuffix(dir, "step-00000001") {

@@ -1,4 +1,4 @@
-package main
+package study
 
 import (
 	"fmt"
@@ -14,8 +14,8 @@ import (
 // Shazeer 2019's figures, for the report's side-by-side tables (WMT14 EN-DE, TPUv2).
 const paperNote = "Shazeer 2019, WMT14 EN-DE (Table 1, Table 2 on TPUv2) and the Billion-Word LM (Table 3): different data and hardware"
 
-// writeReport writes results.json, the plots and report.md into dir.
-func writeReport(dir string, res compareResults) error {
+// WriteReport writes results.json, the plots and report.md into dir.
+func WriteReport(dir string, res Results) error {
 	if err := checkpoints.WriteJSON(filepath.Join(dir, "results.json"), res); err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func writeReport(dir string, res compareResults) error {
 		p("- %s\n", note)
 	}
 	p("- intervals: 95 %% bootstrap intervals over the test sentences (translation) or documents (LM; its evaluation windows when it has fewer than %d documents), %d resamples with seed %d; p: sacreBLEU's paired bootstrap test against the MHA model of the same seed; timings: median (min–max) of %d runs\n",
-		minUnits, res.Resamples, res.Seed, res.TimingRepeats)
+		MinUnits, res.Resamples, res.Seed, res.TimingRepeats)
 	if res.EvalBatches > 0 {
 		p("- **perplexities are of the first %d validation and test batches only** (-eval-batches); per-word perplexity of the documents scored completely\n", res.EvalBatches)
 	}
@@ -119,7 +119,7 @@ func writeReport(dir string, res compareResults) error {
 			if i == 0 {
 				p("\nPeak GPU memory while training (the executor's high-water mark):")
 			}
-			p(" %s %s %s;", r.Task, r.Attention, gib(r.PeakGPUBytes))
+			p(" %s %s %s;", r.Task, r.Attention, GiB(r.PeakGPUBytes))
 		}
 	}
 	p("\n\n## Plots\n\n")
@@ -131,7 +131,7 @@ func writeReport(dir string, res compareResults) error {
 }
 
 // rowLabel names a model in the tables: its attention, and its seed when there are several.
-func rowLabel(r kindResult, seeds int) string {
+func rowLabel(r KindResult, seeds int) string {
 	if seeds > 1 {
 		return fmt.Sprintf("%s (seed %d)", r.Attention, r.Seed)
 	}
@@ -169,8 +169,8 @@ func spread(med, lo, hi float64) string {
 	return fmt.Sprintf("%.1f (%.1f–%.1f)", med, lo, hi)
 }
 
-func rowsOf(res compareResults, task string) []kindResult {
-	var out []kindResult
+func rowsOf(res Results, task string) []KindResult {
+	var out []KindResult
 	for _, r := range res.Results {
 		if r.Task == task {
 			out = append(out, r)
@@ -180,30 +180,30 @@ func rowsOf(res compareResults, task string) []kindResult {
 }
 
 // timing finds the decode timing of a mode at the small (batch 1) or the large batch.
-func timing(r kindResult, mode string, small bool) (decodeTiming, bool) {
+func timing(r KindResult, mode string, small bool) (DecodeTiming, bool) {
 	for _, t := range r.Decode {
 		if t.Mode == mode && (t.Batch == 1) == small {
 			return t, true
 		}
 	}
-	return decodeTiming{}, false
+	return DecodeTiming{}, false
 }
 
-func batchOf(r kindResult, mode string, small bool) string {
+func batchOf(r KindResult, mode string, small bool) string {
 	if t, ok := timing(r, mode, small); ok {
 		return fmt.Sprint(t.Batch)
 	}
 	return "?"
 }
 
-func seqsOf(r kindResult, mode string, small bool) string {
+func seqsOf(r KindResult, mode string, small bool) string {
 	if t, ok := timing(r, mode, small); ok {
 		return fmt.Sprint(t.Sequences)
 	}
 	return "?"
 }
 
-func encDec(r kindResult, mode string, small bool) string {
+func encDec(r KindResult, mode string, small bool) string {
 	t, ok := timing(r, mode, small)
 	if !ok {
 		return "–"
@@ -212,7 +212,7 @@ func encDec(r kindResult, mode string, small bool) string {
 }
 
 // perStep is the decoder's µs per sequence-step of a translation timing.
-func perStep(r kindResult, mode string, small bool) string {
+func perStep(r KindResult, mode string, small bool) string {
 	t, ok := timing(r, mode, small)
 	if !ok || t.RowStepUS == 0 {
 		return "–"
@@ -223,12 +223,12 @@ func perStep(r kindResult, mode string, small bool) string {
 // summary says in plain sentences what quality MQA/GQA lost and what speed they bought,
 // relative to MHA of the same seed, and calls a difference a difference only where its
 // interval (quality) or the ranges of the repeated timings (speed) say so.
-func summary(res compareResults) string {
+func summary(res Results) string {
 	var lines []string
 	baseline := false
 	for _, task := range []string{"lm", "translate"} {
 		rows := rowsOf(res, task)
-		mha := map[uint64]kindResult{}
+		mha := map[uint64]KindResult{}
 		for _, r := range rows {
 			if r.Attention == "mha" {
 				mha[r.Seed] = r
@@ -280,7 +280,7 @@ func summary(res compareResults) string {
 }
 
 // compareRow is the summary's sentence on one model against MHA of the same seed.
-func compareRow(res compareResults, task string, r, mha kindResult) string {
+func compareRow(res Results, task string, r, mha KindResult) string {
 	rel := (r.ValidNLL - mha.ValidNLL) / mha.ValidNLL * 100
 	// Shazeer 2019: translation ln PPL 1.424 → 1.439 (+1.1 %), LM PPL 29.9 → 30.2 (+0.3 % in ln).
 	paper := "+1.1 %, WMT14 EN-DE"
@@ -360,4 +360,15 @@ func fasterOrSlower(base, x float64) string {
 		return "faster"
 	}
 	return "slower"
+}
+
+// uptrainNote explains the uptrained rows of a comparison for its report ("" when there are none).
+func uptrainNote(res Results) string {
+	for _, r := range res.Results {
+		if r.UptrainedFrom != nil {
+			return fmt.Sprintf("rows marked \"uptrained\" are not trained from scratch: the mha model's scored checkpoint with the key/value heads of each group mean-pooled into one (Ainslie et al. 2023), then trained %d steps more (%.1f %% of %d) at mha's last learning rate after a short warmup; they keep mha's d_ff, so they have fewer parameters than the other rows, and their loss curves start where mha's scored checkpoint is",
+				r.Steps, 100*float64(r.Steps)/float64(res.Steps), res.Steps)
+		}
+	}
+	return ""
 }

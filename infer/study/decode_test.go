@@ -1,4 +1,4 @@
-package main
+package study
 
 import (
 	"errors"
@@ -95,7 +95,7 @@ func TestTranslateTimedWarmUp(t *testing.T) {
 	sources := [][]int{{4}, {5, 6}, {7}, {8, 9, 10}, {11}}
 	for _, beam := range []int{1, 4} {
 		var want []string
-		var wantT decodeTiming
+		var wantT DecodeTiming
 		for _, warm := range []bool{false, true} {
 			b := &countingBackend{}
 			done := 0

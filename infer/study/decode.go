@@ -1,4 +1,4 @@
-package main
+package study
 
 import (
 	"fmt"
@@ -9,28 +9,29 @@ import (
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
 	"mqa/train"
+	"mqa/train/rundata"
 )
 
 // translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6) and
 // scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
 // token (and the decoder per sequence-step) on one large batch of the first test sentences and
 // on a few sentences at batch 1, each timing repeated r.timingReps times.
-func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr *kindResult, sets *scoredSets) error {
-	pairs := d.testPairs
-	if r.bleuLines > 0 && len(pairs) > r.bleuLines {
-		pairs = pairs[:r.bleuLines]
+func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *KindResult, sets *scoredSets) error {
+	pairs := d.TestPairs
+	if r.BLEULines > 0 && len(pairs) > r.BLEULines {
+		pairs = pairs[:r.BLEULines]
 	}
 	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
 	for i, p := range pairs {
-		sources[i], refs[i] = d.srcTok.Encode(p.Src), p.Tgt
+		sources[i], refs[i] = d.SrcTok.Encode(p.Src), p.Tgt
 	}
 	kr.BLEULines = len(pairs)
 	for _, mode := range []struct {
 		name string
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
-		bar := train.NewProgress(progressWriter(r.quiet), len(sources), "translate "+mode.name, "sentences")
-		hyps, _, err := translateTimed(b, d.tok, sources, mode.beam, r.bigBatch, false, bar.Add)
+		bar := train.NewProgress(rundata.Progress(r.Quiet), len(sources), "translate "+mode.name, "sentences")
+		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.DecodeBatch, false, bar.Add)
 		bar.Finish()
 		if err != nil {
 			return err
@@ -40,7 +41,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 			return err
 		}
 		var bl, ch *stats.Interval
-		if seg.Len() >= minUnits {
+		if seg.Len() >= MinUnits {
 			rs := r.resampler(seg.Len())
 			b, c := rs.CI(seg.BLEU), rs.CI(seg.ChrF)
 			bl, ch = &b, &c
@@ -50,7 +51,7 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 		} else {
 			kr.BLEUBeam4, kr.ChrFBeam4, kr.BLEUCI, kr.ChrFCI, sets.beam = seg.BLEU(nil), seg.ChrF(nil), bl, ch, seg
 		}
-		for _, batch := range []int{r.bigBatch, smallBatch} {
+		for _, batch := range []int{r.DecodeBatch, smallBatch} {
 			n := batch
 			if batch == smallBatch {
 				n = 8
@@ -67,13 +68,13 @@ func (r *compareRun) translationQualityAndSpeed(b infer.Backend, d *dataSpec, kr
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.
-func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]int, beam, batch int) (decodeTiming, error) {
-	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.timingReps)
-	runs := make([]decodeTiming, r.timingReps)
+func (r *Spec) timeTranslation(b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (DecodeTiming, error) {
+	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.TimingReps)
+	runs := make([]DecodeTiming, r.TimingReps)
 	for i := range runs {
 		var err error
-		if _, runs[i], err = translateTimed(b, d.tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
-			return decodeTiming{}, err
+		if _, runs[i], err = translateTimed(b, d.Tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
+			return DecodeTiming{}, err
 		}
 	}
 	return repeated(runs), nil
@@ -83,15 +84,15 @@ func (r *compareRun) timeTranslation(b infer.Backend, d *dataSpec, sources [][]i
 // first use of a batch shape builds its programs and captures its CUDA graph (tens of
 // milliseconds), which would otherwise be timed as decoding. On the CPU nothing comparable
 // happens, and decoding twice would double the comparison's longest part.
-func (r *compareRun) warmUp() bool { return r.decodeDevice == "cuda" }
+func (r *Spec) warmUp() bool { return r.DecodeDevice == "cuda" }
 
 // translateTimed translates sources in batches and times the encoder and the decoder (with
 // warm, each batch first runs its encoder and two decode steps untimed: the same shapes, so
 // the programs and the captured graph exist when the timed pass starts); done is told how many
 // sentences each batch finished.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, decodeTiming, error) {
+func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, DecodeTiming, error) {
 	cfg := b.Config()
-	t := decodeTiming{Batch: batch, Sequences: len(sources)}
+	t := DecodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
 	var enc, dec time.Duration
 	rowSteps := 0
@@ -166,15 +167,15 @@ func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
 // batch 1 and at the large batch.
-func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error {
+func (r *Spec) lmSpeed(b infer.Backend, d *rundata.Data, kr *KindResult) error {
 	cfg := b.Config()
 	const promptLen = 8
 	newTokens := cfg.MaxLen - promptLen
-	if len(d.test) == 0 {
+	if len(d.TestBatches) == 0 {
 		return fmt.Errorf("no test text to prompt with")
 	}
-	first := d.test[0]
-	for _, batch := range []int{smallBatch, r.bigBatch} {
+	first := d.TestBatches[0]
+	for _, batch := range []int{smallBatch, r.DecodeBatch} {
 		prompts := make([][]int, batch)
 		for i := range prompts {
 			row := i % first.Shape.Batch
@@ -190,8 +191,8 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 				return err
 			}
 		}
-		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.timingReps)
-		runs := make([]decodeTiming, r.timingReps)
+		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.TimingReps)
+		runs := make([]DecodeTiming, r.TimingReps)
 		for i := range runs {
 			s, err := b.LM(batch, cfg.MaxLen)
 			if err != nil {
@@ -204,7 +205,7 @@ func (r *compareRun) lmSpeed(b infer.Backend, d *dataSpec, kr *kindResult) error
 				return err
 			}
 			dt := time.Since(t0)
-			t := decodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
+			t := DecodeTiming{Mode: "greedy", Batch: batch, Sequences: batch}
 			for _, o := range out {
 				t.OutputTokens += len(o)
 			}

@@ -1,4 +1,4 @@
-package main
+package study
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ var palette = []color.Color{
 
 // writePlots draws, per task, the loss curves and quality against decoding speed, and
 // returns the file names.
-func writePlots(dir string, res compareResults) ([]string, error) {
+func writePlots(dir string, res Results) ([]string, error) {
 	var files []string
 	for _, task := range []string{"lm", "translate"} {
 		rows := rowsOf(res, task)
@@ -48,7 +48,7 @@ func writePlots(dir string, res compareResults) ([]string, error) {
 
 // lossPlot draws the training and validation curves, with the legend in a column of its own
 // to the right so that it never covers a curve.
-func lossPlot(path, task string, rows []kindResult, seeds int) error {
+func lossPlot(path, task string, rows []KindResult, seeds int) error {
 	p := plot.New()
 	p.Title.Padding = vg.Points(6)
 	p.Title.Text = fmt.Sprintf("%s: training and validation loss", task)
@@ -117,7 +117,7 @@ type errorPoint struct {
 // beam-4 BLEU with beam-4 decoding at the large batch, an LM its test perplexity with greedy
 // decoding at the large batch. Each model is a labelled point with its 95 % quality interval
 // (vertical) and the min–max of its timed runs (horizontal); the labels replace a legend.
-func qualityPlot(path, task string, rows []kindResult, seeds int) error {
+func qualityPlot(path, task string, rows []KindResult, seeds int) error {
 	p := plot.New()
 	p.Title.Padding = vg.Points(6)
 	mode := "greedy"

@@ -1,27 +1,14 @@
-package main
+package study
 
 import (
 	"math"
 
-	"mqa/data"
 	"mqa/infer/bleu"
 	"mqa/infer/stats"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/rundata"
 )
-
-// docSize is the size of one evaluation document of an LM: its tokens with the EOS that
-// JoinDocuments appends, and its words.
-type docSize struct{ tokens, words int }
-
-// docSizes measures each document as lmEvalBatches sees it.
-func docSizes(tok *data.Tokenizer, docs []string) []docSize {
-	out := make([]docSize, len(docs))
-	for i, d := range docs {
-		out[i] = docSize{tokens: len(tok.Encode(d)) + 1, words: countWords([]string{d})}
-	}
-	return out
-}
 
 // units are the summed NLL (nats) and the target tokens of each unit of an evaluation set
 // that the bootstrap resamples: a sentence (translation) or a document (LM). Words and
@@ -34,12 +21,8 @@ type units struct {
 	Kind        string // "sentences", "documents" or "windows"
 }
 
-// minUnits is the fewest units a bootstrap interval is computed from. An LM evaluation text
-// of fewer documents is resampled by its evaluation windows (consecutive token blocks) instead.
-const minUnits = 10
-
 // ok reports whether there are enough units for a bootstrap interval.
-func (u units) ok() bool { return len(u.NLL) >= minUnits }
+func (u units) ok() bool { return len(u.NLL) >= MinUnits }
 
 // sentenceUnits sums the token NLLs of each row (sentence) of translation batches.
 func sentenceUnits(batches []train.Batch, nll [][]float64) units {
@@ -63,23 +46,23 @@ func sentenceUnits(batches []train.Batch, nll [][]float64) units {
 // documentUnits sums the token NLLs of LM evaluation batches (consecutive windows of the
 // joined documents, see lmEvalBatches) per document. The stream's first token is never a
 // target, so the first document has one target fewer than tokens.
-func documentUnits(batches []train.Batch, nll [][]float64, docs []docSize) units {
+func documentUnits(batches []train.Batch, nll [][]float64, docs []rundata.DocSize) units {
 	u := units{Kind: "documents"}
 	doc, pos, end := 0, 1, 0 // pos: the stream position of the next target; end: where doc ends
 	if len(docs) > 0 {
-		end = docs[0].tokens
+		end = docs[0].Tokens
 	}
 	sum, scored := 0.0, 0
 	flush := func() {
 		if scored == 0 {
 			return
 		}
-		want := docs[doc].tokens
+		want := docs[doc].Tokens
 		if doc == 0 {
 			want--
 		}
 		u.NLL, u.Tokens = append(u.NLL, sum), append(u.Tokens, float64(scored))
-		u.Words, u.Complete = append(u.Words, docs[doc].words), append(u.Complete, scored == want)
+		u.Words, u.Complete = append(u.Words, docs[doc].Words), append(u.Complete, scored == want)
 		sum, scored = 0, 0
 	}
 	for k, b := range batches {
@@ -90,7 +73,7 @@ func documentUnits(batches []train.Batch, nll [][]float64, docs []docSize) units
 			for pos >= end && doc < len(docs)-1 {
 				flush()
 				doc++
-				end += docs[doc].tokens
+				end += docs[doc].Tokens
 			}
 			sum += nll[k][i]
 			scored++
@@ -129,13 +112,13 @@ type scoredSets struct {
 }
 
 // resampler draws the bootstrap resamples of a set of n units for the comparison's seed.
-func (r *compareRun) resampler(n int) stats.Resampler {
-	return stats.Resampler{Units: n, Resamples: stats.DefaultResamples, Seed: r.seed}
+func (r *Spec) resampler(n int) stats.Resampler {
+	return stats.Resampler{Units: n, Resamples: stats.DefaultResamples, Seed: r.Seed}
 }
 
 // pairWithMHA fills the paired bootstrap results of kr (a non-MHA model) against the MHA
 // model trained with the same seed on the same data.
-func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
+func (r *Spec) pairWithMHA(kr *KindResult, s, mha scoredSets) {
 	if s.valid.ok() {
 		p := r.resampler(len(s.valid.NLL)).PairedTest(stats.RatioScore(mha.valid.NLL, mha.valid.Tokens), stats.RatioScore(s.valid.NLL, s.valid.Tokens))
 		kr.LnPPLDiffCI = &p.Diff
@@ -144,7 +127,7 @@ func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
 		p := r.resampler(len(s.test.NLL)).PairedTest(stats.RatioScore(mha.test.NLL, mha.test.Tokens), stats.RatioScore(s.test.NLL, s.test.Tokens))
 		kr.TestLnPPLDiffCI = &p.Diff
 	}
-	if s.beam != nil && mha.beam != nil && s.beam.Len() >= minUnits {
+	if s.beam != nil && mha.beam != nil && s.beam.Len() >= MinUnits {
 		rs := r.resampler(s.beam.Len())
 		b, c := rs.PairedTest(mha.beam.BLEU, s.beam.BLEU), rs.PairedTest(mha.beam.ChrF, s.beam.ChrF)
 		kr.PairedPBLEU, kr.BLEUDiffCI, kr.PairedPChrF, kr.ChrFDiffCI = &b.P, &b.Diff, &c.P, &c.Diff
@@ -153,7 +136,7 @@ func (r *compareRun) pairWithMHA(kr *kindResult, s, mha scoredSets) {
 
 // pairAll runs the paired tests of every non-MHA row of one task whose MHA model (same seed)
 // is done; sets[i] belongs to rows[i].
-func (r *compareRun) pairAll(rows []kindResult, sets []scoredSets) {
+func (r *Spec) pairAll(rows []KindResult, sets []scoredSets) {
 	mha := map[uint64]int{}
 	for i, kr := range rows {
 		if kr.Attention == "mha" {
@@ -167,61 +150,8 @@ func (r *compareRun) pairAll(rows []kindResult, sets []scoredSets) {
 	}
 }
 
-// meanStd is a mean and a sample standard deviation over seeds.
-type meanStd struct {
-	Mean float64 `json:"mean"`
-	Std  float64 `json:"std"`
-}
-
-func newMeanStd(xs []float64) meanStd {
-	m, s := stats.MeanStd(xs)
-	return meanStd{m, s}
-}
-
-// seedStats sums up the models of one task and attention kind trained with different seeds.
-type seedStats struct {
-	Task       string   `json:"task"`
-	Attention  string   `json:"attention"`
-	Seeds      int      `json:"seeds"`
-	ValidLnPPL meanStd  `json:"valid_ln_ppl"`
-	TestLnPPL  meanStd  `json:"test_ln_ppl"`
-	BLEUBeam4  *meanStd `json:"bleu_beam4,omitempty"`
-	ChrFBeam4  *meanStd `json:"chrf_beam4,omitempty"`
-}
-
-// seedSummary is the mean ± standard deviation over seeds of each task and attention kind
-// with more than one seed, in the order of the results.
-func seedSummary(results []kindResult) []seedStats {
-	var out []seedStats
-	seen := map[[2]string]bool{}
-	for _, first := range results {
-		key := [2]string{first.Task, first.Attention}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		var valid, test, bl, ch []float64
-		for _, kr := range results {
-			if kr.Task == first.Task && kr.Attention == first.Attention {
-				valid, test = append(valid, kr.ValidNLL), append(test, kr.TestNLL)
-				bl, ch = append(bl, kr.BLEUBeam4), append(ch, kr.ChrFBeam4)
-			}
-		}
-		if len(valid) < 2 {
-			continue
-		}
-		s := seedStats{Task: first.Task, Attention: first.Attention, Seeds: len(valid), ValidLnPPL: newMeanStd(valid), TestLnPPL: newMeanStd(test)}
-		if first.Task == models.TaskTranslate {
-			b, c := newMeanStd(bl), newMeanStd(ch)
-			s.BLEUBeam4, s.ChrFBeam4 = &b, &c
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 // ci is the bootstrap interval of the ln-perplexity of u, nil with too few units.
-func (r *compareRun) lnPPLCI(u units) *stats.Interval {
+func (r *Spec) lnPPLCI(u units) *stats.Interval {
 	if !u.ok() {
 		return nil
 	}

@@ -1,0 +1,48 @@
+package study
+
+import (
+	"strings"
+	"testing"
+
+	"mqa/infer/stats"
+)
+
+// TestSummary: the summary calls a difference a difference only when its interval leaves out
+// 0 (quality) or the timings' ranges do not overlap (speed), and says "within noise" otherwise.
+func TestSummary(t *testing.T) {
+	p := func(x float64) *float64 { return &x }
+	iv := func(lo, hi float64) *stats.Interval { return &stats.Interval{lo, hi} }
+	timings := func(us, lo, hi float64) []DecodeTiming {
+		return []DecodeTiming{{Mode: "beam4", Batch: 32, DecoderUS: us, RowStepUS: us, RowStepUSMin: lo, RowStepUSMax: hi}}
+	}
+	mha := KindResult{Task: "translate", Attention: "mha", Seed: 1, ValidNLL: 2.0, BLEUBeam4: 20, CacheBytesPerToken: 1024, TrainUSPerToken: 6,
+		Decode: timings(80, 78, 83)}
+	worse := KindResult{Task: "translate", Attention: "mqa", Seed: 1, ValidNLL: 2.1, BLEUBeam4: 17, CacheBytesPerToken: 256, TrainUSPerToken: 5,
+		LnPPLDiffCI: iv(0.05, 0.15), BLEUDiffCI: iv(-4.1, -1.9), PairedPBLEU: p(0.001), Decode: timings(40, 39, 42)}
+	noise := KindResult{Task: "translate", Attention: "gqa:2", Seed: 1, ValidNLL: 2.01, BLEUBeam4: 19.5, CacheBytesPerToken: 512, TrainUSPerToken: 5.5,
+		LnPPLDiffCI: iv(-0.02, 0.04), BLEUDiffCI: iv(-1.6, 0.7), PairedPBLEU: p(0.31), Decode: timings(79, 76, 81)}
+	cases := []struct {
+		name  string
+		rows  []KindResult
+		wants []string
+	}{
+		{"mha only", []KindResult{mha}, []string{"Only the multi-head model"}},
+		{"no mha", []KindResult{worse}, []string{"No multi-head (mha) model"}},
+		{"a real difference", []KindResult{mha, worse}, []string{"translate, mqa vs mha", "2.1000 vs 2.0000 (+5.0 %",
+			"interval [+0.0500, +0.1500]: higher: worse", "17.00 vs 20.00 (-3.00", "[-4.10, -1.90], paired bootstrap p = 0.001: worse",
+			"median 40.0 vs 80.0 µs per sequence-step (min–max 39.0–42.0 vs 78.0–83.0 over 5 runs): 2.00× faster", "256 vs 1024 bytes"}},
+		{"noise", []KindResult{mha, noise}, []string{"[-0.0200, +0.0400]: within noise", "paired bootstrap p = 0.310: within noise",
+			"(min–max 76.0–81.0 vs 78.0–83.0 over 5 runs): within noise"}},
+	}
+	for _, c := range cases {
+		got := summary(Results{Results: c.rows, TimingRepeats: 5, Seeds: 1})
+		for _, w := range c.wants {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: summary lacks %q:\n%s", c.name, w, got)
+			}
+		}
+		if c.name == "noise" && (strings.Contains(got, "faster") || strings.Contains(got, "worse") || strings.Contains(got, "better")) {
+			t.Errorf("noise called a difference:\n%s", got)
+		}
+	}
+}

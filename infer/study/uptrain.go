@@ -1,0 +1,97 @@
+package study
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"mqa/checkpoints"
+	"mqa/infer"
+	"mqa/models"
+	"mqa/train"
+	"mqa/train/rundata"
+)
+
+// uptrainPrefix marks an uptrained kind in compare's list of kinds: "uptrain:mqa" is MQA
+// pooled from the MHA model and trained further (compare -uptrain).
+const uptrainPrefix = "uptrain:"
+
+// uptrainKinds lists the uptrained kinds, one for each kind of -attn but mha (none without -uptrain).
+func (r *Spec) uptrainKinds() []string {
+	var out []string
+	for _, a := range r.Attns {
+		if r.Uptrain > 0 && a != "mha" {
+			out = append(out, uptrainPrefix+a)
+		}
+	}
+	return out
+}
+
+// uptrainTarget returns the attention an uptrained kind pools into.
+func uptrainTarget(kind string) (string, bool) { return strings.CutPrefix(kind, uptrainPrefix) }
+
+// uptrainSteps is the length of each uptraining: the fraction -uptrain of -steps, at least one.
+func (r *Spec) uptrainSteps() int { return max(1, int(math.Round(r.Uptrain*float64(r.Steps)))) }
+
+// runUptrained pools the task's MHA model (its scored checkpoint: the best validation loss)
+// into the target attention, trains it uptrainSteps more from where the MHA run left the
+// data, at the MHA run's learning rate of that step held constant after a short warmup, and
+// scores it as the other kinds. Its loss curves continue the MHA model's steps.
+func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string, seed uint64) (KindResult, scoredSets, error) {
+	var sets scoredSets
+	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	m, err := infer.Load(src)
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	kv, err := models.ParseAttention(target, m.Cfg.Heads)
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	source, state, err := rundata.UptrainProvenance(m)
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	if state == nil {
+		return KindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
+	}
+	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	steps := r.uptrainSteps()
+	s := train.DefaultSettings(steps)
+	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: rundata.LastLR(state), Warmup: rundata.UptrainWarmup(steps), Total: steps}
+	s.Seed, s.LabelSmoothing = seed, 0.1
+	tr, err := train.NewTrainerRanks(cfg, params, s, r.Device, r.Ranks)
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	defer tr.Close()
+	ud := *d // the same data; its checkpoints record the provenance
+	ud.UptrainedFrom = &source
+	if err := ud.TrainSource.Restore(state.Data); err != nil {
+		return KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
+	}
+	out := r.runDir(d.Task, target, seed) + "-uptrained"
+	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, "uptrain "+target))
+	if errors.Is(err, train.ErrInterrupted) {
+		return KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, rundata.ErrInterrupted)
+	}
+	if err != nil {
+		return KindResult{}, sets, err
+	}
+	kr, sets, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), seed, cfg, tr, out, sum)
+	kr.UptrainedFrom = &source
+	for _, curve := range [][]CurvePoint{kr.TrainCurve, kr.ValidCurve} {
+		for i := range curve {
+			curve[i].Step += source.Step
+		}
+	}
+	return kr, sets, err
+}
