@@ -114,38 +114,8 @@ func runBenchTrain(args []string) (err error) {
 			err = serr
 		}
 	}()
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var other []string
-	switch *task {
-	case models.TaskLM:
-		other = []string{"shapes", "repeat"}
-	case models.TaskTranslate:
-		other = []string{"batch", "seq", "steps", "warmup"}
-	default:
-		return fmt.Errorf("bench train: -task %q (allowed: lm, translate): %w", *task, errUsage)
-	}
-	for _, name := range other {
-		if given[name] {
-			return fmt.Errorf("bench train: -%s does not apply to -task %s: %w", name, *task, errUsage)
-		}
-	}
-	if *vocab < 4 || *vocab > 1<<20 {
-		return fmt.Errorf("bench train: -vocab %d must be in 4..%d: %w", *vocab, 1<<20, errUsage)
-	}
-	cfg, err := models.Preset(*preset, *task, *vocab)
+	cfg, err := benchTrainConfig(fs, *task, *preset, *attn, *vocab, *seq)
 	if err != nil {
-		return fmt.Errorf("bench train: %v: %w", err, errUsage)
-	}
-	kv, err := models.ParseAttention(*attn, cfg.Heads)
-	if err != nil {
-		return fmt.Errorf("bench train: %v: %w", err, errUsage)
-	}
-	if *task == models.TaskLM {
-		// The benchmark model: pre-norm, ReLU FFN, learned positions, untied head, no dropout.
-		cfg.Positions, cfg.TieEmbeddings, cfg.Dropout, cfg.MaxLen = layers.PosLearned, false, 0, *seq
-	}
-	if cfg, err = cfg.WithKVHeads(kv, kv != cfg.Heads); err != nil {
 		return err
 	}
 	var list []models.Shape
@@ -161,13 +131,7 @@ func runBenchTrain(args []string) (err error) {
 			return err
 		}
 	}
-	mathMode := "fp32"
-	switch {
-	case *bf16:
-		mathMode = "bf16"
-	case *tf32:
-		mathMode = "tf32"
-	}
+	mathMode := mathModeOf(*tf32, *bf16)
 	os.Setenv("MQA_CUDA_MATH", mathMode)
 	if *graphs {
 		os.Setenv("MQA_CUDA_GRAPHS", "1")
@@ -348,4 +312,53 @@ func benchTrainTranslate(cfg models.Config, device string, ranks int, shapes []m
 	res.perStep = time.Since(start).Seconds() / float64(len(shapes))
 	res.peak, res.peakOK = tr.PeakMemory()
 	return res, nil
+}
+
+// benchTrainConfig checks that the given flags belong to the task and makes the benchmark's
+// model: the preset with the attention kind (parameter-matched); for an LM, learned
+// positions, an untied head and no dropout, with max_len seq.
+func benchTrainConfig(fs *flag.FlagSet, task, preset, attn string, vocab, seq int) (models.Config, error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var other []string
+	switch task {
+	case models.TaskLM:
+		other = []string{"shapes", "repeat"}
+	case models.TaskTranslate:
+		other = []string{"batch", "seq", "steps", "warmup"}
+	default:
+		return models.Config{}, fmt.Errorf("bench train: -task %q (allowed: lm, translate): %w", task, errUsage)
+	}
+	for _, name := range other {
+		if given[name] {
+			return models.Config{}, fmt.Errorf("bench train: -%s does not apply to -task %s: %w", name, task, errUsage)
+		}
+	}
+	if vocab < 4 || vocab > 1<<20 {
+		return models.Config{}, fmt.Errorf("bench train: -vocab %d must be in 4..%d: %w", vocab, 1<<20, errUsage)
+	}
+	cfg, err := models.Preset(preset, task, vocab)
+	if err != nil {
+		return models.Config{}, fmt.Errorf("bench train: %v: %w", err, errUsage)
+	}
+	kv, err := models.ParseAttention(attn, cfg.Heads)
+	if err != nil {
+		return models.Config{}, fmt.Errorf("bench train: %v: %w", err, errUsage)
+	}
+	if task == models.TaskLM {
+		// The benchmark model: pre-norm, ReLU FFN, learned positions, untied head, no dropout.
+		cfg.Positions, cfg.TieEmbeddings, cfg.Dropout, cfg.MaxLen = layers.PosLearned, false, 0, seq
+	}
+	return cfg.WithKVHeads(kv, kv != cfg.Heads)
+}
+
+// mathModeOf is the GPU math mode the -tf32 and -bf16 flags ask for (bf16 wins).
+func mathModeOf(tf32, bf16 bool) string {
+	switch {
+	case bf16:
+		return "bf16"
+	case tf32:
+		return "tf32"
+	}
+	return "fp32"
 }

@@ -40,31 +40,14 @@ func uptrain(ctx context.Context, args []string) error {
 	var df dataFlags
 	of.register(fs)
 	df.register(fs)
-	of.schedule = train.ScheduleConstant
-	fs.Lookup("schedule").DefValue = of.schedule
-	redescribe(fs, "schedule", "after warmup: constant, invsqrt or cosine")
-	redescribe(fs, "steps", "training steps after the conversion (required; 0 writes the converted checkpoint only)")
-	redescribe(fs, "warmup", "warmup steps (default: a twentieth of the steps, at most 100)")
-	redescribe(fs, "lr", "peak learning rate (default: the source's learning rate at its last step)")
-	for _, name := range []string{"vocab", "tokenizer", "separate-vocab"} {
-		redescribe(fs, name, "not for uptrain: the source's tokenizer is kept")
-	}
-	redescribe(fs, "corpus", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: with no -corpus, -train, -valid or -test, the source run's data)")
-	fs.VisitAll(func(f *flag.Flag) { f.Usage = strings.ReplaceAll(f.Usage, "the preset's", "the source run's") })
+	describeUptrainFlags(fs, &of)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	switch {
-	case *from == "":
-		return fmt.Errorf("uptrain: -from is required: %w", errUsage)
-	case *attn == "":
-		return fmt.Errorf("uptrain: -attn is required (mqa or gqa:G): %w", errUsage)
-	case !set["steps"] || of.steps < 0:
-		return fmt.Errorf("uptrain: -steps N is required, N ≥ 0 (0 writes the converted checkpoint only): %w", errUsage)
-	case set["vocab"] || set["tokenizer"] || set["separate-vocab"]:
-		return fmt.Errorf("uptrain: -vocab, -tokenizer and -separate-vocab do not apply: the source's tokenizer is kept: %w", errUsage)
+	if err := checkUptrainFlags(set, *from, *attn, of.steps); err != nil {
+		return err
 	}
 	if err := train.CheckDevice(*device); err != nil {
 		return err
@@ -182,3 +165,34 @@ func sameData(a, b rundata.Settings) bool {
 
 // redescribe replaces the help line of a registered flag.
 func redescribe(fs *flag.FlagSet, name, usage string) { fs.Lookup(name).Usage = usage }
+
+// describeUptrainFlags adapts train's flags to uptraining: a constant schedule after warmup
+// by default, and help texts that say what uptraining takes from the source run.
+func describeUptrainFlags(fs *flag.FlagSet, of *optFlags) {
+	of.schedule = train.ScheduleConstant
+	fs.Lookup("schedule").DefValue = of.schedule
+	redescribe(fs, "schedule", "after warmup: constant, invsqrt or cosine")
+	redescribe(fs, "steps", "training steps after the conversion (required; 0 writes the converted checkpoint only)")
+	redescribe(fs, "warmup", "warmup steps (default: a twentieth of the steps, at most 100)")
+	redescribe(fs, "lr", "peak learning rate (default: the source's learning rate at its last step)")
+	for _, name := range []string{"vocab", "tokenizer", "separate-vocab"} {
+		redescribe(fs, name, "not for uptrain: the source's tokenizer is kept")
+	}
+	redescribe(fs, "corpus", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: with no -corpus, -train, -valid or -test, the source run's data)")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage = strings.ReplaceAll(f.Usage, "the preset's", "the source run's") })
+}
+
+// checkUptrainFlags checks uptrain's required flags and refuses the tokenizer flags.
+func checkUptrainFlags(set map[string]bool, from, attn string, steps int) error {
+	switch {
+	case from == "":
+		return fmt.Errorf("uptrain: -from is required: %w", errUsage)
+	case attn == "":
+		return fmt.Errorf("uptrain: -attn is required (mqa or gqa:G): %w", errUsage)
+	case !set["steps"] || steps < 0:
+		return fmt.Errorf("uptrain: -steps N is required, N ≥ 0 (0 writes the converted checkpoint only): %w", errUsage)
+	case set["vocab"] || set["tokenizer"] || set["separate-vocab"]:
+		return fmt.Errorf("uptrain: -vocab, -tokenizer and -separate-vocab do not apply: the source's tokenizer is kept: %w", errUsage)
+	}
+	return nil
+}
