@@ -174,7 +174,6 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 	}
 	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
 		encoders: map[[2]int]*program{}}
-	budget, fraction, _ := ParseMemoryBudget(opt.Memory) // checked by Validate
 	e := &Executor{opt: Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, w: newWorker(), names: dec.names,
 		decKernel: opt.Kernel, decSplits: opt.Splits}
 	if err := e.setMath(opt.Math); err != nil {
@@ -188,7 +187,9 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 			return err
 		}
 		e.d, e.Device = d, d.name
-		d.setBudget(budget, fraction)
+		if err := d.setBudget(opt.Memory); err != nil {
+			return err
+		}
 		dec.stepActs = arena{mem: d, onMove: dec.dropSteps}
 		dec.encActs = arena{mem: d, onMove: dec.dropEncoders}
 		dec.Device = fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.name, d.cc[0], d.cc[1], d.sms)

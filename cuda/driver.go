@@ -270,14 +270,19 @@ func (d *driver) free(p dptr) {
 	C.cuMemFree_v2(C.CUdeviceptr(p))
 }
 
-// setBudget limits the bytes this driver allocates: a fraction of the card's memory, bytes,
-// or (both zero) the memory the card has free now.
-func (d *driver) setBudget(bytes int64, fraction float64) {
+// setBudget limits the bytes this driver allocates to spec (ParseMemoryBudget): a fraction of
+// the card's memory, bytes, or (empty) the memory the card has free now.
+func (d *driver) setBudget(spec string) error {
+	bytes, fraction, err := ParseMemoryBudget(spec)
+	if err != nil {
+		return err
+	}
 	free, total := d.memInfo()
 	d.meter.budget = budgetBytes(bytes, fraction, total)
 	if d.meter.budget == 0 {
 		d.meter.budget = free + d.meter.used
 	}
+	return nil
 }
 
 // peakBytes is the most device memory this driver has held at once.

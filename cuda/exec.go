@@ -122,22 +122,20 @@ type programKey struct {
 
 // New makes a GPU executor for the trainer and uploads its parameters and moments.
 func New(t *train.Trainer, opt Options) (*Executor, error) {
-	budget, fraction, err := ParseMemoryBudget(opt.Memory)
-	if err != nil {
-		return nil, err
-	}
 	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames()}
 	if err := e.setMath(opt.Math); err != nil {
 		e.Close() // its worker
 		return nil, err
 	}
-	err = e.w.do(func() error {
+	err := e.w.do(func() error {
 		d, err := newDriverOn(t.Rank)
 		if err != nil {
 			return err
 		}
 		e.d, e.Device = d, d.name
-		d.setBudget(budget, fraction)
+		if err := d.setBudget(opt.Memory); err != nil {
+			return err
+		}
 		e.initPrograms(maxTrainPrograms)
 		if err := e.loadKernels(); err != nil {
 			return err
@@ -952,17 +950,8 @@ func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err e
 	err = e.w.do(func() error {
 		d := e.d
 		for k, b := range micro {
-			p, err := e.compile(b.Shape, true, e.opt.Reuse, true)
+			p, err := e.runMicro(k, b)
 			if err != nil {
-				return err
-			}
-			if err := e.feed(p, b); err != nil {
-				return err
-			}
-			if err := e.run(p); err != nil {
-				return err
-			}
-			if err := d.copyD(e.lossSlot(k), p.addr[p.plan.Loss], 4); err != nil {
 				return err
 			}
 			if len(micro) == 1 {
@@ -1002,13 +991,35 @@ func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err e
 	return loss, gradNorm, err
 }
 
+// allocAcc allocates the gradient accumulation buffer once (Close frees it through acc[0]).
+func (e *Executor) allocAcc() error {
+	if e.acc != nil {
+		return nil
+	}
+	_, acc, err := e.d.allocTensors(e.sizes, 4, "gradient accumulation")
+	e.acc = acc
+	return err
+}
+
+// runMicro compiles (or takes the cached) program of micro-batch k, runs it and copies its
+// loss into loss slot k.
+func (e *Executor) runMicro(k int, b train.Batch) (*program, error) {
+	p, err := e.compile(b.Shape, true, e.opt.Reuse, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.feed(p, b); err != nil {
+		return nil, err
+	}
+	if err := e.run(p); err != nil {
+		return nil, err
+	}
+	return p, e.d.copyD(e.lossSlot(k), p.addr[p.plan.Loss], 4)
+}
+
 func (e *Executor) accumulate(p *program, first bool) error {
-	if e.acc == nil {
-		_, acc, err := e.d.allocTensors(e.sizes, 4, "gradient accumulation")
-		if err != nil {
-			return err
-		}
-		e.acc = acc // Close frees the block through acc[0]
+	if err := e.allocAcc(); err != nil {
+		return err
 	}
 	for i, gi := range p.plan.Grads {
 		if err := e.d.launch("k_accum", grid1(e.sizes[i], 256), blk256, 0, e.acc[i], p.addr[gi], int32(e.sizes[i]), b2i(first)); err != nil {
@@ -1140,12 +1151,10 @@ func (e *Executor) Reserve(train, eval []models.Shape) error {
 				}
 			}
 		}
-		if e.t.Settings.Accum > 1 && e.acc == nil {
-			_, acc, err := e.d.allocTensors(e.sizes, 4, "gradient accumulation")
-			if err != nil {
+		if e.t.Settings.Accum > 1 {
+			if err := e.allocAcc(); err != nil {
 				return e.tooLarge(largest, need, err)
 			}
-			e.acc = acc
 		}
 		e.acts.what = fmt.Sprintf("activations of the largest batch, %+v", largest)
 		if err := e.acts.reserve(need); err != nil {

@@ -40,12 +40,8 @@ func (e *Executor) WeightedTrainStep(micro []train.Batch, weights []float64) (fl
 	var loss float64
 	err := e.w.do(func() error {
 		d := e.d
-		if e.acc == nil {
-			_, acc, err := d.allocTensors(e.sizes, 4, "gradient accumulation")
-			if err != nil {
-				return err
-			}
-			e.acc = acc // Close frees the block through acc[0]
+		if err := e.allocAcc(); err != nil {
+			return err
 		}
 		for i, a := range e.acc {
 			if err := d.zero(a, 4*e.sizes[i]); err != nil {
@@ -54,17 +50,8 @@ func (e *Executor) WeightedTrainStep(micro []train.Batch, weights []float64) (fl
 		}
 		e.grads = e.acc
 		for k, b := range micro {
-			p, err := e.compile(b.Shape, true, e.opt.Reuse, true)
+			p, err := e.runMicro(k, b)
 			if err != nil {
-				return err
-			}
-			if err := e.feed(p, b); err != nil {
-				return err
-			}
-			if err := e.run(p); err != nil {
-				return err
-			}
-			if err := d.copyD(e.lossSlot(k), p.addr[p.plan.Loss], 4); err != nil {
 				return err
 			}
 			for i, gi := range p.plan.Grads {
