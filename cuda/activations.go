@@ -20,8 +20,8 @@ type activationLayout struct {
 
 // planActivations lays out a plan's activations. A root value is placed when the node that
 // computes it runs (a GEMM group's values all at the group's first node, which computes them)
-// and freed after its last reader; values read after the run (loss, kept outputs, gradients)
-// live to the end. mirrorLast gives, for BF16 GEMMs, the last reader of each computed value's
+// and freed after its last reader; values read after the run (loss and its per-row scratch,
+// kept outputs, gradients) live to the end. mirrorLast gives, for BF16 GEMMs, the last reader of each computed value's
 // bf16 copy (see bf16MirrorUses). With reuse the memory of dead values is reused (first fit);
 // without it every value has its own memory.
 func planActivations(plan *Plan, groups map[int][]int, mirrorLast map[int]int, reuse bool) activationLayout {
@@ -80,7 +80,9 @@ func planActivations(plan *Plan, groups map[int][]int, mirrorLast map[int]int, r
 		}
 		if a := auxBytes(&nodes[i], nodes); a > 0 {
 			lay.aux[i] = mem.alloc(a)
-			mem.release(lay.aux[i], a)
+			if i != plan.Loss { // the loss's per-row values are read after the run
+				mem.release(lay.aux[i], a)
+			}
 		}
 		for _, j := range dying[i] {
 			mem.release(lay.value[j], int64(4*nodes[j].Size))

@@ -1062,7 +1062,40 @@ func (e *Executor) Apply(lr, gradScale float64) error {
 // Loss runs the evaluation graph of a batch.
 func (e *Executor) Loss(b train.Batch) (float64, error) {
 	var loss float32
-	err := e.w.do(func() error {
+	err := e.evaluate(b, func(p *program) error {
+		return e.d.download(unsafe.Pointer(&loss), p.addr[p.plan.Loss], 4)
+	})
+	return float64(loss), err
+}
+
+// TokenNLL runs the evaluation graph of a batch and returns the NLL of each target (0 at
+// padding): the per-row losses that the cross-entropy kernel leaves in its scratch.
+func (e *Executor) TokenNLL(b train.Batch) ([]float64, error) {
+	rows := make([]float32, len(b.Targets))
+	err := e.evaluate(b, func(p *program) error {
+		pn := p.plan.Nodes[p.plan.Loss]
+		if op, ok := pn.Node.Op().(ops.CrossEntropy); pn.Kind != KCrossEntropy || !ok || op.Smoothing != 0 {
+			return fmt.Errorf("token NLL: the evaluation loss is %v, not an unsmoothed cross-entropy", pn.Node.Op())
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		return e.d.download(unsafe.Pointer(&rows[0]), p.arena.add(int(p.auxOffsets[p.plan.Loss])), 4*len(rows))
+	})
+	if err != nil {
+		return nil, err
+	}
+	nll := make([]float64, len(rows))
+	for i, x := range rows {
+		nll[i] = float64(x)
+	}
+	return nll, nil
+}
+
+// evaluate feeds b to the (cached) evaluation program, runs it and hands it to read, all on
+// the worker thread.
+func (e *Executor) evaluate(b train.Batch, read func(p *program) error) error {
+	return e.w.do(func() error {
 		p, err := e.compile(b.Shape, false, e.opt.Reuse, true)
 		if err != nil {
 			return err
@@ -1073,9 +1106,8 @@ func (e *Executor) Loss(b train.Batch) (float64, error) {
 		if err := e.run(p); err != nil {
 			return err
 		}
-		return e.d.download(unsafe.Pointer(&loss), p.addr[p.plan.Loss], 4)
+		return read(p)
 	})
-	return float64(loss), err
 }
 
 // NodeValues runs one training step's graph (forward and backward, without an update)

@@ -528,3 +528,57 @@ func TestNormKernels(t *testing.T) {
 		}
 	}
 }
+
+// Each target's NLL from the GPU's evaluation graph (the cross-entropy kernel's per-row
+// losses) against the CPU's, for a model trained a few steps on the GPU so that the NLLs
+// differ from token to token; padding scores 0.
+func TestTokenNLLParity(t *testing.T) {
+	t.Setenv("MQA_CUDA_MATH", "fp32")
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			cfg := v.config(t)
+			shape := models.Shape{Batch: 3, TgtLen: 7}
+			if v.task == models.TaskTranslate {
+				shape.SrcLen = 5
+			}
+			r := rand.New(rand.NewPCG(17, 3))
+			seen := randomBatch(cfg, shape, r)
+			_, gpu := trainSteps(t, cfg, train.DefaultSettings(30), "cuda", slices.Repeat([]train.Batch{seen}, 30))
+			defer gpu.Close()
+			if err := gpu.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			cpu, err := train.NewTrainer(cfg, gpu.Params, train.DefaultSettings(30), "cpu")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cpu.Close()
+			batches := []train.Batch{seen, randomBatch(cfg, shape, r)}
+			want, err := cpu.TokenNLL(batches)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := gpu.TokenNLL(batches)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi := math.Inf(1), 0.0
+			for k, b := range batches {
+				for i, target := range b.Targets {
+					if target == models.PadID && got[k][i] != 0 {
+						t.Errorf("batch %d target %d is padding but scores %g", k, i, got[k][i])
+					}
+					if math.Abs(got[k][i]-want[k][i]) > 1e-4*math.Max(1, want[k][i]) {
+						t.Errorf("batch %d target %d: GPU NLL %.6f, CPU %.6f", k, i, got[k][i], want[k][i])
+					}
+					if target != models.PadID {
+						lo, hi = math.Min(lo, want[k][i]), math.Max(hi, want[k][i])
+					}
+				}
+			}
+			if hi-lo < 0.5 {
+				t.Errorf("token NLLs span only %.3f..%.3f: too uniform to show wrong indexing", lo, hi)
+			}
+		})
+	}
+}

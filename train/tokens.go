@@ -15,7 +15,7 @@ type tokenScorer interface {
 // TokenNLL returns, for every batch, the negative log-likelihood in nats of each target
 // (no label smoothing, no dropout), aligned with the batch's Targets, 0 at padding: what a
 // bootstrap over sentences or documents needs. An executor that cannot score single tokens
-// (the GPU's) has the batches scored on the CPU with the trainer's current parameters.
+// has the batches scored on the CPU with the trainer's current parameters.
 func (t *Trainer) TokenNLL(batches []Batch) ([][]float64, error) {
 	s, ok := t.exec.(tokenScorer)
 	if !ok {
