@@ -96,12 +96,19 @@ func (r *Spec) logf(format string, args ...any) {
 
 // Run trains, scores and times every task, attention kind and seed of the comparison s,
 // writing results.json, report.md and the plots into s.Out after each model (so that an
-// interrupted comparison still leaves its results), and returns the results.
+// interrupted comparison still leaves its results), and returns the results. It holds the
+// lock of s.Out (checkpoints.LockRun) while it runs: a second comparison writing the same
+// directory is refused.
 func Run(ctx context.Context, s Spec) (Results, error) {
 	return s.run(ctx)
 }
 
 func (r *Spec) run(ctx context.Context) (Results, error) {
+	lock, err := checkpoints.LockRun(r.Out)
+	if err != nil {
+		return Results{}, fmt.Errorf("compare: %w", err)
+	}
+	defer lock.Unlock()
 	start := time.Now()
 	res := Results{Command: r.Command, EvalBatches: r.EvalBatches, Date: start.UTC().Format("2006-01-02"), Machine: machine(r.Device), Device: r.Device, DecodeDevice: r.DecodeDevice,
 		Preset: r.Preset, Steps: r.Steps, Seed: r.Seed, BLEUSignature: bleu.BLEUSignature, ChrFSignature: bleu.ChrFSignature,
