@@ -6,6 +6,8 @@ package cuda
 // activations, dropout and rotary positions.
 
 import (
+	"fmt"
+
 	"mqa/layers/ops"
 )
 
@@ -46,23 +48,30 @@ func lowerColSum(s *site) (func() error, error) {
 }
 
 // activationCodes are the kernels' codes of the activations (kernels.cu, k_act).
-var activationCodes = map[string]int32{ops.ReLU: 0, ops.GELU: 1, ops.SwiGLU: 2}
+var activationCodes = map[string]int32{ops.ReLU: 0, ops.GELU: 1, ops.SwiGLU: 2, ops.GELUTanh: 3}
 
 // activationLaunch is the code, rows, width and thread count of an activation (or its
 // gradient) over the 2-D input x: a thread per output element, half the input's for SwiGLU.
-func activationLaunch(kind string, x []int) (code int32, rows, width, threads int) {
-	code = activationCodes[kind]
+// An activation without a code is an error that names it.
+func activationLaunch(kind string, x []int) (code int32, rows, width, threads int, err error) {
+	code, ok := activationCodes[kind]
+	if !ok {
+		return 0, 0, 0, 0, fmt.Errorf("cuda: no GPU kernel for the activation %q", kind)
+	}
 	rows, width = x[0], x[1]
 	threads = rows * width
 	if kind == ops.SwiGLU {
 		threads /= 2
 	}
-	return code, rows, width, threads
+	return code, rows, width, threads, nil
 }
 
 // lowerActivation launches an activation, which writes its own bf16 copy.
 func lowerActivation(s *site) (func() error, error) {
-	code, rows, width, threads := activationLaunch(s.pn.Node.Op().(ops.Activation).Kind, s.shapeIn(0))
+	code, rows, width, threads, err := activationLaunch(s.pn.Node.Op().(ops.Activation).Kind, s.shapeIn(0))
+	if err != nil {
+		return nil, err
+	}
 	d, in, out := s.d, s.in, s.out
 	half := s.p.mirror[s.i] // written by the kernel itself (ownCopy)
 	return func() error {
@@ -71,7 +80,10 @@ func lowerActivation(s *site) (func() error, error) {
 }
 
 func lowerActivationGrad(s *site) (func() error, error) {
-	code, rows, width, threads := activationLaunch(s.pn.Node.Op().(ops.ActivationGrad).Kind, s.shapeIn(0))
+	code, rows, width, threads, err := activationLaunch(s.pn.Node.Op().(ops.ActivationGrad).Kind, s.shapeIn(0))
+	if err != nil {
+		return nil, err
+	}
 	d, in, out := s.d, s.in, s.out
 	return func() error {
 		return d.launch("k_act_grad", grid1(threads, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), code)

@@ -54,6 +54,7 @@ func TestPlanCoversModels(t *testing.T) {
 			{"relu", "layer", layers.PosSinusoidal, 4, true, false, 0, 0.1},
 			{"gelu", "rms", layers.PosLearned, 1, false, true, 0, 0},
 			{"swiglu", "layer", layers.PosRoPE, 2, false, false, 3, 0.2},
+			{"gelu_tanh", "layer", layers.PosSinusoidal, 2, false, true, 0, 0.1},
 		} {
 			cfg, err := models.Preset("tiny", task, 40)
 			if err != nil {
