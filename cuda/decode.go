@@ -3,8 +3,8 @@
 package cuda
 
 // GPU incremental decoding: an infer.Backend whose Steppers run the decode-step graph
-// (models.BuildDecodeStep) with the executor's machinery (plan, static memory layout, cuBLAS
-// GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
+// (models.BuildDecodeStep) on the runtime that the training executor also uses (runtime.go:
+// plan, static memory layout, cuBLAS GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
 // [rows, KVHeads, maxLen, HeadDim] per layer and K/V, into which the decode-attention kernel
 // itself appends the step's rows. Cross-attention keys and values of a translation batch are
 // computed once by the encoder graph on the GPU and repeated per beam on the GPU; beam
@@ -46,8 +46,7 @@ type Decoder struct {
 	Device string
 
 	params   *layers.Params
-	e        *Executor
-	names    []string
+	rt       *gpuRuntime
 	progs    map[[3]int]*decodeProgram
 	order    [][3]int
 	encoders map[[2]int]*program
@@ -76,56 +75,52 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
-		encoders: map[[2]int]*program{}}
-	e := &Executor{opt: Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, w: newWorker(), names: dec.names,
-		decKernel: opt.Kernel, decSplits: opt.Splits}
-	if err := e.setMath(opt.Math); err != nil {
-		e.Close() // its worker
+	rt, err := newGPURuntime(Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, params.Names(), 0)
+	if err != nil {
 		return nil, err
 	}
-	dec.e = e
-	err := e.w.do(func() error {
-		d, err := newDriver()
-		if err != nil {
-			return err
-		}
-		e.d, e.Device = d, d.name
-		if err := d.setBudget(opt.Memory); err != nil {
-			return err
-		}
+	rt.decKernel, rt.decSplits = opt.Kernel, opt.Splits
+	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, rt: rt, progs: map[[3]int]*decodeProgram{},
+		encoders: map[[2]int]*program{}}
+	err = rt.w.do(func() error {
+		d := rt.d
 		dec.stepActs = arena{mem: d, onMove: dec.dropSteps}
 		dec.encActs = arena{mem: d, onMove: dec.dropEncoders}
 		dec.Device = fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.name, d.cc[0], d.cc[1], d.sms)
-		if err := e.loadKernels(); err != nil {
-			return err
-		}
-		for _, n := range dec.names {
-			t := params.Get(n)
-			if _, ok := t.Data().([]float32); !ok {
-				return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
-			}
-			e.sizes = append(e.sizes, t.Shape().TotalSize())
-		}
-		if e.state, e.params, err = d.allocTensors(e.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
-			return err
-		}
-		for i, n := range dec.names {
-			data := params.Get(n).Data().([]float32)
-			if err := d.upload(e.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
-				return err
-			}
-		}
-		if err := e.uploadHalf(); err != nil {
-			return err
-		}
-		return d.sync()
+		return dec.uploadParams()
 	})
 	if err != nil {
-		e.Close()
+		rt.close()
 		return nil, err
 	}
 	return dec, nil
+}
+
+// uploadParams copies the parameters to the GPU, one block holding them all, with their bf16
+// copies for BF16 GEMMs. Worker thread.
+func (dec *Decoder) uploadParams() error {
+	rt, d := dec.rt, dec.rt.d
+	for _, n := range dec.rt.names {
+		t := dec.params.Get(n)
+		if _, ok := t.Data().([]float32); !ok {
+			return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
+		}
+		rt.sizes = append(rt.sizes, t.Shape().TotalSize())
+	}
+	var err error
+	if rt.state, rt.params, err = d.allocTensors(rt.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.rt.names))); err != nil {
+		return err
+	}
+	for i, n := range dec.rt.names {
+		data := dec.params.Get(n).Data().([]float32)
+		if err := d.upload(rt.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
+			return err
+		}
+	}
+	if err := rt.uploadHalf(); err != nil {
+		return err
+	}
+	return d.sync()
 }
 
 // Config is the model's configuration.
@@ -137,13 +132,14 @@ func (dec *Decoder) Close() error {
 		return nil
 	}
 	dec.closed = true
-	dec.e.w.do(func() error {
+	dec.rt.w.do(func() error {
 		dec.dropPrograms()
 		dec.stepActs.release()
 		dec.encActs.release()
 		return nil
 	})
-	return dec.e.Close()
+	dec.rt.close()
+	return nil
 }
 
 // dropPrograms frees every compiled step and encoder (worker thread).
@@ -155,7 +151,7 @@ func (dec *Decoder) dropPrograms() {
 // dropSteps frees every compiled step with its caches; their Steppers then refuse to step.
 func (dec *Decoder) dropSteps() {
 	for _, dp := range dec.progs {
-		dp.free(dec.e.d)
+		dp.free(dec.rt.d)
 	}
 	dec.progs, dec.order = map[[3]int]*decodeProgram{}, nil
 }
@@ -164,7 +160,7 @@ func (dec *Decoder) dropSteps() {
 // memory when a Translation starts, so none is in use between calls).
 func (dec *Decoder) dropEncoders() {
 	for _, p := range dec.encoders {
-		p.free(dec.e.d)
+		p.free(dec.rt.d)
 	}
 	dec.encoders = map[[2]int]*program{}
 }
@@ -231,15 +227,15 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	if len(dec.order) >= maxPrograms {
 		old := dec.order[0]
 		dec.order = dec.order[1:]
-		dec.progs[old].free(dec.e.d)
+		dec.progs[old].free(dec.rt.d)
 		delete(dec.progs, old)
 	}
-	e, d, cfg := dec.e, dec.e.d, dec.Cfg
+	rt, d, cfg := dec.rt, dec.rt.d, dec.Cfg
 	g, err := models.BuildDecodeStep(dec.params, cfg, rows, maxLen, srcLen)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := NewDecodePlan(g, dec.names)
+	plan, err := NewDecodePlan(g, dec.rt.names)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +251,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		if op.HasNew {
 			keys++
 		}
-		l, err := e.planDecode(op, rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
+		l, err := rt.planDecode(op, rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
 		if err != nil {
 			return nil, err
 		}
@@ -320,11 +316,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		free()
 		return nil, err
 	}
-	if err := e.layout(dp.p, true, &dec.stepActs); err != nil {
-		free()
-		return nil, err
-	}
-	if err := e.build(dp.p); err != nil {
+	if err := rt.prepare(dp.p, true, &dec.stepActs); err != nil {
 		free()
 		return nil, err
 	}
@@ -344,7 +336,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 // on the second run when graphs are on). With loop, the step ends with the device's greedy
 // choice, which becomes the next step's input (k_argmax_advance).
 func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
-	d := dec.e.d
+	d := dec.rt.d
 	g := &dp.stepGraph
 	if loop {
 		g = &dp.loopGraph
@@ -405,7 +397,7 @@ func (dec *Decoder) LM(batch, capacity int) (infer.Stepper, error) {
 		return nil, fmt.Errorf("decode: batch %d and room for %d tokens per sequence; the model takes 1..%d (max_len)", batch, capacity, dec.Cfg.MaxLen)
 	}
 	var s *stepper
-	err := dec.e.w.do(func() error {
+	err := dec.rt.w.do(func() error {
 		dp, err := dec.stepProgram(batch, capacity, 0)
 		if err != nil {
 			return err
@@ -447,7 +439,7 @@ func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Ste
 	}
 	srcLen = min((srcLen+7)/8*8, cfg.MaxLen) // as the CPU backend: fewer shapes, padding masked
 	var st *stepper
-	err := dec.e.w.do(func() error {
+	err := dec.rt.w.do(func() error {
 		enc, err := dec.encode(sources, srcLen)
 		if err != nil {
 			return err
@@ -457,7 +449,7 @@ func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Ste
 		if err != nil {
 			return err
 		}
-		d := dec.e.d
+		d := dec.rt.d
 		rowElems := int64(cfg.KVHeads * srcLen * cfg.HeadDim)
 		n := int(rowElems) * rows
 		for l := 0; l < cfg.Layers; l++ {
@@ -492,17 +484,13 @@ func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 		if err != nil {
 			return nil, err
 		}
-		plan, err := NewEncoderPlan(g, dec.names)
+		plan, err := NewEncoderPlan(g, dec.rt.names)
 		if err != nil {
 			return nil, err
 		}
 		p = &program{plan: plan, desc: fmt.Sprintf("an encoder batch of %d × %d", len(sources), srcLen)}
-		if err := dec.e.layout(p, true, &dec.encActs); err != nil {
-			p.free(dec.e.d)
-			return nil, err
-		}
-		if err := dec.e.build(p); err != nil {
-			p.free(dec.e.d)
+		if err := dec.rt.prepare(p, true, &dec.encActs); err != nil {
+			p.free(dec.rt.d)
 			return nil, err
 		}
 		dec.encoders[key] = p
@@ -518,7 +506,7 @@ func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 		}
 		lens[i] = int32(len(s))
 	}
-	d := dec.e.d
+	d := dec.rt.d
 	if err := d.upload(p.fedDev, unsafe.Pointer(&p.fed[0]), 4*len(p.fed)); err != nil {
 		return nil, err
 	}
@@ -584,7 +572,7 @@ func (s *stepper) run(tokens []int, argmax bool) ([]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp, d := s.dp, s.dec.e.d
+	dp, d := s.dp, s.dec.rt.d
 	if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
 		return nil, err
 	}
@@ -603,13 +591,13 @@ func (s *stepper) advance(active []bool) {
 // Step feeds one token per row and returns the logits [rows·vocab].
 func (s *stepper) Step(tokens []int) ([]float32, error) {
 	var logits []float32
-	err := s.dec.e.w.do(func() error {
+	err := s.dec.rt.w.do(func() error {
 		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
 		logits = make([]float32, s.dp.rows*s.dec.Cfg.Vocab)
-		if err := s.dec.e.d.download(unsafe.Pointer(&logits[0]), s.dp.logits, 4*len(logits)); err != nil {
+		if err := s.dec.rt.d.download(unsafe.Pointer(&logits[0]), s.dp.logits, 4*len(logits)); err != nil {
 			return err
 		}
 		s.advance(active)
@@ -628,12 +616,12 @@ func (s *stepper) StepTopK(tokens []int, k int) ([]int, []float32, error) {
 	}
 	var ids []int
 	var logp []float32
-	err := s.dec.e.w.do(func() error {
+	err := s.dec.rt.w.do(func() error {
 		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
+		dp, d := s.dp, s.dec.rt.d
 		n := dp.rows * k
 		if err := d.launch("k_topk", [3]int{dp.rows, 1, 1}, blk256, 0, dp.top, dp.top.add(4*n), dp.logits, int32(vocab), int32(k)); err != nil {
 			return err
@@ -665,8 +653,8 @@ func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]
 		return nil, fmt.Errorf("decode: sampling temperature %g must be a finite number > 0", temperature)
 	}
 	var ids []int
-	err := s.dec.e.w.do(func() error {
-		dp, d := s.dp, s.dec.e.d
+	err := s.dec.rt.w.do(func() error {
+		dp, d := s.dp, s.dec.rt.d
 		if len(u) != dp.rows {
 			return fmt.Errorf("decode: %d uniform numbers for %d sequences", len(u), dp.rows)
 		}
@@ -699,11 +687,11 @@ func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]
 // Reorder makes row b a copy of row parents[b] (beam search): for each layer's K and V a
 // gather on the batch axis into a scratch layer and back, over the filled positions only.
 func (s *stepper) Reorder(parents []int) error {
-	return s.dec.e.w.do(func() error {
+	return s.dec.rt.w.do(func() error {
 		if err := s.check(); err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
+		dp, d := s.dp, s.dec.rt.d
 		if len(parents) != dp.rows {
 			return fmt.Errorf("decode: %d parents for %d sequences", len(parents), dp.rows)
 		}

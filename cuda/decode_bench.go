@@ -28,8 +28,8 @@ import (
 // measureBandwidth times k_copy4 and k_read4 over 1 GiB (or a quarter of the free memory)
 // and returns GB/s (10⁹ bytes per second): copy counts the bytes read plus written.
 func (dec *Decoder) measureBandwidth() (copyGBps, readGBps float64, err error) {
-	err = dec.e.w.do(func() error {
-		d := dec.e.d
+	err = dec.rt.w.do(func() error {
+		d := dec.rt.d
 		free, _ := d.memInfo()
 		bytes := min(int64(1)<<30, free/4) &^ 255
 		src, err := d.alloc(bytes, "bandwidth probe")
@@ -78,8 +78,8 @@ func (dec *Decoder) measureBandwidth() (copyGBps, readGBps float64, err error) {
 // steps and times steps replays of the device greedy loop. It returns µs per step.
 func (dec *Decoder) timeLoop(dp *decodeProgram, ctx, steps int, rng *rand.Rand) (float64, error) {
 	var us float64
-	err := dec.e.w.do(func() error {
-		d, cfg := dec.e.d, dec.Cfg
+	err := dec.rt.w.do(func() error {
+		d, cfg := dec.rt.d, dec.Cfg
 		fill := "k_fill_hash_f32"
 		if dp.elem == 2 {
 			fill = "k_fill_hash_bf16"
@@ -232,9 +232,9 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	// memory: the caches, the memory and a rough bound on the activations (logits dominate)
 	need := dec.CacheBytes(rows, (capacity+15)/16*16, srcLen) + int64(rows)*int64(cfg.Vocab+8*cfg.FFDim+32*cfg.Dim)*4
 	var free int64
-	dec.e.w.do(func() error {
+	dec.rt.w.do(func() error {
 		dec.dropPrograms()
-		free, _ = dec.e.d.memInfo()
+		free, _ = dec.rt.d.memInfo()
 		return nil
 	})
 	desc := fmt.Sprintf("%s %s batch %d beam %d context %d: needs ≈ %s, %s free", cfg.AttentionName(), dec.Opt.Cache, batch, beam, ctx, mib(need), mib(free))

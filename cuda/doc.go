@@ -9,7 +9,9 @@
 // turns a plan into launches, each kind's lowering (kernels, launch) kept with its family in
 // lower_gemm.go, lower_norm.go, lower_elementwise.go, lower_gather.go, lower_attention.go and
 // lower_loss.go; driver.go is a thin cgo layer over the driver API and cuBLAS; kernels/*.cu
-// are the CUDA C kernels, compiled at run time with NVRTC; exec.go is the training executor.
+// are the CUDA C kernels, compiled at run time with NVRTC. runtime.go is what the training
+// executor (exec.go) and the decoder (decode.go) share: the worker thread, the driver and its
+// kernels, the parameters on the GPU, and compiling a plan into a program (program.go).
 //
 // A new op of layers/ops takes a Kind and its kindSpec (kinds.go), its lowering in its family's
 // lower_*.go, and its kernel; one of Gorgonia's own ops also takes a case in classifyBuiltin.

@@ -3,23 +3,17 @@
 package cuda
 
 import (
-	_ "embed"
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"unsafe"
 
-	"gorgonia.org/cu/nvrtc"
 	gg "gorgonia.org/gorgonia"
 
 	"mqa/layers/ops"
 	"mqa/models"
 	"mqa/train"
 )
-
-//go:embed kernels/kernels.cu
-var kernelSource string
 
 func init() {
 	train.RegisterExecutor("cuda", func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) })
@@ -46,56 +40,23 @@ func OptionsFromEnv() Options {
 	return o
 }
 
-// worker runs closures on one locked OS thread, which owns the CUDA context.
-type worker struct{ ch chan func() }
-
-func newWorker() *worker {
-	w := &worker{ch: make(chan func())}
-	go func() {
-		runtime.LockOSThread()
-		for f := range w.ch {
-			f()
-		}
-	}()
-	return w
-}
-
-func (w *worker) do(f func() error) error {
-	done := make(chan error, 1)
-	w.ch <- func() { done <- f() }
-	return <-done
-}
-
-// Executor is the GPU executor of train.Executor.
+// Executor is the GPU executor of train.Executor: the runtime (parameters on the GPU,
+// programs) and the training state, AdamW moments, gradient accumulation and the scratch.
 type Executor struct {
-	t       *train.Trainer
-	opt     Options
-	w       *worker
-	d       *driver
-	compute int
-	names   []string
-	sizes   []int
-	decay   []bool
-	// state holds parameters, moments and the accumulation buffer, each 256-byte aligned.
-	state        dptr
-	params, m, v []dptr
-	acc          []dptr
-	scratch      dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
-	stepMirror   uint64
-	stepKnown    bool
-	grads        []dptr                     // the gradient Apply reads
-	programs     *lru[programKey, *program] // compiled training and evaluation programs
-	acts         arena                      // the activation memory they share
-	closed       bool
-	Device       string // the GPU's name
-	decKernel    string // decode attention: "fast", "simt" or "ref" (decoding only)
-	decSplits    int    // decode attention: forced key-range splits, 0: planned (decoding only)
-	// BF16 GEMMs (Math "bf16"): every matrix product reads bf16 copies of its inputs and
-	// accumulates in FP32 into an FP32 result; half holds the parameters' copies (rewritten by
-	// every AdamW update), the programs hold their activations' copies (program.mirror).
-	bf16      bool
-	halfState dptr
-	half      []dptr
+	*gpuRuntime
+	t     *train.Trainer
+	decay []bool
+	// the runtime's state holds, per parameter, its value then its two AdamW moments (m, v),
+	// each 256-byte aligned
+	m, v       []dptr
+	acc        []dptr // the gradient accumulation buffer (allocAcc)
+	scratch    dptr   // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
+	stepMirror uint64
+	stepKnown  bool
+	grads      []dptr                     // the gradient Apply reads
+	programs   *lru[programKey, *program] // compiled training and evaluation programs
+	acts       arena                      // the activation memory they share
+	Device     string                     // the GPU's name
 }
 
 const maxMicro = 1024
@@ -117,24 +78,13 @@ type programKey struct {
 
 // New makes a GPU executor for the trainer and uploads its parameters and moments.
 func New(t *train.Trainer, opt Options) (*Executor, error) {
-	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames()}
-	if err := e.setMath(opt.Math); err != nil {
-		e.Close() // its worker
+	rt, err := newGPURuntime(opt, t.ParamNames(), t.Rank)
+	if err != nil {
 		return nil, err
 	}
-	err := e.w.do(func() error {
-		d, err := newDriverOn(t.Rank)
-		if err != nil {
-			return err
-		}
-		e.d, e.Device = d, d.name
-		if err := d.setBudget(opt.Memory); err != nil {
-			return err
-		}
+	e := &Executor{gpuRuntime: rt, t: t, Device: rt.d.name}
+	err = e.w.do(func() error {
 		e.initPrograms(maxTrainPrograms)
-		if err := e.loadKernels(); err != nil {
-			return err
-		}
 		return e.upload()
 	})
 	if err != nil {
@@ -142,39 +92,6 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// setMath sets the GEMMs' compute type (and BF16 inputs) for a math mode.
-func (e *Executor) setMath(mode string) error {
-	switch mode {
-	case "fp32":
-		e.compute = computeStrict
-	case "tf32":
-		e.compute = computeTF32
-	case "bf16":
-		e.compute, e.bf16 = computeBF16, true
-	default:
-		return fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32, bf16)", mode)
-	}
-	return nil
-}
-
-func (e *Executor) loadKernels() error {
-	prog, err := nvrtc.CreateProgram(kernelSource+"\n"+decodeSource, "kernels.cu")
-	if err != nil {
-		return fmt.Errorf("nvrtc: %w", err)
-	}
-	defer prog.Destroy()
-	arch := fmt.Sprintf("--gpu-architecture=compute_%d%d", e.d.cc[0], e.d.cc[1])
-	if err := prog.Compile(arch, "--std=c++14"); err != nil {
-		log, _ := prog.GetLog()
-		return fmt.Errorf("nvrtc: compiling kernels.cu: %v\n%s", err, log)
-	}
-	ptx, err := prog.GetPTX()
-	if err != nil {
-		return err
-	}
-	return e.d.loadPTX(ptx, moduleKernels())
 }
 
 // upload allocates the persistent state and copies parameters and moments up.
@@ -195,6 +112,7 @@ func (e *Executor) upload() error {
 	if e.scratch, err = e.d.alloc(256+4*maxMicro, "scratch"); err != nil {
 		return err
 	}
+	e.dropoutStep = e.scratch
 	off := e.state
 	for i, name := range e.names {
 		b := align(int64(4 * e.sizes[i]))
@@ -222,23 +140,6 @@ func (e *Executor) upload() error {
 	return e.d.sync()
 }
 
-// uploadHalf makes the bf16 copies of the parameters (BF16 GEMMs only).
-func (e *Executor) uploadHalf() error {
-	if !e.bf16 {
-		return nil
-	}
-	var err error
-	if e.halfState, e.half, err = e.d.allocTensors(e.sizes, 2, fmt.Sprintf("bf16 copies of the parameters (%d tensors)", len(e.sizes))); err != nil {
-		return err
-	}
-	for i, n := range e.sizes {
-		if err := e.d.launch("k_to_bf16", grid1(n, 256), blk256, 0, e.half[i], e.params[i], int32(n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Sync copies parameters and moments back into the trainer.
 func (e *Executor) Sync() error {
 	return e.w.do(func() error {
@@ -263,67 +164,21 @@ func (e *Executor) Close() error {
 	if e.closed {
 		return nil
 	}
-	e.closed = true
-	if e.d != nil {
-		e.w.do(func() error {
-			if e.programs != nil {
-				e.programs.clear()
-			}
-			e.acts.release()
-			for _, x := range []dptr{e.state, e.scratch, e.halfState} {
-				if x != 0 {
-					e.d.free(x)
-				}
-			}
-			if len(e.acc) > 0 {
-				e.d.free(e.acc[0])
-			}
-			e.d.close()
-			return nil
-		})
-	}
-	close(e.w.ch)
-	return nil
-}
-
-// program is a compiled plan: device memory and the launches of one graph.
-type program struct {
-	g          *models.Graph
-	plan       *Plan
-	addr       []dptr // per plan node
-	arena      dptr
-	consts     dptr
-	fed        []int32 // host staging of the fed int inputs, in fedNames order
-	fedDev     dptr
-	fedOff     map[string]int
-	steps      []func() error
-	graph      *cudaGraph
-	runs       int
-	training   bool
-	auxOffsets []int64
-	ownArena   bool   // arena is the program's own, not an executor's shared one
-	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
-	counters   dptr   // split decode attention: finished splits per item (int32, kept zero between launches)
-	groupPtrs  dptr   // the A, B and C addresses of the GEMM groups
-	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
-	// and a description for error messages
-	extern     map[string]dptr
-	externBF16 map[string]bool
-	desc       string
-}
-
-func (p *program) free(d *driver) {
-	if p.graph != nil {
-		p.graph.destroy()
-	}
-	for _, x := range []dptr{p.consts, p.fedDev, p.counters, p.groupPtrs} {
-		if x != 0 {
-			d.free(x)
+	e.w.do(func() error {
+		if e.programs != nil {
+			e.programs.clear()
 		}
-	}
-	if p.ownArena && p.arena != 0 {
-		d.free(p.arena)
-	}
+		e.acts.release()
+		if e.scratch != 0 {
+			e.d.free(e.scratch)
+		}
+		if len(e.acc) > 0 {
+			e.d.free(e.acc[0])
+		}
+		return nil
+	})
+	e.close()
+	return nil
 }
 
 // initPrograms makes the executor's bounded program cache and its shared activation arena
@@ -355,11 +210,7 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 	} else {
 		shared = nil
 	}
-	if err := e.layout(p, reuse, shared); err != nil {
-		p.free(e.d)
-		return nil, err
-	}
-	if err := e.build(p); err != nil {
+	if err := e.prepare(p, reuse, shared); err != nil {
 		p.free(e.d)
 		return nil, err
 	}
@@ -367,183 +218,6 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 		e.programs.add(key, p)
 	}
 	return p, nil
-}
-
-// layout places every node's value: parameters in the state, constants and int inputs in
-// their own buffers, everything else in activation memory (see planActivations): in shared, an
-// arena the caller's programs share (grown to fit, which drops the programs laid out in it
-// before), or, with shared nil, in memory of the program's own.
-func (e *Executor) layout(p *program, reuse bool, shared *arena) error {
-	nodes := p.plan.Nodes
-	p.addr = make([]dptr, len(nodes))
-	// constants and int inputs
-	var constBytes int64
-	constOff := make([]int64, len(nodes))
-	p.fedOff = map[string]int{}
-	fedN := 0
-	for i, pn := range nodes {
-		switch pn.Kind {
-		case KConst, KIntConst:
-			constOff[i] = constBytes
-			constBytes += align(int64(4 * pn.Size))
-		case KIntFed:
-			p.fedOff[pn.Fed] = fedN
-			fedN += (pn.Size + 63) &^ 63
-		}
-	}
-	var err error
-	if p.consts, err = e.d.alloc(constBytes, "graph constants"); err != nil {
-		return err
-	}
-	p.fed = make([]int32, max(fedN, 1))
-	if p.fedDev, err = e.d.alloc(int64(4*len(p.fed)), "batch inputs"); err != nil {
-		return err
-	}
-	mirrorLast, err := e.mirrorUses(p.plan)
-	if err != nil {
-		return err
-	}
-	lay := planActivations(p.plan, e.gemmGroups(p), mirrorLast, reuse)
-	desc := p.desc
-	if p.g != nil {
-		desc = fmt.Sprintf("a %+v batch", p.g.Shape)
-	}
-	what := fmt.Sprintf("activations of %s (%d graph nodes)", desc, len(nodes))
-	if shared != nil {
-		shared.what = what
-		if err := shared.reserve(lay.top); err != nil {
-			return err
-		}
-		p.arena = shared.base
-	} else {
-		if p.arena, err = e.d.alloc(lay.top, what); err != nil {
-			return err
-		}
-		p.ownArena = true
-	}
-	for i, pn := range nodes {
-		switch {
-		case pn.Kind == KParam:
-			p.addr[i] = e.params[pn.Param]
-		case pn.Kind == KConst || pn.Kind == KIntConst:
-			p.addr[i] = p.consts.add(int(constOff[i]))
-			if err := e.uploadConst(p.addr[i], pn); err != nil {
-				return err
-			}
-		case pn.Kind == KIntFed:
-			p.addr[i] = p.fedDev.add(4 * p.fedOff[pn.Fed])
-		case pn.Kind == KFloatFed:
-			a, ok := p.extern[pn.Fed]
-			if !ok {
-				return fmt.Errorf("cuda: no buffer bound to input %s", pn.Fed)
-			}
-			p.addr[i] = a
-		case pn.Alias != i:
-			p.addr[i] = p.addr[pn.Alias]
-		default:
-			p.addr[i] = p.arena.add(int(lay.value[i]))
-		}
-	}
-	p.mirror = make([]dptr, len(nodes))
-	for i := range mirrorLast {
-		p.mirror[i] = p.arena.add(int(lay.mirror[i]))
-	}
-	p.auxOffsets = lay.aux
-	if err := e.allocCounters(p); err != nil {
-		return err
-	}
-	return e.d.sync()
-}
-
-// allocCounters gives a program with split decode attention its zeroed counters of finished
-// splits, one per (row, K/V head) of the largest such node: the nodes run one after another and
-// each leaves them zero, so they share one array.
-func (e *Executor) allocCounters(p *program) error {
-	n := 0
-	for _, pn := range p.plan.Nodes {
-		if pn.Kind == KDecodeAttention && pn.Splits > 1 {
-			n = max(n, pn.Shape[0]*pn.Node.Op().(ops.DecodeAttention).KVHeads)
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	var err error
-	if p.counters, err = e.d.alloc(int64(4*n), "decode-attention split counters"); err != nil {
-		return err
-	}
-	return e.d.zero(p.counters, 4*n)
-}
-
-// mirrorUses is bf16MirrorUses of the plan with BF16 GEMMs, else empty.
-func (e *Executor) mirrorUses(plan *Plan) (map[int]int, error) {
-	if !e.bf16 {
-		return map[int]int{}, nil
-	}
-	return bf16MirrorUses(plan)
-}
-
-// halfOf is the bf16 copy of node j's value (BF16 GEMMs).
-func (e *Executor) halfOf(p *program, j int) dptr {
-	r := p.plan.Nodes[j].Alias
-	if pn := p.plan.Nodes[r]; pn.Kind == KParam {
-		return e.half[pn.Param]
-	}
-	return p.mirror[r]
-}
-
-// gemmGroups is the plan's GEMM groups where this executor batches them: with TF32 or BF16
-// GEMMs. In strict FP32 cuBLAS runs a pointer-array batch with a slow kernel (an H200,
-// device call 11: MQA's K and V projections at batch 64 took 21 µs batched against 17 µs
-// as two GEMMs), so there each product runs on its own.
-func (e *Executor) gemmGroups(p *program) map[int][]int {
-	if e.compute == computeStrict && !e.bf16 { // computeBF16 is the same compute type
-		return nil
-	}
-	return p.plan.GEMMGroups
-}
-
-func (e *Executor) uploadConst(dst dptr, pn PlanNode) error {
-	v := pn.Node.Value()
-	if pn.Kind == KIntConst {
-		xs, ok := v.Data().([]int)
-		if !ok {
-			return fmt.Errorf("cuda: int constant %s holds %T", pn.Node.Name(), v.Data())
-		}
-		ys := make([]int32, len(xs))
-		for i, x := range xs {
-			ys[i] = int32(x)
-		}
-		err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
-		if err == nil {
-			err = e.d.sync()
-		}
-		return err
-	}
-	var ys []float32
-	switch x := v.Data().(type) {
-	case float32:
-		ys = []float32{x}
-	case float64:
-		ys = []float32{float32(x)}
-	case []float32:
-		ys = x
-	case []float64:
-		ys = make([]float32, len(x))
-		for i, f := range x {
-			ys[i] = float32(f)
-		}
-	default:
-		return fmt.Errorf("cuda: constant %s holds %T", pn.Node.Name(), v.Data())
-	}
-	if len(ys) != pn.Size {
-		return fmt.Errorf("cuda: constant %s has %d values for shape %v", pn.Node.Name(), len(ys), pn.Shape)
-	}
-	err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
-	if err == nil {
-		err = e.d.sync()
-	}
-	return err
 }
 
 // feed stages a batch's int inputs and uploads them.

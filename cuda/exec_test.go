@@ -471,8 +471,8 @@ func TestNormKernels(t *testing.T) {
 					}
 				}
 				got, gotSum, gotHalf := make([]float32, rows*dim), make([]float32, rows*dim), make([]uint16, rows*dim)
-				err := dec.e.w.do(func() error {
-					d := dec.e.d
+				err := dec.rt.w.do(func() error {
+					d := dec.rt.d
 					n := rows * dim
 					buf, err := d.alloc(int64(4*(4*n+2*dim)+2*n), "test norm")
 					if err != nil {

@@ -54,7 +54,7 @@ func moduleKernels() []string {
 
 // lowerer is what the lowering of one program's nodes shares.
 type lowerer struct {
-	e       *Executor
+	rt      *gpuRuntime
 	d       *driver
 	p       *program
 	nodes   []PlanNode
@@ -66,8 +66,8 @@ type lowerer struct {
 	groupPtrs []uint64
 }
 
-func newLowerer(e *Executor, p *program) *lowerer {
-	l := &lowerer{e: e, d: e.d, p: p, nodes: p.plan.Nodes, groups: e.gemmGroups(p), inGroup: map[int]bool{}, fused: map[int]bool{}}
+func newLowerer(rt *gpuRuntime, p *program) *lowerer {
+	l := &lowerer{rt: rt, d: rt.d, p: p, nodes: p.plan.Nodes, groups: rt.gemmGroups(p), inGroup: map[int]bool{}, fused: map[int]bool{}}
 	for _, a := range p.plan.AddNorm {
 		l.fused[a] = true
 	}
@@ -104,8 +104,8 @@ func (s *site) shapeIn(k int) []int { return s.nodes[s.pn.In[k]].Shape }
 
 // build turns every computed node into its launch closure (its kind's lowering), each
 // followed by the bf16 copies that BF16 GEMMs read.
-func (e *Executor) build(p *program) error {
-	l := newLowerer(e, p)
+func (rt *gpuRuntime) build(p *program) error {
+	l := newLowerer(rt, p)
 	for i := range l.nodes {
 		pn := &l.nodes[i]
 		if !isComputed(pn.Kind) || l.inGroup[i] {
@@ -126,14 +126,14 @@ func (e *Executor) build(p *program) error {
 		// BF16 GEMMs read bf16 copies: made here unless the node's kernel wrote one (the
 		// sum of a fused add+norm is computed by the norm, so its copy follows the norm)
 		if !low.ownCopy {
-			p.steps = e.appendCopy(p, p.steps, i)
+			p.steps = rt.appendCopy(p, p.steps, i)
 		}
 		if a, ok := p.plan.AddNorm[i]; ok {
-			p.steps = e.appendCopy(p, p.steps, a)
+			p.steps = rt.appendCopy(p, p.steps, a)
 		}
 		for _, j := range l.groups[i] {
 			if j != i {
-				p.steps = e.appendCopy(p, p.steps, j)
+				p.steps = rt.appendCopy(p, p.steps, j)
 			}
 		}
 	}
@@ -156,12 +156,12 @@ func (l *lowerer) uploadGroupPtrs() error {
 }
 
 // appendCopy appends the launch that writes node j's bf16 copy, if a BF16 GEMM reads it.
-func (e *Executor) appendCopy(p *program, steps []func() error, j int) []func() error {
+func (rt *gpuRuntime) appendCopy(p *program, steps []func() error, j int) []func() error {
 	h := p.mirror[j]
 	if h == 0 {
 		return steps
 	}
-	d, src, n := e.d, p.addr[j], int32(p.plan.Nodes[j].Size)
+	d, src, n := rt.d, p.addr[j], int32(p.plan.Nodes[j].Size)
 	return append(steps, func() error { return d.launch("k_to_bf16", grid1(int(n), 256), blk256, 0, h, src, n) })
 }
 

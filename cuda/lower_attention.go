@@ -52,7 +52,7 @@ func lowerSoftmaxGrad(s *site) (func() error, error) {
 // lowerDecodeAttention launches one DecodeAttention node (see kernels/decode.cu) as
 // planDecodeLaunch plans it, writing its own bf16 copy.
 func lowerDecodeAttention(s *site) (func() error, error) {
-	e, p, pn, d, in, out, aux := s.e, s.p, s.pn, s.d, s.in, s.out, s.aux
+	rt, p, pn, d, in, out, aux := s.rt, s.p, s.pn, s.d, s.in, s.out, s.aux
 	half := p.mirror[s.i] // written by the kernel itself (ownCopy)
 	op := pn.Node.Op().(ops.DecodeAttention)
 	rows := pn.Shape[0]
@@ -63,7 +63,7 @@ func lowerDecodeAttention(s *site) (func() error, error) {
 		keysCap++
 	}
 	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
-	l, err := e.planDecode(op, rows, keysCap, bf16)
+	l, err := rt.planDecode(op, rows, keysCap, bf16)
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +90,10 @@ func lowerDecodeAttention(s *site) (func() error, error) {
 type splitWork struct{ partials, counters dptr }
 
 // planDecode is planDecodeLaunch on this GPU with the decoder's kernel and forced splits.
-func (e *Executor) planDecode(op ops.DecodeAttention, rows, keysCap int, bf16 bool) (decodeLaunch, error) {
-	l, err := planDecodeLaunch(op, rows, keysCap, e.d.sms, e.decKernel, bf16)
-	if err == nil && l.Fast && e.decSplits > 0 {
-		l.Splits = e.decSplits
+func (rt *gpuRuntime) planDecode(op ops.DecodeAttention, rows, keysCap int, bf16 bool) (decodeLaunch, error) {
+	l, err := planDecodeLaunch(op, rows, keysCap, rt.d.sms, rt.decKernel, bf16)
+	if err == nil && l.Fast && rt.decSplits > 0 {
+		l.Splits = rt.decSplits
 	}
 	return l, err
 }

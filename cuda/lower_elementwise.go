@@ -95,7 +95,7 @@ func lowerActivationGrad(s *site) (func() error, error) {
 func lowerDropout(s *site) (func() error, error) {
 	op := s.pn.Node.Op().(ops.Dropout)
 	key := op.SiteKey() // the kernel mixes in the step
-	d, in, out, n, stepPtr := s.d, s.in, s.out, int32(s.pn.Size), s.e.scratch
+	d, in, out, n, stepPtr := s.d, s.in, s.out, int32(s.pn.Size), s.rt.dropoutStep
 	return func() error {
 		return d.launch("k_dropout", grid1(int(n), 256), blk256, 0, out, in[0], n, key, stepPtr, op.P, 1/(1-op.P))
 	}, nil

@@ -14,7 +14,7 @@ var gemmLowerings = map[Kind]lowering{
 // lowerGEMM launches a 2-D or batched 3-D product, reading the bf16 copies of its inputs with
 // BF16 GEMMs; the first node of a GEMM group computes the whole group in one call.
 func lowerGEMM(s *site) (func() error, error) {
-	pn, e, p, d := s.pn, s.e, s.p, s.d
+	pn, rt, p, d := s.pn, s.rt, s.p, s.d
 	a, b := s.shapeIn(0), s.shapeIn(1)
 	batch, m, nn := 1, pn.Shape[0], pn.Shape[1]
 	ka := a[1]
@@ -35,10 +35,10 @@ func lowerGEMM(s *site) (func() error, error) {
 	if ka != kb {
 		return nil, fmt.Errorf("cuda: %v: inner sizes %d and %d differ (shapes %v, %v)", pn.Node.Op(), ka, kb, a, b)
 	}
-	ta, tb, compute := pn.TransA, pn.TransB, e.compute
+	ta, tb, compute := pn.TransA, pn.TransB, rt.compute
 	operand, xyType := func(j int) dptr { return p.addr[j] }, dtypeF32
-	if e.bf16 {
-		operand, xyType = func(j int) dptr { return e.halfOf(p, j) }, dtypeBF16
+	if rt.bf16 {
+		operand, xyType = func(j int) dptr { return rt.halfOf(p, j) }, dtypeBF16
 	}
 	x, y, out := operand(pn.In[0]), operand(pn.In[1]), s.out
 	g, ok := s.groups[s.i]
