@@ -230,8 +230,7 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 		dec.progs[old].free(dec.rt.d)
 		delete(dec.progs, old)
 	}
-	rt, d, cfg := dec.rt, dec.rt.d, dec.Cfg
-	g, err := models.BuildDecodeStep(dec.params, cfg, rows, maxLen, srcLen)
+	g, err := models.BuildDecodeStep(dec.params, dec.Cfg, rows, maxLen, srcLen)
 	if err != nil {
 		return nil, err
 	}
@@ -241,83 +240,17 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	}
 	dp := &decodeProgram{key: key, rows: rows, maxLen: maxLen, srcLen: srcLen, elem: dec.cacheElem(), lens: make([]int, rows),
 		parentsHost: make([]int32, rows), owner: -1}
-	for i := range plan.Nodes {
-		pn := &plan.Nodes[i]
-		if pn.Kind != KDecodeAttention {
-			continue
-		}
-		op := pn.Node.Op().(ops.DecodeAttention)
-		keys := plan.Nodes[pn.In[1]].Shape[2]
-		if op.HasNew {
-			keys++
-		}
-		l, err := rt.planDecode(op, rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
-		if err != nil {
-			return nil, err
-		}
-		pn.Splits = l.Splits
-		if op.HasNew {
-			dp.splits = l.Splits
-		}
-	}
-	// caches [L][K|V][rows, kv, maxLen, dk], then memory [L][K|V][rows, kv, srcLen, dk] (float32)
-	L := cfg.Layers
-	layerElems := rows * cfg.KVHeads * maxLen * cfg.HeadDim
-	memElems := rows * cfg.KVHeads * srcLen * cfg.HeadDim
-	cacheBytes := align(int64(layerElems * dp.elem))
-	memBytes := align(int64(4 * memElems))
-	total := int64(2*L)*cacheBytes + int64(2*L)*memBytes
-	free := func() {
-		dp.free(d)
+	if err := dec.planSplits(plan, dp); err != nil {
+		return nil, err
 	}
 	dp.p = &program{plan: plan, extern: map[string]dptr{}, externBF16: map[string]bool{},
 		desc: fmt.Sprintf("a decode step of %d rows × %d positions", rows, maxLen)}
-	what := fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)
-	if dp.buf, err = d.alloc(total, what); errors.Is(err, errOutOfMemory) && len(dec.progs) > 0 {
-		// the kept steps' caches are in the way: drop them (their Steppers are done or will
-		// say that they were taken over) and try once more
-		dec.dropSteps()
-		dp.buf, err = d.alloc(total, what)
-	}
-	if err != nil {
+	if err := dec.allocCaches(dp); err != nil {
+		dp.free(dec.rt.d)
 		return nil, err
 	}
-	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
-		free()
-		return nil, err
-	}
-	off := dp.buf
-	for l := 0; l < L; l++ {
-		dp.cacheK = append(dp.cacheK, off)
-		dp.cacheV = append(dp.cacheV, off.add(int(cacheBytes)))
-		off = off.add(int(2 * cacheBytes))
-		dp.p.extern[fmt.Sprintf("cache_k.%d", l)], dp.p.extern[fmt.Sprintf("cache_v.%d", l)] = dp.cacheK[l], dp.cacheV[l]
-		if dp.elem == 2 {
-			dp.p.externBF16[fmt.Sprintf("cache_k.%d", l)], dp.p.externBF16[fmt.Sprintf("cache_v.%d", l)] = true, true
-		}
-	}
-	if srcLen > 0 {
-		for l := 0; l < L; l++ {
-			dp.memK = append(dp.memK, off)
-			dp.memV = append(dp.memV, off.add(int(memBytes)))
-			off = off.add(int(2 * memBytes))
-			dp.p.extern[fmt.Sprintf("mem_k.%d", l)], dp.p.extern[fmt.Sprintf("mem_v.%d", l)] = dp.memK[l], dp.memV[l]
-		}
-	}
-	if err := d.zero(dp.buf, int(total)); err != nil {
-		free()
-		return nil, err
-	}
-	if err := rt.prepare(dp.p, true, &dec.stepActs); err != nil {
-		free()
+	if err := dec.rt.prepare(dp.p, true, &dec.stepActs); err != nil {
+		dp.free(dec.rt.d)
 		return nil, err
 	}
 	p := dp.p
@@ -330,6 +263,84 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	dec.progs[key] = dp
 	dec.order = append(dec.order, key)
 	return dp, nil
+}
+
+// planSplits sets the key-range splits of each decode attention of plan (and dp.splits, the
+// self-attention's) as this GPU and the decoder's options plan them.
+func (dec *Decoder) planSplits(plan *Plan, dp *decodeProgram) error {
+	for i := range plan.Nodes {
+		pn := &plan.Nodes[i]
+		if pn.Kind != KDecodeAttention {
+			continue
+		}
+		op := pn.Node.Op().(ops.DecodeAttention)
+		keys := plan.Nodes[pn.In[1]].Shape[2]
+		if op.HasNew {
+			keys++
+		}
+		l, err := dec.rt.planDecode(op, dp.rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
+		if err != nil {
+			return err
+		}
+		pn.Splits = l.Splits
+		if op.HasNew {
+			dp.splits = l.Splits
+		}
+	}
+	return nil
+}
+
+// allocCaches allocates dp's K/V caches and cross-attention memory (one zeroed block, bound to
+// its program's float inputs), the beam-reorder scratch, the beam parents and the token
+// ranking. On failure the caller frees dp.
+func (dec *Decoder) allocCaches(dp *decodeProgram) error {
+	d, cfg, rows, maxLen := dec.rt.d, dec.Cfg, dp.rows, dp.maxLen
+	// caches [L][K|V][rows, kv, maxLen, dk], then memory [L][K|V][rows, kv, srcLen, dk] (float32)
+	L := cfg.Layers
+	layerElems := rows * cfg.KVHeads * maxLen * cfg.HeadDim
+	memElems := rows * cfg.KVHeads * dp.srcLen * cfg.HeadDim
+	cacheBytes := align(int64(layerElems * dp.elem))
+	memBytes := align(int64(4 * memElems))
+	total := int64(2*L)*cacheBytes + int64(2*L)*memBytes
+	what := fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)
+	var err error
+	if dp.buf, err = d.alloc(total, what); errors.Is(err, errOutOfMemory) && len(dec.progs) > 0 {
+		// the kept steps' caches are in the way: drop them (their Steppers are done or will
+		// say that they were taken over) and try once more
+		dec.dropSteps()
+		dp.buf, err = d.alloc(total, what)
+	}
+	if err != nil {
+		return err
+	}
+	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
+		return err
+	}
+	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
+		return err
+	}
+	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
+		return err
+	}
+	off := dp.buf
+	for l := 0; l < L; l++ {
+		dp.cacheK = append(dp.cacheK, off)
+		dp.cacheV = append(dp.cacheV, off.add(int(cacheBytes)))
+		off = off.add(int(2 * cacheBytes))
+		dp.p.extern[fmt.Sprintf("cache_k.%d", l)], dp.p.extern[fmt.Sprintf("cache_v.%d", l)] = dp.cacheK[l], dp.cacheV[l]
+		if dp.elem == 2 {
+			dp.p.externBF16[fmt.Sprintf("cache_k.%d", l)], dp.p.externBF16[fmt.Sprintf("cache_v.%d", l)] = true, true
+		}
+	}
+	if dp.srcLen > 0 {
+		for l := 0; l < L; l++ {
+			dp.memK = append(dp.memK, off)
+			dp.memV = append(dp.memV, off.add(int(memBytes)))
+			off = off.add(int(2 * memBytes))
+			dp.p.extern[fmt.Sprintf("mem_k.%d", l)], dp.p.extern[fmt.Sprintf("mem_v.%d", l)] = dp.memK[l], dp.memV[l]
+		}
+	}
+	return d.zero(dp.buf, int(total))
 }
 
 // run issues one step: the captured graph once it exists, else the launches (capturing them
