@@ -14,7 +14,6 @@ package cuda
 // for other uses); the benchmark's device loop chooses the token on the GPU and returns nothing.
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"math"
@@ -26,9 +25,6 @@ import (
 	"mqa/layers/ops"
 	"mqa/models"
 )
-
-//go:embed kernels/decode.cu
-var decodeSource string
 
 // decoderKernels are the kernels the decoder launches outside any node: caches and memory
 // for beams, the device's token choice and ranking, and the benchmark's fills and copies.

@@ -58,7 +58,7 @@ type lowerer struct {
 	d       *driver
 	p       *program
 	nodes   []PlanNode
-	groups  map[int][]int // the GEMM groups the executor batches (gemmGroups)
+	groups  map[int][]int // the GEMM groups the runtime batches (gemmGroups)
 	inGroup map[int]bool  // nodes computed by their GEMM group's first node
 	fused   map[int]bool  // sums computed by the norm that reads them (Plan.AddNorm)
 	// groupPtrs holds each GEMM group's A, B and C addresses (driver.gemmGroup), uploaded to

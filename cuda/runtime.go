@@ -15,8 +15,13 @@ import (
 	"gorgonia.org/cu/nvrtc"
 )
 
-//go:embed kernels/kernels.cu
-var kernelSource string
+// The kernel module's two sources, compiled as one (loadKernels).
+var (
+	//go:embed kernels/kernels.cu
+	kernelSource string
+	//go:embed kernels/decode.cu
+	decodeSource string
+)
 
 // worker runs closures on one locked OS thread, which owns the CUDA context.
 type worker struct{ ch chan func() }

@@ -1,4 +1,4 @@
-// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (exec.go, loadKernels); every
+// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (runtime.go, loadKernels); every
 // kernel mirrors the CPU implementation of an op in mqa/layers/ops, float32 in and out.
 // Sizes are 32-bit (the executor refuses tensors of 2^31 elements or more).
 
