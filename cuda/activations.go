@@ -6,8 +6,6 @@ package cuda
 import (
 	"fmt"
 	"slices"
-
-	"mqa/layers/ops"
 )
 
 // activationLayout places a program's computed values, their bf16 copies and each node's
@@ -126,25 +124,4 @@ func isComputed(k Kind) bool {
 		return false
 	}
 	return true
-}
-
-// auxBytes is the scratch a node needs while it runs.
-func auxBytes(pn *PlanNode, nodes []PlanNode) int64 {
-	switch pn.Kind {
-	case KCrossEntropy:
-		return 4 * int64(nodes[pn.In[0]].Shape[0])
-	case KCrossEntropyGrad:
-		return 4
-	case KNormGrad:
-		if pn.Node.Op().(ops.NormGrad).Wrt == 1 { // the rows' mean and 1/σ for the gamma sums
-			return 8 * int64(nodes[pn.In[0]].Shape[0])
-		}
-	case KDecodeAttention:
-		if pn.Splits > 1 {
-			op := pn.Node.Op().(ops.DecodeAttention)
-			rows := int64(pn.Shape[0])
-			return 4 * rows * int64(op.Heads) * int64(pn.Splits) * int64(op.HeadDim+2)
-		}
-	}
-	return 0
 }

@@ -3,8 +3,8 @@
 package cuda
 
 // GPU incremental decoding: an infer.Backend whose Steppers run the decode-step graph
-// (models.BuildDecodeStep) with the executor's machinery (plan, static memory layout, cuBLAS
-// GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
+// (models.BuildDecodeStep) on the runtime that the training executor also uses (runtime.go:
+// plan, static memory layout, cuBLAS GEMMs, NVRTC kernels, CUDA-graph replay), over a K/V cache preallocated on the GPU as
 // [rows, KVHeads, maxLen, HeadDim] per layer and K/V, into which the decode-attention kernel
 // itself appends the step's rows. Cross-attention keys and values of a translation batch are
 // computed once by the encoder graph on the GPU and repeated per beam on the GPU; beam
@@ -14,7 +14,6 @@ package cuda
 // for other uses); the benchmark's device loop chooses the token on the GPU and returns nothing.
 
 import (
-	_ "embed"
 	"errors"
 	"fmt"
 	"math"
@@ -27,109 +26,10 @@ import (
 	"mqa/models"
 )
 
-//go:embed kernels/decode.cu
-var decodeSource string
-
-var decodeKernelNames = []string{
-	"k_decode_attn_f32", "k_decode_attn_f32_r1", "k_decode_attn_f32_r2", "k_decode_attn_f32_r4",
-	"k_decode_attn_bf16", "k_decode_attn_bf16_r1", "k_decode_attn_bf16_r2", "k_decode_attn_bf16_r4",
-	"k_decode_mma_f32_d16", "k_decode_mma_f32_d32", "k_decode_mma_f32_d64", "k_decode_mma_f32_d128",
-	"k_decode_mma_bf16_d16", "k_decode_mma_bf16_d32", "k_decode_mma_bf16_d64", "k_decode_mma_bf16_d128",
-	"k_decode_attn_ref_f32", "k_decode_attn_ref_bf16", "k_cache_gather4", "k_cache_gather2",
-	"k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample", "k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
-
-func init() {
-	infer.RegisterBackend("cuda", func(cfg models.Config, params *layers.Params, o infer.BackendOptions) (infer.Backend, error) {
-		opt, err := BackendDecodeOptions(o)
-		if err != nil {
-			return nil, err
-		}
-		return NewDecoder(cfg, params, opt)
-	})
-}
-
-// decodeAttentionStep is the launch of one DecodeAttention node (see kernels/decode.cu).
-func (e *Executor) decodeAttentionStep(p *program, pn *PlanNode, in []dptr, out, half, aux dptr) (func() error, error) {
-	d := e.d
-	op := pn.Node.Op().(ops.DecodeAttention)
-	rows := pn.Shape[0]
-	kn := p.plan.Nodes[pn.In[1]]
-	maxLen := kn.Shape[2]
-	keysCap := maxLen
-	if op.HasNew {
-		keysCap++
-	}
-	bf16 := kn.Kind == KFloatFed && p.externBF16[kn.Fed]
-	l, err := e.planDecode(op, rows, keysCap, bf16)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.fillGPU(&l, bf16, op.HeadDim); err != nil {
-		return nil, err
-	}
-	if l.Splits != max(pn.Splits, 1) {
-		return nil, fmt.Errorf("cuda: %v planned with %d splits, laid out for %d", op, l.Splits, pn.Splits)
-	}
-	q, k, v, lengths := in[0], in[1], in[2], in[len(in)-1]
-	var nk, nv dptr
-	if op.HasNew {
-		nk, nv = in[3], in[4]
-	}
-	counters := p.counters
-	return func() error {
-		return launchDecodeAttention(d, l, op, bf16, rows, maxLen, out, half, splitWork{aux, counters}, q, k, v, nk, nv, lengths)
-	}, nil
-}
-
-// splitWork is the scratch of a split decode attention: the partials (rows·h·splits·(dk+2)
-// floats, any contents) and the per-item counters of finished splits (rows·kv int32, zero
-// before the launch; the kernel leaves them zero).
-type splitWork struct{ partials, counters dptr }
-
-// planDecode is planDecodeLaunch on this GPU with the decoder's kernel and forced splits.
-func (e *Executor) planDecode(op ops.DecodeAttention, rows, keysCap int, bf16 bool) (decodeLaunch, error) {
-	l, err := planDecodeLaunch(op, rows, keysCap, e.d.sms, e.decKernel, bf16)
-	if err == nil && l.Fast && e.decSplits > 0 {
-		l.Splits = e.decSplits
-	}
-	return l, err
-}
-
-// launchDecodeAttention runs one DecodeAttention over rows sequences as l plans it (the
-// reference kernel, or a split kernel, whose last split of each item combines the partials in
-// w), writing out and, if outh is set, its bf16 copy; with new rows (nk, nv) the kernel also
-// appends them to the cache at each row's length. bf16 says the cache k, v holds bf16.
-func launchDecodeAttention(d *driver, l decodeLaunch, op ops.DecodeAttention, bf16 bool, rows, maxLen int,
-	out, outh dptr, w splitWork, q, k, v, nk, nv, lengths dptr) error {
-	kv, r, dk, h := op.KVHeads, op.Heads/op.KVHeads, op.HeadDim, op.Heads
-	scale := float32(op.Scale)
-	suffix := "_f32"
-	if bf16 {
-		suffix = "_bf16"
-	}
-	if !l.Fast {
-		return d.launch("k_decode_attn_ref"+suffix, [3]int{rows * h, 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, q, k, v, nk, nv,
-			lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale)
-	}
-	s := l.Splits
-	var wsO, wsM, wsL, counters dptr
-	if s > 1 {
-		if w.partials == 0 || w.counters == 0 {
-			return fmt.Errorf("cuda: %v with %d splits has no workspace", op, s)
-		}
-		wsO = w.partials
-		wsM = wsO.add(4 * rows * h * s * dk)
-		wsL = wsM.add(4 * rows * h * s)
-		counters = w.counters
-	}
-	if l.MMA {
-		items := rows * kv * s
-		return d.launch(mmaDecodeKernel(bf16, dk), [3]int{min(l.Blocks, items), 1, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, wsO, wsM, wsL,
-			counters, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(maxLen), int32(op.Window), scale, int32(s), int32(items))
-	}
-	return d.launch(fastDecodeKernel(suffix, r), [3]int{rows * kv, s, 1}, [3]int{l.Threads, 1, 1}, l.SmemBytes, out, outh, wsO, wsM,
-		wsL, counters, q, k, v, nk, nv, lengths, int32(kv), int32(r), int32(dk), int32(maxLen), int32(op.Window), scale, int32(s))
-}
+// decoderKernels are the kernels the decoder launches outside any node: caches and memory
+// for beams, the device's token choice and ranking, and the benchmark's fills and copies.
+var decoderKernels = []string{"k_cache_gather4", "k_cache_gather2", "k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample",
+	"k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
 // Decoder is the GPU infer.Backend of one model. Its parameters stay on the GPU; compiled
 // decode steps (with their caches) are kept per (rows, capacity rounded up to 16, source
@@ -142,8 +42,7 @@ type Decoder struct {
 	Device string
 
 	params   *layers.Params
-	e        *Executor
-	names    []string
+	rt       *gpuRuntime
 	progs    map[[3]int]*decodeProgram
 	order    [][3]int
 	encoders map[[2]int]*program
@@ -172,56 +71,52 @@ func NewDecoder(cfg models.Config, params *layers.Params, opt DecodeOptions) (*D
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, names: params.Names(), progs: map[[3]int]*decodeProgram{},
-		encoders: map[[2]int]*program{}}
-	e := &Executor{opt: Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, w: newWorker(), names: dec.names,
-		decKernel: opt.Kernel, decSplits: opt.Splits}
-	if err := e.setMath(opt.Math); err != nil {
-		e.Close() // its worker
+	rt, err := newGPURuntime(Options{Math: opt.Math, Reuse: true, Memory: opt.Memory}, params.Names(), 0)
+	if err != nil {
 		return nil, err
 	}
-	dec.e = e
-	err := e.w.do(func() error {
-		d, err := newDriver()
-		if err != nil {
-			return err
-		}
-		e.d, e.Device = d, d.name
-		if err := d.setBudget(opt.Memory); err != nil {
-			return err
-		}
+	rt.decKernel, rt.decSplits = opt.Kernel, opt.Splits
+	dec := &Decoder{Cfg: cfg, Opt: opt, params: params, rt: rt, progs: map[[3]int]*decodeProgram{},
+		encoders: map[[2]int]*program{}}
+	err = rt.w.do(func() error {
+		d := rt.d
 		dec.stepActs = arena{mem: d, onMove: dec.dropSteps}
 		dec.encActs = arena{mem: d, onMove: dec.dropEncoders}
 		dec.Device = fmt.Sprintf("%s (sm_%d%d, %d SMs)", d.name, d.cc[0], d.cc[1], d.sms)
-		if err := e.loadKernels(); err != nil {
-			return err
-		}
-		for _, n := range dec.names {
-			t := params.Get(n)
-			if _, ok := t.Data().([]float32); !ok {
-				return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
-			}
-			e.sizes = append(e.sizes, t.Shape().TotalSize())
-		}
-		if e.state, e.params, err = d.allocTensors(e.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.names))); err != nil {
-			return err
-		}
-		for i, n := range dec.names {
-			data := params.Get(n).Data().([]float32)
-			if err := d.upload(e.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
-				return err
-			}
-		}
-		if err := e.uploadHalf(); err != nil {
-			return err
-		}
-		return d.sync()
+		return dec.uploadParams()
 	})
 	if err != nil {
-		e.Close()
+		rt.close()
 		return nil, err
 	}
 	return dec, nil
+}
+
+// uploadParams copies the parameters to the GPU, one block holding them all, with their bf16
+// copies for BF16 GEMMs. Worker thread.
+func (dec *Decoder) uploadParams() error {
+	rt, d := dec.rt, dec.rt.d
+	for _, n := range dec.rt.names {
+		t := dec.params.Get(n)
+		if _, ok := t.Data().([]float32); !ok {
+			return fmt.Errorf("cuda decode: parameter %s is %v (float32 only)", n, t.Dtype())
+		}
+		rt.sizes = append(rt.sizes, t.Shape().TotalSize())
+	}
+	var err error
+	if rt.state, rt.params, err = d.allocTensors(rt.sizes, 4, fmt.Sprintf("parameters (%d tensors)", len(dec.rt.names))); err != nil {
+		return err
+	}
+	for i, n := range dec.rt.names {
+		data := dec.params.Get(n).Data().([]float32)
+		if err := d.upload(rt.params[i], unsafe.Pointer(&data[0]), 4*len(data)); err != nil {
+			return err
+		}
+	}
+	if err := rt.uploadHalf(); err != nil {
+		return err
+	}
+	return d.sync()
 }
 
 // Config is the model's configuration.
@@ -233,13 +128,14 @@ func (dec *Decoder) Close() error {
 		return nil
 	}
 	dec.closed = true
-	dec.e.w.do(func() error {
+	dec.rt.w.do(func() error {
 		dec.dropPrograms()
 		dec.stepActs.release()
 		dec.encActs.release()
 		return nil
 	})
-	return dec.e.Close()
+	dec.rt.close()
+	return nil
 }
 
 // dropPrograms frees every compiled step and encoder (worker thread).
@@ -251,7 +147,7 @@ func (dec *Decoder) dropPrograms() {
 // dropSteps frees every compiled step with its caches; their Steppers then refuse to step.
 func (dec *Decoder) dropSteps() {
 	for _, dp := range dec.progs {
-		dp.free(dec.e.d)
+		dp.free(dec.rt.d)
 	}
 	dec.progs, dec.order = map[[3]int]*decodeProgram{}, nil
 }
@@ -260,7 +156,7 @@ func (dec *Decoder) dropSteps() {
 // memory when a Translation starts, so none is in use between calls).
 func (dec *Decoder) dropEncoders() {
 	for _, p := range dec.encoders {
-		p.free(dec.e.d)
+		p.free(dec.rt.d)
 	}
 	dec.encoders = map[[2]int]*program{}
 }
@@ -327,101 +223,30 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	if len(dec.order) >= maxPrograms {
 		old := dec.order[0]
 		dec.order = dec.order[1:]
-		dec.progs[old].free(dec.e.d)
+		dec.progs[old].free(dec.rt.d)
 		delete(dec.progs, old)
 	}
-	e, d, cfg := dec.e, dec.e.d, dec.Cfg
-	g, err := models.BuildDecodeStep(dec.params, cfg, rows, maxLen, srcLen)
+	g, err := models.BuildDecodeStep(dec.params, dec.Cfg, rows, maxLen, srcLen)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := NewDecodePlan(g, dec.names)
+	plan, err := NewDecodePlan(g, dec.rt.names)
 	if err != nil {
 		return nil, err
 	}
 	dp := &decodeProgram{key: key, rows: rows, maxLen: maxLen, srcLen: srcLen, elem: dec.cacheElem(), lens: make([]int, rows),
 		parentsHost: make([]int32, rows), owner: -1}
-	for i := range plan.Nodes {
-		pn := &plan.Nodes[i]
-		if pn.Kind != KDecodeAttention {
-			continue
-		}
-		op := pn.Node.Op().(ops.DecodeAttention)
-		keys := plan.Nodes[pn.In[1]].Shape[2]
-		if op.HasNew {
-			keys++
-		}
-		l, err := e.planDecode(op, rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
-		if err != nil {
-			return nil, err
-		}
-		pn.Splits = l.Splits
-		if op.HasNew {
-			dp.splits = l.Splits
-		}
-	}
-	// caches [L][K|V][rows, kv, maxLen, dk], then memory [L][K|V][rows, kv, srcLen, dk] (float32)
-	L := cfg.Layers
-	layerElems := rows * cfg.KVHeads * maxLen * cfg.HeadDim
-	memElems := rows * cfg.KVHeads * srcLen * cfg.HeadDim
-	cacheBytes := align(int64(layerElems * dp.elem))
-	memBytes := align(int64(4 * memElems))
-	total := int64(2*L)*cacheBytes + int64(2*L)*memBytes
-	free := func() {
-		dp.free(d)
+	if err := dec.planSplits(plan, dp); err != nil {
+		return nil, err
 	}
 	dp.p = &program{plan: plan, extern: map[string]dptr{}, externBF16: map[string]bool{},
 		desc: fmt.Sprintf("a decode step of %d rows × %d positions", rows, maxLen)}
-	what := fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)
-	if dp.buf, err = d.alloc(total, what); errors.Is(err, errOutOfMemory) && len(dec.progs) > 0 {
-		// the kept steps' caches are in the way: drop them (their Steppers are done or will
-		// say that they were taken over) and try once more
-		dec.dropSteps()
-		dp.buf, err = d.alloc(total, what)
-	}
-	if err != nil {
+	if err := dec.allocCaches(dp); err != nil {
+		dp.free(dec.rt.d)
 		return nil, err
 	}
-	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
-		free()
-		return nil, err
-	}
-	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
-		free()
-		return nil, err
-	}
-	off := dp.buf
-	for l := 0; l < L; l++ {
-		dp.cacheK = append(dp.cacheK, off)
-		dp.cacheV = append(dp.cacheV, off.add(int(cacheBytes)))
-		off = off.add(int(2 * cacheBytes))
-		dp.p.extern[fmt.Sprintf("cache_k.%d", l)], dp.p.extern[fmt.Sprintf("cache_v.%d", l)] = dp.cacheK[l], dp.cacheV[l]
-		if dp.elem == 2 {
-			dp.p.externBF16[fmt.Sprintf("cache_k.%d", l)], dp.p.externBF16[fmt.Sprintf("cache_v.%d", l)] = true, true
-		}
-	}
-	if srcLen > 0 {
-		for l := 0; l < L; l++ {
-			dp.memK = append(dp.memK, off)
-			dp.memV = append(dp.memV, off.add(int(memBytes)))
-			off = off.add(int(2 * memBytes))
-			dp.p.extern[fmt.Sprintf("mem_k.%d", l)], dp.p.extern[fmt.Sprintf("mem_v.%d", l)] = dp.memK[l], dp.memV[l]
-		}
-	}
-	if err := d.zero(dp.buf, int(total)); err != nil {
-		free()
-		return nil, err
-	}
-	if err := e.layout(dp.p, true, &dec.stepActs); err != nil {
-		free()
-		return nil, err
-	}
-	if err := e.build(dp.p); err != nil {
-		free()
+	if err := dec.rt.prepare(dp.p, true, &dec.stepActs); err != nil {
+		dp.free(dec.rt.d)
 		return nil, err
 	}
 	p := dp.p
@@ -436,41 +261,89 @@ func (dec *Decoder) stepProgram(rows, capacity, srcLen int) (*decodeProgram, err
 	return dp, nil
 }
 
-// mmaDecodeKernel names the tensor-core kernel's instance for a cache type and head width.
-func mmaDecodeKernel(bf16 bool, dk int) string {
-	if bf16 {
-		return fmt.Sprintf("k_decode_mma_bf16_d%d", dk)
+// planSplits sets the key-range splits of each decode attention of plan (and dp.splits, the
+// self-attention's) as this GPU and the decoder's options plan them.
+func (dec *Decoder) planSplits(plan *Plan, dp *decodeProgram) error {
+	for i := range plan.Nodes {
+		pn := &plan.Nodes[i]
+		if pn.Kind != KDecodeAttention {
+			continue
+		}
+		op := pn.Node.Op().(ops.DecodeAttention)
+		keys := plan.Nodes[pn.In[1]].Shape[2]
+		if op.HasNew {
+			keys++
+		}
+		l, err := dec.rt.planDecode(op, dp.rows, keys, dec.Opt.Cache == "bf16") // the splits do not depend on the cache type
+		if err != nil {
+			return err
+		}
+		pn.Splits = l.Splits
+		if op.HasNew {
+			dp.splits = l.Splits
+		}
 	}
-	return fmt.Sprintf("k_decode_mma_f32_d%d", dk)
+	return nil
 }
 
-// fillGPU sets the tensor-core kernel's grid, unless already set, to as many blocks as fit on
-// the GPU at once.
-func (d *driver) fillGPU(l *decodeLaunch, bf16 bool, dk int) error {
-	if !l.MMA || l.Blocks > 0 {
-		return nil
+// allocCaches allocates dp's K/V caches and cross-attention memory (one zeroed block, bound to
+// its program's float inputs), the beam-reorder scratch, the beam parents and the token
+// ranking. On failure the caller frees dp.
+func (dec *Decoder) allocCaches(dp *decodeProgram) error {
+	d, cfg, rows, maxLen := dec.rt.d, dec.Cfg, dp.rows, dp.maxLen
+	// caches [L][K|V][rows, kv, maxLen, dk], then memory [L][K|V][rows, kv, srcLen, dk] (float32)
+	L := cfg.Layers
+	layerElems := rows * cfg.KVHeads * maxLen * cfg.HeadDim
+	memElems := rows * cfg.KVHeads * dp.srcLen * cfg.HeadDim
+	cacheBytes := align(int64(layerElems * dp.elem))
+	memBytes := align(int64(4 * memElems))
+	total := int64(2*L)*cacheBytes + int64(2*L)*memBytes
+	what := fmt.Sprintf("K/V cache of %d rows × %d positions (%s)", rows, maxLen, dec.Opt.Cache)
+	var err error
+	if dp.buf, err = d.alloc(total, what); errors.Is(err, errOutOfMemory) && len(dec.progs) > 0 {
+		// the kept steps' caches are in the way: drop them (their Steppers are done or will
+		// say that they were taken over) and try once more
+		dec.dropSteps()
+		dp.buf, err = d.alloc(total, what)
 	}
-	perSM, err := d.residentBlocks(mmaDecodeKernel(bf16, dk), l.Threads, l.SmemBytes)
-	l.Blocks = max(perSM, 1) * d.sms
-	return err
-}
-
-// fastDecodeKernel names the instance of the CUDA-core split kernel for r query heads per K/V
-// head and the cache's suffix ("_f32" or "_bf16"): one compiled for exactly r (1, 2, 4), else
-// the one for up to decMaxR.
-func fastDecodeKernel(suffix string, r int) string {
-	switch r {
-	case 1, 2, 4:
-		return fmt.Sprintf("k_decode_attn%s_r%d", suffix, r)
+	if err != nil {
+		return err
 	}
-	return "k_decode_attn" + suffix
+	if dp.scratch, err = d.alloc(cacheBytes, "beam reorder scratch"); err != nil {
+		return err
+	}
+	if dp.parents, err = d.alloc(int64(4*rows), "beam parents"); err != nil {
+		return err
+	}
+	if dp.top, err = d.alloc(int64(8*rows*infer.MaxTopK), "token ranking"); err != nil {
+		return err
+	}
+	off := dp.buf
+	for l := 0; l < L; l++ {
+		dp.cacheK = append(dp.cacheK, off)
+		dp.cacheV = append(dp.cacheV, off.add(int(cacheBytes)))
+		off = off.add(int(2 * cacheBytes))
+		dp.p.extern[fmt.Sprintf("cache_k.%d", l)], dp.p.extern[fmt.Sprintf("cache_v.%d", l)] = dp.cacheK[l], dp.cacheV[l]
+		if dp.elem == 2 {
+			dp.p.externBF16[fmt.Sprintf("cache_k.%d", l)], dp.p.externBF16[fmt.Sprintf("cache_v.%d", l)] = true, true
+		}
+	}
+	if dp.srcLen > 0 {
+		for l := 0; l < L; l++ {
+			dp.memK = append(dp.memK, off)
+			dp.memV = append(dp.memV, off.add(int(memBytes)))
+			off = off.add(int(2 * memBytes))
+			dp.p.extern[fmt.Sprintf("mem_k.%d", l)], dp.p.extern[fmt.Sprintf("mem_v.%d", l)] = dp.memK[l], dp.memV[l]
+		}
+	}
+	return d.zero(dp.buf, int(total))
 }
 
 // run issues one step: the captured graph once it exists, else the launches (capturing them
 // on the second run when graphs are on). With loop, the step ends with the device's greedy
 // choice, which becomes the next step's input (k_argmax_advance).
 func (dec *Decoder) run(dp *decodeProgram, loop bool) error {
-	d := dec.e.d
+	d := dec.rt.d
 	g := &dp.stepGraph
 	if loop {
 		g = &dp.loopGraph
@@ -531,7 +404,7 @@ func (dec *Decoder) LM(batch, capacity int) (infer.Stepper, error) {
 		return nil, fmt.Errorf("decode: batch %d and room for %d tokens per sequence; the model takes 1..%d (max_len)", batch, capacity, dec.Cfg.MaxLen)
 	}
 	var s *stepper
-	err := dec.e.w.do(func() error {
+	err := dec.rt.w.do(func() error {
 		dp, err := dec.stepProgram(batch, capacity, 0)
 		if err != nil {
 			return err
@@ -573,7 +446,7 @@ func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Ste
 	}
 	srcLen = min((srcLen+7)/8*8, cfg.MaxLen) // as the CPU backend: fewer shapes, padding masked
 	var st *stepper
-	err := dec.e.w.do(func() error {
+	err := dec.rt.w.do(func() error {
 		enc, err := dec.encode(sources, srcLen)
 		if err != nil {
 			return err
@@ -583,7 +456,7 @@ func (dec *Decoder) Translation(sources [][]int, beams, capacity int) (infer.Ste
 		if err != nil {
 			return err
 		}
-		d := dec.e.d
+		d := dec.rt.d
 		rowElems := int64(cfg.KVHeads * srcLen * cfg.HeadDim)
 		n := int(rowElems) * rows
 		for l := 0; l < cfg.Layers; l++ {
@@ -618,17 +491,13 @@ func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 		if err != nil {
 			return nil, err
 		}
-		plan, err := NewEncoderPlan(g, dec.names)
+		plan, err := NewEncoderPlan(g, dec.rt.names)
 		if err != nil {
 			return nil, err
 		}
 		p = &program{plan: plan, desc: fmt.Sprintf("an encoder batch of %d × %d", len(sources), srcLen)}
-		if err := dec.e.layout(p, true, &dec.encActs); err != nil {
-			p.free(dec.e.d)
-			return nil, err
-		}
-		if err := dec.e.build(p); err != nil {
-			p.free(dec.e.d)
+		if err := dec.rt.prepare(p, true, &dec.encActs); err != nil {
+			p.free(dec.rt.d)
 			return nil, err
 		}
 		dec.encoders[key] = p
@@ -644,7 +513,7 @@ func (dec *Decoder) encode(sources [][]int, srcLen int) (*program, error) {
 		}
 		lens[i] = int32(len(s))
 	}
-	d := dec.e.d
+	d := dec.rt.d
 	if err := d.upload(p.fedDev, unsafe.Pointer(&p.fed[0]), 4*len(p.fed)); err != nil {
 		return nil, err
 	}
@@ -710,7 +579,7 @@ func (s *stepper) run(tokens []int, argmax bool) ([]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp, d := s.dp, s.dec.e.d
+	dp, d := s.dp, s.dec.rt.d
 	if err := d.upload(dp.p.fedDev, unsafe.Pointer(&dp.p.fed[0]), 4*len(dp.p.fed)); err != nil {
 		return nil, err
 	}
@@ -729,13 +598,13 @@ func (s *stepper) advance(active []bool) {
 // Step feeds one token per row and returns the logits [rows·vocab].
 func (s *stepper) Step(tokens []int) ([]float32, error) {
 	var logits []float32
-	err := s.dec.e.w.do(func() error {
+	err := s.dec.rt.w.do(func() error {
 		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
 		logits = make([]float32, s.dp.rows*s.dec.Cfg.Vocab)
-		if err := s.dec.e.d.download(unsafe.Pointer(&logits[0]), s.dp.logits, 4*len(logits)); err != nil {
+		if err := s.dec.rt.d.download(unsafe.Pointer(&logits[0]), s.dp.logits, 4*len(logits)); err != nil {
 			return err
 		}
 		s.advance(active)
@@ -754,12 +623,12 @@ func (s *stepper) StepTopK(tokens []int, k int) ([]int, []float32, error) {
 	}
 	var ids []int
 	var logp []float32
-	err := s.dec.e.w.do(func() error {
+	err := s.dec.rt.w.do(func() error {
 		active, err := s.run(tokens, false)
 		if err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
+		dp, d := s.dp, s.dec.rt.d
 		n := dp.rows * k
 		if err := d.launch("k_topk", [3]int{dp.rows, 1, 1}, blk256, 0, dp.top, dp.top.add(4*n), dp.logits, int32(vocab), int32(k)); err != nil {
 			return err
@@ -791,8 +660,8 @@ func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]
 		return nil, fmt.Errorf("decode: sampling temperature %g must be a finite number > 0", temperature)
 	}
 	var ids []int
-	err := s.dec.e.w.do(func() error {
-		dp, d := s.dp, s.dec.e.d
+	err := s.dec.rt.w.do(func() error {
+		dp, d := s.dp, s.dec.rt.d
 		if len(u) != dp.rows {
 			return fmt.Errorf("decode: %d uniform numbers for %d sequences", len(u), dp.rows)
 		}
@@ -825,11 +694,11 @@ func (s *stepper) StepSample(tokens []int, temperature float64, u []float64) ([]
 // Reorder makes row b a copy of row parents[b] (beam search): for each layer's K and V a
 // gather on the batch axis into a scratch layer and back, over the filled positions only.
 func (s *stepper) Reorder(parents []int) error {
-	return s.dec.e.w.do(func() error {
+	return s.dec.rt.w.do(func() error {
 		if err := s.check(); err != nil {
 			return err
 		}
-		dp, d := s.dp, s.dec.e.d
+		dp, d := s.dp, s.dec.rt.d
 		if len(parents) != dp.rows {
 			return fmt.Errorf("decode: %d parents for %d sequences", len(parents), dp.rows)
 		}

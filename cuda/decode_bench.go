@@ -28,8 +28,8 @@ import (
 // measureBandwidth times k_copy4 and k_read4 over 1 GiB (or a quarter of the free memory)
 // and returns GB/s (10⁹ bytes per second): copy counts the bytes read plus written.
 func (dec *Decoder) measureBandwidth() (copyGBps, readGBps float64, err error) {
-	err = dec.e.w.do(func() error {
-		d := dec.e.d
+	err = dec.rt.w.do(func() error {
+		d := dec.rt.d
 		free, _ := d.memInfo()
 		bytes := min(int64(1)<<30, free/4) &^ 255
 		src, err := d.alloc(bytes, "bandwidth probe")
@@ -78,8 +78,8 @@ func (dec *Decoder) measureBandwidth() (copyGBps, readGBps float64, err error) {
 // steps and times steps replays of the device greedy loop. It returns µs per step.
 func (dec *Decoder) timeLoop(dp *decodeProgram, ctx, steps int, rng *rand.Rand) (float64, error) {
 	var us float64
-	err := dec.e.w.do(func() error {
-		d, cfg := dec.e.d, dec.Cfg
+	err := dec.rt.w.do(func() error {
+		d, cfg := dec.rt.d, dec.Cfg
 		fill := "k_fill_hash_f32"
 		if dp.elem == 2 {
 			fill = "k_fill_hash_bf16"
@@ -215,6 +215,43 @@ func RunDecodeBench(spec DecodeBenchSpec, progress io.Writer) (*DecodeBenchResul
 	return res, nil
 }
 
+// hostStepUS is the median time in µs of a step of infer's search driven from the host, over
+// steps steps from the tokens toks: each uploads the tokens, replays the step, ranks on the GPU
+// and brings back k = 1 (greedy) or 2·beam candidates per row; beam search then reorders the
+// cache (each sequence's rows shifted by one, as a stand-in for the choice of parents, so that
+// the gather really moves rows).
+func hostStepUS(st *stepper, beam int, toks []int, steps int) (float64, error) {
+	k := min(2*beam, infer.MaxTopK)
+	if beam == 1 {
+		k = 1
+	}
+	parents := make([]int, len(toks))
+	for r := range parents {
+		parents[r] = r/beam*beam + (r+1)%beam
+	}
+	times := make([]float64, steps)
+	for i := range times {
+		t0 := time.Now()
+		ids, _, err := st.StepTopK(toks, k)
+		if err != nil {
+			return 0, err
+		}
+		if beam > 1 {
+			if err := st.Reorder(parents); err != nil {
+				return 0, err
+			}
+		}
+		times[i] = float64(time.Since(t0).Nanoseconds()) / 1e3
+		for r := range toks {
+			toks[r] = ids[r*k]
+		}
+	}
+	slices.Sort(times)
+	return times[len(times)/2], nil
+}
+
+// benchDecodePoint measures one point (batch × beam rows after ctx tokens of context): its
+// row, or, when the point does not fit in memory, the reason it was skipped.
 func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult, batch, beam, ctx int) (DecodeBenchRow, string, error) {
 	cfg := dec.Cfg
 	rows := batch * beam
@@ -232,9 +269,9 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	// memory: the caches, the memory and a rough bound on the activations (logits dominate)
 	need := dec.CacheBytes(rows, (capacity+15)/16*16, srcLen) + int64(rows)*int64(cfg.Vocab+8*cfg.FFDim+32*cfg.Dim)*4
 	var free int64
-	dec.e.w.do(func() error {
+	dec.rt.w.do(func() error {
 		dec.dropPrograms()
-		free, _ = dec.e.d.memInfo()
+		free, _ = dec.rt.d.memInfo()
 		return nil
 	})
 	desc := fmt.Sprintf("%s %s batch %d beam %d context %d: needs ≈ %s, %s free", cfg.AttentionName(), dec.Opt.Cache, batch, beam, ctx, mib(need), mib(free))
@@ -291,38 +328,9 @@ func benchDecodePoint(dec *Decoder, spec DecodeBenchSpec, res *DecodeBenchResult
 	row.StepUS, row.TokenUS = us, us/float64(batch)
 	row.Kernels, row.Splits = st.dp.kernels+1, st.dp.splits
 	if spec.HostSteps > 0 {
-		// infer's search driven from the host: each step uploads the tokens, replays the step,
-		// ranks on the GPU and brings back k = 1 (greedy) or 2·beam candidates per row; beam
-		// search then reorders the cache (each sequence's rows shifted by one, as a stand-in for
-		// the choice of parents, so that the gather really moves rows).
-		k := min(2*beam, infer.MaxTopK)
-		if beam == 1 {
-			k = 1
+		if row.HostStepUS, err = hostStepUS(st, beam, randToks(rows, cfg.Vocab), spec.HostSteps); err != nil {
+			return row, "", err
 		}
-		parents := make([]int, rows)
-		for r := range parents {
-			parents[r] = r/beam*beam + (r+1)%beam
-		}
-		toks := randToks(rows, cfg.Vocab)
-		times := make([]float64, spec.HostSteps)
-		for i := range times {
-			t0 := time.Now()
-			ids, _, err := st.StepTopK(toks, k)
-			if err != nil {
-				return row, "", err
-			}
-			if beam > 1 {
-				if err := st.Reorder(parents); err != nil {
-					return row, "", err
-				}
-			}
-			times[i] = float64(time.Since(t0).Nanoseconds()) / 1e3
-			for r := range toks {
-				toks[r] = ids[r*k]
-			}
-		}
-		slices.Sort(times)
-		row.HostStepUS = times[len(times)/2]
 	}
 	visible := float64(ctx) + float64(spec.Steps-1)/2
 	row.WeightBytes, row.KVBytes = StepBytes(st.dp.p.plan, cfg, rows, visible, srcLen, st.dp.elem, gemmElem)

@@ -27,8 +27,8 @@ func (dec *Decoder) decodeAttentionOnce(op ops.DecodeAttention, q, k, v, nk, nv 
 	rows := len(lengths)
 	n := rows * op.Heads * op.HeadDim
 	res := attnRun{out: make([]float32, n), again: make([]float32, n), outh: make([]uint16, n), k: make([]float32, len(k)), v: make([]float32, len(v))}
-	err := dec.e.w.do(func() error {
-		d := dec.e.d
+	err := dec.rt.w.do(func() error {
+		d := dec.rt.d
 		keys := maxLen
 		if op.HasNew {
 			keys++

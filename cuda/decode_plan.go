@@ -286,10 +286,6 @@ func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, leng
 	B := len(lengths)
 	out := make([]float32, B*op.Heads*dk)
 	scale := float32(op.Scale)
-	type part struct {
-		acc  []float32
-		m, l []float32
-	}
 	for b := 0; b < B; b++ {
 		for g := 0; g < kvh; g++ {
 			bg := b*kvh + g
@@ -311,95 +307,116 @@ func decodeAttnModel(op ops.DecodeAttention, q, k, v, newK, newV []float32, leng
 				return nw[bg*dk : bg*dk+dk]
 			}
 			chunk := max((total+splits-1)/splits, decTile)
-			parts := make([]part, splits)
+			parts := make([]attnPart, splits)
+			qs := q[bg*r*dk : (bg+1)*r*dk]
 			for s := 0; s < splits; s++ {
 				k0 := min(total, s*chunk)
 				k1 := min(total, k0+chunk)
-				p := part{acc: make([]float32, r*dk), m: make([]float32, r), l: make([]float32, r)}
-				for i := range p.m {
-					p.m[i] = float32(math.Inf(-1))
-				}
-				for t0 := k0; t0 < k1; t0 += decTile {
-					nt := min(decTile, k1-t0)
-					sc := make([]float32, r*nt)
-					for j := 0; j < nt; j++ {
-						kr := row(k, newK, t0+j)
-						for i := 0; i < r; i++ {
-							var a float32
-							for d := 0; d < dk; d++ {
-								a += q[(bg*r+i)*dk+d] * scale * kr[d]
-							}
-							sc[i*nt+j] = a
-						}
-					}
-					for i := 0; i < r; i++ {
-						mt := float32(math.Inf(-1))
-						for j := 0; j < nt; j++ {
-							mt = max(mt, sc[i*nt+j])
-						}
-						mnew := max(p.m[i], mt)
-						al := float32(math.Exp(float64(p.m[i] - mnew)))
-						var sum float32
-						for j := 0; j < nt; j++ {
-							e := float32(math.Exp(float64(sc[i*nt+j] - mnew)))
-							sc[i*nt+j] = e
-							sum += e
-						}
-						p.l[i] = p.l[i]*al + sum
-						p.m[i] = mnew
-						for d := 0; d < dk; d++ {
-							p.acc[i*dk+d] *= al
-						}
-					}
-					for j := 0; j < nt; j++ {
-						vr := row(v, newV, t0+j)
-						for i := 0; i < r; i++ {
-							for d := 0; d < dk; d++ {
-								p.acc[i*dk+d] += sc[i*nt+j] * vr[d]
-							}
-						}
-					}
-				}
-				parts[s] = p
+				parts[s] = attnSplit(qs, scale, r, dk, k0, k1,
+					func(kj int) []float32 { return row(k, newK, kj) }, func(kj int) []float32 { return row(v, newV, kj) })
 			}
+			combineParts(out[bg*r*dk:(bg+1)*r*dk], parts, r, dk)
+		}
+	}
+	return out
+}
+
+// attnPart is one split's result for the r query heads of one (sequence, K/V head): the
+// unnormalised output, and per head the running maximum and sum of exponentials.
+type attnPart struct {
+	acc  []float32
+	m, l []float32
+}
+
+// attnSplit runs the online softmax of the r queries qs (scaled by scale) over keys k0…k1−1,
+// a tile of decTile keys at a time; key and value give each key's row.
+func attnSplit(qs []float32, scale float32, r, dk, k0, k1 int, key, value func(int) []float32) attnPart {
+	p := attnPart{acc: make([]float32, r*dk), m: make([]float32, r), l: make([]float32, r)}
+	for i := range p.m {
+		p.m[i] = float32(math.Inf(-1))
+	}
+	for t0 := k0; t0 < k1; t0 += decTile {
+		nt := min(decTile, k1-t0)
+		sc := make([]float32, r*nt)
+		for j := 0; j < nt; j++ {
+			kr := key(t0 + j)
 			for i := 0; i < r; i++ {
-				o := out[(bg*r+i)*dk : (bg*r+i+1)*dk]
-				if splits == 1 {
-					if l := parts[0].l[i]; l > 0 {
-						for d := range o {
-							o[d] = parts[0].acc[i*dk+d] / l
-						}
-					}
-					continue
+				var a float32
+				for d := 0; d < dk; d++ {
+					a += qs[i*dk+d] * scale * kr[d]
 				}
-				M := float32(math.Inf(-1))
-				for _, p := range parts {
-					M = max(M, p.m[i])
-				}
-				if math.IsInf(float64(M), -1) {
-					continue
-				}
-				var L float32
-				acc := make([]float32, dk)
-				for _, p := range parts {
-					if math.IsInf(float64(p.m[i]), -1) {
-						continue
-					}
-					w := float32(math.Exp(float64(p.m[i] - M)))
-					L += w * p.l[i]
-					for d := range acc {
-						acc[d] += w * p.acc[i*dk+d]
-					}
-				}
-				if L > 0 {
-					for d := range o {
-						o[d] = acc[d] / L
-					}
+				sc[i*nt+j] = a
+			}
+		}
+		for i := 0; i < r; i++ {
+			mt := float32(math.Inf(-1))
+			for j := 0; j < nt; j++ {
+				mt = max(mt, sc[i*nt+j])
+			}
+			mnew := max(p.m[i], mt)
+			al := float32(math.Exp(float64(p.m[i] - mnew)))
+			var sum float32
+			for j := 0; j < nt; j++ {
+				e := float32(math.Exp(float64(sc[i*nt+j] - mnew)))
+				sc[i*nt+j] = e
+				sum += e
+			}
+			p.l[i] = p.l[i]*al + sum
+			p.m[i] = mnew
+			for d := 0; d < dk; d++ {
+				p.acc[i*dk+d] *= al
+			}
+		}
+		for j := 0; j < nt; j++ {
+			vr := value(t0 + j)
+			for i := 0; i < r; i++ {
+				for d := 0; d < dk; d++ {
+					p.acc[i*dk+d] += sc[i*nt+j] * vr[d]
 				}
 			}
 		}
 	}
-	return out
+	return p
+}
+
+// combineParts writes the r heads' outputs out (r·dk, zero where no key is visible) from the
+// splits' parts, as the kernel's last split does.
+func combineParts(out []float32, parts []attnPart, r, dk int) {
+	for i := 0; i < r; i++ {
+		o := out[i*dk : (i+1)*dk]
+		if len(parts) == 1 {
+			if l := parts[0].l[i]; l > 0 {
+				for d := range o {
+					o[d] = parts[0].acc[i*dk+d] / l
+				}
+			}
+			continue
+		}
+		M := float32(math.Inf(-1))
+		for _, p := range parts {
+			M = max(M, p.m[i])
+		}
+		if math.IsInf(float64(M), -1) {
+			continue
+		}
+		var L float32
+		acc := make([]float32, dk)
+		for _, p := range parts {
+			if math.IsInf(float64(p.m[i]), -1) {
+				continue
+			}
+			w := float32(math.Exp(float64(p.m[i] - M)))
+			L += w * p.l[i]
+			for d := range acc {
+				acc[d] += w * p.acc[i*dk+d]
+			}
+		}
+		if L > 0 {
+			for d := range o {
+				o[d] = acc[d] / L
+			}
+		}
+	}
 }
 
 // StepBytes counts what one decode step must read from memory: the weights it uses (gemmElem

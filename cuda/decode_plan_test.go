@@ -28,6 +28,7 @@ var decodeVariants = []decodeVariant{
 	{"lm-swiglu-sinusoidal-mqa", models.TaskLM, "swiglu", "layer", layers.PosSinusoidal, 1, true, false, 0},
 	{"translate-swiglu-sinusoidal-mqa-bias", models.TaskTranslate, "swiglu", "layer", layers.PosSinusoidal, 1, true, true, 0},
 	{"translate-relu-rope-mha", models.TaskTranslate, "relu", "rms", layers.PosRoPE, 4, false, false, 0},
+	{"lm-gelu_tanh-layer-learned-gqa2", models.TaskLM, "gelu_tanh", "layer", layers.PosLearned, 2, false, true, 0},
 }
 
 func (v decodeVariant) config(t testing.TB) models.Config {

@@ -404,17 +404,17 @@ func TestDecoderFreesCachesWhenFull(t *testing.T) {
 	// one step: its caches, a layer's reorder scratch, and its activations (generously)
 	need := dec.CacheBytes(rows, capacity, 0)*5/4 + 64<<20
 	var filler dptr
-	err := dec.e.w.do(func() error {
-		free, _ := dec.e.d.memInfo()
+	err := dec.rt.w.do(func() error {
+		free, _ := dec.rt.d.memInfo()
 		var err error
-		filler, err = dec.e.d.alloc(free-need*3/2, "test filler") // room for one step, not two
+		filler, err = dec.rt.d.alloc(free-need*3/2, "test filler") // room for one step, not two
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dec.e.w.do(func() error {
-		dec.e.d.free(filler)
+	defer dec.rt.w.do(func() error {
+		dec.rt.d.free(filler)
 		return nil
 	})
 	a, err := dec.LM(rows, capacity)
@@ -456,8 +456,8 @@ func TestTopKKernel(t *testing.T) {
 		want, wantLogp := infer.TopK(logits, c.vocab, c.k)
 		n := c.rows * c.k
 		got := make([]int32, 2*n)
-		err := dec.e.w.do(func() error {
-			d := dec.e.d
+		err := dec.rt.w.do(func() error {
+			d := dec.rt.d
 			buf, err := d.alloc(int64(4*len(logits)+8*n), "test logits")
 			if err != nil {
 				return err
@@ -506,8 +506,8 @@ func TestSampleKernel(t *testing.T) {
 			u[b] = (float64(b) + rng.Float64()) / float64(c.rows)
 		}
 		got := make([]int32, c.rows)
-		err := dec.e.w.do(func() error {
-			d := dec.e.d
+		err := dec.rt.w.do(func() error {
+			d := dec.rt.d
 			uOff := (4*len(logits) + 7) / 8 * 8 // the u are doubles
 			buf, err := d.alloc(int64(uOff+12*c.rows), "test logits")
 			if err != nil {

@@ -103,9 +103,8 @@ type driver struct {
 	meter  memoryMeter
 }
 
-func newDriver() (*driver, error) { return newDriverOn(0) }
-
-// newDriverOn is newDriver on GPU ordinal (a data-parallel rank's GPU).
+// newDriverOn makes the driver of GPU ordinal (0, or a data-parallel rank's GPU): its context,
+// stream, cuBLAS handle and workspace.
 func newDriverOn(ordinal int) (*driver, error) {
 	if err := check("cuInit (is an NVIDIA driver installed and a GPU visible?)", C.cuInit(0)); err != nil {
 		return nil, err

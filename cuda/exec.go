@@ -3,28 +3,17 @@
 package cuda
 
 import (
-	_ "embed"
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"unsafe"
 
-	"gorgonia.org/cu/nvrtc"
 	gg "gorgonia.org/gorgonia"
 
 	"mqa/layers/ops"
 	"mqa/models"
 	"mqa/train"
 )
-
-//go:embed kernels/kernels.cu
-var kernelSource string
-
-var kernelNames = []string{"k_add", "k_add_norm", "k_to_bf16", "k_bias_add", "k_col_sum", "k_col_sum_xhat", "k_permute", "k_permute4", "k_gather",
-	"k_scatter_add", "k_dropout", "k_rope", "k_act", "k_act_grad", "k_norm", "k_norm_rows", "k_add_norm_rows", "k_norm_stats", "k_norm_grad_x",
-	"k_softmax", "k_softmax_grad", "k_xent_rows", "k_xent_reduce", "k_xent_grad", "k_accum", "k_sumsq", "k_adamw",
-	"k_count"}
 
 func init() {
 	train.RegisterExecutor("cuda", func(t *train.Trainer) (train.Executor, error) { return New(t, OptionsFromEnv()) })
@@ -51,56 +40,23 @@ func OptionsFromEnv() Options {
 	return o
 }
 
-// worker runs closures on one locked OS thread, which owns the CUDA context.
-type worker struct{ ch chan func() }
-
-func newWorker() *worker {
-	w := &worker{ch: make(chan func())}
-	go func() {
-		runtime.LockOSThread()
-		for f := range w.ch {
-			f()
-		}
-	}()
-	return w
-}
-
-func (w *worker) do(f func() error) error {
-	done := make(chan error, 1)
-	w.ch <- func() { done <- f() }
-	return <-done
-}
-
-// Executor is the GPU executor of train.Executor.
+// Executor is the GPU executor of train.Executor: the runtime (parameters on the GPU,
+// programs) and the training state, AdamW moments, gradient accumulation and the scratch.
 type Executor struct {
-	t       *train.Trainer
-	opt     Options
-	w       *worker
-	d       *driver
-	compute int
-	names   []string
-	sizes   []int
-	decay   []bool
-	// state holds parameters, moments and the accumulation buffer, each 256-byte aligned.
-	state        dptr
-	params, m, v []dptr
-	acc          []dptr
-	scratch      dptr // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
-	stepMirror   uint64
-	stepKnown    bool
-	grads        []dptr                     // the gradient Apply reads
-	programs     *lru[programKey, *program] // compiled training and evaluation programs
-	acts         arena                      // the activation memory they share
-	closed       bool
-	Device       string // the GPU's name
-	decKernel    string // decode attention: "fast", "simt" or "ref" (decoding only)
-	decSplits    int    // decode attention: forced key-range splits, 0: planned (decoding only)
-	// BF16 GEMMs (Math "bf16"): every matrix product reads bf16 copies of its inputs and
-	// accumulates in FP32 into an FP32 result; half holds the parameters' copies (rewritten by
-	// every AdamW update), the programs hold their activations' copies (program.mirror).
-	bf16      bool
-	halfState dptr
-	half      []dptr
+	*gpuRuntime
+	t     *train.Trainer
+	decay []bool
+	// the runtime's state holds, per parameter, its value then its two AdamW moments (m, v),
+	// each 256-byte aligned
+	m, v       []dptr
+	acc        []dptr // the gradient accumulation buffer (allocAcc)
+	scratch    dptr   // [0:8) dropout step (u64), [8:16) grad sum of squares (f64), [256:...) loss slots (f32)
+	stepMirror uint64
+	stepKnown  bool
+	grads      []dptr                     // the gradient Apply reads
+	programs   *lru[programKey, *program] // compiled training and evaluation programs
+	acts       arena                      // the activation memory they share
+	Device     string                     // the GPU's name
 }
 
 const maxMicro = 1024
@@ -122,24 +78,13 @@ type programKey struct {
 
 // New makes a GPU executor for the trainer and uploads its parameters and moments.
 func New(t *train.Trainer, opt Options) (*Executor, error) {
-	e := &Executor{t: t, opt: opt, w: newWorker(), names: t.ParamNames()}
-	if err := e.setMath(opt.Math); err != nil {
-		e.Close() // its worker
+	rt, err := newGPURuntime(opt, t.ParamNames(), t.Rank)
+	if err != nil {
 		return nil, err
 	}
-	err := e.w.do(func() error {
-		d, err := newDriverOn(t.Rank)
-		if err != nil {
-			return err
-		}
-		e.d, e.Device = d, d.name
-		if err := d.setBudget(opt.Memory); err != nil {
-			return err
-		}
+	e := &Executor{gpuRuntime: rt, t: t, Device: rt.d.name}
+	err = e.w.do(func() error {
 		e.initPrograms(maxTrainPrograms)
-		if err := e.loadKernels(); err != nil {
-			return err
-		}
 		return e.upload()
 	})
 	if err != nil {
@@ -147,39 +92,6 @@ func New(t *train.Trainer, opt Options) (*Executor, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// setMath sets the GEMMs' compute type (and BF16 inputs) for a math mode.
-func (e *Executor) setMath(mode string) error {
-	switch mode {
-	case "fp32":
-		e.compute = computeStrict
-	case "tf32":
-		e.compute = computeTF32
-	case "bf16":
-		e.compute, e.bf16 = computeBF16, true
-	default:
-		return fmt.Errorf("cuda: unknown math mode %q (allowed: fp32, tf32, bf16)", mode)
-	}
-	return nil
-}
-
-func (e *Executor) loadKernels() error {
-	prog, err := nvrtc.CreateProgram(kernelSource+"\n"+decodeSource, "kernels.cu")
-	if err != nil {
-		return fmt.Errorf("nvrtc: %w", err)
-	}
-	defer prog.Destroy()
-	arch := fmt.Sprintf("--gpu-architecture=compute_%d%d", e.d.cc[0], e.d.cc[1])
-	if err := prog.Compile(arch, "--std=c++14"); err != nil {
-		log, _ := prog.GetLog()
-		return fmt.Errorf("nvrtc: compiling kernels.cu: %v\n%s", err, log)
-	}
-	ptx, err := prog.GetPTX()
-	if err != nil {
-		return err
-	}
-	return e.d.loadPTX(ptx, append(append([]string{}, kernelNames...), decodeKernelNames...))
 }
 
 // upload allocates the persistent state and copies parameters and moments up.
@@ -200,6 +112,7 @@ func (e *Executor) upload() error {
 	if e.scratch, err = e.d.alloc(256+4*maxMicro, "scratch"); err != nil {
 		return err
 	}
+	e.dropoutStep = e.scratch
 	off := e.state
 	for i, name := range e.names {
 		b := align(int64(4 * e.sizes[i]))
@@ -227,23 +140,6 @@ func (e *Executor) upload() error {
 	return e.d.sync()
 }
 
-// uploadHalf makes the bf16 copies of the parameters (BF16 GEMMs only).
-func (e *Executor) uploadHalf() error {
-	if !e.bf16 {
-		return nil
-	}
-	var err error
-	if e.halfState, e.half, err = e.d.allocTensors(e.sizes, 2, fmt.Sprintf("bf16 copies of the parameters (%d tensors)", len(e.sizes))); err != nil {
-		return err
-	}
-	for i, n := range e.sizes {
-		if err := e.d.launch("k_to_bf16", grid1(n, 256), blk256, 0, e.half[i], e.params[i], int32(n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Sync copies parameters and moments back into the trainer.
 func (e *Executor) Sync() error {
 	return e.w.do(func() error {
@@ -268,67 +164,21 @@ func (e *Executor) Close() error {
 	if e.closed {
 		return nil
 	}
-	e.closed = true
-	if e.d != nil {
-		e.w.do(func() error {
-			if e.programs != nil {
-				e.programs.clear()
-			}
-			e.acts.release()
-			for _, x := range []dptr{e.state, e.scratch, e.halfState} {
-				if x != 0 {
-					e.d.free(x)
-				}
-			}
-			if len(e.acc) > 0 {
-				e.d.free(e.acc[0])
-			}
-			e.d.close()
-			return nil
-		})
-	}
-	close(e.w.ch)
-	return nil
-}
-
-// program is a compiled plan: device memory and the launches of one graph.
-type program struct {
-	g          *models.Graph
-	plan       *Plan
-	addr       []dptr // per plan node
-	arena      dptr
-	consts     dptr
-	fed        []int32 // host staging of the fed int inputs, in fedNames order
-	fedDev     dptr
-	fedOff     map[string]int
-	steps      []func() error
-	graph      *cudaGraph
-	runs       int
-	training   bool
-	auxOffsets []int64
-	ownArena   bool   // arena is the program's own, not an executor's shared one
-	mirror     []dptr // BF16 GEMMs: the bf16 copy of each computed node that a GEMM reads (0: none)
-	counters   dptr   // split decode attention: finished splits per item (int32, kept zero between launches)
-	groupPtrs  dptr   // the A, B and C addresses of the GEMM groups
-	// decoding: float inputs bound to caller-owned buffers (by name), those holding bf16,
-	// and a description for error messages
-	extern     map[string]dptr
-	externBF16 map[string]bool
-	desc       string
-}
-
-func (p *program) free(d *driver) {
-	if p.graph != nil {
-		p.graph.destroy()
-	}
-	for _, x := range []dptr{p.consts, p.fedDev, p.counters, p.groupPtrs} {
-		if x != 0 {
-			d.free(x)
+	e.w.do(func() error {
+		if e.programs != nil {
+			e.programs.clear()
 		}
-	}
-	if p.ownArena && p.arena != 0 {
-		d.free(p.arena)
-	}
+		e.acts.release()
+		if e.scratch != 0 {
+			e.d.free(e.scratch)
+		}
+		if len(e.acc) > 0 {
+			e.d.free(e.acc[0])
+		}
+		return nil
+	})
+	e.close()
+	return nil
 }
 
 // initPrograms makes the executor's bounded program cache and its shared activation arena
@@ -360,11 +210,7 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 	} else {
 		shared = nil
 	}
-	if err := e.layout(p, reuse, shared); err != nil {
-		p.free(e.d)
-		return nil, err
-	}
-	if err := e.build(p); err != nil {
+	if err := e.prepare(p, reuse, shared); err != nil {
 		p.free(e.d)
 		return nil, err
 	}
@@ -372,496 +218,6 @@ func (e *Executor) compile(shape models.Shape, training, reuse, cached bool) (*p
 		e.programs.add(key, p)
 	}
 	return p, nil
-}
-
-// layout places every node's value: parameters in the state, constants and int inputs in
-// their own buffers, everything else in activation memory (see planActivations): in shared, an
-// arena the caller's programs share (grown to fit, which drops the programs laid out in it
-// before), or, with shared nil, in memory of the program's own.
-func (e *Executor) layout(p *program, reuse bool, shared *arena) error {
-	nodes := p.plan.Nodes
-	p.addr = make([]dptr, len(nodes))
-	// constants and int inputs
-	var constBytes int64
-	constOff := make([]int64, len(nodes))
-	p.fedOff = map[string]int{}
-	fedN := 0
-	for i, pn := range nodes {
-		switch pn.Kind {
-		case KConst, KIntConst:
-			constOff[i] = constBytes
-			constBytes += align(int64(4 * pn.Size))
-		case KIntFed:
-			p.fedOff[pn.Fed] = fedN
-			fedN += (pn.Size + 63) &^ 63
-		}
-	}
-	var err error
-	if p.consts, err = e.d.alloc(constBytes, "graph constants"); err != nil {
-		return err
-	}
-	p.fed = make([]int32, max(fedN, 1))
-	if p.fedDev, err = e.d.alloc(int64(4*len(p.fed)), "batch inputs"); err != nil {
-		return err
-	}
-	mirrorLast, err := e.mirrorUses(p.plan)
-	if err != nil {
-		return err
-	}
-	lay := planActivations(p.plan, e.gemmGroups(p), mirrorLast, reuse)
-	desc := p.desc
-	if p.g != nil {
-		desc = fmt.Sprintf("a %+v batch", p.g.Shape)
-	}
-	what := fmt.Sprintf("activations of %s (%d graph nodes)", desc, len(nodes))
-	if shared != nil {
-		shared.what = what
-		if err := shared.reserve(lay.top); err != nil {
-			return err
-		}
-		p.arena = shared.base
-	} else {
-		if p.arena, err = e.d.alloc(lay.top, what); err != nil {
-			return err
-		}
-		p.ownArena = true
-	}
-	for i, pn := range nodes {
-		switch {
-		case pn.Kind == KParam:
-			p.addr[i] = e.params[pn.Param]
-		case pn.Kind == KConst || pn.Kind == KIntConst:
-			p.addr[i] = p.consts.add(int(constOff[i]))
-			if err := e.uploadConst(p.addr[i], pn); err != nil {
-				return err
-			}
-		case pn.Kind == KIntFed:
-			p.addr[i] = p.fedDev.add(4 * p.fedOff[pn.Fed])
-		case pn.Kind == KFloatFed:
-			a, ok := p.extern[pn.Fed]
-			if !ok {
-				return fmt.Errorf("cuda: no buffer bound to input %s", pn.Fed)
-			}
-			p.addr[i] = a
-		case pn.Alias != i:
-			p.addr[i] = p.addr[pn.Alias]
-		default:
-			p.addr[i] = p.arena.add(int(lay.value[i]))
-		}
-	}
-	p.mirror = make([]dptr, len(nodes))
-	for i := range mirrorLast {
-		p.mirror[i] = p.arena.add(int(lay.mirror[i]))
-	}
-	p.auxOffsets = lay.aux
-	if err := e.allocCounters(p); err != nil {
-		return err
-	}
-	return e.d.sync()
-}
-
-// allocCounters gives a program with split decode attention its zeroed counters of finished
-// splits, one per (row, K/V head) of the largest such node: the nodes run one after another and
-// each leaves them zero, so they share one array.
-func (e *Executor) allocCounters(p *program) error {
-	n := 0
-	for _, pn := range p.plan.Nodes {
-		if pn.Kind == KDecodeAttention && pn.Splits > 1 {
-			n = max(n, pn.Shape[0]*pn.Node.Op().(ops.DecodeAttention).KVHeads)
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	var err error
-	if p.counters, err = e.d.alloc(int64(4*n), "decode-attention split counters"); err != nil {
-		return err
-	}
-	return e.d.zero(p.counters, 4*n)
-}
-
-// mirrorUses is bf16MirrorUses of the plan with BF16 GEMMs, else empty.
-func (e *Executor) mirrorUses(plan *Plan) (map[int]int, error) {
-	if !e.bf16 {
-		return map[int]int{}, nil
-	}
-	return bf16MirrorUses(plan)
-}
-
-// halfOf is the bf16 copy of node j's value (BF16 GEMMs).
-func (e *Executor) halfOf(p *program, j int) dptr {
-	r := p.plan.Nodes[j].Alias
-	if pn := p.plan.Nodes[r]; pn.Kind == KParam {
-		return e.half[pn.Param]
-	}
-	return p.mirror[r]
-}
-
-// gemmGroups is the plan's GEMM groups where this executor batches them: with TF32 or BF16
-// GEMMs. In strict FP32 cuBLAS runs a pointer-array batch with a slow kernel (an H200,
-// device call 11: MQA's K and V projections at batch 64 took 21 µs batched against 17 µs
-// as two GEMMs), so there each product runs on its own.
-func (e *Executor) gemmGroups(p *program) map[int][]int {
-	if e.compute == computeStrict && !e.bf16 { // computeBF16 is the same compute type
-		return nil
-	}
-	return p.plan.GEMMGroups
-}
-
-func (e *Executor) uploadConst(dst dptr, pn PlanNode) error {
-	v := pn.Node.Value()
-	if pn.Kind == KIntConst {
-		xs, ok := v.Data().([]int)
-		if !ok {
-			return fmt.Errorf("cuda: int constant %s holds %T", pn.Node.Name(), v.Data())
-		}
-		ys := make([]int32, len(xs))
-		for i, x := range xs {
-			ys[i] = int32(x)
-		}
-		err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
-		if err == nil {
-			err = e.d.sync()
-		}
-		return err
-	}
-	var ys []float32
-	switch x := v.Data().(type) {
-	case float32:
-		ys = []float32{x}
-	case float64:
-		ys = []float32{float32(x)}
-	case []float32:
-		ys = x
-	case []float64:
-		ys = make([]float32, len(x))
-		for i, f := range x {
-			ys[i] = float32(f)
-		}
-	default:
-		return fmt.Errorf("cuda: constant %s holds %T", pn.Node.Name(), v.Data())
-	}
-	if len(ys) != pn.Size {
-		return fmt.Errorf("cuda: constant %s has %d values for shape %v", pn.Node.Name(), len(ys), pn.Shape)
-	}
-	err := e.d.upload(dst, unsafe.Pointer(&ys[0]), 4*len(ys))
-	if err == nil {
-		err = e.d.sync()
-	}
-	return err
-}
-
-// normRowsMax is the widest row k_norm_rows and k_add_norm_rows take (32 lanes × NORM_PER_LANE).
-const normRowsMax = 32 * 32
-
-// norm launches a layer or RMS norm of rows × dim: y = norm(a) · gamma (+ beta), or with sum
-// set, sum = a + b and y = norm(sum) (k_add_norm); yh, if set, receives y in bf16. A warp per
-// row where the row fits its registers, else a block per row.
-func (d *driver) norm(y, yh, sum, a, b, gamma, beta dptr, rows, dim int, rms bool, eps float64) error {
-	grid, kernel, addKernel := [3]int{rows, 1, 1}, "k_norm", "k_add_norm"
-	if dim <= normRowsMax {
-		grid, kernel, addKernel = grid1(rows, 4), "k_norm_rows", "k_add_norm_rows"
-	}
-	if sum == 0 {
-		return d.launch(kernel, grid, [3]int{128, 1, 1}, 0, y, yh, a, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
-	}
-	return d.launch(addKernel, grid, [3]int{128, 1, 1}, 0, y, yh, sum, a, b, gamma, beta, int32(rows), int32(dim), b2i(rms), float32(eps))
-}
-
-func grid1(n, block int) [3]int { return [3]int{(n + block - 1) / block, 1, 1} }
-
-var blk256 = [3]int{256, 1, 1}
-
-// build turns every computed node into a launch closure with fixed addresses.
-func (e *Executor) build(p *program) error {
-	d := e.d
-	nodes := p.plan.Nodes
-	fusedAdds := map[int]bool{}
-	for _, a := range p.plan.AddNorm {
-		fusedAdds[a] = true
-	}
-	inGroup := map[int]bool{} // computed by their GEMM group's first node
-	groups := e.gemmGroups(p)
-	for f, g := range groups {
-		for _, j := range g {
-			inGroup[j] = j != f
-		}
-	}
-	var groupPtrs []uint64 // each group's A, B and C addresses (driver.gemmGroup), uploaded at the end
-	for i := range nodes {
-		pn := &nodes[i]
-		if !isComputed(pn.Kind) || inGroup[i] {
-			continue
-		}
-		out := p.addr[i]
-		in := make([]dptr, len(pn.In))
-		for k, j := range pn.In {
-			in[k] = p.addr[j]
-		}
-		shapeIn := func(k int) []int { return nodes[pn.In[k]].Shape }
-		aux := p.arena.add(int(p.auxOffsets[i]))
-		n := int32(pn.Size)
-		var step func() error
-		switch pn.Kind {
-		case KMatMul, KBatchedMatMul:
-			a, b := shapeIn(0), shapeIn(1)
-			batch, m, nn := 1, pn.Shape[0], pn.Shape[1]
-			ka := a[1]
-			if pn.TransA {
-				ka = a[0]
-			}
-			if pn.Kind == KBatchedMatMul {
-				batch, m, nn = pn.Shape[0], pn.Shape[1], pn.Shape[2]
-				ka = a[2]
-				if pn.TransA {
-					ka = a[1]
-				}
-			}
-			kb := b[len(b)-2]
-			if pn.TransB {
-				kb = b[len(b)-1]
-			}
-			if ka != kb {
-				return fmt.Errorf("cuda: %v: inner sizes %d and %d differ (shapes %v, %v)", pn.Node.Op(), ka, kb, a, b)
-			}
-			ta, tb, compute := pn.TransA, pn.TransB, e.compute
-			operand, xyType := func(j int) dptr { return p.addr[j] }, dtypeF32
-			if e.bf16 {
-				operand, xyType = func(j int) dptr { return e.halfOf(p, j) }, dtypeBF16
-			}
-			x, y := operand(pn.In[0]), operand(pn.In[1])
-			step = func() error { return d.gemm(ta, tb, m, nn, ka, batch, x, y, out, compute, xyType) }
-			if g, ok := groups[i]; ok {
-				off := 8 * len(groupPtrs)
-				for range g {
-					groupPtrs = append(groupPtrs, uint64(x))
-				}
-				for _, j := range g {
-					groupPtrs = append(groupPtrs, uint64(operand(nodes[j].In[1])))
-				}
-				for _, j := range g {
-					groupPtrs = append(groupPtrs, uint64(p.addr[j]))
-				}
-				step = func() error { return d.gemmGroup(ta, tb, m, nn, ka, len(g), p.groupPtrs.add(off), compute, xyType) }
-			}
-		case KAdd:
-			if fusedAdds[i] {
-				continue // computed by the norm that reads it
-			}
-			step = func() error { return d.launch("k_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], n) }
-		case KPermute:
-			lens, strides := permuteAxes(shapeIn(0), pn.Node.Op().(ops.Permute).Axes)
-			name, elems := "k_permute", int(n)
-			last := len(lens) - 1
-			vec := strides[last] == 1 && lens[last]%4 == 0 // whole float4 rows
-			for k := range last {
-				vec = vec && strides[k]%4 == 0
-			}
-			if vec {
-				name, elems = "k_permute4", elems/4
-				lens[last] /= 4
-				for k := range last {
-					strides[k] /= 4
-				}
-			}
-			var pa permArgs
-			pa.Rank = int32(len(lens))
-			for k := range lens {
-				pa.OS[k], pa.IS[k] = int32(lens[k]), int32(strides[k])
-			}
-			step = func() error { return d.launch(name, grid1(elems, 256), blk256, 0, out, in[0], pa, int32(elems)) }
-		case KSoftmax:
-			op := pn.Node.Op().(ops.Softmax)
-			var lengths dptr
-			if op.HasLengths {
-				lengths = in[1]
-			}
-			sh := pn.Shape
-			rows := sh[0] * sh[1]
-			step = func() error {
-				return d.launch("k_softmax", grid1(rows, 8), blk256, 0, out, in[0], lengths, int32(sh[0]), int32(sh[1]), int32(sh[2]),
-					int32(op.Groups), int32(op.QueryLen), int32(op.KeyOffset), b2i(op.Causal), int32(op.Window), float32(op.Scale))
-			}
-		case KSoftmaxGrad:
-			op := pn.Node.Op().(ops.SoftmaxGrad)
-			keys := pn.Shape[len(pn.Shape)-1]
-			rows := pn.Size / keys
-			step = func() error {
-				return d.launch("k_softmax_grad", grid1(rows, 8), blk256, 0, out, in[0], in[1], int32(rows), int32(keys), float32(op.Scale))
-			}
-		case KNorm:
-			op := pn.Node.Op().(ops.Norm)
-			rows, dim := pn.Shape[0], pn.Shape[1]
-			var beta dptr
-			if !op.RMS {
-				beta = in[2]
-			}
-			half := p.mirror[i] // written by the kernel itself (writesOwnCopy)
-			var sum, a, b dptr = 0, in[0], 0
-			if f, ok := p.plan.AddNorm[i]; ok {
-				sum, a, b = in[0], p.addr[nodes[f].In[0]], p.addr[nodes[f].In[1]]
-			}
-			step = func() error {
-				return d.norm(out, half, sum, a, b, in[1], beta, rows, dim, op.RMS, op.Eps)
-			}
-		case KNormGrad:
-			op := pn.Node.Op().(ops.NormGrad)
-			x := shapeIn(0)
-			rows, dim := x[0], x[1]
-			switch op.Wrt {
-			case 0:
-				step = func() error {
-					return d.launch("k_norm_grad_x", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, out, in[0], in[1], in[2], int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps))
-				}
-			case 1:
-				step = func() error {
-					if err := d.launch("k_norm_stats", [3]int{rows, 1, 1}, [3]int{128, 1, 1}, 0, aux, in[0], int32(rows), int32(dim), b2i(op.RMS), float32(op.Eps)); err != nil {
-						return err
-					}
-					return d.launch("k_col_sum_xhat", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[2], in[0], aux, int32(rows), int32(dim))
-				}
-			default:
-				return fmt.Errorf("cuda: %v: no gradient with respect to input %d", op, op.Wrt)
-			}
-		case KActivation, KActivationGrad:
-			var kind string
-			if a, ok := pn.Node.Op().(ops.Activation); ok {
-				kind = a.Kind
-			} else {
-				kind = pn.Node.Op().(ops.ActivationGrad).Kind
-			}
-			code := map[string]int32{ops.ReLU: 0, ops.GELU: 1, ops.SwiGLU: 2}[kind]
-			x := shapeIn(0)
-			rows, width := x[0], x[1]
-			threads := rows * width
-			if code == 2 {
-				threads /= 2
-			}
-			if pn.Kind == KActivation {
-				half := p.mirror[i] // written by the kernel itself (writesOwnCopy)
-				step = func() error {
-					return d.launch("k_act", grid1(threads, 256), blk256, 0, out, half, in[0], int32(rows), int32(width), code)
-				}
-			} else {
-				step = func() error {
-					return d.launch("k_act_grad", grid1(threads, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), code)
-				}
-			}
-		case KGather:
-			op := pn.Node.Op().(ops.Gather)
-			rows, dim := pn.Shape[0], pn.Shape[1]
-			step = func() error {
-				return d.launch("k_gather", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim), float32(op.Scale))
-			}
-		case KScatterAdd:
-			op := pn.Node.Op().(ops.ScatterAdd)
-			g := shapeIn(1)
-			step = func() error {
-				if err := d.zero(out, 4*int(n)); err != nil {
-					return err
-				}
-				return d.launch("k_scatter_add", grid1(g[0]*g[1], 256), blk256, 0, out, in[0], in[1], int32(g[0]), int32(g[1]), float32(op.Scale))
-			}
-		case KBiasAdd:
-			rows, dim := pn.Shape[0], pn.Shape[1]
-			step = func() error {
-				return d.launch("k_bias_add", grid1(int(n), 256), blk256, 0, out, in[0], in[1], int32(rows), int32(dim))
-			}
-		case KColSum:
-			dim := pn.Size
-			rows := nodes[pn.In[0]].Size / dim
-			step = func() error {
-				return d.launch("k_col_sum", grid1(dim, 32), [3]int{32, 32, 1}, 0, out, in[0], int32(rows), int32(dim))
-			}
-		case KCrossEntropy:
-			op := pn.Node.Op().(ops.CrossEntropy)
-			x := shapeIn(0)
-			step = func() error {
-				if err := d.launch("k_xent_rows", [3]int{x[0], 1, 1}, [3]int{256, 1, 1}, 0, aux, in[0], in[1], int32(x[0]), int32(x[1]), float32(op.Smoothing), int32(op.Ignore)); err != nil {
-					return err
-				}
-				return d.launch("k_xent_reduce", [3]int{1, 1, 1}, [3]int{1024, 1, 1}, 0, out, dptr(0), aux, in[1], int32(x[0]), int32(op.Ignore))
-			}
-		case KCrossEntropyGrad:
-			op := pn.Node.Op().(ops.CrossEntropyGrad)
-			x := shapeIn(0)
-			step = func() error {
-				if err := d.launch("k_count", [3]int{1, 1, 1}, [3]int{1024, 1, 1}, 0, aux, in[1], int32(x[0]), int32(op.Ignore)); err != nil {
-					return err
-				}
-				return d.launch("k_xent_grad", [3]int{x[0], 1, 1}, [3]int{256, 1, 1}, 0, out, in[0], in[1], in[2], aux, int32(x[0]), int32(x[1]), float32(op.Smoothing), int32(op.Ignore))
-			}
-		case KDropout:
-			op := pn.Node.Op().(ops.Dropout)
-			key := op.SiteKey() // the kernel mixes in the step
-			stepPtr := e.scratch
-			step = func() error {
-				return d.launch("k_dropout", grid1(int(n), 256), blk256, 0, out, in[0], n, key, stepPtr, op.P, 1/(1-op.P))
-			}
-		case KRoPE:
-			op := pn.Node.Op().(ops.RoPE)
-			rows, width := pn.Shape[0], pn.Shape[1]
-			sign := 1.0
-			if op.Inverse {
-				sign = -1
-			}
-			step = func() error {
-				return d.launch("k_rope", grid1(rows*width/2, 256), blk256, 0, out, in[0], in[1], int32(rows), int32(width), int32(op.HeadDim), op.Base, sign)
-			}
-		case KDecodeAttention:
-			var err error
-			if step, err = e.decodeAttentionStep(p, pn, in, out, p.mirror[i], aux); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("cuda: no GPU implementation of %v (%s)", pn.Node.Op(), pn.Kind)
-		}
-		p.steps = append(p.steps, step)
-		// BF16 GEMMs read bf16 copies: made here unless the node's kernel wrote one (the
-		// sum of a fused add+norm is computed by the norm, so its copy follows the norm)
-		if !writesOwnCopy(pn.Kind) {
-			p.steps = e.appendCopy(p, p.steps, i)
-		}
-		if a, ok := p.plan.AddNorm[i]; ok {
-			p.steps = e.appendCopy(p, p.steps, a)
-		}
-		for _, j := range groups[i] {
-			if j != i {
-				p.steps = e.appendCopy(p, p.steps, j)
-			}
-		}
-	}
-	if len(groupPtrs) == 0 {
-		return nil
-	}
-	var err error
-	if p.groupPtrs, err = d.alloc(int64(8*len(groupPtrs)), "GEMM group addresses"); err != nil {
-		return err
-	}
-	if err := d.upload(p.groupPtrs, unsafe.Pointer(&groupPtrs[0]), 8*len(groupPtrs)); err != nil {
-		return err
-	}
-	return d.sync()
-}
-
-// writesOwnCopy says whether a kind's kernel writes the bf16 copy of its output itself.
-func writesOwnCopy(k Kind) bool { return k == KNorm || k == KActivation || k == KDecodeAttention }
-
-// appendCopy appends the launch that writes node j's bf16 copy, if a BF16 GEMM reads it.
-func (e *Executor) appendCopy(p *program, steps []func() error, j int) []func() error {
-	h := p.mirror[j]
-	if h == 0 {
-		return steps
-	}
-	d, src, n := e.d, p.addr[j], int32(p.plan.Nodes[j].Size)
-	return append(steps, func() error { return d.launch("k_to_bf16", grid1(int(n), 256), blk256, 0, h, src, n) })
-}
-
-func b2i(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // feed stages a batch's int inputs and uploads them.

@@ -32,6 +32,7 @@ var variants = []variant{
 	{"lm-relu-layer-learned-mha", models.TaskLM, "relu", "layer", layers.PosLearned, 4, false, true, 0, 0.1},
 	{"lm-gelu-rms-rope-gqa2-window", models.TaskLM, "gelu", "rms", layers.PosRoPE, 2, true, false, 3, 0.2},
 	{"translate-swiglu-sinusoidal-mqa", models.TaskTranslate, "swiglu", "layer", layers.PosSinusoidal, 1, true, true, 0, 0.1},
+	{"lm-gelu_tanh-layer-sinusoidal-gqa2", models.TaskLM, "gelu_tanh", "layer", layers.PosSinusoidal, 2, false, true, 0, 0.1},
 }
 
 func (v variant) config(t *testing.T) models.Config {
@@ -470,8 +471,8 @@ func TestNormKernels(t *testing.T) {
 					}
 				}
 				got, gotSum, gotHalf := make([]float32, rows*dim), make([]float32, rows*dim), make([]uint16, rows*dim)
-				err := dec.e.w.do(func() error {
-					d := dec.e.d
+				err := dec.rt.w.do(func() error {
+					d := dec.rt.d
 					n := rows * dim
 					buf, err := d.alloc(int64(4*(4*n+2*dim)+2*n), "test norm")
 					if err != nil {

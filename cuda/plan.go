@@ -7,54 +7,12 @@ package cuda
 
 import (
 	"fmt"
-	"reflect"
-	"strings"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
-	"mqa/layers/ops"
 	"mqa/models"
 )
-
-// Kind is what the executor does for a node.
-type Kind int
-
-// Node kinds.
-const (
-	KParam         Kind = iota // a model parameter (persistent device buffer)
-	KConst                     // a float constant (uploaded once)
-	KIntConst                  // an int input fixed when the graph is built (positions)
-	KIntFed                    // an int input fed per batch (tokens, targets, source, lengths)
-	KReshape                   // an alias of its input's buffer
-	KMatMul                    // 2-D product, cuBLAS
-	KBatchedMatMul             // 3-D batched product, one strided-batched cuBLAS call
-	KAdd                       // elementwise sum of two same-shaped tensors
-	KPermute
-	KSoftmax
-	KSoftmaxGrad
-	KNorm
-	KNormGrad
-	KActivation
-	KActivationGrad
-	KGather
-	KScatterAdd
-	KBiasAdd
-	KColSum
-	KCrossEntropy
-	KCrossEntropyGrad
-	KDropout
-	KRoPE
-	KFloatFed        // a float input bound to a buffer the caller owns (K/V cache, cross-attention memory)
-	KDecodeAttention // ops.DecodeAttention: the fused decode-attention kernel (kernels/decode.cu)
-)
-
-var kindNames = [...]string{"param", "const", "int-const", "int-fed", "reshape", "matmul", "batched-matmul", "add",
-	"permute", "softmax", "softmax-grad", "norm", "norm-grad", "activation", "activation-grad", "gather",
-	"scatter-add", "bias-add", "col-sum", "cross-entropy", "cross-entropy-grad", "dropout", "rope", "float-fed",
-	"decode-attention"}
-
-func (k Kind) String() string { return kindNames[k] }
 
 // PlanNode is one node of a plan.
 type PlanNode struct {
@@ -221,121 +179,6 @@ func (p *Plan) fuseAddNorm() {
 			p.AddNorm[i] = a
 		}
 	}
-}
-
-func classify(pn *PlanNode, n *G.Node, paramIdx map[string]int, fed map[*G.Node]string, p *Plan) error {
-	op := n.Op()
-	if op == nil {
-		if n.Dtype() == tensor.Int {
-			pn.Int = true
-			if name, ok := fed[n]; ok {
-				pn.Kind, pn.Fed = KIntFed, name
-				return nil
-			}
-			if n.Value() == nil {
-				return fmt.Errorf("cuda plan: int input %s has no value and is not a batch input", n.Name())
-			}
-			pn.Kind = KIntConst
-			return nil
-		}
-		i, ok := paramIdx[n.Name()]
-		if !ok {
-			return fmt.Errorf("cuda plan: input %s is neither a parameter nor a batch input", n.Name())
-		}
-		if n.Dtype() != tensor.Float32 {
-			return fmt.Errorf("cuda plan: parameter %s has dtype %v (float32 only)", n.Name(), n.Dtype())
-		}
-		pn.Kind, pn.Param = KParam, i
-		return nil
-	}
-	if n.Dtype() != tensor.Float32 {
-		return fmt.Errorf("cuda plan: op %v (%T) on dtype %v (float32 only)", op, op, n.Dtype())
-	}
-	inShape := func(i int) tensor.Shape { return p.Nodes[pn.In[i]].Node.Shape() }
-	switch o := op.(type) {
-	case ops.Permute:
-		pn.Kind = KPermute
-		if len(o.Axes) > 6 {
-			return fmt.Errorf("cuda plan: %v has more than 6 axes", o)
-		}
-		if _, strides := permuteAxes(inShape(0), o.Axes); len(strides) == 1 && strides[0] == 1 {
-			// only axes of length 1 move (a decode step's [B, 1, kv, r, dk] → [B, kv, r, 1, dk]):
-			// the same memory, an alias rather than a copy
-			pn.Kind, pn.Alias = KReshape, p.Nodes[pn.In[0]].Alias
-		}
-	case ops.Softmax:
-		pn.Kind = KSoftmax
-	case ops.SoftmaxGrad:
-		pn.Kind = KSoftmaxGrad
-	case ops.Norm:
-		pn.Kind = KNorm
-	case ops.NormGrad:
-		pn.Kind = KNormGrad
-	case ops.Activation:
-		pn.Kind = KActivation
-	case ops.ActivationGrad:
-		pn.Kind = KActivationGrad
-	case ops.Gather:
-		pn.Kind = KGather
-	case ops.ScatterAdd:
-		pn.Kind = KScatterAdd
-	case ops.BiasAdd:
-		pn.Kind = KBiasAdd
-	case ops.ColSum:
-		pn.Kind = KColSum
-	case ops.CrossEntropy:
-		pn.Kind = KCrossEntropy
-	case ops.CrossEntropyGrad:
-		pn.Kind = KCrossEntropyGrad
-	case ops.Dropout:
-		pn.Kind = KDropout
-	case ops.RoPE:
-		pn.Kind = KRoPE
-	case ops.DecodeAttention:
-		pn.Kind = KDecodeAttention
-		pn.Splits = 1
-	default:
-		// Gorgonia's built-in ops are unexported types: identify them by type name and String.
-		tn := reflect.TypeOf(op).String()
-		s := op.(fmt.Stringer).String()
-		switch {
-		case tn == "gorgonia.constantScalar" || tn == "gorgonia.constantTensor":
-			if n.Value() == nil {
-				return fmt.Errorf("cuda plan: constant %v has no value", op)
-			}
-			pn.Kind = KConst
-		case tn == "gorgonia.reshapeOp":
-			pn.Kind = KReshape
-			if len(pn.In) != 1 || p.Nodes[pn.In[0]].Size != pn.Size {
-				return fmt.Errorf("cuda plan: %v changes the size", op)
-			}
-			pn.Alias = p.Nodes[pn.In[0]].Alias
-			pn.Int = p.Nodes[pn.In[0]].Int
-		case tn == "gorgonia.linAlgBinOp" && (strings.Contains(s, " × B") || strings.Contains(s, " ××× B")):
-			pn.TransA = strings.HasPrefix(s, "Aᵀ")
-			pn.TransB = strings.HasSuffix(s, "Bᵀ")
-			a, b := inShape(0), inShape(1)
-			if strings.Contains(s, "×××") {
-				pn.Kind = KBatchedMatMul
-				if len(a) != 3 || len(b) != 3 || a[0] != b[0] {
-					return fmt.Errorf("cuda plan: %v on shapes %v, %v (3-D with equal batch only)", op, a, b)
-				}
-			} else {
-				pn.Kind = KMatMul
-				if len(a) != 2 || len(b) != 2 {
-					return fmt.Errorf("cuda plan: %v on shapes %v, %v (2-D only)", op, a, b)
-				}
-			}
-		case tn == "gorgonia.elemBinOp" && strings.HasPrefix(s, "+ "):
-			if !inShape(0).Eq(inShape(1)) || !inShape(0).Eq(n.Shape()) {
-				return fmt.Errorf("cuda plan: %v with broadcasting (%v + %v) is not supported", op, inShape(0), inShape(1))
-			}
-			pn.Kind = KAdd
-		default:
-			return fmt.Errorf("cuda: op %q (%s) of node %s is not supported by the GPU executor", s, tn, n.Name())
-		}
-	}
-	return nil
 }
 
 // permuteAxes turns a permutation of a row-major tensor of shape src into the fewest output

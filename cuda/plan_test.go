@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -53,6 +54,7 @@ func TestPlanCoversModels(t *testing.T) {
 			{"relu", "layer", layers.PosSinusoidal, 4, true, false, 0, 0.1},
 			{"gelu", "rms", layers.PosLearned, 1, false, true, 0, 0},
 			{"swiglu", "layer", layers.PosRoPE, 2, false, false, 3, 0.2},
+			{"gelu_tanh", "layer", layers.PosSinusoidal, 2, false, true, 0, 0.1},
 		} {
 			cfg, err := models.Preset("tiny", task, 40)
 			if err != nil {
@@ -209,6 +211,28 @@ func TestPermuteAxes(t *testing.T) {
 			if got != want {
 				t.Fatalf("src %v axes %v (→ %v %v): element %d reads %d, want %d", src, axes, lens, strides, i, got, want)
 			}
+		}
+	}
+}
+
+// Every kind has its own name, and every op type of the table classifies to its own kind.
+func TestKindSpecs(t *testing.T) {
+	names := map[string]Kind{}
+	for k := range kindSpecs {
+		kind := Kind(k)
+		name := kind.String()
+		if name == "" {
+			t.Errorf("kind %d has no name", k)
+		}
+		if other, ok := names[name]; ok {
+			t.Errorf("kinds %d and %d are both named %q", other, k, name)
+		}
+		names[name] = kind
+		if op := kindSpecs[k].op; op != nil && opKinds[reflect.TypeOf(op)] != kind {
+			t.Errorf("%T classifies to %v, want %v", op, opKinds[reflect.TypeOf(op)], kind)
+		}
+		if op := kindSpecs[k].op; op != nil && !isComputed(kind) {
+			t.Errorf("%v lowers %T but computes no value", kind, op)
 		}
 	}
 }

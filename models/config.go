@@ -6,6 +6,7 @@ package models
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +34,7 @@ type Config struct {
 	KVHeads       int     `json:"kv_heads"`                 // key/value heads: h = MHA, 1 = MQA
 	HeadDim       int     `json:"head_dim"`                 // d_k = d_v
 	FFDim         int     `json:"ff_dim"`                   // feed-forward hidden width
-	Activation    string  `json:"activation"`               // relu, gelu or swiglu
+	Activation    string  `json:"activation"`               // relu, gelu, gelu_tanh or swiglu
 	Norm          string  `json:"norm"`                     // layer or rms
 	Positions     string  `json:"positions"`                // sinusoidal, learned or rope
 	MaxLen        int     `json:"max_len"`                  // longest sequence (positions)
@@ -71,8 +72,8 @@ func (c Config) Validate() error {
 	if c.KVHeads > 0 && c.Heads%c.KVHeads != 0 {
 		bad("heads = %d is not divisible by kv_heads = %d", c.Heads, c.KVHeads)
 	}
-	if c.Activation != ops.ReLU && c.Activation != ops.GELU && c.Activation != ops.SwiGLU {
-		bad("activation %q (allowed: relu, gelu, swiglu)", c.Activation)
+	if !slices.Contains(ops.Activations(), c.Activation) {
+		bad("activation %q (allowed: %s)", c.Activation, strings.Join(ops.Activations(), ", "))
 	}
 	if c.Norm != "layer" && c.Norm != "rms" {
 		bad("norm %q (allowed: layer, rms)", c.Norm)

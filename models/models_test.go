@@ -104,7 +104,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"heads not divisible", func(c *Config) { c.KVHeads = 3; c.Heads = 4 }, "not divisible"},
 		{"task", func(c *Config) { c.Task = "tagging" }, "allowed: lm, translate"},
-		{"activation", func(c *Config) { c.Activation = "tanh" }, "allowed: relu, gelu, swiglu"},
+		{"activation", func(c *Config) { c.Activation = "tanh" }, "allowed: relu, gelu, gelu_tanh, swiglu"},
 		{"positions", func(c *Config) { c.Positions = "alibi" }, "allowed: sinusoidal"},
 		{"dropout", func(c *Config) { c.Dropout = 1 }, "dropout"},
 		{"zero dim", func(c *Config) { c.Dim = 0 }, "dim = 0"},

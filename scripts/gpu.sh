@@ -48,7 +48,7 @@ make_stubs() {
 	done
 }
 
-# nvrtc_check compiles the kernel module (kernels.cu then decode.cu, as cuda/exec.go joins them)
+# nvrtc_check compiles the kernel module (kernels.cu then decode.cu, as cuda/runtime.go joins them)
 # with the local NVRTC (no GPU needed).
 nvrtc_check() {
 	local tmp

@@ -10,7 +10,7 @@
 //     small K/V cache;
 //   - GPT-2 (GPT2LMHeadModel) for multi-head attention with LayerNorm, learned or
 //     sinusoidal positions (the sinusoidal table becomes the position embedding) and ReLU
-//     or exact GELU;
+//     or GELU (exact, or the tanh approximation);
 //   - GPTBigCode (GPTBigCodeForCausalLM, multi_query) for the same settings with one K/V
 //     head.
 //
@@ -51,7 +51,7 @@ var architectureClass = map[string]string{
 
 // exportable says which training settings export, for refusals.
 const exportable = "settings that export: -norm rms -positions rope -activation swiglu with any -attn (Llama); " +
-	"or -norm layer -positions learned|sinusoidal -activation gelu|relu with -attn mha (GPT-2) or -attn mqa (GPTBigCode); " +
+	"or -norm layer -positions learned|sinusoidal -activation gelu|gelu_tanh|relu with -attn mha (GPT-2) or -attn mqa (GPTBigCode); " +
 	"no -window in either case"
 
 // ErrTranslation refuses translation models: no Hugging Face encoder–decoder matches them.
@@ -130,8 +130,11 @@ func Config(cfg models.Config, arch string) map[string]any {
 		return c
 	}
 	act := "relu"
-	if cfg.Activation == ops.GELU {
+	switch cfg.Activation {
+	case ops.GELU:
 		act = "gelu" // transformers' "gelu" is the exact, erf-based GELU, as mqa's
+	case ops.GELUTanh:
+		act = "gelu_new" // transformers' tanh approximation, GPT-2's own
 	}
 	for k, v := range map[string]any{
 		"n_positions":         cfg.MaxLen,

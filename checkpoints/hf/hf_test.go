@@ -276,3 +276,15 @@ func TestExportDirectory(t *testing.T) {
 		}
 	}
 }
+
+// The tanh-approximate GELU exports as transformers' "gelu_new", the same formula.
+func TestConfigGELUTanh(t *testing.T) {
+	cfg := tinyLM("layer", "learned", "gelu_tanh", 2)
+	arch, err := Architecture(cfg)
+	if err != nil || arch != GPT2 {
+		t.Fatalf("Architecture = %q, %v; want %q", arch, err, GPT2)
+	}
+	if got := Config(cfg, arch)["activation_function"]; got != "gelu_new" {
+		t.Errorf("activation_function = %v, want gelu_new", got)
+	}
+}

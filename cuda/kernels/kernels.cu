@@ -1,4 +1,4 @@
-// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (exec.go, loadKernels); every
+// Kernels of the mqa CUDA executor. Compiled at run time with NVRTC (runtime.go, loadKernels); every
 // kernel mirrors the CPU implementation of an op in mqa/layers/ops, float32 in and out.
 // Sizes are 32-bit (the executor refuses tensors of 2^31 elements or more).
 
@@ -252,7 +252,10 @@ __global__ void k_rope(float* y, const float* x, const int* pos, int n, int widt
 }
 
 // ---- activations -------------------------------------------------------------------
-// kind: 0 relu, 1 gelu (erf), 2 swiglu ([a|b] -> silu(a) * b, width = input width)
+// kind: 0 relu, 1 gelu (erf), 2 swiglu ([a|b] -> silu(a) * b, width = input width),
+// 3 gelu_tanh (x/2 * (1 + tanh(GELU_TANH_C * (x + GELU_TANH_A * x^3))))
+#define GELU_TANH_C 0.7978845608028654
+#define GELU_TANH_A 0.044715
 
 // yh, if not null, receives a bf16 copy of y (the input of a BF16 GEMM).
 __global__ void k_act(float* y, bf16_t* yh, const float* x, int n, int width, int kind) {
@@ -267,8 +270,10 @@ __global__ void k_act(float* y, bf16_t* yh, const float* x, int n, int width, in
     } else {
         if (i >= n * width) return;
         float v = x[i];
+        double u = v;
         if (kind == 0) o = v > 0.f ? v : 0.f;
-        else o = (float)(0.5 * (double)v * (1.0 + erf((double)v * 0.7071067811865476)));
+        else if (kind == 1) o = (float)(0.5 * u * (1.0 + erf(u * 0.7071067811865476)));
+        else o = (float)(0.5 * u * (1.0 + tanh(GELU_TANH_C * (u + GELU_TANH_A * u * u * u))));
     }
     y[i] = o;
     if (yh) yh[i] = to_bf16(o);
@@ -290,9 +295,14 @@ __global__ void k_act_grad(float* dx, const float* x, const float* g, int n, int
     if (i >= n * width) return;
     float v = x[i];
     if (kind == 0) dx[i] = v > 0.f ? g[i] : 0.f;
-    else {
+    else if (kind == 1) {
         double xv = v;
         double d = 0.5 * (1.0 + erf(xv * 0.7071067811865476)) + xv * exp(-xv * xv / 2) * 0.3989422804014327;
+        dx[i] = (float)((double)g[i] * d);
+    } else {
+        double xv = v;
+        double t = tanh(GELU_TANH_C * (xv + GELU_TANH_A * xv * xv * xv));
+        double d = 0.5 * (1.0 + t) + 0.5 * xv * (1.0 - t * t) * GELU_TANH_C * (1.0 + 3.0 * GELU_TANH_A * xv * xv);
         dx[i] = (float)((double)g[i] * d);
     }
 }

@@ -3,6 +3,8 @@ package ops
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -14,7 +16,13 @@ const (
 	ReLU   = "relu"
 	GELU   = "gelu"   // exact: x · Φ(x), with the normal CDF through erf
 	SwiGLU = "swiglu" // the last axis holds [a | b]; the output is silu(a) ⊙ b, half as wide
+	// GELUTanh is GELU with Φ approximated through tanh (GPT-2's and BERT's form):
+	// x/2 · (1 + tanh(√(2/π) · (x + 0.044715·x³))).
+	GELUTanh = "gelu_tanh"
 )
+
+// Activations lists the activation kinds (a new slice each call).
+func Activations() []string { return []string{ReLU, GELU, GELUTanh, SwiGLU} }
 
 // Activation applies an elementwise non-linearity to a 2-D tensor.
 type Activation struct {
@@ -24,14 +32,11 @@ type Activation struct {
 
 // NewActivation builds the node, checking the kind.
 func NewActivation(kind string, x *G.Node) (*G.Node, error) {
-	switch kind {
-	case ReLU, GELU:
-	case SwiGLU:
-		if x.Shape()[1]%2 != 0 {
-			return nil, fmt.Errorf("swiglu: width %d is odd", x.Shape()[1])
-		}
-	default:
-		return nil, fmt.Errorf("unknown activation %q (allowed: relu, gelu, swiglu)", kind)
+	if !slices.Contains(Activations(), kind) {
+		return nil, fmt.Errorf("unknown activation %q (allowed: %s)", kind, strings.Join(Activations(), ", "))
+	}
+	if kind == SwiGLU && x.Shape()[1]%2 != 0 {
+		return nil, fmt.Errorf("swiglu: width %d is odd", x.Shape()[1])
 	}
 	return G.ApplyOp(Activation{Kind: kind}, x)
 }
@@ -83,6 +88,18 @@ func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
 func geluGrad(x float64) float64 {
 	return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
 }
+
+// geluTanhC and geluTanhA are the constants of the tanh approximation: √(2/π) and 0.044715.
+const (
+	geluTanhC = 0.7978845608028654
+	geluTanhA = 0.044715
+)
+
+func geluTanh(x float64) float64 { return 0.5 * x * (1 + math.Tanh(geluTanhC*(x+geluTanhA*x*x*x))) }
+func geluTanhGrad(x float64) float64 {
+	t := math.Tanh(geluTanhC * (x + geluTanhA*x*x*x))
+	return 0.5*(1+t) + 0.5*x*(1-t*t)*geluTanhC*(1+3*geluTanhA*x*x)
+}
 func sigmoid(x float64) float64  { return 1 / (1 + math.Exp(-x)) }
 func silu(x float64) float64     { return x * sigmoid(x) }
 func siluGrad(x float64) float64 { s := sigmoid(x); return s * (1 + x*(1-s)) }
@@ -112,6 +129,10 @@ func activateRows[T float](kind string, x, y []T, width int) {
 	case GELU:
 		for i, v := range x {
 			y[i] = T(gelu(float64(v)))
+		}
+	case GELUTanh:
+		for i, v := range x {
+			y[i] = T(geluTanh(float64(v)))
 		}
 	case SwiGLU:
 		h := width / 2
@@ -202,6 +223,10 @@ func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 	case GELU:
 		for i, v := range x {
 			dx[i] = T(float64(g[i]) * geluGrad(float64(v)))
+		}
+	case GELUTanh:
+		for i, v := range x {
+			dx[i] = T(float64(g[i]) * geluTanhGrad(float64(v)))
 		}
 	case SwiGLU:
 		h := width / 2

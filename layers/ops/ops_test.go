@@ -53,6 +53,7 @@ func TestGradients(t *testing.T) {
 		}},
 		{"relu", act(ops.ReLU)},
 		{"gelu", act(ops.GELU)},
+		{"gelu_tanh", act(ops.GELUTanh)},
 		{"swiglu", act(ops.SwiGLU)},
 		{"gather", func() (*G.Node, []*G.Node, error) {
 			g := G.NewGraph()
@@ -170,6 +171,29 @@ func TestSoftmaxMask(t *testing.T) {
 			if math.Abs(sum-1) > 1e-12 {
 				t.Errorf("row sums to %g", sum)
 			}
+		}
+	}
+}
+
+// The tanh-approximate GELU at a few points (x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³))),
+// evaluated in float64 apart from this code), and within 5e-4 of the exact GELU there.
+func TestGELUTanhValues(t *testing.T) {
+	xs := []float64{-2, -0.5, 0, 1, 3}
+	want := []float64{-0.04540230591222494, -0.15428599017485606, 0, 0.8411919906082768, 2.996362607918227}
+	exact := []float64{-0.04550026389635842, -0.15426876936299344, 0, 0.8413447460685429, 2.99595030590511}
+	g := G.NewGraph()
+	x := G.NodeFromAny(g, tensor.New(tensor.WithShape(1, len(xs)), tensor.WithBacking(xs)), G.WithName("x"))
+	y, err := ops.NewActivation(ops.GELUTanh, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, y, g)
+	for i := range xs {
+		if math.Abs(got[i]-want[i]) > 1e-15 {
+			t.Errorf("gelu_tanh(%g) = %.17g, want %.17g", xs[i], got[i], want[i])
+		}
+		if math.Abs(got[i]-exact[i]) > 5e-4 {
+			t.Errorf("gelu_tanh(%g) = %g is %g from the exact GELU", xs[i], got[i], got[i]-exact[i])
 		}
 	}
 }
