@@ -41,7 +41,7 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.preset, "preset", "tiny", "model size: tiny, small, base or paper")
 	fs.StringVar(&m.attn, "attn", "mha", "attention: mha, mqa or gqa:G (G key/value heads)")
 	fs.StringVar(&m.configPath, "config", "", "a model config JSON file (replaces -preset)")
-	fs.StringVar(&m.activation, "activation", "", "feed-forward activation: relu, gelu or swiglu (default: the preset's)")
+	fs.StringVar(&m.activation, "activation", "", "feed-forward activation: relu, gelu, gelu_tanh or swiglu (default: the preset's)")
 	fs.StringVar(&m.norm, "norm", "", "layer or rms (default: the preset's)")
 	fs.StringVar(&m.positions, "positions", "", "sinusoidal, learned or rope (default: the preset's)")
 	fs.Float64Var(&m.dropout, "dropout", 0, "dropout probability")
