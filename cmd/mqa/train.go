@@ -415,7 +415,7 @@ func runLoop(ctx context.Context, tr *train.Trainer, d *rundata.Data, out string
 	}
 	if ss, ok := d.TrainSource.(train.ShapeSource); ok {
 		shapes := ss.Shapes()
-		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), shapeList(shapes))
+		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), models.FormatShapes(shapes))
 	}
 	sum, err := tr.Run(ctx, d.TrainSource, opt)
 	switch {
