@@ -76,8 +76,7 @@ func runBenchTrain(args []string) (err error) {
 // checkBenchTrainFlags checks that the given flags belong to the task, makes the
 // benchmark's model (s.Model) and reads -shapes for a translation model.
 func checkBenchTrainFlags(fs *flag.FlagSet, s *trainbench.Spec, vocab int, shapes string) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := setFlags(fs)
 	var other []string
 	switch s.Task {
 	case models.TaskLM:

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 
-	"mqa/checkpoints"
 	"mqa/infer"
 	"mqa/models"
 	"mqa/train"
@@ -49,7 +47,7 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := checkpointData(m)
+	d, err := rundata.FromCheckpoint(m)
 	if err != nil {
 		return err
 	}
@@ -78,21 +76,4 @@ func runEval(args []string) error {
 		fmt.Printf("words       %d\nword ppl    %.3f\n", r.Words, r.WordPPL)
 	}
 	return nil
-}
-
-// checkpointData returns the data settings saved with a loaded checkpoint, with its
-// tokenizers; without run.json, the preset defaults of the task's embedded corpus.
-func checkpointData(m *infer.Model) (*rundata.Data, error) {
-	d := &rundata.Data{Tok: m.Tok, SrcTok: m.SrcTok}
-	runPath := filepath.Join(m.Dir, checkpoints.RunFile)
-	if _, err := os.Stat(runPath); err == nil {
-		if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
-			return nil, err
-		}
-	} else {
-		def, _ := models.PresetTraining("small")
-		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.SeqLen, m.Cfg.MaxLen), Batch: def.Batch,
-			MaxTokens: def.MaxTokens, MaxLen: m.Cfg.MaxLen}
-	}
-	return d, nil
 }

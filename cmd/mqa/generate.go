@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -65,7 +64,7 @@ func runGenerate(args []string) error {
 	}
 	defer infer.CloseBackend(b)
 	prompts := []string{*prompt}
-	if !flagSet(fs, "prompt") {
+	if !setFlags(fs)["prompt"] {
 		if prompts, err = readLinesArg("-"); err != nil {
 			return err
 		}
@@ -122,11 +121,4 @@ func checkDevice(cmd, device string) error {
 		return fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
 	}
 	return nil
-}
-
-// flagSet reports whether the command line set the flag name (even to its default).
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,12 +15,10 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
-	"mqa/infer"
-	"mqa/infer/study"
-	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
 	"mqa/train/rundata"
+	"mqa/train/runner"
 )
 
 func init() {
@@ -288,40 +284,13 @@ func runTrain(args []string) error {
 	if err := d.CheckBatchSize(); err != nil {
 		return fmt.Errorf("train: %v: %w", err, errUsage)
 	}
-	lock, err := openFreshRunDir(*out, *force)
+	j, err := runner.New(runner.Spec{Out: *out, Force: *force, Data: d, Settings: s, Device: *device, Ranks: ranks, Preset: mf.preset, Log: os.Stderr,
+		Model: func(vocab, srcVocab int) (models.Config, error) { return mf.config(*task, vocab, srcVocab) }})
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
-	if err := d.IdentifyFiles(); err != nil {
-		return err
-	}
-	if err := d.Load(); err != nil {
-		return err
-	}
-	cfg, err := mf.config(*task, d.Tok.VocabSize(), d.SrcVocab())
-	if err != nil {
-		return err
-	}
-	tr, err := train.NewTrainerRanks(cfg, nil, s, *device, ranks)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	fmt.Fprintf(os.Stderr, "mqa train: %s %s, %s attention (%d K/V heads), d_ff %d, %d parameters, %d steps, vocab %d → %s\n",
-		cfg.Task, mf.preset, cfg.AttentionName(), cfg.KVHeads, cfg.FFDim, cfg.ParamCount(), s.Steps, cfg.Vocab, *out)
-	if d.Dropped != "" {
-		fmt.Fprintln(os.Stderr, "mqa train:", d.Dropped)
-	}
-	printBLAS(*device)
-	return prof.around(func() error { return runLoop(ctx, tr, d, *out, 0) })
-}
-
-// printBLAS says which BLAS a CPU run's matrix products use.
-func printBLAS(device string) {
-	if device == "cpu" {
-		fmt.Fprintln(os.Stderr, "mqa train: matrix products on", blas.Name())
-	}
+	defer j.Close()
+	return prof.around(func() error { return j.Train(ctx) })
 }
 
 // setFlags returns the names of the flags given on the command line.
@@ -340,121 +309,15 @@ func resumeFlagList() string {
 	return "-" + strings.Join(resumeFlags[1:], ", -")
 }
 
-// isRunEntry reports whether name is an entry that training creates in a run directory.
-func isRunEntry(name string) bool {
-	return (checkpoints.Manager{}).Owns(name) || name == checkpoints.LockFile || name == checkpoints.LogFile ||
-		strings.HasPrefix(name, ".tmp-"+checkpoints.LogFile+"-")
-}
-
-// openFreshRunDir takes the lock of the run directory out for a new run and checks what
-// is in it. An empty or new directory, or one holding only what a run that stopped before
-// its first complete checkpoint left, is cleaned and used. A directory holding an earlier
-// run's checkpoints, or files training does not create, is refused unless force; with
-// force an earlier run's checkpoints and log are deleted and every other file is kept.
-func openFreshRunDir(out string, force bool) (*checkpoints.RunLock, error) {
-	lockPath := filepath.Join(out, checkpoints.LockFile)
-	_, statErr := os.Lstat(lockPath)
-	hadLock := statErr == nil
-	lock, err := checkpoints.LockRun(out)
-	if err != nil {
-		return nil, err
-	}
-	refuse := func(err error) (*checkpoints.RunLock, error) {
-		_ = lock.Unlock()
-		if !hadLock {
-			_ = os.Remove(lockPath)
-		}
-		return nil, err
-	}
-	mgr := checkpoints.Manager{Root: out}
-	infos, err := mgr.List()
-	if err != nil {
-		return refuse(err)
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return refuse(fmt.Errorf("run directory: %w", err))
-	}
-	var foreign []string
-	for _, e := range ents {
-		if !isRunEntry(e.Name()) {
-			foreign = append(foreign, e.Name())
-		}
-	}
-	switch {
-	case len(infos) > 0 && !force:
-		return refuse(fmt.Errorf("%s already holds a training run (newest checkpoint %s); continue it with: mqa train -resume %s, or pass -force to start a new run there (deleting its checkpoints and log)",
-			out, filepath.Base(infos[len(infos)-1].Dir), out))
-	case len(foreign) > 0 && !force:
-		if len(foreign) > 3 {
-			foreign = append(foreign[:3], fmt.Sprintf("and %d more", len(foreign)-3))
-		}
-		return refuse(fmt.Errorf("%s is not empty and not an mqa run directory (it holds %s); choose another -out, or pass -force to train there all the same (files training did not create are kept)",
-			out, strings.Join(foreign, ", ")))
-	}
-	if err := cleanRunDir(out); err != nil {
-		return refuse(err)
-	}
-	for _, info := range infos {
-		if err := mgr.Remove(info.Dir); err != nil {
-			return refuse(fmt.Errorf("-force: removing the earlier run's checkpoint: %w", err))
-		}
-	}
-	if err := os.Remove(filepath.Join(out, checkpoints.LogFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return refuse(fmt.Errorf("-force: removing the earlier run's log: %w", err))
-	}
-	return lock, nil
-}
-
-// runLoop trains and reports the outcome, including how to resume after a signal.
-func runLoop(ctx context.Context, tr *train.Trainer, d *rundata.Data, out string, elapsed float64) error {
-	opt := d.RunOptions(out, "train")
-	opt.Elapsed = time.Duration(elapsed * float64(time.Second))
-	if tr.Ranks() > 1 {
-		fmt.Fprintf(os.Stderr, "mqa train: data-parallel on %d ranks; each update's global batch is split among them\n", tr.Ranks())
-	}
-	if ss, ok := d.TrainSource.(train.ShapeSource); ok {
-		shapes := ss.Shapes()
-		fmt.Fprintf(os.Stderr, "mqa train: %d batch shapes (batch×source×target): %s\n", len(shapes), models.FormatShapes(shapes))
-	}
-	sum, err := tr.Run(ctx, d.TrainSource, opt)
-	switch {
-	case errors.Is(err, train.ErrInterrupted):
-		fmt.Fprintf(os.Stderr, "mqa train: interrupted at step %d; checkpoint %s\nresume with: mqa train -resume %s\n", tr.Step, sum.Checkpoint, out)
-		return rundata.ErrInterrupted
-	case err != nil:
-		if last, lerr := (checkpoints.Manager{Root: out}).Latest(); lerr == nil {
-			return fmt.Errorf("%w (last good checkpoint: %s)", err, last)
-		}
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
-		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
-	if sum.PeakGPUBytes > 0 {
-		fmt.Fprintf(os.Stderr, "mqa train: peak GPU memory %s\n", study.GiB(sum.PeakGPUBytes))
-	}
-	return nil
-}
-
 // signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// cleanRunDir removes what an interrupted run left in the run directory dir (see
-// checkpoints.Manager.Clean) and says what it removed.
-func cleanRunDir(dir string) error {
-	removed, err := checkpoints.Manager{Root: dir}.Clean()
-	if len(removed) > 0 {
-		fmt.Fprintf(os.Stderr, "mqa train: removed what an interrupted run left in %s: %s\n", dir, strings.Join(removed, ", "))
-	}
-	return err
-}
-
-// resumeTraining continues the run in dir. Only the flags in resumeFlags may be given;
-// -steps, when given, is the run's new total (an extension keeps the schedule, see
-// scheduleNote), and the other allowed flags replace the run's settings from now on. A
-// finished run without a larger -steps is left as it is, with a message.
+// resumeTraining continues the run in dir (runner.Resume). Only the flags in resumeFlags may
+// be given; -steps, when given, is the run's new total (an extension keeps the schedule, see
+// runner.ScheduleNote), and the other allowed flags replace the run's settings from now on.
+// A finished run without a larger -steps is left as it is, with a message.
 func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFlags, set map[string]bool) error {
 	var refused []string
 	for name := range set {
@@ -473,78 +336,24 @@ func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFl
 	if checkpoints.IsComplete(dir) {
 		return fmt.Errorf("train: -resume %s names a checkpoint; resume its run instead: mqa train -resume %s: %w", dir, filepath.Dir(filepath.Clean(dir)), errUsage)
 	}
-	if _, err := (checkpoints.Manager{Root: dir}).Latest(); err != nil {
-		return fmt.Errorf("train: cannot resume %s: %w", dir, err)
-	}
-	lock, err := checkpoints.LockRun(dir)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	if err := cleanRunDir(dir); err != nil {
-		return err
-	}
-	tr, st, ckpt, err := train.ResumeRanks(dir, device, ranks, of.steps)
+	j, err := runner.Resume(runner.ResumeSpec{Dir: dir, Device: device, Ranks: ranks, Steps: of.steps, Log: os.Stderr,
+		Override: func(d *rundata.Settings) {
+			for _, o := range []struct {
+				flag string
+				dst  *int
+				v    int
+			}{{"eval-every", &d.EvalEvery, of.evalEvery}, {"ckpt-every", &d.CkptEvery, of.ckptEvery}, {"keep", &d.Keep, of.keep}, {"eval-batches", &d.EvalBatches, of.evalBatches}} {
+				if set[o.flag] {
+					*o.dst = o.v
+				}
+			}
+		}})
 	if errors.Is(err, train.ErrStepsTooFew) {
-		return fmt.Errorf("train: -steps %d: the run in %s is at step %d; -steps is the run's total, not steps to add, so give more than %d: %w", of.steps, dir, st.Step, st.Step, errUsage)
+		return fmt.Errorf("train: %v: %w", err, errUsage)
 	}
-	if err != nil {
+	if err != nil || j == nil {
 		return err
 	}
-	defer tr.Close()
-	if tr.Step >= tr.Settings.Steps {
-		fmt.Fprintf(os.Stderr, "mqa train: the run in %s has already finished all its %d steps; nothing to do (to train it further give -steps N with N > %d)\n", dir, tr.Step, tr.Step)
-		return nil
-	}
-	d := &rundata.Data{}
-	runPath := filepath.Join(ckpt, checkpoints.RunFile)
-	if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
-		return err
-	}
-	if err := d.CheckBatchSize(); err != nil {
-		return fmt.Errorf("%s: %w", runPath, err)
-	}
-	for _, o := range []struct {
-		flag string
-		dst  *int
-		v    int
-	}{{"eval-every", &d.EvalEvery, of.evalEvery}, {"ckpt-every", &d.CkptEvery, of.ckptEvery}, {"keep", &d.Keep, of.keep}, {"eval-batches", &d.EvalBatches, of.evalBatches}} {
-		if set[o.flag] {
-			*o.dst = o.v
-		}
-	}
-	if err := d.CheckFiles(d.Files()...); err != nil {
-		return err
-	}
-	if d.Tok, d.SrcTok, err = infer.LoadTokenizers(ckpt); err != nil {
-		return err
-	}
-	if err := d.Load(); err != nil {
-		return err
-	}
-	if err := d.TrainSource.Restore(st.Data); err != nil {
-		return fmt.Errorf("restoring the data position: %w", err)
-	}
-	fmt.Fprintf(os.Stderr, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)
-	if tr.Settings.Steps != st.Settings.Steps {
-		fmt.Fprintf(os.Stderr, "mqa train: extending the run from %d to %d steps; %s\n", st.Settings.Steps, tr.Settings.Steps, scheduleNote(tr.Settings.Schedule, st.Settings.Steps))
-	}
-	printBLAS(device)
-	return runLoop(ctx, tr, d, dir, st.Elapsed)
-}
-
-// scheduleNote says what the kept schedule s of a run of oldSteps steps does after them.
-func scheduleNote(s train.Schedule, oldSteps int) string {
-	kept := fmt.Sprintf("the learning-rate schedule is kept (warmup %d steps, peak %g)", s.Warmup, s.Peak)
-	switch s.Kind {
-	case train.ScheduleCosine:
-		note := fmt.Sprintf("%s: its cosine decay ends at step %d, so every later step trains at its floor %g", kept, s.Total, s.Min)
-		if s.Min == 0 {
-			note += ", which leaves the weights unchanged (the run had -min-lr 0)"
-		}
-		return note
-	case train.ScheduleInvSqrt:
-		return fmt.Sprintf("%s: its inverse-square-root decay goes on past step %d as it would have", kept, oldSteps)
-	}
-	return fmt.Sprintf("%s: the learning rate stays %g", kept, s.Peak)
+	defer j.Close()
+	return j.Train(ctx)
 }

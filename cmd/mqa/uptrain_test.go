@@ -83,7 +83,7 @@ func TestUptrainConvertOnly(t *testing.T) {
 			}
 			// The data and their order are the source's; checkpointing and validation are this run's.
 			run.UptrainedFrom, srcRun.EvalEvery, srcRun.CkptEvery, srcRun.Keep, srcRun.EvalBatches = nil, run.EvalEvery, run.CkptEvery, run.Keep, run.EvalBatches
-			if !sameData(run, srcRun) { // the files compared by identity, not by pointer
+			if !rundata.SameData(run, srcRun) { // the files compared by identity, not by pointer
 				t.Errorf("data settings %+v, want the source's %+v", run, srcRun)
 			}
 			code, js := capture(t, "eval", "-ckpt", out, "-json")
