@@ -8,23 +8,11 @@ import (
 
 	"mqa/infer"
 	"mqa/models"
-	"mqa/train"
 	"mqa/train/rundata"
 )
 
 func init() {
 	commands["eval"] = command{"perplexity of a checkpoint on held-out text", runEval}
-}
-
-// evalResult is what mqa eval prints.
-type evalResult struct {
-	Checkpoint string  `json:"checkpoint"`
-	Data       string  `json:"data"`
-	Tokens     int     `json:"tokens"`
-	NLL        float64 `json:"nll"` // nats per token
-	PPL        float64 `json:"ppl"`
-	Words      int     `json:"words,omitempty"`    // LM: whitespace-separated words
-	WordPPL    float64 `json:"word_ppl,omitempty"` // LM: exp(total NLL / words)
 }
 
 func runEval(args []string) error {
@@ -47,26 +35,14 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := rundata.FromCheckpoint(m)
+	r, err := rundata.Evaluate(m, *split, *path)
 	if err != nil {
 		return err
-	}
-	batches, words, source, err := d.LoadSplit(*split, *path)
-	if err != nil {
-		return err
-	}
-	ev, err := train.Evaluate(m.Cfg, m.Params, batches)
-	if err != nil {
-		return err
-	}
-	r := evalResult{Checkpoint: m.Dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
-	if m.Cfg.Task == models.TaskLM && words > 0 {
-		r.Words, r.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
 	}
 	if *asJSON {
 		for _, v := range []float64{r.NLL, r.PPL, r.WordPPL} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("eval: %s scores NLL %g on %s, which JSON cannot hold; run without -json to see the numbers", m.Dir, r.NLL, source)
+				return fmt.Errorf("eval: %s scores NLL %g on %s, which JSON cannot hold; run without -json to see the numbers", m.Dir, r.NLL, r.Data)
 			}
 		}
 		return json.NewEncoder(os.Stdout).Encode(r)

@@ -25,32 +25,29 @@ func init() {
 	commands["train"] = command{"train a language or translation model", runTrain}
 }
 
-// modelFlags are the flags that shape a model.
+// modelFlags are the flags that shape a model: a models.Spec, or a config file.
 type modelFlags struct {
-	preset, attn, configPath, activation, norm, positions string
-	dropout                                               float64
-	window                                                int
-	noMatch, bias, untied                                 bool
+	models.Spec
+	configPath string
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.preset, "preset", "tiny", "model size: tiny, small, base or paper")
-	fs.StringVar(&m.attn, "attn", "mha", "attention: mha, mqa or gqa:G (G key/value heads)")
+	fs.StringVar(&m.Preset, "preset", "tiny", "model size: tiny, small, base or paper")
+	fs.StringVar(&m.Attention, "attn", "mha", "attention: mha, mqa or gqa:G (G key/value heads)")
 	fs.StringVar(&m.configPath, "config", "", "a model config JSON file (replaces -preset)")
-	fs.StringVar(&m.activation, "activation", "", "feed-forward activation: relu, gelu or swiglu (default: the preset's)")
-	fs.StringVar(&m.norm, "norm", "", "layer or rms (default: the preset's)")
-	fs.StringVar(&m.positions, "positions", "", "sinusoidal, learned or rope (default: the preset's)")
-	fs.Float64Var(&m.dropout, "dropout", 0, "dropout probability")
-	fs.IntVar(&m.window, "window", 0, "local self-attention window (0: full)")
-	fs.BoolVar(&m.noMatch, "no-match", false, "do not widen d_ff of MQA/GQA to match the MHA parameter count")
-	fs.BoolVar(&m.bias, "bias", false, "biases in linear layers")
-	fs.BoolVar(&m.untied, "untied", false, "an output projection of its own instead of the tied embedding")
+	fs.StringVar(&m.Activation, "activation", "", "feed-forward activation: relu, gelu or swiglu (default: the preset's)")
+	fs.StringVar(&m.Norm, "norm", "", "layer or rms (default: the preset's)")
+	fs.StringVar(&m.Positions, "positions", "", "sinusoidal, learned or rope (default: the preset's)")
+	fs.Float64Var(&m.Dropout, "dropout", 0, "dropout probability")
+	fs.IntVar(&m.Window, "window", 0, "local self-attention window (0: full)")
+	fs.BoolVar(&m.Unmatched, "no-match", false, "do not widen d_ff of MQA/GQA to match the MHA parameter count")
+	fs.BoolVar(&m.Bias, "bias", false, "biases in linear layers")
+	fs.BoolVar(&m.Untied, "untied", false, "an output projection of its own instead of the tied embedding")
 }
 
 // config builds the model configuration for a task and vocabulary.
 func (m *modelFlags) config(task string, vocab, srcVocab int) (models.Config, error) {
 	var cfg models.Config
-	var err error
 	if m.configPath != "" {
 		if err := checkpoints.ReadJSON(m.configPath, &cfg, 1<<20); err != nil {
 			return cfg, err
@@ -63,26 +60,10 @@ func (m *modelFlags) config(task string, vocab, srcVocab int) (models.Config, er
 		}
 		return cfg, nil
 	}
-	if cfg, err = models.Preset(m.preset, task, vocab); err != nil {
-		return cfg, fmt.Errorf("%v: %w", err, errUsage)
-	}
-	if task == models.TaskTranslate && srcVocab != vocab {
-		cfg.SrcVocab = srcVocab
-	}
-	for _, o := range []struct {
-		dst *string
-		v   string
-	}{{&cfg.Activation, m.activation}, {&cfg.Norm, m.norm}, {&cfg.Positions, m.positions}} {
-		if o.v != "" {
-			*o.dst = o.v
-		}
-	}
-	cfg.Dropout, cfg.Window, cfg.Bias, cfg.TieEmbeddings = m.dropout, m.window, m.bias, !m.untied
-	kv, err := models.ParseAttention(m.attn, cfg.Heads)
+	s := m.Spec
+	s.Task, s.Vocab, s.SrcVocab = task, vocab, srcVocab
+	cfg, err := s.Config()
 	if err != nil {
-		return cfg, fmt.Errorf("%v: %w", err, errUsage)
-	}
-	if cfg, err = cfg.WithKVHeads(kv, !m.noMatch); err != nil {
 		return cfg, fmt.Errorf("%v: %w", err, errUsage)
 	}
 	return cfg, nil
@@ -257,7 +238,7 @@ func runTrain(args []string) error {
 	if err := checkTask(*task); err != nil {
 		return err
 	}
-	defaults, ok := models.PresetTraining(mf.preset)
+	defaults, ok := models.PresetTraining(mf.Preset)
 	if !ok {
 		defaults, _ = models.PresetTraining("small")
 	}
@@ -284,7 +265,7 @@ func runTrain(args []string) error {
 	if err := d.CheckBatchSize(); err != nil {
 		return fmt.Errorf("train: %v: %w", err, errUsage)
 	}
-	j, err := runner.New(runner.Spec{Out: *out, Force: *force, Data: d, Settings: s, Device: *device, Ranks: ranks, Preset: mf.preset, Log: os.Stderr,
+	j, err := runner.New(runner.Spec{Out: *out, Force: *force, Data: d, Settings: s, Device: *device, Ranks: ranks, Preset: mf.Preset, Log: os.Stderr,
 		Model: func(vocab, srcVocab int) (models.Config, error) { return mf.config(*task, vocab, srcVocab) }})
 	if err != nil {
 		return err

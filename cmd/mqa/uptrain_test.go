@@ -87,7 +87,7 @@ func TestUptrainConvertOnly(t *testing.T) {
 				t.Errorf("data settings %+v, want the source's %+v", run, srcRun)
 			}
 			code, js := capture(t, "eval", "-ckpt", out, "-json")
-			var r evalResult
+			var r rundata.Score
 			if code != 0 || json.Unmarshal([]byte(js), &r) != nil || r.Tokens == 0 || !(r.NLL > 0) {
 				t.Fatalf("eval of the converted checkpoint: exit %d, %q", code, js)
 			}

@@ -1,6 +1,7 @@
 package rundata
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 
@@ -8,6 +9,7 @@ import (
 	"mqa/data"
 	"mqa/infer"
 	"mqa/models"
+	"mqa/train"
 )
 
 // FromCheckpoint returns the data settings saved with a loaded checkpoint, with its
@@ -42,4 +44,37 @@ func SameData(a, b Settings) bool {
 		d.TrainFile, d.ValidFile, d.TestFile = nil, nil, nil
 	}
 	return a == b
+}
+
+// Score is a checkpoint's score on held-out text (mqa eval).
+type Score struct {
+	Checkpoint string  `json:"checkpoint"`
+	Data       string  `json:"data"`
+	Tokens     int     `json:"tokens"`
+	NLL        float64 `json:"nll"` // nats per token
+	PPL        float64 `json:"ppl"`
+	Words      int     `json:"words,omitempty"`    // LM: whitespace-separated words
+	WordPPL    float64 `json:"word_ppl,omitempty"` // LM: exp(total NLL / words)
+}
+
+// Evaluate scores the loaded checkpoint m on a split ("valid" or "test") of the data it
+// was trained with, or on the file path when it is not empty (see LoadSplit).
+func Evaluate(m *infer.Model, split, path string) (Score, error) {
+	d, err := FromCheckpoint(m)
+	if err != nil {
+		return Score{}, err
+	}
+	batches, words, source, err := d.LoadSplit(split, path)
+	if err != nil {
+		return Score{}, err
+	}
+	ev, err := train.Evaluate(m.Cfg, m.Params, batches)
+	if err != nil {
+		return Score{}, err
+	}
+	s := Score{Checkpoint: m.Dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
+	if m.Cfg.Task == models.TaskLM && words > 0 {
+		s.Words, s.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
+	}
+	return s, nil
 }

@@ -1,6 +1,8 @@
 package rundata
 
 import (
+	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -63,5 +65,37 @@ func TestFromCheckpoint(t *testing.T) {
 	}
 	if d, err = FromCheckpoint(m); err != nil || d.Settings != saved {
 		t.Errorf("with run.json: %+v, %v; want %+v", d.Settings, err, saved)
+	}
+}
+
+// TestEvaluate scores an untrained tiny LM on a file: the perplexity is exp(NLL), and the
+// word perplexity spreads the same total NLL over the file's words.
+func TestEvaluate(t *testing.T) {
+	tok, err := data.TrainBPE([]string{"the cat sat on the mat", "a dog sat on a log"}, 270)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := models.Preset("tiny", models.TaskLM, tok.VocabSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err := models.InitParams(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text.txt")
+	if err := os.WriteFile(text, []byte("the cat sat on the log\na dog sat\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Evaluate(&infer.Model{Dir: dir, Cfg: cfg, Params: params, Tok: tok, SrcTok: tok}, "valid", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Checkpoint != dir || s.Words != 9 || s.Tokens == 0 || !(s.NLL > 0) || math.Abs(s.PPL-math.Exp(s.NLL)) > 1e-9*s.PPL {
+		t.Fatalf("score %+v: want 9 words, tokens, and ppl = exp(nll)", s)
+	}
+	if want := math.Exp(s.NLL * float64(s.Tokens) / 9); math.Abs(s.WordPPL-want) > 1e-9*want {
+		t.Errorf("word ppl %g, want %g", s.WordPPL, want)
 	}
 }
