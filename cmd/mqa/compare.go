@@ -57,18 +57,7 @@ func runCompare(args []string) error {
 	if !ok {
 		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.Preset, errUsage)
 	}
-	if r.Steps == 0 {
-		r.Steps = def.CompareSteps
-	}
-	if r.BLEULines < 0 {
-		r.BLEULines = def.BLEULines
-	}
-	if r.DecodeBatch == 0 {
-		r.DecodeBatch = def.DecodeBatch
-	}
-	if r.Dropout < 0 {
-		r.Dropout = def.CompareDropout
-	}
+	r.FillDefaults(def)
 	r.Attns = splitList(*attn)
 	r.Tasks = splitList(*tasks)
 	if r.Steps < 1 || len(r.Attns) == 0 || len(r.Tasks) == 0 {

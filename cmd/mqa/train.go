@@ -70,30 +70,24 @@ func (m *modelFlags) config(task string, vocab, srcVocab int) (models.Config, er
 }
 
 // optFlags are the optimisation flags.
-type optFlags struct {
-	steps, warmup, accum, evalEvery, ckptEvery, keep, evalBatches int
-	lr, minLR, clip, wd, smoothing                                float64
-	schedule                                                      string
-	seed                                                          uint64
-	skipNonFinite                                                 bool
-}
+type optFlags struct{ runner.Options }
 
 func (o *optFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&o.steps, "steps", 0, "training steps (default: the preset's)")
-	fs.IntVar(&o.warmup, "warmup", -1, "warmup steps (default: a tenth of the steps, at most 400)")
-	fs.IntVar(&o.accum, "accum", 1, "micro-batches per update (gradient accumulation)")
-	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (default: the preset's)")
-	fs.Float64Var(&o.minLR, "min-lr", 0, "floor of the learning rate")
-	fs.StringVar(&o.schedule, "schedule", train.ScheduleInvSqrt, "after warmup: invsqrt, cosine or constant")
-	fs.Float64Var(&o.clip, "clip", 1, "global gradient-norm clipping (0: none)")
-	fs.Float64Var(&o.wd, "wd", 0.01, "AdamW weight decay (matrices only)")
-	fs.Float64Var(&o.smoothing, "smoothing", 0.1, "label smoothing")
-	fs.Uint64Var(&o.seed, "seed", 1, "random seed (weights, data order, dropout)")
-	fs.IntVar(&o.evalEvery, "eval-every", 0, "validate every N steps (default: 10 times a run)")
-	fs.IntVar(&o.ckptEvery, "ckpt-every", 0, "checkpoint every N steps (default: 10 times a run)")
-	fs.IntVar(&o.keep, "keep", 3, "checkpoints kept besides the best (0: all)")
-	fs.IntVar(&o.evalBatches, "eval-batches", 16, "validation batches used during training, for the log and the best checkpoint (0: all); the final validation uses all")
-	fs.BoolVar(&o.skipNonFinite, "skip-nonfinite", false, "skip updates with a NaN/Inf loss or gradient instead of stopping")
+	fs.IntVar(&o.Steps, "steps", 0, "training steps (default: the preset's)")
+	fs.IntVar(&o.Warmup, "warmup", -1, "warmup steps (default: a tenth of the steps, at most 400)")
+	fs.IntVar(&o.Accum, "accum", 1, "micro-batches per update (gradient accumulation)")
+	fs.Float64Var(&o.LR, "lr", 0, "peak learning rate (default: the preset's)")
+	fs.Float64Var(&o.MinLR, "min-lr", 0, "floor of the learning rate")
+	fs.StringVar(&o.Schedule, "schedule", train.ScheduleInvSqrt, "after warmup: invsqrt, cosine or constant")
+	fs.Float64Var(&o.Clip, "clip", 1, "global gradient-norm clipping (0: none)")
+	fs.Float64Var(&o.WeightDecay, "wd", 0.01, "AdamW weight decay (matrices only)")
+	fs.Float64Var(&o.Smoothing, "smoothing", 0.1, "label smoothing")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed (weights, data order, dropout)")
+	fs.IntVar(&o.EvalEvery, "eval-every", 0, "validate every N steps (default: 10 times a run)")
+	fs.IntVar(&o.CkptEvery, "ckpt-every", 0, "checkpoint every N steps (default: 10 times a run)")
+	fs.IntVar(&o.Keep, "keep", 3, "checkpoints kept besides the best (0: all)")
+	fs.IntVar(&o.EvalBatches, "eval-batches", 16, "validation batches used during training, for the log and the best checkpoint (0: all); the final validation uses all")
+	fs.BoolVar(&o.SkipNonFinite, "skip-nonfinite", false, "skip updates with a NaN/Inf loss or gradient instead of stopping")
 }
 
 // checkRuntime rejects negative values of the flags that only say how often to validate
@@ -102,7 +96,7 @@ func (o *optFlags) checkRuntime() error {
 	for _, v := range []struct {
 		name string
 		n    int
-	}{{"steps", o.steps}, {"eval-every", o.evalEvery}, {"ckpt-every", o.ckptEvery}, {"keep", o.keep}, {"eval-batches", o.evalBatches}} {
+	}{{"steps", o.Steps}, {"eval-every", o.EvalEvery}, {"ckpt-every", o.CkptEvery}, {"keep", o.Keep}, {"eval-batches", o.EvalBatches}} {
 		if v.n < 0 {
 			return fmt.Errorf("-%s %d must not be negative: %w", v.name, v.n, errUsage)
 		}
@@ -110,54 +104,37 @@ func (o *optFlags) checkRuntime() error {
 	return nil
 }
 
+// settings checks the flags and returns the training settings (runner.Options.Settings).
 func (o *optFlags) settings(d models.Training) (train.Settings, error) {
 	if err := o.checkRuntime(); err != nil {
 		return train.Settings{}, err
 	}
-	steps, lr := o.steps, o.lr
-	if steps == 0 {
-		steps = d.Steps
-	}
-	if lr == 0 {
-		lr = d.LR
-	}
-	s := train.DefaultSettings(steps)
-	s.Schedule.Kind, s.Schedule.Peak, s.Schedule.Min = o.schedule, lr, o.minLR
-	if o.warmup >= 0 {
-		s.Schedule.Warmup = o.warmup
-	}
-	s.Clip, s.WeightDecay, s.LabelSmoothing, s.Accum, s.Seed, s.SkipNonFinite = o.clip, o.wd, o.smoothing, o.accum, o.seed, o.skipNonFinite
-	if err := s.Validate(); err != nil {
+	s, err := o.Options.Settings(d)
+	if err != nil {
 		return s, fmt.Errorf("%v: %w", err, errUsage)
-	}
-	if o.evalEvery == 0 {
-		o.evalEvery = max(1, steps/10)
-	}
-	if o.ckptEvery == 0 {
-		o.ckptEvery = max(1, steps/10)
 	}
 	return s, nil
 }
 
-// dataFlags are the data flags.
+// dataFlags are the data flags: where the data come from and their sizes (0: the preset's).
 type dataFlags struct {
-	corpus, trainPath, validPath, testPath, tokPath string
-	vocab, seqLen, batch, maxTokens, maxLen         int
-	separateVocab                                   bool
+	rundata.Settings
+	tokPath       string
+	separateVocab bool
 }
 
 func (f *dataFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.corpus, "corpus", "", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: lm-en for lm, bible.en-es for translate)")
-	fs.StringVar(&f.trainPath, "train", "", "training file (text: a document a line; TSV: source<TAB>target, or SRC,TGT line-aligned files; gzip allowed) instead of the corpus")
-	fs.StringVar(&f.validPath, "valid", "", "validation file instead of the corpus's")
-	fs.StringVar(&f.testPath, "test", "", "test file instead of the corpus's")
+	fs.StringVar(&f.Corpus, "corpus", "", "embedded corpus: lm-en, bible.en-es or lohelp.en-de (default: lm-en for lm, bible.en-es for translate)")
+	fs.StringVar(&f.Train, "train", "", "training file (text: a document a line; TSV: source<TAB>target, or SRC,TGT line-aligned files; gzip allowed) instead of the corpus")
+	fs.StringVar(&f.Valid, "valid", "", "validation file instead of the corpus's")
+	fs.StringVar(&f.Test, "test", "", "test file instead of the corpus's")
 	fs.StringVar(&f.tokPath, "tokenizer", "", "a tokenizer JSON to use instead of training one")
-	fs.IntVar(&f.vocab, "vocab", 0, "BPE vocabulary size (default: the preset's)")
+	fs.IntVar(&f.Vocab, "vocab", 0, "BPE vocabulary size (default: the preset's)")
 	fs.BoolVar(&f.separateVocab, "separate-vocab", false, "translation: separate source and target vocabularies")
-	fs.IntVar(&f.seqLen, "seq", 0, "LM window length (default: the preset's)")
-	fs.IntVar(&f.batch, "batch", 0, "LM windows per batch (default: the preset's)")
-	fs.IntVar(&f.maxTokens, "max-tokens", 0, "translation: padded tokens per batch (default: the preset's)")
-	fs.IntVar(&f.maxLen, "max-len", 0, "translation: longest source or target kept, in tokens (default: the preset's)")
+	fs.IntVar(&f.SeqLen, "seq", 0, "LM window length (default: the preset's)")
+	fs.IntVar(&f.Batch, "batch", 0, "LM windows per batch (default: the preset's)")
+	fs.IntVar(&f.MaxTokens, "max-tokens", 0, "translation: padded tokens per batch (default: the preset's)")
+	fs.IntVar(&f.MaxLen, "max-len", 0, "translation: longest source or target kept, in tokens (default: the preset's)")
 }
 
 // validate rejects negative sizes and windows longer than the model's max_len (0 means the
@@ -166,34 +143,27 @@ func (f *dataFlags) validate(maxLen int) error {
 	for _, v := range []struct {
 		name string
 		n    int
-	}{{"vocab", f.vocab}, {"seq", f.seqLen}, {"batch", f.batch}, {"max-tokens", f.maxTokens}, {"max-len", f.maxLen}} {
+	}{{"vocab", f.Vocab}, {"seq", f.SeqLen}, {"batch", f.Batch}, {"max-tokens", f.MaxTokens}, {"max-len", f.MaxLen}} {
 		if v.n < 0 {
 			return fmt.Errorf("-%s %d must not be negative: %w", v.name, v.n, errUsage)
 		}
 	}
-	if f.vocab != 0 {
-		if err := data.CheckVocabSize(f.vocab); err != nil {
+	if f.Vocab != 0 {
+		if err := data.CheckVocabSize(f.Vocab); err != nil {
 			return fmt.Errorf("-vocab: %v: %w", err, errUsage)
 		}
 	}
-	if f.seqLen > maxLen || f.maxLen > maxLen {
-		return fmt.Errorf("-seq %d / -max-len %d: the model takes at most %d tokens (max_len): %w", f.seqLen, f.maxLen, maxLen, errUsage)
+	if f.SeqLen > maxLen || f.MaxLen > maxLen {
+		return fmt.Errorf("-seq %d / -max-len %d: the model takes at most %d tokens (max_len): %w", f.SeqLen, f.MaxLen, maxLen, errUsage)
 	}
 	return nil
 }
 
+// spec is the run's data: the flags over the preset's defaults d (runner.Options.Data).
 func (f *dataFlags) spec(task string, d models.Training, o optFlags) *rundata.Data {
-	pick := func(v, def int) int {
-		if v > 0 {
-			return v
-		}
-		return def
-	}
-	return &rundata.Data{Settings: rundata.Settings{Task: task, Corpus: f.corpus, Train: f.trainPath, Valid: f.validPath, Test: f.testPath,
-		Vocab: pick(f.vocab, d.Vocab), SeqLen: pick(f.seqLen, d.SeqLen), Batch: pick(f.batch, d.Batch),
-		MaxTokens: pick(f.maxTokens, d.MaxTokens), MaxLen: pick(f.maxLen, d.MaxLen), Seed: o.seed,
-		EvalEvery: o.evalEvery, CkptEvery: o.ckptEvery, Keep: o.keep, EvalBatches: o.evalBatches},
-		TokenizerPath: f.tokPath, SeparateVocab: f.separateVocab}
+	s := f.Settings
+	s.Task = task
+	return &rundata.Data{Settings: o.Data(s, d), TokenizerPath: f.tokPath, SeparateVocab: f.separateVocab}
 }
 
 func checkTask(task string) error {
@@ -317,13 +287,13 @@ func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFl
 	if checkpoints.IsComplete(dir) {
 		return fmt.Errorf("train: -resume %s names a checkpoint; resume its run instead: mqa train -resume %s: %w", dir, filepath.Dir(filepath.Clean(dir)), errUsage)
 	}
-	j, err := runner.Resume(runner.ResumeSpec{Dir: dir, Device: device, Ranks: ranks, Steps: of.steps, Log: os.Stderr,
+	j, err := runner.Resume(runner.ResumeSpec{Dir: dir, Device: device, Ranks: ranks, Steps: of.Steps, Log: os.Stderr,
 		Override: func(d *rundata.Settings) {
 			for _, o := range []struct {
 				flag string
 				dst  *int
 				v    int
-			}{{"eval-every", &d.EvalEvery, of.evalEvery}, {"ckpt-every", &d.CkptEvery, of.ckptEvery}, {"keep", &d.Keep, of.keep}, {"eval-batches", &d.EvalBatches, of.evalBatches}} {
+			}{{"eval-every", &d.EvalEvery, of.EvalEvery}, {"ckpt-every", &d.CkptEvery, of.CkptEvery}, {"keep", &d.Keep, of.Keep}, {"eval-batches", &d.EvalBatches, of.EvalBatches}} {
 				if set[o.flag] {
 					*o.dst = o.v
 				}

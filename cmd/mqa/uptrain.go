@@ -44,7 +44,7 @@ func uptrain(ctx context.Context, args []string) error {
 		return err
 	}
 	set := setFlags(fs)
-	if err := checkUptrainFlags(set, *from, *attn, of.steps); err != nil {
+	if err := checkUptrainFlags(set, *from, *attn, of.Steps); err != nil {
 		return err
 	}
 	if err := train.CheckDevice(*device); err != nil {
@@ -76,17 +76,17 @@ func uptrain(ctx context.Context, args []string) error {
 	if last, err := (checkpoints.Manager{Root: u.Out}).Latest(); err == nil {
 		return fmt.Errorf("uptrain: %s already holds checkpoint %s; choose another -out (an interrupted uptraining continues with: mqa train -resume %s)", u.Out, last, u.Out)
 	}
-	if of.warmup < 0 {
-		of.warmup = rundata.UptrainWarmup(of.steps)
+	if of.Warmup < 0 {
+		of.Warmup = rundata.UptrainWarmup(of.Steps)
 	}
 	if u.SourceData, err = rundata.FromCheckpoint(m); err != nil {
 		return err
 	}
 	src := u.SourceData
 	defaults := models.Training{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
-		Steps: of.steps, LR: rundata.LastLR(u.State)}
-	if of.steps > 0 {
-		if u.State == nil && of.lr == 0 {
+		Steps: of.Steps, LR: rundata.LastLR(u.State)}
+	if of.Steps > 0 {
+		if u.State == nil && of.LR == 0 {
 			return fmt.Errorf("uptrain: %s has no training state (%s), so its learning rate is unknown: give -lr: %w", m.Dir, checkpoints.StateFile, errUsage)
 		}
 		if u.Settings, err = of.settings(defaults); err != nil {
@@ -108,8 +108,8 @@ func redescribe(fs *flag.FlagSet, name, usage string) { fs.Lookup(name).Usage = 
 // describeUptrainFlags adapts train's flags to uptraining: a constant schedule after warmup
 // by default, and help texts that say what uptraining takes from the source run.
 func describeUptrainFlags(fs *flag.FlagSet, of *optFlags) {
-	of.schedule = train.ScheduleConstant
-	fs.Lookup("schedule").DefValue = of.schedule
+	of.Schedule = train.ScheduleConstant
+	fs.Lookup("schedule").DefValue = of.Schedule
 	redescribe(fs, "schedule", "after warmup: constant, invsqrt or cosine")
 	redescribe(fs, "steps", "training steps after the conversion (required; 0 writes the converted checkpoint only)")
 	redescribe(fs, "warmup", "warmup steps (default: a twentieth of the steps, at most 100)")
