@@ -46,23 +46,6 @@ type Spec struct {
 	Ranks              int     // data-parallel ranks of each training run (-gpus, -ranks)
 }
 
-// FillDefaults gives the fields left to the preset (Steps 0, BLEULines and Dropout
-// negative, DecodeBatch 0) the values of the preset's training defaults def.
-func (r *Spec) FillDefaults(def models.Training) {
-	if r.Steps == 0 {
-		r.Steps = def.CompareSteps
-	}
-	if r.BLEULines < 0 {
-		r.BLEULines = def.BLEULines
-	}
-	if r.DecodeBatch == 0 {
-		r.DecodeBatch = def.DecodeBatch
-	}
-	if r.Dropout < 0 {
-		r.Dropout = def.CompareDropout
-	}
-}
-
 // repeated sums up timed runs of the same work: their medians and ranges.
 func repeated(runs []DecodeTiming) DecodeTiming {
 	t := runs[0]
