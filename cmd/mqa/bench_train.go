@@ -73,8 +73,8 @@ func runBenchTrain(args []string) (err error) {
 	return nil
 }
 
-// checkBenchTrainFlags checks that the given flags belong to the task, makes the
-// benchmark's model (s.Model) and reads -shapes for a translation model.
+// checkBenchTrainFlags checks that the given flags belong to the task and prepares the
+// benchmark (trainbench.Spec.Prepare: its model and, for a translation model, -shapes).
 func checkBenchTrainFlags(fs *flag.FlagSet, s *trainbench.Spec, vocab int, shapes string) error {
 	given := setFlags(fs)
 	var other []string
@@ -91,24 +91,8 @@ func checkBenchTrainFlags(fs *flag.FlagSet, s *trainbench.Spec, vocab int, shape
 			return fmt.Errorf("bench train: -%s does not apply to -task %s: %w", name, s.Task, errUsage)
 		}
 	}
-	if vocab < 4 || vocab > 1<<20 {
-		return fmt.Errorf("bench train: -vocab %d must be in 4..%d: %w", vocab, 1<<20, errUsage)
-	}
-	var err error
-	if s.Model, err = trainbench.Config(s.Task, s.Preset, s.Attn, vocab, s.Seq); err != nil {
+	if err := s.Prepare(vocab, shapes); err != nil {
 		return fmt.Errorf("bench train: %v: %w", err, errUsage)
-	}
-	switch {
-	case s.Task == models.TaskLM && (s.Steps < 1 || s.Warmup < 0):
-		return fmt.Errorf("bench train: -steps %d must be positive and -warmup %d not negative: %w", s.Steps, s.Warmup, errUsage)
-	case s.Task == models.TaskTranslate && shapes == "":
-		return fmt.Errorf("bench train: -task translate needs -shapes (e.g. 32x64x64,16x128x128): %w", errUsage)
-	case s.Task == models.TaskTranslate && s.Repeat < 1:
-		return fmt.Errorf("bench train: -repeat %d must be positive: %w", s.Repeat, errUsage)
-	case s.Task == models.TaskTranslate:
-		if s.Shapes, err = models.ParseShapes(shapes, s.Model.MaxLen); err != nil {
-			return fmt.Errorf("bench train: -shapes %q: %v: %w", shapes, err, errUsage)
-		}
 	}
 	return nil
 }

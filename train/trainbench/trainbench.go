@@ -4,6 +4,7 @@
 package trainbench
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -61,6 +62,32 @@ func Config(task, preset, attn string, vocab, seq int) (models.Config, error) {
 		cfg.Positions, cfg.TieEmbeddings, cfg.Dropout, cfg.MaxLen = layers.PosLearned, false, 0, seq
 	}
 	return cfg.WithKVHeads(kv, kv != cfg.Heads)
+}
+
+// Prepare makes the benchmark's model (Config) for a vocabulary of vocab tokens, checks the
+// steps of an LM and reads the shapes list of a translation model (models.ParseShapes). Its
+// errors name the flags of mqa bench train.
+func (s *Spec) Prepare(vocab int, shapes string) error {
+	if vocab < 4 || vocab > 1<<20 {
+		return fmt.Errorf("-vocab %d must be in 4..%d", vocab, 1<<20)
+	}
+	var err error
+	if s.Model, err = Config(s.Task, s.Preset, s.Attn, vocab, s.Seq); err != nil {
+		return err
+	}
+	switch {
+	case s.Task == models.TaskLM && (s.Steps < 1 || s.Warmup < 0):
+		return fmt.Errorf("-steps %d must be positive and -warmup %d not negative", s.Steps, s.Warmup)
+	case s.Task == models.TaskTranslate && shapes == "":
+		return errors.New("-task translate needs -shapes (e.g. 32x64x64,16x128x128)")
+	case s.Task == models.TaskTranslate && s.Repeat < 1:
+		return fmt.Errorf("-repeat %d must be positive", s.Repeat)
+	case s.Task == models.TaskTranslate:
+		if s.Shapes, err = models.ParseShapes(shapes, s.Model.MaxLen); err != nil {
+			return fmt.Errorf("-shapes %q: %w", shapes, err)
+		}
+	}
+	return nil
 }
 
 // MathMode is the GPU math mode that flags for TF32 and BF16 ask for (BF16 wins).

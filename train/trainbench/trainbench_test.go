@@ -94,3 +94,35 @@ func TestTranslateFLOPs(t *testing.T) {
 		t.Errorf("LMFLOPs = %g, want %g", lm, want)
 	}
 }
+
+func TestPrepare(t *testing.T) {
+	lm := Spec{Task: models.TaskLM, Preset: "tiny", Attn: "mha", Seq: 8, Steps: 2, Warmup: 0}
+	mt := Spec{Task: models.TaskTranslate, Preset: "tiny", Attn: "mqa", Repeat: 1}
+	for _, c := range []struct {
+		name           string
+		s              Spec
+		vocab          int
+		shapes, errMsg string
+	}{
+		{"lm", lm, 50, "", ""},
+		{"translation", mt, 50, "2x5x4,3x7x6", ""},
+		{"vocab too small", lm, 3, "", "-vocab 3 must be in 4..1048576"},
+		{"unknown preset", Spec{Task: models.TaskLM, Preset: "huge", Attn: "mha", Seq: 8, Steps: 1}, 50, "", `unknown preset "huge"`},
+		{"no timed steps", Spec{Task: models.TaskLM, Preset: "tiny", Attn: "mha", Seq: 8}, 50, "", "-steps 0 must be positive"},
+		{"no shapes", mt, 50, "", "-task translate needs -shapes"},
+		{"no visits", Spec{Task: models.TaskTranslate, Preset: "tiny", Attn: "mha"}, 50, "2x5x4", "-repeat 0 must be positive"},
+		{"a shape too long", mt, 50, "2x5x129", `-shapes "2x5x129": "2x5x129" is longer than the preset's max_len 128`},
+	} {
+		s := c.s
+		err := s.Prepare(c.vocab, c.shapes)
+		if c.errMsg != "" {
+			if err == nil || !strings.Contains(err.Error(), c.errMsg) {
+				t.Errorf("%s: %v, want %q", c.name, err, c.errMsg)
+			}
+			continue
+		}
+		if err != nil || s.Model.Vocab != c.vocab || len(s.Shapes) != len(strings.Split(c.shapes, ",")) && c.shapes != "" {
+			t.Errorf("%s: %v, model vocab %d, shapes %v", c.name, err, s.Model.Vocab, s.Shapes)
+		}
+	}
+}
