@@ -56,33 +56,20 @@ func runBenchDecode(args []string) error {
 	if err := gpuMemory(); err != nil {
 		return err
 	}
-	if *task != models.TaskLM && *task != models.TaskTranslate {
-		return fmt.Errorf("bench decode: -task %q (allowed: lm, translate): %w", *task, errUsage)
-	}
-	if *vocab < 4 || *vocab > 1<<20 {
-		return fmt.Errorf("bench decode: -vocab %d must be in 4..%d: %w", *vocab, 1<<20, errUsage)
-	}
 	spec := infer.BenchSpec{Preset: *preset, Task: *task, Vocab: *vocab, Steps: *steps, NoCache: *noCache, Seed: *seed}
 	for _, a := range strings.Split(*attn, ",") {
 		spec.Attn = append(spec.Attn, strings.TrimSpace(a))
 	}
-	var err error
-	if spec.Batches, err = intList("batch", *batches); err != nil {
-		return err
-	}
-	if spec.Contexts, err = intList("context", *contexts); err != nil {
-		return err
-	}
-	if spec.Beams, err = intList("beam", *beams); err != nil {
-		return err
-	}
-	base, err := models.Preset(spec.Preset, spec.Task, spec.Vocab)
+	maxLen, err := decodebench.Spec{BenchSpec: spec}.Check()
 	if err != nil {
 		return fmt.Errorf("bench decode: %v: %w", err, errUsage)
 	}
-	for _, a := range spec.Attn {
-		if _, err := models.ParseAttention(a, base.Heads); err != nil {
-			return fmt.Errorf("bench decode: %v: %w", err, errUsage)
+	for _, l := range []struct {
+		name, value string
+		dst         *[]int
+	}{{"batch", *batches, &spec.Batches}, {"context", *contexts, &spec.Contexts}, {"beam", *beams, &spec.Beams}} {
+		if *l.dst, err = intList(l.name, l.value); err != nil {
+			return err
 		}
 	}
 	if *device == "cuda" {
@@ -91,7 +78,7 @@ func runBenchDecode(args []string) error {
 	if *device != "cpu" {
 		return fmt.Errorf("bench decode: -device %q (allowed: cpu, cuda): %w", *device, errUsage)
 	}
-	if err := spec.Validate(base.MaxLen); err != nil {
+	if err := spec.Validate(maxLen); err != nil {
 		return fmt.Errorf("%v: %w", err, errUsage)
 	}
 	return printDecodeBench(decodebench.Spec{BenchSpec: spec, Device: "cpu"}, *asJSON)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"mqa/cuda"
@@ -71,16 +70,8 @@ func runGenerate(args []string) error {
 	}
 	start := time.Now()
 	w := bufio.NewWriter(os.Stdout)
-	for _, p := range prompts {
-		for k := range *samples {
-			o := opt
-			o.Seed += uint64(k)
-			text, err := infer.GenerateText(b, m.Tok, p, *maxNew, o)
-			if err != nil {
-				return fmt.Errorf("generate: %w", err)
-			}
-			fmt.Fprintln(w, strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", " "), "\n", " "))
-		}
+	if err := infer.GenerateSamples(b, m.Tok, prompts, *samples, *maxNew, opt, func(s string) { fmt.Fprintln(w, s) }); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("generate: writing the output: %w", err)

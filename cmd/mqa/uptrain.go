@@ -82,9 +82,7 @@ func uptrain(ctx context.Context, args []string) error {
 	if u.SourceData, err = rundata.FromCheckpoint(m); err != nil {
 		return err
 	}
-	src := u.SourceData
-	defaults := models.Training{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
-		Steps: of.Steps, LR: rundata.LastLR(u.State)}
+	defaults := u.Defaults(of.Steps)
 	if of.Steps > 0 {
 		if u.State == nil && of.LR == 0 {
 			return fmt.Errorf("uptrain: %s has no training state (%s), so its learning rate is unknown: give -lr: %w", m.Dir, checkpoints.StateFile, errUsage)

@@ -12,6 +12,7 @@ import (
 
 	"mqa/cuda"
 	"mqa/infer"
+	"mqa/models"
 )
 
 // Spec is one decode benchmark (mqa bench decode's flags fill it).
@@ -32,6 +33,27 @@ type Result struct {
 	CPU  []infer.BenchRow
 	CPUs int // logical CPUs of the machine
 	GPU  *cuda.DecodeBenchResult
+}
+
+// Check checks the task, vocabulary, preset and attention kinds and returns the preset's
+// max_len. Its errors name the flags of mqa bench decode.
+func (s Spec) Check() (maxLen int, err error) {
+	if s.Task != models.TaskLM && s.Task != models.TaskTranslate {
+		return 0, fmt.Errorf("-task %q (allowed: lm, translate)", s.Task)
+	}
+	if s.Vocab < 4 || s.Vocab > 1<<20 {
+		return 0, fmt.Errorf("-vocab %d must be in 4..%d", s.Vocab, 1<<20)
+	}
+	base, err := models.Preset(s.Preset, s.Task, s.Vocab)
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range s.Attn {
+		if _, err := models.ParseAttention(a, base.Heads); err != nil {
+			return 0, err
+		}
+	}
+	return base.MaxLen, nil
 }
 
 // Run measures every point of s; progress (may be nil) gets a line per point. The

@@ -87,3 +87,27 @@ func TestGPUText(t *testing.T) {
 		t.Errorf("last line %q", lines[6])
 	}
 }
+
+func TestCheck(t *testing.T) {
+	ok := infer.BenchSpec{Preset: "tiny", Task: models.TaskTranslate, Vocab: 40, Attn: []string{"mha", "gqa:2", "mqa"}}
+	preset, _ := models.Preset("tiny", models.TaskTranslate, 40)
+	if maxLen, err := (Spec{BenchSpec: ok}).Check(); err != nil || maxLen != preset.MaxLen {
+		t.Errorf("a good spec: max_len %d, %v; want %d", maxLen, err, preset.MaxLen)
+	}
+	for _, c := range []struct {
+		change  func(*infer.BenchSpec)
+		wantErr string
+	}{
+		{func(s *infer.BenchSpec) { s.Task = "summarise" }, `-task "summarise" (allowed: lm, translate)`},
+		{func(s *infer.BenchSpec) { s.Vocab = 2 }, "-vocab 2 must be in 4..1048576"},
+		{func(s *infer.BenchSpec) { s.Preset = "huge" }, `unknown preset "huge"`},
+		{func(s *infer.BenchSpec) { s.Attn = []string{"mha", "gqa:3"} }, `attention "gqa:3"`},
+	} {
+		s := ok
+		s.Attn = slices.Clone(ok.Attn)
+		c.change(&s)
+		if _, err := (Spec{BenchSpec: s}).Check(); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%+v: %v, want %q", s, err, c.wantErr)
+		}
+	}
+}

@@ -32,6 +32,14 @@ type UptrainSpec struct {
 	Log              io.Writer
 }
 
+// Defaults are the training defaults of an uptraining of steps steps: the batching of
+// the source's run (SourceData) and the learning rate of its last step (rundata.LastLR).
+func (s UptrainSpec) Defaults(steps int) models.Training {
+	src := s.SourceData
+	return models.Training{Vocab: src.Vocab, SeqLen: src.SeqLen, Batch: src.Batch, MaxTokens: src.MaxTokens, MaxLen: src.MaxLen,
+		Steps: steps, LR: rundata.LastLR(s.State)}
+}
+
 // Uptrain pools the source model and prepares its training in s.Out (OpenFresh, without
 // force). The converted model keeps the source's tokenizers, and its checkpoints record the
 // provenance. Trained on the source's data in the source's order, it continues from the
