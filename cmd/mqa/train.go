@@ -266,8 +266,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // resumeTraining continues the run in dir (runner.Resume). Only the flags in resumeFlags may
-// be given; -steps, when given, is the run's new total (an extension keeps the schedule, see
-// runner.ScheduleNote), and the other allowed flags replace the run's settings from now on.
+// be given; -steps, when given, is the run's new total (an extension keeps the schedule and
+// says what it does), and the other allowed flags replace the run's settings from now on.
 // A finished run without a larger -steps is left as it is, with a message.
 func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFlags, set map[string]bool) error {
 	var refused []string

@@ -18,13 +18,13 @@ func isRunEntry(name string) bool {
 		strings.HasPrefix(name, ".tmp-"+checkpoints.LogFile+"-")
 }
 
-// OpenFresh takes the lock of the run directory out for a new run and checks what is in
+// openFresh takes the lock of the run directory out for a new run and checks what is in
 // it. An empty or new directory, or one holding only what a run that stopped before its
 // first complete checkpoint left, is cleaned (saying so on log) and used. A directory
 // holding an earlier run's checkpoints, or files training does not create, is refused
 // unless force; with force an earlier run's checkpoints and log are deleted and every
 // other file is kept.
-func OpenFresh(out string, force bool, log io.Writer) (*checkpoints.RunLock, error) {
+func openFresh(out string, force bool, log io.Writer) (*checkpoints.RunLock, error) {
 	lockPath := filepath.Join(out, checkpoints.LockFile)
 	_, statErr := os.Lstat(lockPath)
 	hadLock := statErr == nil

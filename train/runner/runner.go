@@ -16,7 +16,6 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer"
-	"mqa/infer/study"
 	"mqa/layers/blas"
 	"mqa/models"
 	"mqa/train"
@@ -36,7 +35,7 @@ type Job struct {
 // Spec is a new training run.
 type Spec struct {
 	Out   string // the run directory
-	Force bool   // train into a directory that holds an earlier run (see OpenFresh)
+	Force bool   // train into a directory that holds an earlier run (see openFresh)
 	// Data holds the data settings; New identifies and loads the files.
 	Data *rundata.Data
 	// Model makes the model's configuration once the vocabulary sizes are known.
@@ -48,10 +47,10 @@ type Spec struct {
 	Log      io.Writer // the run's messages
 }
 
-// New prepares a new run: it opens the run directory (OpenFresh), reads the data, trains
+// New prepares a new run: it opens the run directory (openFresh), reads the data, trains
 // or reads the tokenizer, makes the model and its trainer, and says what it will train.
 func New(s Spec) (*Job, error) {
-	lock, err := OpenFresh(s.Out, s.Force, s.Log)
+	lock, err := openFresh(s.Out, s.Force, s.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +169,7 @@ func (j *Job) restore(s ResumeSpec) (done bool, err error) {
 	j.data = d
 	fmt.Fprintf(s.Log, "mqa train: resuming %s from %s at step %d of %d\n", tr.Cfg.Task, ckpt, tr.Step, tr.Settings.Steps)
 	if tr.Settings.Steps != st.Settings.Steps {
-		fmt.Fprintf(s.Log, "mqa train: extending the run from %d to %d steps; %s\n", st.Settings.Steps, tr.Settings.Steps, ScheduleNote(tr.Settings.Schedule, st.Settings.Steps))
+		fmt.Fprintf(s.Log, "mqa train: extending the run from %d to %d steps; %s\n", st.Settings.Steps, tr.Settings.Steps, scheduleNote(tr.Settings.Schedule, st.Settings.Steps))
 	}
 	printBLAS(s.Log, s.Device)
 	return false, nil
@@ -211,7 +210,7 @@ func (j *Job) Train(ctx context.Context) error {
 	fmt.Fprintf(j.log, "mqa train: %d steps, final loss %.4f, validation NLL %.4f (ppl %.2f), %.0f tokens/s; checkpoint %s\n",
 		sum.Steps, sum.FinalLoss, sum.ValLoss, math.Exp(sum.ValLoss), float64(sum.Tokens)/sum.Seconds, sum.Checkpoint)
 	if sum.PeakGPUBytes > 0 {
-		fmt.Fprintf(j.log, "mqa train: peak GPU memory %s\n", study.GiB(sum.PeakGPUBytes))
+		fmt.Fprintf(j.log, "mqa train: peak GPU memory %s\n", train.GiB(sum.PeakGPUBytes))
 	}
 	return nil
 }
@@ -223,8 +222,8 @@ func printBLAS(log io.Writer, device string) {
 	}
 }
 
-// ScheduleNote says what the kept schedule s of a run of oldSteps steps does after them.
-func ScheduleNote(s train.Schedule, oldSteps int) string {
+// scheduleNote says what the kept schedule s of a run of oldSteps steps does after them.
+func scheduleNote(s train.Schedule, oldSteps int) string {
 	kept := fmt.Sprintf("the learning-rate schedule is kept (warmup %d steps, peak %g)", s.Warmup, s.Peak)
 	switch s.Kind {
 	case train.ScheduleCosine:

@@ -41,13 +41,13 @@ func TestOpenFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	if _, err := OpenFresh(mine, false, &log); err == nil || !strings.Contains(err.Error(), "not an mqa run directory (it holds notes.txt)") {
+	if _, err := openFresh(mine, false, &log); err == nil || !strings.Contains(err.Error(), "not an mqa run directory (it holds notes.txt)") {
 		t.Errorf("a directory of user files: %v, want a refusal naming notes.txt", err)
 	}
 	if got := names(t, mine); !slices.Equal(got, []string{"notes.txt"}) {
 		t.Errorf("after the refusal the directory holds %v, want only notes.txt", got)
 	}
-	lock, err := OpenFresh(mine, true, &log)
+	lock, err := openFresh(mine, true, &log)
 	if err != nil {
 		t.Fatalf("-force: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestOpenFresh(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(fresh, ".tmp-step-00000001-1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lock, err = OpenFresh(fresh, false, &log)
+	lock, err = openFresh(fresh, false, &log)
 	if err != nil {
 		t.Fatalf("a directory an interrupted run left: %v", err)
 	}
@@ -86,8 +86,8 @@ func TestScheduleNote(t *testing.T) {
 		{train.Schedule{Kind: train.ScheduleConstant, Warmup: 1, Peak: 0.5},
 			"the learning-rate schedule is kept (warmup 1 steps, peak 0.5): the learning rate stays 0.5"},
 	} {
-		if got := ScheduleNote(c.s, 8); got != c.want {
-			t.Errorf("ScheduleNote(%+v)\n got %q\nwant %q", c.s, got, c.want)
+		if got := scheduleNote(c.s, 8); got != c.want {
+			t.Errorf("scheduleNote(%+v)\n got %q\nwant %q", c.s, got, c.want)
 		}
 	}
 }

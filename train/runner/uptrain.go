@@ -40,7 +40,7 @@ func (s UptrainSpec) Defaults(steps int) models.Training {
 		Steps: steps, LR: rundata.LastLR(s.State)}
 }
 
-// Uptrain pools the source model and prepares its training in s.Out (OpenFresh, without
+// Uptrain pools the source model and prepares its training in s.Out (openFresh, without
 // force). The converted model keeps the source's tokenizers, and its checkpoints record the
 // provenance. Trained on the source's data in the source's order, it continues from the
 // source's data position. With 0 steps Uptrain writes the converted checkpoint and gives a
@@ -60,7 +60,7 @@ func Uptrain(s UptrainSpec) (*Job, error) {
 	} else if err := d.IdentifyFiles(); err != nil {
 		return nil, fmt.Errorf("uptrain: %w", err)
 	}
-	lock, err := OpenFresh(s.Out, false, s.Log)
+	lock, err := openFresh(s.Out, false, s.Log)
 	if err != nil {
 		return nil, err
 	}

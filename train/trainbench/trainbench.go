@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"mqa/infer/study"
 	"mqa/layers"
 	"mqa/layers/blas"
 	"mqa/models"
@@ -162,7 +161,7 @@ func (r Result) Summary() string {
 	}
 	peak := ""
 	if r.PeakOK {
-		peak = ", peak GPU memory " + study.GiB(r.Peak)
+		peak = ", peak GPU memory " + train.GiB(r.Peak)
 	}
 	return fmt.Sprintf("train %s %s %s %s math %s graphs %v: %.2f ms/step, %.0f tokens/s, %.1f TFLOP/s (loss %.3f → %.3f)%s",
 		r.Device, r.Preset, r.Attn, what, r.Math, r.Graphs, r.PerStep*1e3, r.Tokens/r.PerStep, r.FLOPs/r.PerStep/1e12, r.First, r.Last, peak)
