@@ -20,7 +20,7 @@ import (
 type Spec struct {
 	Task          string         // models.TaskLM or models.TaskTranslate
 	Preset, Attn  string         // for the report; the model is Model
-	Model         models.Config  // see Config
+	Model         models.Config  // made by Prepare (see Config)
 	Device        string         // cpu or cuda
 	Ranks         int            // data-parallel ranks; each trains a batch of the step's size
 	Batch, Seq    int            // LM: the one batch shape
