@@ -316,128 +316,188 @@ func keepBest(best []candidate, c candidate, n int) []candidate {
 // StepTopK(tokens, 2·Size), since a source's 2·Size best extensions are among its beams'
 // 2·Size best tokens each.
 func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
-	k := opt.Size
-	switch {
-	case k < 1:
-		return nil, fmt.Errorf("beam search: beam size %d must be at least 1", k)
-	case opt.Alpha < 0 || math.IsNaN(opt.Alpha) || math.IsInf(opt.Alpha, 0):
-		return nil, fmt.Errorf("beam search: length penalty α = %g must be a finite number ≥ 0", opt.Alpha)
-	case n < 1 || s.Batch() != n*k:
-		return nil, fmt.Errorf("beam search: %d sources × beam %d for a stepper of %d rows", n, k, s.Batch())
-	case opt.MaxLen < 1 || opt.MaxLen > s.Capacity():
-		return nil, fmt.Errorf("beam search: max length %d must be in 1..%d", opt.MaxLen, s.Capacity())
+	if err := checkBeam(s, n, opt); err != nil {
+		return nil, err
 	}
-	vocab := s.Vocab()
-	width := 2 * k // extensions ranked per source, and tokens asked per row of a Ranker
-	ranker, ranked := s.(Ranker)
-	ranked = ranked && width <= min(MaxTopK, vocab)
-	live := make([][]beamState, n)
-	finished := make([][]Hypothesis, n)
-	done := make([]bool, n)
-	tokens := make([]int, n*k)
-	for i := range tokens {
-		tokens[i] = -1
-	}
-	for src := range live {
-		live[src] = []beamState{{row: src * k}}
-		tokens[src*k] = opt.BOS
-	}
-	maxLP := LengthPenalty(opt.MaxLen, opt.Alpha)
-	logp := make([]float64, vocab)
-	parents := make([]int, n*k)
-	cands := make([]candidate, 0, width) // a source's best extensions, reused
-	for !allTrue(done) {
+	b := newBeamSearch(s, n, opt)
+	for !allTrue(b.done) {
 		var (
 			logits []float32
 			ids    []int
 			top    []float32
 			err    error
 		)
-		if ranked {
-			ids, top, err = stepTopK(ranker, tokens, width)
+		if b.ranked {
+			ids, top, err = stepTopK(b.ranker, b.tokens, b.width)
 		} else {
-			logits, err = s.Step(tokens)
+			logits, err = s.Step(b.tokens)
 		}
 		if err != nil {
 			return nil, err
 		}
-		for i := range parents {
-			parents[i], tokens[i] = i, -1
+		for i := range b.parents {
+			b.parents[i], b.tokens[i] = i, -1
 		}
-		for src := range live {
-			if done[src] {
-				continue
-			}
-			cands = cands[:0]
-			for b, st := range live[src] {
-				if ranked {
-					row := st.row * width
-					for j, tok := range ids[row : row+width] {
-						cands = keepBest(cands, candidate{score: st.score + float64(top[row+j]), beam: b, tok: tok}, width)
-					}
-					continue
-				}
-				logSoftmax(logits[st.row*vocab:(st.row+1)*vocab], logp)
-				for tok, lp := range logp {
-					cands = keepBest(cands, candidate{score: st.score + lp, beam: b, tok: tok}, width)
-				}
-			}
-			var next []beamState
-			slots := 0 // non-EOS extensions taken: live beams and those ended by the length limit
-			for rank, c := range cands {
-				if slots == k {
-					break
-				}
-				parent := live[src][c.beam]
-				length := len(parent.tokens) + 1
-				switch {
-				case c.tok == opt.EOS:
-					if rank < k { // only an EOS among the best k ends a hypothesis
-						finished[src] = append(finished[src], Hypothesis{Tokens: slices.Clone(parent.tokens),
-							Score: c.score, Normalized: c.score / LengthPenalty(length, opt.Alpha)})
-					}
-				case length >= opt.MaxLen:
-					slots++
-					finished[src] = append(finished[src], Hypothesis{Tokens: append(slices.Clone(parent.tokens), c.tok),
-						Score: c.score, Normalized: c.score / LengthPenalty(length, opt.Alpha)})
-				default:
-					slots++
-					next = append(next, beamState{tokens: append(slices.Clone(parent.tokens), c.tok), score: c.score, row: parent.row})
-				}
-			}
-			for j := range next {
-				row := src*k + j
-				parents[row], tokens[row] = next[j].row, next[j].tokens[len(next[j].tokens)-1]
-				next[j].row = row
-			}
-			live[src] = next
-			done[src] = len(finished[src]) >= k || len(next) == 0
-			if !done[src] && len(finished[src]) > 0 {
-				best := math.Inf(-1)
-				for _, h := range finished[src] {
-					best = math.Max(best, h.Normalized)
-				}
-				bound := math.Inf(-1)
-				for _, st := range next {
-					bound = math.Max(bound, st.score/maxLP)
-				}
-				done[src] = best >= bound
-			}
-			if done[src] {
-				for j := range next {
-					tokens[src*k+j] = -1
-				}
+		for src := range b.live {
+			if !b.done[src] {
+				b.advance(src, b.rank(src, logits, ids, top))
 			}
 		}
-		if allTrue(done) {
+		if allTrue(b.done) {
 			break
 		}
-		if err := s.Reorder(parents); err != nil {
+		if err := s.Reorder(b.parents); err != nil {
 			return nil, err
 		}
 	}
-	out := make([]Hypothesis, n)
-	for src, fs := range finished {
+	return b.results(), nil
+}
+
+// checkBeam checks BeamSearch's arguments against the stepper.
+func checkBeam(s Stepper, n int, opt Beam) error {
+	k := opt.Size
+	switch {
+	case k < 1:
+		return fmt.Errorf("beam search: beam size %d must be at least 1", k)
+	case opt.Alpha < 0 || math.IsNaN(opt.Alpha) || math.IsInf(opt.Alpha, 0):
+		return fmt.Errorf("beam search: length penalty α = %g must be a finite number ≥ 0", opt.Alpha)
+	case n < 1 || s.Batch() != n*k:
+		return fmt.Errorf("beam search: %d sources × beam %d for a stepper of %d rows", n, k, s.Batch())
+	case opt.MaxLen < 1 || opt.MaxLen > s.Capacity():
+		return fmt.Errorf("beam search: max length %d must be in 1..%d", opt.MaxLen, s.Capacity())
+	}
+	return nil
+}
+
+// beamSearch is the state of one BeamSearch: each source's live beams, finished
+// hypotheses and whether it is done, and for each stepper row the token it is fed next
+// (−1: none) and the row whose cache it continues.
+type beamSearch struct {
+	opt             Beam
+	k, width, vocab int // beam size; extensions ranked per source (2k); vocabulary size
+	ranker          Ranker
+	ranked          bool // step the Ranker for its width best tokens per row
+	live            [][]beamState
+	finished        [][]Hypothesis
+	done            []bool
+	tokens, parents []int
+	maxLP           float64     // the length penalty at MaxLen
+	logp            []float64   // a row's log-probabilities, reused
+	cands           []candidate // a source's best extensions, reused
+}
+
+func newBeamSearch(s Stepper, n int, opt Beam) *beamSearch {
+	k := opt.Size
+	b := &beamSearch{opt: opt, k: k, width: 2 * k, vocab: s.Vocab(), live: make([][]beamState, n), finished: make([][]Hypothesis, n),
+		done: make([]bool, n), tokens: make([]int, n*k), parents: make([]int, n*k), maxLP: LengthPenalty(opt.MaxLen, opt.Alpha)}
+	b.ranker, b.ranked = s.(Ranker)
+	b.ranked = b.ranked && b.width <= min(MaxTopK, b.vocab)
+	b.logp, b.cands = make([]float64, b.vocab), make([]candidate, 0, b.width)
+	for i := range b.tokens {
+		b.tokens[i] = -1
+	}
+	for src := range b.live {
+		b.live[src] = []beamState{{row: src * k}}
+		b.tokens[src*k] = opt.BOS
+	}
+	return b
+}
+
+// rank returns the width best extensions of the live beams of source src, from the step's
+// logits or, for a Ranker, its best tokens ids and their log-probabilities top.
+func (b *beamSearch) rank(src int, logits []float32, ids []int, top []float32) []candidate {
+	cands := b.cands[:0]
+	for beam, st := range b.live[src] {
+		if b.ranked {
+			row := st.row * b.width
+			for j, tok := range ids[row : row+b.width] {
+				cands = keepBest(cands, candidate{score: st.score + float64(top[row+j]), beam: beam, tok: tok}, b.width)
+			}
+			continue
+		}
+		logSoftmax(logits[st.row*b.vocab:(st.row+1)*b.vocab], b.logp)
+		for tok, lp := range b.logp {
+			cands = keepBest(cands, candidate{score: st.score + lp, beam: beam, tok: tok}, b.width)
+		}
+	}
+	b.cands = cands
+	return cands
+}
+
+// advance takes source src's ranked extensions: it finishes hypotheses, keeps the best k
+// others live in the source's rows (their next tokens and parent rows set), and decides
+// whether the source is done.
+func (b *beamSearch) advance(src int, cands []candidate) {
+	next := b.extend(src, cands)
+	for j := range next {
+		row := src*b.k + j
+		b.parents[row], b.tokens[row] = next[j].row, next[j].tokens[len(next[j].tokens)-1]
+		next[j].row = row
+	}
+	b.live[src] = next
+	b.done[src] = b.isDone(src)
+	if b.done[src] {
+		for j := range next {
+			b.tokens[src*b.k+j] = -1
+		}
+	}
+}
+
+// extend goes down the ranked extensions: an EOS among the best k ends a hypothesis, an
+// extension that reaches MaxLen ends one too, the others become the next live beams, until
+// k non-EOS extensions are taken.
+func (b *beamSearch) extend(src int, cands []candidate) []beamState {
+	var next []beamState
+	slots := 0 // non-EOS extensions taken: live beams and those ended by the length limit
+	for rank, c := range cands {
+		if slots == b.k {
+			break
+		}
+		parent := b.live[src][c.beam]
+		length := len(parent.tokens) + 1
+		switch {
+		case c.tok == b.opt.EOS:
+			if rank < b.k { // only an EOS among the best k ends a hypothesis
+				b.finished[src] = append(b.finished[src], Hypothesis{Tokens: slices.Clone(parent.tokens),
+					Score: c.score, Normalized: c.score / LengthPenalty(length, b.opt.Alpha)})
+			}
+		case length >= b.opt.MaxLen:
+			slots++
+			b.finished[src] = append(b.finished[src], Hypothesis{Tokens: append(slices.Clone(parent.tokens), c.tok),
+				Score: c.score, Normalized: c.score / LengthPenalty(length, b.opt.Alpha)})
+		default:
+			slots++
+			next = append(next, beamState{tokens: append(slices.Clone(parent.tokens), c.tok), score: c.score, row: parent.row})
+		}
+	}
+	return next
+}
+
+// isDone reports whether source src is done: it has k finished hypotheses, no live beam,
+// or no live beam that could beat its best finished one even at the longest length.
+func (b *beamSearch) isDone(src int) bool {
+	fin, next := b.finished[src], b.live[src]
+	if len(fin) >= b.k || len(next) == 0 {
+		return true
+	}
+	if len(fin) == 0 {
+		return false
+	}
+	best := math.Inf(-1)
+	for _, h := range fin {
+		best = math.Max(best, h.Normalized)
+	}
+	bound := math.Inf(-1)
+	for _, st := range next {
+		bound = math.Max(bound, st.score/b.maxLP)
+	}
+	return best >= bound
+}
+
+// results are each source's finished hypothesis with the best normalised score.
+func (b *beamSearch) results() []Hypothesis {
+	out := make([]Hypothesis, len(b.finished))
+	for src, fs := range b.finished {
 		best := 0
 		for i, h := range fs {
 			if h.Normalized > fs[best].Normalized {
@@ -446,7 +506,7 @@ func BeamSearch(s Stepper, n int, opt Beam) ([]Hypothesis, error) {
 		}
 		out[src] = fs[best]
 	}
-	return out, nil
+	return out
 }
 
 // logSoftmax writes the log-probabilities of a row of logits into out.

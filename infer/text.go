@@ -92,6 +92,25 @@ func GenerateText(b Backend, tok *data.Tokenizer, prompt string, maxNew int, opt
 	return tok.Decode(out[0]), nil
 }
 
+// GenerateSamples continues each prompt n times with GenerateText, sample k with seed
+// opt.Seed+k, and gives emit the samples in order (those of the first prompt first), each
+// on one line: its "\r\n" and "\n" line breaks made spaces.
+func GenerateSamples(b Backend, tok *data.Tokenizer, prompts []string, n, maxNew int, opt Sampling, emit func(string)) error {
+	oneLine := strings.NewReplacer("\r\n", " ", "\n", " ")
+	for _, p := range prompts {
+		for k := range n {
+			o := opt
+			o.Seed += uint64(k)
+			text, err := GenerateText(b, tok, p, maxNew, o)
+			if err != nil {
+				return err
+			}
+			emit(oneLine.Replace(text))
+		}
+	}
+	return nil
+}
+
 // TranslateOptions configure TranslateLines.
 type TranslateOptions struct {
 	Beam  int     // beam size; 1 is greedy search

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,5 +105,43 @@ func TestTranslateLines(t *testing.T) {
 	}
 	if _, err := GenerateText(b, m.Tok, "x", 3, Sampling{}); err == nil || !strings.Contains(err.Error(), "translate") {
 		t.Errorf("generate with a translation model: %v", err)
+	}
+}
+
+// TestGenerateSamples: sample k of each prompt is GenerateText's with seed Seed+k, on one
+// line, the prompts in order.
+func TestGenerateSamples(t *testing.T) {
+	m, err := Load(saveCheckpoint(t, smallLM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewCPU(m.Cfg, m.Params, false)
+	opt := Sampling{Temperature: 1, Seed: 5}
+	var got []string
+	if err := GenerateSamples(b, m.Tok, []string{"the cat", "a dog"}, 2, 8, opt, func(s string) { got = append(got, s) }); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range []string{"the cat", "a dog"} {
+		for k := range 2 {
+			o := opt
+			o.Seed += uint64(k)
+			text, err := GenerateText(b, m.Tok, p, 8, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", " "), "\n", " "))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("samples %q, want %q", got, want)
+	}
+	if want[0] == want[1] && want[2] == want[3] {
+		t.Errorf("the two seeds gave the same samples %q: the test shows nothing", want)
+	}
+	for _, s := range got {
+		if strings.ContainsAny(s, "\n") {
+			t.Errorf("sample %q holds a line break", s)
+		}
 	}
 }

@@ -1,7 +1,5 @@
 package models
 
-import "fmt"
-
 // Spec chooses a model in one value: a preset size, the task and vocabulary, the attention
 // kind and the settings that vary between compared models. Config applies them in the one
 // order that is right (the parameter-matched feed-forward width depends on the activation
@@ -23,6 +21,7 @@ type Spec struct {
 	Untied  bool
 	Bias    bool    // biases in linear layers
 	Dropout float64 // dropout probability in training
+	Window  int     // local self-attention window (0: full)
 }
 
 // Config returns the validated configuration of the spec.
@@ -42,14 +41,14 @@ func (s Spec) Config() (Config, error) {
 			*o.dst = o.v
 		}
 	}
-	c.TieEmbeddings, c.Bias, c.Dropout = !s.Untied, s.Bias, s.Dropout
+	c.TieEmbeddings, c.Bias, c.Dropout, c.Window = !s.Untied, s.Bias, s.Dropout, s.Window
 	attention := s.Attention
 	if attention == "" {
 		attention = "mha"
 	}
 	kv, err := ParseAttention(attention, c.Heads)
 	if err != nil {
-		return c, fmt.Errorf("model spec: %w", err)
+		return c, err
 	}
 	return c.WithKVHeads(kv, !s.Unmatched)
 }

@@ -31,12 +31,17 @@ func TestSpecConfig(t *testing.T) {
 	if un.KVHeads != 2 || un.FFDim != 256 || un.SrcVocab != 400 || un.TieEmbeddings || un.EncoderLayers != 2 {
 		t.Errorf("unmatched gqa translation spec gave %+v", un)
 	}
+	win, err := Spec{Preset: "tiny", Task: TaskLM, Vocab: 500, Window: 16}.Config()
+	if err != nil || win.Window != 16 {
+		t.Errorf("window spec gave window %d, %v; want 16", win.Window, err)
+	}
 	for _, s := range []Spec{
 		{Preset: "tiny", Task: TaskLM, Vocab: 500, Attention: "gqa:3"},
+		{Preset: "tiny", Task: TaskLM, Vocab: 500, Window: -1},
 		{Preset: "huge", Task: TaskLM, Vocab: 500},
 		{Preset: "tiny", Task: TaskLM, Vocab: 500, Norm: "batch"},
 	} {
-		if _, err := s.Config(); err == nil || !strings.Contains(err.Error(), "allowed") && !strings.Contains(err.Error(), "divide") {
+		if _, err := s.Config(); err == nil || !strings.Contains(err.Error(), "allowed") && !strings.Contains(err.Error(), "divide") && !strings.Contains(err.Error(), "negative") {
 			t.Errorf("spec %+v: error %v", s, err)
 		}
 	}

@@ -1,6 +1,10 @@
 package train
 
-import "mqa/models"
+import (
+	"fmt"
+
+	"mqa/models"
+)
 
 // ShapeSource is a Source that knows every batch shape it yields, so that a GPU executor can
 // set aside memory for the largest before the first step.
@@ -23,6 +27,9 @@ func (t *Trainer) Reserve(train, eval []models.Shape) error {
 	}
 	return nil
 }
+
+// GiB writes a byte count in GiB, as peak memory is reported.
+func GiB(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
 
 // PeakMemory returns the most device memory the executor has held, in bytes; ok is false
 // where the executor holds none of its own (the CPU).

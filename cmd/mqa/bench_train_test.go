@@ -9,6 +9,7 @@ import (
 	"mqa/cuda"
 	"mqa/layers"
 	"mqa/models"
+	"mqa/train/trainbench"
 )
 
 // benchTrainJSON runs mqa bench train -json and decodes its one object.
@@ -48,7 +49,7 @@ func TestBenchTrainTranslateCPU(t *testing.T) {
 	if tokens := res["tokens_per_s"].(float64) * res["ms_per_step"].(float64) / 1e3; math.Abs(tokens-13) > 1e-6 {
 		t.Errorf("tokens per step = %g, want 13", tokens)
 	}
-	wantFLOPs := (translateFLOPs(cfg, models.Shape{Batch: 2, SrcLen: 5, TgtLen: 4}) + translateFLOPs(cfg, models.Shape{Batch: 3, SrcLen: 7, TgtLen: 6})) / 2
+	wantFLOPs := (trainbench.TranslateFLOPs(cfg, models.Shape{Batch: 2, SrcLen: 5, TgtLen: 4}) + trainbench.TranslateFLOPs(cfg, models.Shape{Batch: 3, SrcLen: 7, TgtLen: 6})) / 2
 	if f := res["flops_per_step"].(float64); math.Abs(f-wantFLOPs) > 1e-6*wantFLOPs {
 		t.Errorf("flops_per_step = %g, want %g", f, wantFLOPs)
 	}
@@ -74,7 +75,7 @@ func TestBenchTrainLMCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Positions, cfg.TieEmbeddings, cfg.MaxLen = layers.PosLearned, false, 6
-	want := map[string]any{"batch": 2.0, "seq": 6.0, "steps": 2.0, "vocab": 40.0, "params": float64(cfg.ParamCount()), "flops_per_step": trainFLOPs(cfg, 2, 6)}
+	want := map[string]any{"batch": 2.0, "seq": 6.0, "steps": 2.0, "vocab": 40.0, "params": float64(cfg.ParamCount()), "flops_per_step": trainbench.LMFLOPs(cfg, 2, 6)}
 	for k, v := range want {
 		if res[k] != v {
 			t.Errorf("%s = %v, want %v", k, res[k], v)
@@ -97,8 +98,8 @@ func TestBenchTrainRanksCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Positions, cfg.TieEmbeddings, cfg.MaxLen = layers.PosLearned, false, 6
-	if lm["ranks"] != 2.0 || lm["flops_per_step"] != 2*trainFLOPs(cfg, 2, 6) {
-		t.Errorf("LM on 2 ranks: ranks %v, flops_per_step %v, want 2 and %v", lm["ranks"], lm["flops_per_step"], 2*trainFLOPs(cfg, 2, 6))
+	if lm["ranks"] != 2.0 || lm["flops_per_step"] != 2*trainbench.LMFLOPs(cfg, 2, 6) {
+		t.Errorf("LM on 2 ranks: ranks %v, flops_per_step %v, want 2 and %v", lm["ranks"], lm["flops_per_step"], 2*trainbench.LMFLOPs(cfg, 2, 6))
 	}
 	mtArgs := []string{"-task", "translate", "-preset", "tiny", "-device", "cpu", "-vocab", "40", "-shapes", "2x5x4,3x4x6", "-repeat", "1"}
 	one := benchTrainJSON(t, mtArgs...)

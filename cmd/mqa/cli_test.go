@@ -10,6 +10,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/data"
+	"mqa/train/rundata"
 )
 
 // capture runs the CLI in-process with its standard output redirected to a file and
@@ -76,7 +77,7 @@ func TestCommandsOnTrainedCheckpoints(t *testing.T) {
 
 	t.Run("eval json", func(t *testing.T) {
 		code, out := capture(t, "eval", "-ckpt", lm, "-split", "test", "-json")
-		var r evalResult
+		var r rundata.Score
 		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
 			t.Fatalf("exit %d, output %q", code, out)
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -57,18 +56,7 @@ func runCompare(args []string) error {
 	if !ok {
 		return fmt.Errorf("compare: unknown preset %q (allowed: tiny, small, base, paper): %w", r.Preset, errUsage)
 	}
-	if r.Steps == 0 {
-		r.Steps = def.CompareSteps
-	}
-	if r.BLEULines < 0 {
-		r.BLEULines = def.BLEULines
-	}
-	if r.DecodeBatch == 0 {
-		r.DecodeBatch = def.DecodeBatch
-	}
-	if r.Dropout < 0 {
-		r.Dropout = def.CompareDropout
-	}
+	r.FillDefaults(def)
 	r.Attns = splitList(*attn)
 	r.Tasks = splitList(*tasks)
 	if r.Steps < 1 || len(r.Attns) == 0 || len(r.Tasks) == 0 {
@@ -82,20 +70,8 @@ func runCompare(args []string) error {
 			return err
 		}
 	}
-	if err := checkCompareFiles(r); err != nil {
-		return err
-	}
-	if r.MTCorpus != "bible.en-es" && r.MTCorpus != "lohelp.en-de" {
-		return fmt.Errorf("compare: -mt-corpus %q (allowed: bible.en-es, lohelp.en-de): %w", r.MTCorpus, errUsage)
-	}
-	heads, _ := models.Preset(r.Preset, models.TaskLM, 300)
-	for _, a := range r.Attns {
-		if _, err := models.ParseAttention(a, heads.Heads); err != nil {
-			return fmt.Errorf("compare: %v: %w", err, errUsage)
-		}
-	}
-	if err := checkUptrain(r); err != nil {
-		return err
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("compare: %v: %w", err, errUsage)
 	}
 	if err := train.CheckDevice(r.Device); err != nil {
 		return err
@@ -117,25 +93,6 @@ func runCompare(args []string) error {
 	})
 }
 
-// checkCompareFiles accepts the user's data only as all three splits of exactly one task.
-func checkCompareFiles(r study.Spec) error {
-	given := 0
-	for _, p := range []string{r.Train, r.Valid, r.Test} {
-		if p != "" {
-			given++
-		}
-	}
-	switch {
-	case given == 0:
-		return nil
-	case given < 3:
-		return fmt.Errorf("compare: your data needs all of -train, -valid and -test: %w", errUsage)
-	case len(r.Tasks) != 1:
-		return fmt.Errorf("compare: with -train/-valid/-test name exactly one task (-tasks lm or -tasks translate), not %q: %w", strings.Join(r.Tasks, ","), errUsage)
-	}
-	return nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -144,17 +101,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// checkUptrain checks -uptrain against the attention kinds.
-func checkUptrain(r study.Spec) error {
-	switch {
-	case r.Uptrain == 0:
-		return nil
-	case !(r.Uptrain > 0 && r.Uptrain <= 1):
-		return fmt.Errorf("compare: -uptrain %g must be a fraction of the steps in (0, 1]: %w", r.Uptrain, errUsage)
-	case !slices.Contains(r.Attns, "mha") || !slices.ContainsFunc(r.Attns, func(a string) bool { return a != "mha" }):
-		return fmt.Errorf("compare: -uptrain pools the mha model into the other kinds, so -attn needs mha and at least one more: %w", errUsage)
-	}
-	return nil
 }

@@ -5,28 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 
-	"mqa/checkpoints"
 	"mqa/infer"
 	"mqa/models"
-	"mqa/train"
 	"mqa/train/rundata"
 )
 
 func init() {
 	commands["eval"] = command{"perplexity of a checkpoint on held-out text", runEval}
-}
-
-// evalResult is what mqa eval prints.
-type evalResult struct {
-	Checkpoint string  `json:"checkpoint"`
-	Data       string  `json:"data"`
-	Tokens     int     `json:"tokens"`
-	NLL        float64 `json:"nll"` // nats per token
-	PPL        float64 `json:"ppl"`
-	Words      int     `json:"words,omitempty"`    // LM: whitespace-separated words
-	WordPPL    float64 `json:"word_ppl,omitempty"` // LM: exp(total NLL / words)
 }
 
 func runEval(args []string) error {
@@ -49,26 +35,14 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := checkpointData(m)
+	r, err := rundata.Evaluate(m, *split, *path)
 	if err != nil {
 		return err
-	}
-	batches, words, source, err := d.LoadSplit(*split, *path)
-	if err != nil {
-		return err
-	}
-	ev, err := train.Evaluate(m.Cfg, m.Params, batches)
-	if err != nil {
-		return err
-	}
-	r := evalResult{Checkpoint: m.Dir, Data: source, Tokens: ev.Tokens, NLL: ev.NLL, PPL: ev.PPL}
-	if m.Cfg.Task == models.TaskLM && words > 0 {
-		r.Words, r.WordPPL = words, math.Exp(ev.NLL*float64(ev.Tokens)/float64(words))
 	}
 	if *asJSON {
 		for _, v := range []float64{r.NLL, r.PPL, r.WordPPL} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("eval: %s scores NLL %g on %s, which JSON cannot hold; run without -json to see the numbers", m.Dir, r.NLL, source)
+				return fmt.Errorf("eval: %s scores NLL %g on %s, which JSON cannot hold; run without -json to see the numbers", m.Dir, r.NLL, r.Data)
 			}
 		}
 		return json.NewEncoder(os.Stdout).Encode(r)
@@ -78,21 +52,4 @@ func runEval(args []string) error {
 		fmt.Printf("words       %d\nword ppl    %.3f\n", r.Words, r.WordPPL)
 	}
 	return nil
-}
-
-// checkpointData returns the data settings saved with a loaded checkpoint, with its
-// tokenizers; without run.json, the preset defaults of the task's embedded corpus.
-func checkpointData(m *infer.Model) (*rundata.Data, error) {
-	d := &rundata.Data{Tok: m.Tok, SrcTok: m.SrcTok}
-	runPath := filepath.Join(m.Dir, checkpoints.RunFile)
-	if _, err := os.Stat(runPath); err == nil {
-		if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
-			return nil, err
-		}
-	} else {
-		def, _ := models.PresetTraining("small")
-		d.Settings = rundata.Settings{Task: m.Cfg.Task, SeqLen: min(def.SeqLen, m.Cfg.MaxLen), Batch: def.Batch,
-			MaxTokens: def.MaxTokens, MaxLen: m.Cfg.MaxLen}
-	}
-	return d, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/checkpoints/hf"
-	"mqa/data"
 	"mqa/infer"
 )
 
@@ -54,56 +53,16 @@ func runExport(args []string) error {
 // referenceFile holds mqa's own results on the -reference prompts.
 const referenceFile = "reference.json"
 
-// referencePrompt is mqa's result on one prompt: its token ids, the logits after each of
-// them ([len(IDs)][vocab]), and the greedy continuation (mqa generate's tokens, without EOS).
-type referencePrompt struct {
-	Text   string      `json:"text"`
-	IDs    []int       `json:"ids"`
-	Logits [][]float32 `json:"logits"`
-	Greedy []int       `json:"greedy"`
-}
-
-// writeReference runs the model on each non-empty line of promptsPath with mqa's cached
-// CPU decoder, the one mqa generate uses, and writes the results as JSON to path.
+// writeReference runs the model on each non-empty line of promptsPath (infer.References)
+// and writes the results as JSON to path.
 func writeReference(m *infer.Model, promptsPath, path string, maxNew int) error {
 	raw, err := os.ReadFile(promptsPath)
 	if err != nil {
 		return fmt.Errorf("export: -reference: %w", err)
 	}
-	cpu, err := infer.NewCPU(m.Cfg, m.Params, false)
+	refs, err := infer.References(m, promptsPath, strings.Split(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n"), maxNew)
 	if err != nil {
-		return err
-	}
-	var refs []referencePrompt
-	for i, line := range strings.Split(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		r := referencePrompt{Text: line, IDs: m.Tok.Encode(line)}
-		capacity := min(m.Cfg.MaxLen, len(r.IDs)+maxNew)
-		if len(r.IDs) >= capacity {
-			return fmt.Errorf("export: %s:%d: the prompt has %d tokens, the model takes %d", promptsPath, i+1, len(r.IDs), m.Cfg.MaxLen)
-		}
-		s, err := cpu.LM(1, capacity)
-		if err != nil {
-			return err
-		}
-		for _, id := range r.IDs {
-			logits, err := s.Step([]int{id})
-			if err != nil {
-				return err
-			}
-			r.Logits = append(r.Logits, logits)
-		}
-		if s, err = cpu.LM(1, capacity); err != nil {
-			return err
-		}
-		out, err := infer.Generate(s, [][]int{r.IDs}, maxNew, data.EOSID, infer.Sampling{})
-		if err != nil {
-			return err
-		}
-		r.Greedy = append([]int{}, out[0]...)
-		refs = append(refs, r)
+		return fmt.Errorf("export: %w", err)
 	}
 	b, err := json.Marshal(map[string]any{"model": m.Dir, "prompts": refs})
 	if err != nil {

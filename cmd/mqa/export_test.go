@@ -65,7 +65,7 @@ func TestExportCommand(t *testing.T) {
 		t.Fatalf("export -reference exited %d", code)
 	}
 	var ref struct {
-		Prompts []referencePrompt `json:"prompts"`
+		Prompts []infer.Reference `json:"prompts"`
 	}
 	if b, err = os.ReadFile(filepath.Join(out, referenceFile)); err != nil || json.Unmarshal(b, &ref) != nil || len(ref.Prompts) != 2 {
 		t.Fatalf("reference.json: %v, %d prompts", err, len(ref.Prompts))

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"mqa/cuda"
@@ -65,23 +63,15 @@ func runGenerate(args []string) error {
 	}
 	defer infer.CloseBackend(b)
 	prompts := []string{*prompt}
-	if !flagSet(fs, "prompt") {
+	if !setFlags(fs)["prompt"] {
 		if prompts, err = readLinesArg("-"); err != nil {
 			return err
 		}
 	}
 	start := time.Now()
 	w := bufio.NewWriter(os.Stdout)
-	for _, p := range prompts {
-		for k := range *samples {
-			o := opt
-			o.Seed += uint64(k)
-			text, err := infer.GenerateText(b, m.Tok, p, *maxNew, o)
-			if err != nil {
-				return fmt.Errorf("generate: %w", err)
-			}
-			fmt.Fprintln(w, strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", " "), "\n", " "))
-		}
+	if err := infer.GenerateSamples(b, m.Tok, prompts, *samples, *maxNew, opt, func(s string) { fmt.Fprintln(w, s) }); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("generate: writing the output: %w", err)
@@ -122,11 +112,4 @@ func checkDevice(cmd, device string) error {
 		return fmt.Errorf("%s: -device %q (allowed: cpu, cuda): %w", cmd, device, errUsage)
 	}
 	return nil
-}
-
-// flagSet reports whether the command line set the flag name (even to its default).
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

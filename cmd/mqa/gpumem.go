@@ -4,10 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"mqa/cuda"
-	"mqa/models"
 )
 
 // gpuMemoryFlag registers -gpu-memory on fs. The function it returns, called after parsing,
@@ -23,13 +21,4 @@ func gpuMemoryFlag(fs *flag.FlagSet) func() error {
 		}
 		return os.Setenv(cuda.MemoryEnv, *v)
 	}
-}
-
-// shapeList writes batch shapes as "BxSxT" (source length 0 for an LM), comma-separated.
-func shapeList(shapes []models.Shape) string {
-	parts := make([]string, len(shapes))
-	for i, s := range shapes {
-		parts[i] = fmt.Sprintf("%dx%dx%d", s.Batch, s.SrcLen, s.TgtLen)
-	}
-	return strings.Join(parts, ",")
 }

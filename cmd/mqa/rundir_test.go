@@ -178,7 +178,7 @@ func TestDataIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := capture(t, "eval", "-ckpt", run, "-json")
-	var r evalResult
+	var r rundata.Score
 	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.Data != va || r.Tokens == 0 {
 		t.Fatalf("eval without the training file: exit %d, %q", code, out)
 	}

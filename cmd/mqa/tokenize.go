@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
-	"strconv"
-	"strings"
 
 	"mqa/data"
 )
@@ -44,50 +40,7 @@ func runTokenize(args []string) error {
 		if err != nil {
 			return err
 		}
-		return encodeLines(tok, os.Stdin, os.Stdout)
+		return tok.EncodeLines(os.Stdin, "standard input", os.Stdout)
 	}
 	return fmt.Errorf("tokenize: give -train FILE and -out FILE, or -tok FILE: %w", errUsage)
-}
-
-// encodeLines writes the ids of each input line as a line of space-separated numbers. A
-// line longer than data.MaxLineBytes is an error naming its number; no more than that is
-// held in memory.
-func encodeLines(tok *data.Tokenizer, r io.Reader, w io.Writer) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	bw := bufio.NewWriter(w)
-	defer bw.Flush()
-	var line []byte
-	for n := 1; ; n++ {
-		line = line[:0]
-		var err error
-		for {
-			var chunk []byte
-			chunk, err = br.ReadSlice('\n')
-			if len(line)+len(chunk) > data.MaxLineBytes+2 {
-				return fmt.Errorf("standard input:%d: line longer than %d bytes", n, data.MaxLineBytes)
-			}
-			line = append(line, chunk...)
-			if err != bufio.ErrBufferFull {
-				break
-			}
-		}
-		if len(line) > 0 {
-			text := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
-			if len(text) > data.MaxLineBytes {
-				return fmt.Errorf("standard input:%d: line longer than %d bytes", n, data.MaxLineBytes)
-			}
-			ids := tok.Encode(text)
-			parts := make([]string, len(ids))
-			for i, id := range ids {
-				parts[i] = strconv.Itoa(id)
-			}
-			fmt.Fprintln(bw, strings.Join(parts, " "))
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading standard input: %w", err)
-		}
-	}
 }

@@ -83,11 +83,11 @@ func TestUptrainConvertOnly(t *testing.T) {
 			}
 			// The data and their order are the source's; checkpointing and validation are this run's.
 			run.UptrainedFrom, srcRun.EvalEvery, srcRun.CkptEvery, srcRun.Keep, srcRun.EvalBatches = nil, run.EvalEvery, run.CkptEvery, run.Keep, run.EvalBatches
-			if !sameData(run, srcRun) { // the files compared by identity, not by pointer
+			if !rundata.SameData(run, srcRun) { // the files compared by identity, not by pointer
 				t.Errorf("data settings %+v, want the source's %+v", run, srcRun)
 			}
 			code, js := capture(t, "eval", "-ckpt", out, "-json")
-			var r evalResult
+			var r rundata.Score
 			if code != 0 || json.Unmarshal([]byte(js), &r) != nil || r.Tokens == 0 || !(r.NLL > 0) {
 				t.Fatalf("eval of the converted checkpoint: exit %d, %q", code, js)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"mqa/checkpoints"
 	"mqa/infer/stats"
+	"mqa/train"
 )
 
 // Shazeer 2019's figures, for the report's side-by-side tables (WMT14 EN-DE, TPUv2).
@@ -119,7 +120,7 @@ func WriteReport(dir string, res Results) error {
 			if i == 0 {
 				p("\nPeak GPU memory while training (the executor's high-water mark):")
 			}
-			p(" %s %s %s;", r.Task, r.Attention, GiB(r.PeakGPUBytes))
+			p(" %s %s %s;", r.Task, r.Attention, train.GiB(r.PeakGPUBytes))
 		}
 	}
 	p("\n\n## Plots\n\n")

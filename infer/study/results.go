@@ -1,8 +1,6 @@
 package study
 
 import (
-	"fmt"
-
 	"mqa/data"
 	"mqa/infer/stats"
 	"mqa/models"
@@ -194,6 +192,3 @@ func seedSummary(results []KindResult) []SeedStats {
 // MinUnits is the fewest units a bootstrap interval is computed from. An LM evaluation text
 // of fewer documents is resampled by its evaluation windows (consecutive token blocks) instead.
 const MinUnits = 10
-
-// GiB writes a byte count in GiB.
-func GiB(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
