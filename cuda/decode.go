@@ -31,6 +31,18 @@ import (
 var decoderKernels = []string{"k_cache_gather4", "k_cache_gather2", "k_repeat_rows", "k_argmax_advance", "k_topk", "k_sample",
 	"k_fill_hash_f32", "k_fill_hash_bf16", "k_copy4", "k_read4"}
 
+// init registers the GPU decoder as infer's "cuda" backend (translate, generate and compare
+// with -device cuda or -decode-device cuda).
+func init() {
+	infer.RegisterBackend("cuda", func(cfg models.Config, params *layers.Params, o infer.BackendOptions) (infer.Backend, error) {
+		opt, err := BackendDecodeOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		return NewDecoder(cfg, params, opt)
+	})
+}
+
 // Decoder is the GPU infer.Backend of one model. Its parameters stay on the GPU; compiled
 // decode steps (with their caches) are kept per (rows, capacity rounded up to 16, source
 // length), at most maxPrograms of them. A Decoder and its Steppers are not safe for

@@ -3,9 +3,12 @@
 package cuda
 
 import (
+	"slices"
 	"testing"
 
+	"mqa/infer"
 	"mqa/layers/ops"
+	"mqa/train"
 )
 
 // Every kind that computes a value has a lowering, and only those; every lowering launches.
@@ -35,5 +38,16 @@ func TestActivationCodes(t *testing.T) {
 			t.Errorf("activations %q and %q share code %d", other, kind, code)
 		}
 		seen[code] = kind
+	}
+}
+
+// The mqacuda build registers the GPU as a training executor and as a decoding backend (the
+// commands' -device cuda and compare's -decode-device cuda find them there).
+func TestBackendsRegistered(t *testing.T) {
+	if !slices.Contains(infer.Backends(), "cuda") {
+		t.Errorf("infer backends %v: no cuda", infer.Backends())
+	}
+	if !slices.Contains(train.Executors(), "cuda") {
+		t.Errorf("train executors %v: no cuda", train.Executors())
 	}
 }
