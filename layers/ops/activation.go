@@ -59,7 +59,10 @@ func (op Activation) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the activation on the CPU.
-func (op Activation) Do(vals ...G.Value) (G.Value, error) {
+func (op Activation) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Activation) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -71,12 +74,12 @@ func (op Activation) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), shape...)
+	res := output(out, x.Dtype(), false, shape...)
 	err = floats(op,
-		func() error { activate(op.Kind, data[float32](x), data[float32](out), x.Shape()[1]); return nil },
-		func() error { activate(op.Kind, data[float64](x), data[float64](out), x.Shape()[1]); return nil },
+		func() error { activate(op.Kind, data[float32](x), data[float32](res), x.Shape()[1]); return nil },
+		func() error { activate(op.Kind, data[float64](x), data[float64](res), x.Shape()[1]); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
@@ -151,7 +154,10 @@ func (op ActivationGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the gradient on the CPU.
-func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op ActivationGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -163,18 +169,18 @@ func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), false, x.Shape()...)
 	err = floats(op,
 		func() error {
-			activateGrad(op.Kind, data[float32](x), data[float32](g), data[float32](out), x.Shape()[1])
+			activateGrad(op.Kind, data[float32](x), data[float32](g), data[float32](res), x.Shape()[1])
 			return nil
 		},
 		func() error {
-			activateGrad(op.Kind, data[float64](x), data[float64](g), data[float64](out), x.Shape()[1])
+			activateGrad(op.Kind, data[float64](x), data[float64](g), data[float64](res), x.Shape()[1])
 			return nil
 		},
 		x, g)
-	return out, err
+	return res, err
 }
 
 // activateGrad computes the activation's gradient row by row, in parallel over rows.

@@ -180,7 +180,10 @@ func (op CrossEntropyGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do computes the gradient on the CPU.
-func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op CrossEntropyGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -193,13 +196,13 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	scale := g / math.Max(float64(count), 1)
-	out := newLike(logits.Dtype(), logits.Shape()...)
+	res := output(out, logits.Dtype(), true, logits.Shape()...)
 	v := logits.Shape()[1]
 	err = floats(op,
-		func() error { xentBwd(op, data[float32](logits), data[float32](out), targets, v, scale); return nil },
-		func() error { xentBwd(op, data[float64](logits), data[float64](out), targets, v, scale); return nil },
+		func() error { xentBwd(op, data[float32](logits), data[float32](res), targets, v, scale); return nil },
+		func() error { xentBwd(op, data[float64](logits), data[float64](res), targets, v, scale); return nil },
 		logits)
-	return out, err
+	return res, err
 }
 
 func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
