@@ -28,9 +28,11 @@ type program struct {
 
 // programStep is one node of the program.
 type programStep struct {
-	node  *G.Node
-	in    []int // the inputs' positions in vals
-	reuse bool  // whether the node writes into its previous value
+	node    *G.Node
+	in      []int // the inputs' positions in vals
+	reuse   bool  // whether the node writes into its previous value
+	batched bool  // a batched matrix product, run by batchedProduct
+	product product
 }
 
 // newProgram sorts the graph's nodes.
@@ -43,6 +45,7 @@ func newProgram(g *G.ExprGraph) (*program, error) {
 	for i := len(sorted) - 1; i >= 0; i-- {
 		n := sorted[i]
 		s := programStep{node: n}
+		s.product, s.batched = batchedProductOf(n.Op())
 		for it := g.From(n.ID()); it.Next(); {
 			j, ok := p.index[it.Node().(*G.Node)]
 			if !ok {
@@ -78,7 +81,7 @@ func (p *program) run() error {
 			return fmt.Errorf("cpu: %s (%v): %w", s.node.Name(), op, err)
 		}
 		p.vals[i] = v
-		if prev == nil || v != prev {
+		if v != prev {
 			s.reuse = owns(v, p.args)
 		}
 	}
@@ -87,7 +90,15 @@ func (p *program) run() error {
 
 // exec runs one op, into its previous value when the node owns it.
 func (p *program) exec(s *programStep, op G.Op, prev G.Value) (G.Value, error) {
-	if s.reuse {
+	if !s.reuse {
+		prev = nil
+	}
+	if s.batched {
+		if v, ok := s.product.run(prev, p.args); ok {
+			return v, nil
+		}
+	}
+	if prev != nil {
 		switch o := op.(type) {
 		case ops.IntoDoer:
 			return o.DoInto(prev, p.args...)

@@ -105,6 +105,10 @@ func activate[T float](kind string, x, y []T, width int) {
 func activateRows[T float](kind string, x, y []T, width int) {
 	switch kind {
 	case ReLU:
+		if x32, ok := any(x).([]float32); ok {
+			reluF32(x32, any(y).([]float32))
+			return
+		}
 		for i, v := range x {
 			if v > 0 {
 				y[i] = v
@@ -198,6 +202,10 @@ func activateGrad[T float](kind string, x, g, dx []T, width int) {
 func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 	switch kind {
 	case ReLU:
+		if x32, ok := any(x).([]float32); ok {
+			reluGradF32(x32, any(g).([]float32), any(dx).([]float32))
+			return
+		}
 		for i, v := range x {
 			if v > 0 {
 				dx[i] = g[i]
@@ -219,5 +227,29 @@ func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 				o++
 			}
 		}
+	}
+}
+
+// positiveMask is all ones when the float32 with these bits is > 0 and zero otherwise (also
+// for ±0 and NaN): read as an integer, a float32 above zero has bits from 1 to those of +Inf
+// (0x7F800000), so bits−1 (which wraps for +0) is below 0x7F800000. The ReLU kernels use it
+// instead of a branch per element, which is mispredicted half the time on activations of
+// random sign and made them about ten times slower; the results are those of v > 0 ? v : 0.
+func positiveMask(bits uint32) uint32 { return uint32((int64(bits-1) - 0x7F800000) >> 63) }
+
+// reluF32 writes max(x, 0) (0 for NaN) into y.
+func reluF32(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		b := math.Float32bits(v)
+		y[i] = math.Float32frombits(b & positiveMask(b))
+	}
+}
+
+// reluGradF32 writes g where x > 0 and 0 elsewhere into dx.
+func reluGradF32(x, g, dx []float32) {
+	g, dx = g[:len(x)], dx[:len(x)]
+	for i, v := range x {
+		dx[i] = math.Float32frombits(math.Float32bits(g[i]) & positiveMask(math.Float32bits(v)))
 	}
 }
