@@ -207,6 +207,7 @@ func (op CrossEntropyGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error)
 
 func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
 	eps := op.Smoothing
+	uniform := eps / float64(v) // the smoothing's share of each word
 	parallelRows(len(targets), 2*v, func(lo, hi int) {
 		e := make([]float64, v) // exp(x − max) of a row, each computed once
 		for i := lo; i < hi; i++ {
@@ -223,13 +224,10 @@ func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int
 			}
 			inv := 1 / sum
 			for j := range row {
-				p := e[j] * inv
-				d := p - eps/float64(v)
-				if j == t {
-					d -= 1 - eps
-				}
-				dr[j] = T(scale * d)
+				dr[j] = T(scale * (e[j]*inv - uniform))
 			}
+			p := e[t] * inv
+			dr[t] = T(scale * (p - uniform - (1 - eps)))
 		}
 	})
 }
