@@ -31,7 +31,7 @@ type programStep struct {
 	node    *G.Node
 	in      []int // the inputs' positions in vals
 	reuse   bool  // whether the node writes into its previous value
-	batched bool  // a batched matrix product, run by batchedProduct
+	batched bool  // a batched matrix product, run by product.run
 	product product
 }
 
