@@ -13,7 +13,8 @@ import (
 // TestProgramMatchesTapeMachine runs training graphs with a program and with Gorgonia's
 // TapeMachine on several batches in turn (so the program's kept values hold the previous
 // batch's numbers, and padding and dropout masks change between runs) and wants the same loss
-// and gradients, bit for bit.
+// and gradients, bit for bit; the program's cross-entropy gradient takes the loss's
+// exponentials.
 func TestProgramMatchesTapeMachine(t *testing.T) {
 	lm := tinyCfg(models.TaskLM, 40, 4)
 	lm.Dropout = 0.1
@@ -43,6 +44,15 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 			prog, err := newProgram(g.G)
 			if err != nil {
 				t.Fatal(err)
+			}
+			paired := 0
+			for _, s := range prog.steps {
+				if s.exps != nil {
+					paired++
+				}
+			}
+			if paired != 2 {
+				t.Fatalf("%d nodes share the cross-entropy's exponentials, want 2 (the loss and its gradient)", paired)
 			}
 			rng := rand.New(rand.NewPCG(3, 4))
 			for run := range 3 {
