@@ -8,15 +8,16 @@ import (
 	"mqa/models"
 )
 
-// compiled is a graph with its machine; grads is nil for evaluation graphs.
+// compiled is a graph with its program; grads is nil for evaluation graphs.
 type compiled struct {
 	g     *models.Graph
 	grads []*G.Node
-	vm    G.VM
+	prog  *program
 }
 
-// cpuExecutor runs graphs with Gorgonia's TapeMachine, one compiled graph per batch shape,
-// and updates the parameters in place.
+// cpuExecutor runs graphs as programs (Gorgonia's ops in topological order, each node's
+// memory kept from one run to the next), one compiled graph per batch shape, and updates
+// the parameters in place.
 type cpuExecutor struct {
 	t           *Trainer
 	train, eval map[models.Shape]*compiled
@@ -47,8 +48,11 @@ func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, err
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{g: g, grads: grads}
-	c.vm = G.NewTapeMachine(g.G)
+	prog, err := newProgram(g.G)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{g: g, grads: grads, prog: prog}
 	cache[shape] = c
 	return c, nil
 }
@@ -108,17 +112,33 @@ func (c *compiled) forward(b Batch) (float64, error) {
 	if err := Feed(c.g, b); err != nil {
 		return 0, err
 	}
-	c.vm.Reset()
-	if err := c.vm.RunAll(); err != nil {
+	if err := c.prog.run(); err != nil {
 		return 0, err
 	}
-	switch v := c.g.Loss.Value().Data().(type) {
+	loss, err := c.prog.value(c.g.Loss)
+	if err != nil {
+		return 0, err
+	}
+	switch v := loss.Data().(type) {
 	case float32:
 		return float64(v), nil
 	case float64:
 		return v, nil
 	}
-	return 0, fmt.Errorf("loss has type %T", c.g.Loss.Value().Data())
+	return 0, fmt.Errorf("loss has type %T", loss.Data())
+}
+
+// floats32 returns the float32 data of a node's value after the last run.
+func (c *compiled) floats32(n *G.Node) ([]float32, error) {
+	v, err := c.prog.value(n)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := v.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("%s has type %T, want []float32", n.Name(), v.Data())
+	}
+	return d, nil
 }
 
 func (e *cpuExecutor) TrainStep(micro []Batch) (loss, gradNorm float64, err error) {
@@ -134,7 +154,11 @@ func (e *cpuExecutor) TrainStep(micro []Batch) (loss, gradNorm float64, err erro
 		loss += l / float64(len(micro))
 		e.views = e.views[:0]
 		for _, g := range c.grads {
-			e.views = append(e.views, g.Value().Data().([]float32))
+			d, err := c.floats32(g)
+			if err != nil {
+				return 0, 0, err
+			}
+			e.views = append(e.views, d)
 		}
 		if len(micro) == 1 {
 			e.grads = e.views
@@ -161,11 +185,8 @@ func (e *cpuExecutor) Loss(b Batch) (float64, error) {
 func (e *cpuExecutor) Sync() error { return nil }
 
 func (e *cpuExecutor) Close() error {
-	for _, cache := range []map[models.Shape]*compiled{e.train, e.eval} {
-		for _, c := range cache {
-			c.vm.Close()
-		}
-	}
+	clear(e.train)
+	clear(e.eval)
 	return nil
 }
 

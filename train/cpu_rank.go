@@ -37,8 +37,12 @@ func (e *cpuExecutor) WeightedTrainStep(micro []Batch, weights []float64) (float
 		w := weights[k]
 		loss += w * l
 		for i, g := range c.grads {
+			grad, err := c.floats32(g)
+			if err != nil {
+				return 0, err
+			}
 			acc, w32 := e.acc[i], float32(w)
-			for j, v := range g.Value().Data().([]float32) {
+			for j, v := range grad {
 				acc[j] += w32 * v
 			}
 		}

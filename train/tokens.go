@@ -48,7 +48,11 @@ func (e *cpuExecutor) TokenNLL(b Batch) ([]float64, error) {
 	}
 	vocab := e.t.Cfg.Vocab
 	out := make([]float64, len(b.Targets))
-	switch logits := c.g.Logits.Value().Data().(type) {
+	v, err := c.prog.value(c.g.Logits)
+	if err != nil {
+		return nil, err
+	}
+	switch logits := v.Data().(type) {
 	case []float32:
 		tokenNLL(logits, b.Targets, vocab, out)
 	case []float64:

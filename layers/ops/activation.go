@@ -64,7 +64,10 @@ func (op Activation) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the activation on the CPU.
-func (op Activation) Do(vals ...G.Value) (G.Value, error) {
+func (op Activation) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Activation) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -76,12 +79,12 @@ func (op Activation) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), shape...)
+	res := output(out, x.Dtype(), false, shape...)
 	err = floats(op,
-		func() error { activate(op.Kind, data[float32](x), data[float32](out), x.Shape()[1]); return nil },
-		func() error { activate(op.Kind, data[float64](x), data[float64](out), x.Shape()[1]); return nil },
+		func() error { activate(op.Kind, data[float32](x), data[float32](res), x.Shape()[1]); return nil },
+		func() error { activate(op.Kind, data[float64](x), data[float64](res), x.Shape()[1]); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
@@ -119,6 +122,10 @@ func activate[T float](kind string, x, y []T, width int) {
 func activateRows[T float](kind string, x, y []T, width int) {
 	switch kind {
 	case ReLU:
+		if x32, ok := any(x).([]float32); ok {
+			reluF32(x32, any(y).([]float32))
+			return
+		}
 		for i, v := range x {
 			if v > 0 {
 				y[i] = v
@@ -172,7 +179,10 @@ func (op ActivationGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the gradient on the CPU.
-func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op ActivationGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -184,18 +194,18 @@ func (op ActivationGrad) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), false, x.Shape()...)
 	err = floats(op,
 		func() error {
-			activateGrad(op.Kind, data[float32](x), data[float32](g), data[float32](out), x.Shape()[1])
+			activateGrad(op.Kind, data[float32](x), data[float32](g), data[float32](res), x.Shape()[1])
 			return nil
 		},
 		func() error {
-			activateGrad(op.Kind, data[float64](x), data[float64](g), data[float64](out), x.Shape()[1])
+			activateGrad(op.Kind, data[float64](x), data[float64](g), data[float64](res), x.Shape()[1])
 			return nil
 		},
 		x, g)
-	return out, err
+	return res, err
 }
 
 // activateGrad computes the activation's gradient row by row, in parallel over rows.
@@ -213,6 +223,10 @@ func activateGrad[T float](kind string, x, g, dx []T, width int) {
 func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 	switch kind {
 	case ReLU:
+		if x32, ok := any(x).([]float32); ok {
+			reluGradF32(x32, any(g).([]float32), any(dx).([]float32))
+			return
+		}
 		for i, v := range x {
 			if v > 0 {
 				dx[i] = g[i]
@@ -238,5 +252,29 @@ func activateGradRows[T float](kind string, x, g, dx []T, width int) {
 				o++
 			}
 		}
+	}
+}
+
+// positiveMask is all ones when the float32 with these bits is > 0 and zero otherwise (also
+// for ±0 and NaN): read as an integer, a float32 above zero has bits from 1 to those of +Inf
+// (0x7F800000), so bits−1 (which wraps for +0) is below 0x7F800000. The ReLU kernels use it
+// instead of a branch per element, which is mispredicted half the time on activations of
+// random sign and made them about ten times slower; the results are those of v > 0 ? v : 0.
+func positiveMask(bits uint32) uint32 { return uint32((int64(bits-1) - 0x7F800000) >> 63) }
+
+// reluF32 writes max(x, 0) (0 for NaN) into y.
+func reluF32(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		b := math.Float32bits(v)
+		y[i] = math.Float32frombits(b & positiveMask(b))
+	}
+}
+
+// reluGradF32 writes g where x > 0 and 0 elsewhere into dx.
+func reluGradF32(x, g, dx []float32) {
+	g, dx = g[:len(x)], dx[:len(x)]
+	for i, v := range x {
+		dx[i] = math.Float32frombits(math.Float32bits(g[i]) & positiveMask(math.Float32bits(v)))
 	}
 }

@@ -37,7 +37,10 @@ func (op BiasAdd) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the addition on the CPU.
-func (op BiasAdd) Do(vals ...G.Value) (G.Value, error) {
+func (op BiasAdd) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op BiasAdd) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -49,12 +52,12 @@ func (op BiasAdd) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), false, x.Shape()...)
 	err = floats(op,
-		func() error { biasAdd(data[float32](x), data[float32](b), data[float32](out)); return nil },
-		func() error { biasAdd(data[float64](x), data[float64](b), data[float64](out)); return nil },
+		func() error { biasAdd(data[float32](x), data[float32](b), data[float32](res)); return nil },
+		func() error { biasAdd(data[float64](x), data[float64](b), data[float64](res)); return nil },
 		x, b)
-	return out, err
+	return res, err
 }
 
 func biasAdd[T float](x, b, out []T) {
@@ -94,7 +97,10 @@ func (op ColSum) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the sum on the CPU.
-func (op ColSum) Do(vals ...G.Value) (G.Value, error) {
+func (op ColSum) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op ColSum) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -103,12 +109,12 @@ func (op ColSum) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	d := x.Shape()[1]
-	out := newLike(x.Dtype(), d)
+	res := output(out, x.Dtype(), false, d)
 	err = floats(op,
-		func() error { colSum(data[float32](x), data[float32](out)); return nil },
-		func() error { colSum(data[float64](x), data[float64](out)); return nil },
+		func() error { colSum(data[float32](x), data[float32](res)); return nil },
+		func() error { colSum(data[float64](x), data[float64](res)); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func colSum[T float](x, out []T) {

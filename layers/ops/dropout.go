@@ -65,7 +65,10 @@ func (op Dropout) keep(key uint64, i int) bool {
 }
 
 // Do applies the mask on the CPU.
-func (op Dropout) Do(vals ...G.Value) (G.Value, error) {
+func (op Dropout) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Dropout) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -73,13 +76,13 @@ func (op Dropout) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), true, x.Shape()...)
 	step := *op.Step
 	err = floats(op,
-		func() error { dropout(op, step, data[float32](x), data[float32](out)); return nil },
-		func() error { dropout(op, step, data[float64](x), data[float64](out)); return nil },
+		func() error { dropout(op, step, data[float32](x), data[float32](res)); return nil },
+		func() error { dropout(op, step, data[float64](x), data[float64](res)); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func dropout[T float](op Dropout, step uint64, x, y []T) {

@@ -43,7 +43,10 @@ func (op Gather) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the lookup on the CPU; an id outside the table is an error.
-func (op Gather) Do(vals ...G.Value) (G.Value, error) {
+func (op Gather) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Gather) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -61,12 +64,12 @@ func (op Gather) Do(vals ...G.Value) (G.Value, error) {
 			return nil, fmt.Errorf("gather: id %d at position %d is outside the table of %d rows", id, i, rows)
 		}
 	}
-	out := newLike(table.Dtype(), len(ids), d)
+	res := output(out, table.Dtype(), false, len(ids), d)
 	err = floats(op,
-		func() error { gather(data[float32](table), data[float32](out), ids, d, op.Scale); return nil },
-		func() error { gather(data[float64](table), data[float64](out), ids, d, op.Scale); return nil },
+		func() error { gather(data[float32](table), data[float32](res), ids, d, op.Scale); return nil },
+		func() error { gather(data[float64](table), data[float64](res), ids, d, op.Scale); return nil },
 		table)
-	return out, err
+	return res, err
 }
 
 func gather[T float](table, out []T, ids []int, d int, scale float64) {
@@ -113,7 +116,10 @@ func (op ScatterAdd) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the scatter on the CPU.
-func (op ScatterAdd) Do(vals ...G.Value) (G.Value, error) {
+func (op ScatterAdd) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op ScatterAdd) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -126,17 +132,17 @@ func (op ScatterAdd) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	d := g.Shape()[1]
-	out := newLike(g.Dtype(), op.Rows, d)
+	res := output(out, g.Dtype(), true, op.Rows, d)
 	for i, id := range ids {
 		if id < 0 || id >= op.Rows {
 			return nil, fmt.Errorf("scatter: id %d at position %d is outside %d rows", id, i, op.Rows)
 		}
 	}
 	err = floats(op,
-		func() error { scatterAdd(data[float32](g), data[float32](out), ids, d, op.Scale); return nil },
-		func() error { scatterAdd(data[float64](g), data[float64](out), ids, d, op.Scale); return nil },
+		func() error { scatterAdd(data[float32](g), data[float32](res), ids, d, op.Scale); return nil },
+		func() error { scatterAdd(data[float64](g), data[float64](res), ids, d, op.Scale); return nil },
 		g)
-	return out, err
+	return res, err
 }
 
 func scatterAdd[T float](g, out []T, ids []int, d int, scale float64) {

@@ -61,7 +61,10 @@ func (op Norm) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the normalisation on the CPU.
-func (op Norm) Do(vals ...G.Value) (G.Value, error) {
+func (op Norm) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Norm) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -70,12 +73,12 @@ func (op Norm) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	x := ts[0]
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), false, x.Shape()...)
 	err = floats(op,
-		func() error { normFwd(op, x.Shape()[1], datas[float32](ts), data[float32](out)); return nil },
-		func() error { normFwd(op, x.Shape()[1], datas[float64](ts), data[float64](out)); return nil },
+		func() error { normFwd(op, x.Shape()[1], datas[float32](ts), data[float32](res)); return nil },
+		func() error { normFwd(op, x.Shape()[1], datas[float64](ts), data[float64](res)); return nil },
 		ts...)
-	return out, err
+	return res, err
 }
 
 // rowStats returns the mean (0 for RMSNorm) and the reciprocal standard deviation of a row.
@@ -176,7 +179,10 @@ func (op NormGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the gradient on the CPU.
-func (op NormGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op NormGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op NormGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -185,13 +191,13 @@ func (op NormGrad) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	shape, _ := op.InferShape(ts[0].Shape(), ts[1].Shape())
-	out := newLike(ts[0].Dtype(), shape...)
+	res := output(out, ts[0].Dtype(), false, shape...)
 	d := ts[0].Shape()[1]
 	err = floats(op,
-		func() error { normBwd(op, d, datas[float32](ts), data[float32](out)); return nil },
-		func() error { normBwd(op, d, datas[float64](ts), data[float64](out)); return nil },
+		func() error { normBwd(op, d, datas[float32](ts), data[float32](res)); return nil },
+		func() error { normBwd(op, d, datas[float64](ts), data[float64](res)); return nil },
 		ts...)
-	return out, err
+	return res, err
 }
 
 func normBwd[T float](op NormGrad, d int, in [][]T, out []T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"slices"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -85,6 +86,35 @@ func ints(op fmt.Stringer, v G.Value) ([]int, error) {
 // newLike allocates a zeroed tensor of the given dtype and shape.
 func newLike(dt tensor.Dtype, shape ...int) *tensor.Dense {
 	return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+}
+
+// IntoDoer is an op that can write its result into a tensor an executor kept from an earlier
+// run of the same node, instead of allocating a new one; out may be nil or of another shape,
+// and then a new tensor is returned. The result is the same as Do's. Gorgonia's TapeMachine
+// does not call it (its registers are shared by several nodes); train's CPU executor does.
+type IntoDoer interface {
+	DoInto(out G.Value, vals ...G.Value) (G.Value, error)
+}
+
+// output returns the tensor an op writes its result into: out when it is a dense tensor of
+// its own memory with this dtype and shape (zeroed first when zero is set, for kernels that
+// leave elements untouched or add into their output), else a new zeroed tensor.
+func output(out G.Value, dt tensor.Dtype, zero bool, shape ...int) *tensor.Dense {
+	t, ok := out.(*tensor.Dense)
+	if !ok || t.Dtype() != dt || t.IsView() || !slices.Equal(t.Shape(), shape) || t.DataSize() != tensor.Shape(shape).TotalSize() {
+		return newLike(dt, shape...)
+	}
+	if zero {
+		switch d := t.Data().(type) {
+		case []float32:
+			clear(d)
+		case []float64:
+			clear(d)
+		default:
+			return newLike(dt, shape...)
+		}
+	}
+	return t
 }
 
 // checkArity reports a wrong number of inputs.

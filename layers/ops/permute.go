@@ -62,7 +62,10 @@ func (op Permute) Inverse() Permute {
 }
 
 // Do runs the permutation on the CPU.
-func (op Permute) Do(vals ...G.Value) (G.Value, error) {
+func (op Permute) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Permute) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -74,12 +77,12 @@ func (op Permute) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(x.Dtype(), outShape...)
+	res := output(out, x.Dtype(), false, outShape...)
 	err = floats(op,
-		func() error { permute(data[float32](x), data[float32](out), x.Shape(), op.Axes); return nil },
-		func() error { permute(data[float64](x), data[float64](out), x.Shape(), op.Axes); return nil },
+		func() error { permute(data[float32](x), data[float32](res), x.Shape(), op.Axes); return nil },
+		func() error { permute(data[float64](x), data[float64](res), x.Shape(), op.Axes); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 // permute writes src (of shape inShape) into dst with its axes reordered.

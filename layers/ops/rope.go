@@ -41,7 +41,10 @@ func (op RoPE) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do rotates on the CPU.
-func (op RoPE) Do(vals ...G.Value) (G.Value, error) {
+func (op RoPE) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op RoPE) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -56,12 +59,12 @@ func (op RoPE) Do(vals ...G.Value) (G.Value, error) {
 	if len(pos) != x.Shape()[0] {
 		return nil, fmt.Errorf("%v: %d positions for %d rows", op, len(pos), x.Shape()[0])
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), false, x.Shape()...)
 	err = floats(op,
-		func() error { rope(op, data[float32](x), data[float32](out), pos, x.Shape()[1]); return nil },
-		func() error { rope(op, data[float64](x), data[float64](out), pos, x.Shape()[1]); return nil },
+		func() error { rope(op, data[float32](x), data[float32](res), pos, x.Shape()[1]); return nil },
+		func() error { rope(op, data[float64](x), data[float64](res), pos, x.Shape()[1]); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func rope[T float](op RoPE, x, y []T, pos []int, width int) {

@@ -94,7 +94,10 @@ func (op Softmax) VisibleRange(s, r, keys int, lengths []int) (lo, hi int) {
 }
 
 // Do runs the softmax on the CPU.
-func (op Softmax) Do(vals ...G.Value) (G.Value, error) {
+func (op Softmax) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op Softmax) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -111,12 +114,12 @@ func (op Softmax) Do(vals ...G.Value) (G.Value, error) {
 			return nil, fmt.Errorf("%v: %d slices for %d lengths", op, x.Shape()[0], len(lengths))
 		}
 	}
-	out := newLike(x.Dtype(), x.Shape()...)
+	res := output(out, x.Dtype(), true, x.Shape()...)
 	err = floats(op,
-		func() error { softmaxFwd(op, data[float32](x), data[float32](out), x.Shape(), lengths); return nil },
-		func() error { softmaxFwd(op, data[float64](x), data[float64](out), x.Shape(), lengths); return nil },
+		func() error { softmaxFwd(op, data[float32](x), data[float32](res), x.Shape(), lengths); return nil },
+		func() error { softmaxFwd(op, data[float64](x), data[float64](res), x.Shape(), lengths); return nil },
 		x)
-	return out, err
+	return res, err
 }
 
 func softmaxFwd[T float](op Softmax, x, y []T, shape tensor.Shape, lengths []int) {
@@ -192,7 +195,10 @@ func (op SoftmaxGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do runs the gradient on the CPU.
-func (op SoftmaxGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op SoftmaxGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op SoftmaxGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -204,19 +210,19 @@ func (op SoftmaxGrad) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newLike(p.Dtype(), p.Shape()...)
+	res := output(out, p.Dtype(), false, p.Shape()...)
 	keys := p.Shape()[len(p.Shape())-1]
 	err = floats(op,
 		func() error {
-			softmaxBwd(data[float32](p), data[float32](g), data[float32](out), keys, op.Scale)
+			softmaxBwd(data[float32](p), data[float32](g), data[float32](res), keys, op.Scale)
 			return nil
 		},
 		func() error {
-			softmaxBwd(data[float64](p), data[float64](g), data[float64](out), keys, op.Scale)
+			softmaxBwd(data[float64](p), data[float64](g), data[float64](res), keys, op.Scale)
 			return nil
 		},
 		p, g)
-	return out, err
+	return res, err
 }
 
 func softmaxBwd[T float](p, g, dx []T, keys int, scale float64) {

@@ -73,7 +73,11 @@ func (op CrossEntropy) check(logits *tensor.Dense, targets []int) (count int, er
 }
 
 // Do computes the loss on the CPU.
-func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
+func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) { return op.DoKeeping(nil, vals...) }
+
+// DoKeeping is Do that also keeps the exponentials it computes in exps (when not nil) for
+// the gradient of the same logits (CrossEntropyGrad.DoIntoFrom).
+func (op CrossEntropy) DoKeeping(exps *Exps, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -81,16 +85,40 @@ func (op CrossEntropy) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	n, v := logits.Shape()[0], logits.Shape()[1]
+	keep := exps.rows(n, v)
 	var loss float64
 	switch logits.Dtype() {
 	case tensor.Float32:
-		loss = xentFwd(op, data[float32](logits), targets, logits.Shape()[1])
+		loss = xentFwd(op, data[float32](logits), targets, v, keep)
 		return G.NewF32(float32(loss / math.Max(float64(count), 1))), nil
 	case tensor.Float64:
-		loss = xentFwd(op, data[float64](logits), targets, logits.Shape()[1])
+		loss = xentFwd(op, data[float64](logits), targets, v, keep)
 		return G.NewF64(loss / math.Max(float64(count), 1)), nil
 	}
 	return nil, fmt.Errorf("%v: unsupported dtype %v", op, logits.Dtype())
+}
+
+// Exps holds exp(x − max of its row) for every logit of a batch, as the loss computes them,
+// for the loss's gradient in the same run: the gradient's own exponentials would be the same
+// numbers (the same maximum, the same function), so an executor that runs the loss before its
+// gradient can have them computed once by passing one Exps to CrossEntropy.DoKeeping and then
+// to CrossEntropyGrad.DoIntoFrom. Rows whose target is ignored hold stale numbers.
+type Exps struct {
+	e    []float64
+	n, v int // the shape the last loss kept
+}
+
+// rows sizes the buffer for n rows of v logits; nil when exps is nil.
+func (exps *Exps) rows(n, v int) []float64 {
+	if exps == nil {
+		return nil
+	}
+	if cap(exps.e) < n*v {
+		exps.e = make([]float64, n*v)
+	}
+	exps.e, exps.n, exps.v = exps.e[:n*v], n, v
+	return exps.e
 }
 
 // rowMax returns the largest value of a row (−Inf for an empty row). A NaN is skipped here;
@@ -105,18 +133,28 @@ func rowMax[T float](row []T) float64 {
 	return maxv
 }
 
-// logSumExp returns the maximum and log Σ exp(x − max) of a row.
-func logSumExp[T float](row []T) (maxv, lse float64) {
+// logSumExp returns the maximum and log Σ exp(x − max) of a row; it writes each exp(x − max)
+// into keep unless keep is nil.
+func logSumExp[T float](row []T, keep []float64) (maxv, lse float64) {
 	maxv = rowMax(row)
 	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v) - maxv)
+	if keep == nil {
+		for _, v := range row {
+			s += math.Exp(float64(v) - maxv)
+		}
+		return maxv, math.Log(s)
+	}
+	keep = keep[:len(row)]
+	for j, v := range row {
+		keep[j] = math.Exp(float64(v) - maxv)
+		s += keep[j]
 	}
 	return maxv, math.Log(s)
 }
 
-// xentFwd sums the rows' losses; the rows are computed in parallel and summed in order.
-func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int) (total float64) {
+// xentFwd sums the rows' losses; the rows are computed in parallel and summed in order. It
+// keeps the exponentials in keep unless keep is nil.
+func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int, keep []float64) (total float64) {
 	eps := op.Smoothing
 	nll := make([]float64, len(targets))
 	parallelRows(len(targets), v, func(lo, hi int) {
@@ -125,7 +163,11 @@ func xentFwd[T float](op CrossEntropy, logits []T, targets []int, v int) (total 
 				continue
 			}
 			row := logits[i*v : (i+1)*v]
-			maxv, lse := logSumExp(row)
+			var kept []float64
+			if keep != nil {
+				kept = keep[i*v : (i+1)*v]
+			}
+			maxv, lse := logSumExp(row, kept)
 			logZ := maxv + lse
 			nll[i] = logZ - float64(row[targets[i]])
 			if eps > 0 {
@@ -180,7 +222,17 @@ func (op CrossEntropyGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 // Do computes the gradient on the CPU.
-func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
+func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer).
+func (op CrossEntropyGrad) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
+	return op.DoIntoFrom(out, nil, vals...)
+}
+
+// DoIntoFrom is DoInto taking the exponentials from exps, which CrossEntropy.DoKeeping filled
+// from the same logits and targets (the same numbers this op would compute); a nil exps, or
+// one of another shape, and they are computed here.
+func (op CrossEntropyGrad) DoIntoFrom(out G.Value, exps *Exps, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -193,40 +245,62 @@ func (op CrossEntropyGrad) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	scale := g / math.Max(float64(count), 1)
-	out := newLike(logits.Dtype(), logits.Shape()...)
-	v := logits.Shape()[1]
+	res := output(out, logits.Dtype(), true, logits.Shape()...)
+	n, v := logits.Shape()[0], logits.Shape()[1]
+	var kept []float64
+	if exps != nil && exps.n == n && exps.v == v {
+		kept = exps.e
+	}
 	err = floats(op,
-		func() error { xentBwd(op, data[float32](logits), data[float32](out), targets, v, scale); return nil },
-		func() error { xentBwd(op, data[float64](logits), data[float64](out), targets, v, scale); return nil },
+		func() error {
+			xentBwd(op, data[float32](logits), data[float32](res), targets, v, scale, kept)
+			return nil
+		},
+		func() error {
+			xentBwd(op, data[float64](logits), data[float64](res), targets, v, scale, kept)
+			return nil
+		},
 		logits)
-	return out, err
+	return res, err
 }
 
-func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64) {
+// xentBwd writes the gradient of the rows that add loss; the exponentials come from kept
+// (the loss's) unless kept is nil.
+func xentBwd[T float](op CrossEntropyGrad, logits, out []T, targets []int, v int, scale float64, kept []float64) {
 	eps := op.Smoothing
+	uniform := eps / float64(v) // the smoothing's share of each word
 	parallelRows(len(targets), 2*v, func(lo, hi int) {
-		e := make([]float64, v) // exp(x − max) of a row, each computed once
+		var scratch []float64
+		if kept == nil {
+			scratch = make([]float64, v) // exp(x − max) of a row, each computed once
+		}
 		for i := lo; i < hi; i++ {
 			t := targets[i]
 			if t == op.Ignore {
 				continue
 			}
 			row, dr := logits[i*v:(i+1)*v], out[i*v:(i+1)*v]
-			maxv := rowMax(row)
+			var e []float64
 			var sum float64
-			for j, x := range row {
-				e[j] = math.Exp(float64(x) - maxv)
-				sum += e[j]
+			if kept != nil {
+				e = kept[i*v : (i+1)*v]
+				for _, x := range e {
+					sum += x
+				}
+			} else {
+				e = scratch
+				maxv := rowMax(row)
+				for j, x := range row {
+					e[j] = math.Exp(float64(x) - maxv)
+					sum += e[j]
+				}
 			}
 			inv := 1 / sum
 			for j := range row {
-				p := e[j] * inv
-				d := p - eps/float64(v)
-				if j == t {
-					d -= 1 - eps
-				}
-				dr[j] = T(scale * d)
+				dr[j] = T(scale * (e[j]*inv - uniform))
 			}
+			p := e[t] * inv
+			dr[t] = T(scale * (p - uniform - (1 - eps)))
 		}
 	})
 }
