@@ -89,8 +89,12 @@ func lossPlot(path, task string, rows []KindResult, seeds int) error {
 }
 
 // saveWithLegend writes p as a PNG of width w and height h with legend drawn in a column of
-// width legendW to the right of the plot.
+// width legendW to the right of the plot; a legend whose labels need more room widens the
+// column and the image by as much, so that no label is cut off.
 func saveWithLegend(p *plot.Plot, legend plot.Legend, w, h, legendW vg.Length, path string) error {
+	if need := legend.Rectangle(draw.New(vgimg.New(w, h))).Size().X + vg.Points(12); need > legendW {
+		w, legendW = w+need-legendW, need
+	}
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
 	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
