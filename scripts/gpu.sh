@@ -224,8 +224,8 @@ vet)
 	;;
 build)
 	mkdir -p .gpu
-	go test -c -tags mqacuda -ldflags="-s -w" -o .gpu/cuda.test ./cuda
-	go build -tags mqacuda -ldflags="-s -w" -o .gpu/mqa ./cmd/mqa
+	go test -c -tags mqacuda -buildvcs=true -ldflags="-s -w" -o .gpu/cuda.test ./cuda
+	go build -tags mqacuda -buildvcs=true -ldflags="-s -w" -o .gpu/mqa ./cmd/mqa
 	cp bench/torch_reference.py bench/torch_decode_reference.py .gpu/
 	readelf -d .gpu/mqa | grep NEEDED
 	;;
