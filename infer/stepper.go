@@ -7,6 +7,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"mqa/layers"
+	"mqa/layers/program"
 	"mqa/models"
 )
 
@@ -41,7 +42,8 @@ type Backend interface {
 	Translation(sources [][]int, beams, capacity int) (Stepper, error)
 }
 
-// CPU runs decoding with Gorgonia's TapeMachine. With NoCache it recomputes the whole
+// CPU runs decoding as programs (package program: Gorgonia's ops in topological order, each
+// node's memory kept from one step to the next). With NoCache it recomputes the whole
 // sequence (and the encoder) at every step through the training graph (models.Build); this
 // is the reference and the -nocache path. Otherwise it runs the decode-step graph
 // (models.BuildDecodeStep) over a K/V cache. Compiled graphs are kept per shape, so a CPU
@@ -54,7 +56,19 @@ type CPU struct {
 	steps    map[[3]int]*compiledStep
 	encoders map[[2]int]*compiledEncoder
 	full     map[[3]int]*compiledFull
+	// compile makes a graph's runner: program.New, or a TapeMachine in the tests that
+	// compare the two.
+	compile func(*G.ExprGraph) (runner, error)
 }
+
+// runner runs a graph again and again; after a run it gives every node's value, which the
+// next run may overwrite.
+type runner interface {
+	Run() error
+	Value(n *G.Node) (G.Value, error)
+}
+
+func newProgram(g *G.ExprGraph) (runner, error) { return program.New(g) }
 
 // NewCPU returns the CPU backend of a model.
 func NewCPU(cfg models.Config, params *layers.Params, noCache bool) (*CPU, error) {
@@ -62,25 +76,25 @@ func NewCPU(cfg models.Config, params *layers.Params, noCache bool) (*CPU, error
 		return nil, err
 	}
 	return &CPU{Cfg: cfg, Params: params, NoCache: noCache, steps: map[[3]int]*compiledStep{},
-		encoders: map[[2]int]*compiledEncoder{}, full: map[[3]int]*compiledFull{}}, nil
+		encoders: map[[2]int]*compiledEncoder{}, full: map[[3]int]*compiledFull{}, compile: newProgram}, nil
 }
 
 // Config is the model's configuration.
 func (c *CPU) Config() models.Config { return c.Cfg }
 
 type compiledStep struct {
-	g  *models.DecodeStep
-	vm G.VM
+	g    *models.DecodeStep
+	exec runner
 }
 
 type compiledEncoder struct {
-	g  *models.Encoder
-	vm G.VM
+	g    *models.Encoder
+	exec runner
 }
 
 type compiledFull struct {
-	g  *models.Graph
-	vm G.VM
+	g    *models.Graph
+	exec runner
 }
 
 // run feeds the padded target inputs and targets of every row (and, for translation, the
@@ -95,8 +109,7 @@ func (f *compiledFull) run(src, srcLens, in, out []int) error {
 	if err != nil {
 		return err
 	}
-	f.vm.Reset()
-	return f.vm.RunAll()
+	return f.exec.Run()
 }
 
 func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
@@ -108,7 +121,11 @@ func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &compiledStep{g: g, vm: G.NewTapeMachine(g.G)}
+	r, err := c.compile(g.G)
+	if err != nil {
+		return nil, err
+	}
+	s := &compiledStep{g: g, exec: r}
 	c.steps[key] = s
 	return s, nil
 }
@@ -122,7 +139,11 @@ func (c *CPU) encoder(batch, srcLen int) (*compiledEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &compiledEncoder{g: g, vm: G.NewTapeMachine(g.G)}
+	r, err := c.compile(g.G)
+	if err != nil {
+		return nil, err
+	}
+	e := &compiledEncoder{g: g, exec: r}
 	c.encoders[key] = e
 	return e, nil
 }
@@ -136,7 +157,11 @@ func (c *CPU) fullGraph(batch, srcLen, tgtLen int) (*compiledFull, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &compiledFull{g: g, vm: G.NewTapeMachine(g.G)}
+	r, err := c.compile(g.G)
+	if err != nil {
+		return nil, err
+	}
+	f := &compiledFull{g: g, exec: r}
 	c.full[key] = f
 	return f, nil
 }
@@ -248,14 +273,13 @@ func (c *CPU) Encode(sources [][]int, beams int) (memK, memV []*tensor.Dense, le
 	if err = e.g.Feed(src, srcLens); err != nil {
 		return nil, nil, nil, 0, err
 	}
-	e.vm.Reset()
-	if err = e.vm.RunAll(); err != nil {
+	if err = e.exec.Run(); err != nil {
 		return nil, nil, nil, 0, fmt.Errorf("encoder: %w", err)
 	}
 	repeat := func(n *G.Node) (*tensor.Dense, error) {
-		v, ok := n.Value().(*tensor.Dense)
-		if !ok {
-			return nil, fmt.Errorf("encoder: output %s is %T", n.Name(), n.Value())
+		v, err := denseValue(e.exec, n)
+		if err != nil {
+			return nil, fmt.Errorf("encoder: %w", err)
 		}
 		if beams == 1 {
 			return v.Clone().(*tensor.Dense), nil
@@ -358,22 +382,24 @@ func (s *cachedStepper) Step(tokens []int) ([]float32, error) {
 			return nil, err
 		}
 	}
-	s.s.vm.Reset()
-	if err := s.s.vm.RunAll(); err != nil {
+	if err := s.s.exec.Run(); err != nil {
 		return nil, fmt.Errorf("decode step: %w", err)
 	}
 	for i := range g.NewK {
-		nk, ok1 := g.NewK[i].Value().(*tensor.Dense)
-		nv, ok2 := g.NewV[i].Value().(*tensor.Dense)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("decode step: layer %d new rows are not dense tensors", i)
+		nk, err := denseValue(s.s.exec, g.NewK[i])
+		if err != nil {
+			return nil, fmt.Errorf("decode step: layer %d: %w", i, err)
+		}
+		nv, err := denseValue(s.s.exec, g.NewV[i])
+		if err != nil {
+			return nil, fmt.Errorf("decode step: layer %d: %w", i, err)
 		}
 		if err := c.Append(i, nk, nv, s.active); err != nil {
 			return nil, err
 		}
 	}
 	c.Advance(s.active)
-	return logitsOf(g.Logits)
+	return logitsOf(s.s.exec, g.Logits)
 }
 
 // binding is a value for an input node.
@@ -382,11 +408,24 @@ type binding struct {
 	v G.Value
 }
 
-// logitsOf copies a logits node's value as float32.
-func logitsOf(n *G.Node) ([]float32, error) {
-	v, ok := n.Value().(*tensor.Dense)
+// denseValue is a node's value after the runner's last run, which must be a dense tensor.
+func denseValue(r runner, n *G.Node) (*tensor.Dense, error) {
+	v, err := r.Value(n)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := v.(*tensor.Dense)
 	if !ok {
-		return nil, fmt.Errorf("decode: logits are %T", n.Value())
+		return nil, fmt.Errorf("%s is %T, not a dense tensor", n.Name(), v)
+	}
+	return d, nil
+}
+
+// logitsOf copies a logits node's value after the runner's last run as float32.
+func logitsOf(r runner, n *G.Node) ([]float32, error) {
+	v, err := denseValue(r, n)
+	if err != nil {
+		return nil, fmt.Errorf("decode: logits: %w", err)
 	}
 	switch d := v.Data().(type) {
 	case []float32:
@@ -459,7 +498,7 @@ func (f *fullStepper) Step(tokens []int) ([]float32, error) {
 	if err := g.run(f.src, f.srcLens, in, out); err != nil {
 		return nil, fmt.Errorf("decode (full recomputation): %w", err)
 	}
-	all, err := logitsOf(g.g.Logits)
+	all, err := logitsOf(g.exec, g.g.Logits)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"mqa/layers/program"
 	"mqa/models"
 )
 
@@ -12,7 +13,7 @@ import (
 type compiled struct {
 	g     *models.Graph
 	grads []*G.Node
-	prog  *program
+	prog  *program.Program
 }
 
 // cpuExecutor runs graphs as programs (Gorgonia's ops in topological order, each node's
@@ -48,7 +49,7 @@ func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, err
 	if err != nil {
 		return nil, err
 	}
-	prog, err := newProgram(g.G)
+	prog, err := program.New(g.G)
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +113,10 @@ func (c *compiled) forward(b Batch) (float64, error) {
 	if err := Feed(c.g, b); err != nil {
 		return 0, err
 	}
-	if err := c.prog.run(); err != nil {
+	if err := c.prog.Run(); err != nil {
 		return 0, err
 	}
-	loss, err := c.prog.value(c.g.Loss)
+	loss, err := c.prog.Value(c.g.Loss)
 	if err != nil {
 		return 0, err
 	}
@@ -130,7 +131,7 @@ func (c *compiled) forward(b Batch) (float64, error) {
 
 // floats32 returns the float32 data of a node's value after the last run.
 func (c *compiled) floats32(n *G.Node) ([]float32, error) {
-	v, err := c.prog.value(n)
+	v, err := c.prog.Value(n)
 	if err != nil {
 		return nil, err
 	}

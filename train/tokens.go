@@ -48,7 +48,7 @@ func (e *cpuExecutor) TokenNLL(b Batch) ([]float64, error) {
 	}
 	vocab := e.t.Cfg.Vocab
 	out := make([]float64, len(b.Targets))
-	v, err := c.prog.value(c.g.Logits)
+	v, err := c.prog.Value(c.g.Logits)
 	if err != nil {
 		return nil, err
 	}

@@ -175,22 +175,26 @@ func decodeAttention[T float](op DecodeAttention, in [][]T, out []T, lengths []i
 	dk, kvh := op.HeadDim, op.KVHeads
 	group := op.Heads / kvh
 	width := op.Heads * dk
-	scores := make([]float64, group*(maxLen+1)) // scores[r*(maxLen+1)+j]
-	acc := make([]float64, group*dk)
-	for b, n := range lengths {
-		if n < 0 {
-			continue // finished: the output row stays zero
-		}
-		lo := WindowStart(n, op.Window)
-		keys := n - lo // cached keys visible
-		total := keys
-		if op.HasNew {
-			total++
-		}
-		if total == 0 {
-			continue
-		}
-		for g := 0; g < kvh; g++ {
+	// The (sequence, K/V head) pairs are independent: they are shared among the cores, each
+	// computed exactly as in one serial pass.
+	parallelRows(len(lengths)*kvh, 2*group*maxLen*dk, func(first, last int) {
+		scores := make([]float64, group*(maxLen+1)) // scores[r*(maxLen+1)+j]
+		acc := make([]float64, group*dk)
+		for pair := first; pair < last; pair++ {
+			b, g := pair/kvh, pair%kvh
+			n := lengths[b]
+			if n < 0 {
+				continue // finished: the output row stays zero
+			}
+			lo := WindowStart(n, op.Window)
+			keys := n - lo // cached keys visible
+			total := keys
+			if op.HasNew {
+				total++
+			}
+			if total == 0 {
+				continue
+			}
 			base := (b*kvh + g) * maxLen * dk
 			qs := q[b*width+g*group*dk : b*width+(g+1)*group*dk] // the group's query heads
 			// Scores: each key row is read once for all query heads of the group.
@@ -231,7 +235,7 @@ func decodeAttention[T float](op DecodeAttention, in [][]T, out []T, lengths []i
 				o[i] = T(a)
 			}
 		}
-	}
+	})
 }
 
 func dot[T float](a, b []T) float64 {

@@ -34,6 +34,10 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 	logits, scores, x := randDense(r, rows, vocab), randDense(r, 8, keys, keys), randDense(r, rows, width)
 	gamma, beta, g, gs := randDense(r, width), randDense(r, width), randDense(r, rows, width), randDense(r, 8, keys, keys)
 	half, scores4 := randDense(r, rows, width/2), randDense(r, 8, 12, 16, 64)
+	// Decode attention: 8 sequences (one finished), 4 query heads over 2 K/V heads of width
+	// 64, a cache of 96 positions.
+	decQ, decK, decV, decNew := randDense(r, 8, 4*64), randDense(r, 8, 2, keys, 64), randDense(r, 8, 2, keys, 64), randDense(r, 8, 2*64)
+	decLens := tensor.New(tensor.WithBacking([]int{90, 33, 95, -1, 50, 95, 0, 80}))
 	run := func(procs int, op G.Op, in []G.Value) []float32 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		v, err := op.Do(in...)
@@ -65,6 +69,9 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		{"swiglu grad", ActivationGrad{Kind: SwiGLU}, []G.Value{x, half}},
 		{"permute", Permute{Axes: []int{1, 0, 2}}, []G.Value{scores}},
 		{"permute 4-D", Permute{Axes: []int{2, 0, 3, 1}}, []G.Value{scores4}},
+		{"decode attention", DecodeAttention{Heads: 4, KVHeads: 2, HeadDim: 64, Scale: 0.125, HasNew: true}, []G.Value{decQ, decK, decV, decNew, decNew, decLens}},
+		{"decode attention window", DecodeAttention{Heads: 4, KVHeads: 2, HeadDim: 64, Scale: 0.125, Window: 20, HasNew: true}, []G.Value{decQ, decK, decV, decNew, decNew, decLens}},
+		{"decode cross-attention", DecodeAttention{Heads: 4, KVHeads: 2, HeadDim: 64, Scale: 0.125}, []G.Value{decQ, decK, decV, decLens}},
 	}
 	for _, c := range cases {
 		serial, par := run(1, c.op, c.in), run(4, c.op, c.in)

@@ -1,4 +1,8 @@
-package train
+// Package program runs a Gorgonia graph on the CPU many times over: a Program computes the
+// nodes in topological order, as Gorgonia's TapeMachine does, but each node keeps its value
+// from one run to the next and the next run writes into it. Training (package train) and
+// decoding (package infer) run their CPU graphs with it.
+package program
 
 import (
 	"fmt"
@@ -9,7 +13,7 @@ import (
 	"mqa/layers/ops"
 )
 
-// program runs a graph on the CPU, as Gorgonia's TapeMachine does, but keeps every node's
+// Program runs a graph on the CPU, as Gorgonia's TapeMachine does, but keeps every node's
 // value from one run to the next and writes the next run's value into it: Gorgonia's
 // TapeMachine drops all values when it is reset, so each of its runs allocates every
 // activation and gradient again (and fresh memory costs page faults as well as the garbage
@@ -19,15 +23,15 @@ import (
 //
 // The ops compute exactly what they compute under the TapeMachine: the same Do, or the
 // same kernel writing into the kept tensor (ops.IntoDoer, Gorgonia's UsePreallocDoer).
-type program struct {
-	steps []programStep
+type Program struct {
+	steps []step
 	vals  []G.Value // by node, in topological order
 	index map[*G.Node]int
 	args  []G.Value // one step's inputs
 }
 
-// programStep is one node of the program.
-type programStep struct {
+// step is one node of the program.
+type step struct {
 	node    *G.Node
 	in      []int // the inputs' positions in vals
 	reuse   bool  // whether the node writes into its previous value
@@ -36,21 +40,22 @@ type programStep struct {
 	exps    *ops.Exps // shared by a cross-entropy loss and its gradient (pairCrossEntropy)
 }
 
-// newProgram sorts the graph's nodes.
-func newProgram(g *G.ExprGraph) (*program, error) {
+// New sorts the graph's nodes into a program. The graph's inputs (nodes without an op) are
+// read from the nodes at every run, so G.Let binds the next run's inputs.
+func New(g *G.ExprGraph) (*Program, error) {
 	sorted, err := G.Sort(g)
 	if err != nil {
-		return nil, fmt.Errorf("cpu: sorting the graph: %w", err)
+		return nil, fmt.Errorf("program: sorting the graph: %w", err)
 	}
-	p := &program{index: make(map[*G.Node]int, len(sorted)), vals: make([]G.Value, len(sorted))}
+	p := &Program{index: make(map[*G.Node]int, len(sorted)), vals: make([]G.Value, len(sorted))}
 	for i := len(sorted) - 1; i >= 0; i-- {
 		n := sorted[i]
-		s := programStep{node: n}
+		s := step{node: n}
 		s.product, s.batched = batchedProductOf(n.Op())
 		for it := g.From(n.ID()); it.Next(); {
 			j, ok := p.index[it.Node().(*G.Node)]
 			if !ok {
-				return nil, fmt.Errorf("cpu: an input of %s is not computed before it", n.Name())
+				return nil, fmt.Errorf("program: an input of %s is not computed before it", n.Name())
 			}
 			s.in = append(s.in, j)
 		}
@@ -68,7 +73,7 @@ const maxKeptExps = 1 << 25
 // same logits and targets, one ops.Exps: the gradient then takes the loss's exponentials
 // instead of computing the same numbers again (about a third of a tiny step's time is these
 // exponentials).
-func (p *program) pairCrossEntropy() {
+func (p *Program) pairCrossEntropy() {
 	for i := range p.steps {
 		loss, ok := p.steps[i].node.Op().(ops.CrossEntropy)
 		if !ok {
@@ -90,15 +95,15 @@ func (p *program) pairCrossEntropy() {
 	}
 }
 
-// run computes every node from the inputs' current values.
-func (p *program) run() error {
+// Run computes every node from the inputs' current values.
+func (p *Program) Run() error {
 	for i := range p.steps {
 		s := &p.steps[i]
 		op := s.node.Op()
 		if op == nil {
 			p.vals[i] = s.node.Value()
 			if p.vals[i] == nil {
-				return fmt.Errorf("cpu: input %s has no value", s.node.Name())
+				return fmt.Errorf("program: input %s has no value", s.node.Name())
 			}
 			continue
 		}
@@ -109,7 +114,7 @@ func (p *program) run() error {
 		prev := p.vals[i]
 		v, err := p.exec(s, op, prev)
 		if err != nil {
-			return fmt.Errorf("cpu: %s (%v): %w", s.node.Name(), op, err)
+			return fmt.Errorf("program: %s (%v): %w", s.node.Name(), op, err)
 		}
 		p.vals[i] = v
 		if v != prev {
@@ -120,7 +125,7 @@ func (p *program) run() error {
 }
 
 // exec runs one op, into its previous value when the node owns it.
-func (p *program) exec(s *programStep, op G.Op, prev G.Value) (G.Value, error) {
+func (p *Program) exec(s *step, op G.Op, prev G.Value) (G.Value, error) {
 	if !s.reuse {
 		prev = nil
 	}
@@ -148,11 +153,12 @@ func (p *program) exec(s *programStep, op G.Op, prev G.Value) (G.Value, error) {
 	return op.Do(p.args...)
 }
 
-// value returns a node's value after the last run.
-func (p *program) value(n *G.Node) (G.Value, error) {
+// Value returns a node's value after the last run. It is the program's own memory, which the
+// next run overwrites: copy what must outlive it.
+func (p *Program) Value(n *G.Node) (G.Value, error) {
 	i, ok := p.index[n]
 	if !ok || p.vals[i] == nil {
-		return nil, fmt.Errorf("cpu: node %s has no value", n.Name())
+		return nil, fmt.Errorf("program: node %s has no value", n.Name())
 	}
 	return p.vals[i], nil
 }

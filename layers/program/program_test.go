@@ -1,4 +1,4 @@
-package train
+package program
 
 import (
 	"math"
@@ -9,6 +9,13 @@ import (
 
 	"mqa/models"
 )
+
+// tinyCfg is a two-layer, 32-wide model with 4 query heads and kv key/value heads.
+func tinyCfg(task string, vocab, kv int) models.Config {
+	return models.Config{Task: task, Vocab: vocab, Dim: 32, Layers: 2, EncoderLayers: map[bool]int{true: 1}[task == models.TaskTranslate],
+		Heads: 4, KVHeads: kv, HeadDim: 8, FFDim: 64, Activation: "relu", Norm: "layer", Positions: "sinusoidal",
+		MaxLen: 32, TieEmbeddings: true}
+}
 
 // TestProgramMatchesTapeMachine runs training graphs with a program and with Gorgonia's
 // TapeMachine on several batches in turn (so the program's kept values hold the previous
@@ -25,9 +32,7 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 	tr.Activation, tr.Positions, tr.Dropout = "gelu", "learned", 0.1
 	for name, cfg := range map[string]models.Config{"lm": lm, "gqa": gqa, "translate": tr} {
 		t.Run(name, func(t *testing.T) {
-			s := DefaultSettings(10)
-			s.LabelSmoothing = 0.1
-			trainer, err := NewTrainer(cfg, nil, s, "cpu")
+			params, err := models.InitParams(cfg, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,13 +40,18 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 			if cfg.Task == models.TaskTranslate {
 				shape.SrcLen = 6
 			}
-			g, grads, err := trainer.Graph(shape, true)
+			var dropoutStep uint64
+			g, err := models.Build(params, cfg, shape, models.Options{Train: true, LabelSmoothing: 0.1, DropoutSeed: 10, DropoutStep: &dropoutStep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			grads, err := G.Grad(g.Loss, g.ParamNodes()...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			vm := G.NewTapeMachine(g.G)
 			defer vm.Close()
-			prog, err := newProgram(g.G)
+			prog, err := New(g.G)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,8 +66,8 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(3, 4))
 			for run := range 3 {
-				trainer.DropoutStep = uint64(run)
-				if err := Feed(g, randomBatch(rng, shape, cfg.Vocab)); err != nil {
+				dropoutStep = uint64(run)
+				if err := feedRandom(g, rng); err != nil {
 					t.Fatal(err)
 				}
 				vm.Reset()
@@ -68,16 +78,16 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 				for _, n := range grads {
 					want = append(want, append([]float32(nil), n.Value().Data().([]float32)...))
 				}
-				if err := prog.run(); err != nil {
+				if err := prog.Run(); err != nil {
 					t.Fatal(err)
 				}
-				loss, err := prog.value(g.Loss)
+				loss, err := prog.Value(g.Loss)
 				if err != nil {
 					t.Fatal(err)
 				}
 				got := [][]float32{{loss.Data().(float32)}}
 				for _, n := range grads {
-					v, err := prog.value(n)
+					v, err := prog.Value(n)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -98,28 +108,33 @@ func TestProgramMatchesTapeMachine(t *testing.T) {
 	}
 }
 
-// randomBatch fills a batch with ids in 1..vocab−1; a translation batch's rows have source
-// and target lengths between half and all of the shape's, the rest padding.
-func randomBatch(rng *rand.Rand, s models.Shape, vocab int) Batch {
-	b := Batch{Shape: s, Tokens: make([]int, s.Batch*s.TgtLen), Targets: make([]int, s.Batch*s.TgtLen)}
+// feedRandom feeds a graph a batch of ids in 1..vocab−1; a translation batch's rows have
+// source and target lengths between half and all of the shape's, the rest padding.
+func feedRandom(g *models.Graph, rng *rand.Rand) error {
+	s, vocab := g.Shape, g.Cfg.Vocab
+	tokens, targets := make([]int, s.Batch*s.TgtLen), make([]int, s.Batch*s.TgtLen)
+	var src, srcLens []int
 	for i := range s.Batch {
 		n := s.TgtLen
 		if s.SrcLen > 0 {
 			n -= rng.IntN(s.TgtLen/2 + 1)
-			src := s.SrcLen - rng.IntN(s.SrcLen/2+1)
-			b.SrcLens = append(b.SrcLens, src)
+			l := s.SrcLen - rng.IntN(s.SrcLen/2+1)
+			srcLens = append(srcLens, l)
 			for j := range s.SrcLen {
 				id := 0
-				if j < src {
+				if j < l {
 					id = 1 + rng.IntN(vocab-1)
 				}
-				b.Src = append(b.Src, id)
+				src = append(src, id)
 			}
 		}
 		for j := range n {
-			b.Tokens[i*s.TgtLen+j] = 1 + rng.IntN(vocab-1)
-			b.Targets[i*s.TgtLen+j] = 1 + rng.IntN(vocab-1)
+			tokens[i*s.TgtLen+j] = 1 + rng.IntN(vocab-1)
+			targets[i*s.TgtLen+j] = 1 + rng.IntN(vocab-1)
 		}
 	}
-	return b
+	if s.SrcLen > 0 {
+		return g.FeedTranslation(src, srcLens, tokens, targets)
+	}
+	return g.FeedLM(tokens, targets)
 }
