@@ -273,7 +273,7 @@ func WriteBenchTable(w io.Writer, rows []BenchRow) error {
 			nc, sp = fmt.Sprintf("%.0f", r.NoCacheUS), fmt.Sprintf("%.1f×", r.Speedup)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Task, r.Attn, r.KVHeads, r.FFDim,
-			r.Params, r.Batch, r.Beam, r.Context, r.StepUS, r.TokenUS, enc, nc, sp, human(r.CacheBytes), human(r.KVReadBytes), human(r.StepBytes))
+			r.Params, r.Batch, r.Beam, r.Context, r.StepUS, r.TokenUS, enc, nc, sp, FormatBytes(r.CacheBytes), FormatBytes(r.KVReadBytes), FormatBytes(r.StepBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -290,8 +290,9 @@ func WriteBenchTable(w io.Writer, rows []BenchRow) error {
 	return tw.Flush()
 }
 
-// human prints a byte count with a binary unit.
-func human(n int64) string {
+// FormatBytes writes a byte count with a binary unit (B, KiB, MiB or GiB), as the decoding
+// benchmarks' tables print sizes.
+func FormatBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))

@@ -131,7 +131,7 @@ func WriteGPUTable(w io.Writer, rows []cuda.DecodeBenchRow, skipped []string) er
 			vs = fmt.Sprintf("%.2f×", m/r.StepUS)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%.1f\t%.2f\t%s\t%s\t%s\t%.0f\t%.1f\t%.2f\t%d\t%d\t%s\t\n", r.Attn, r.KVHeads, r.Cache,
-			r.Batch, r.Beam, r.Context, r.StepUS, r.TokenUS, enc, host, stepBytes(r.StepBytes), r.GBps, r.FloorUS, r.OverFloor, r.Kernels, r.Splits, vs)
+			r.Batch, r.Beam, r.Context, r.StepUS, r.TokenUS, enc, host, infer.FormatBytes(r.StepBytes), r.GBps, r.FloorUS, r.OverFloor, r.Kernels, r.Splits, vs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -140,15 +140,4 @@ func WriteGPUTable(w io.Writer, rows []cuda.DecodeBenchRow, skipped []string) er
 		fmt.Fprintln(w, "skipped (memory):", s)
 	}
 	return nil
-}
-
-// stepBytes prints a step's bytes in KiB, MiB or GiB.
-func stepBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }

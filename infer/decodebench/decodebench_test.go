@@ -77,7 +77,7 @@ func TestGPUText(t *testing.T) {
 			t.Errorf("line %d %q, want %q", i, lines[i], want)
 		}
 	}
-	for i, want := range []struct{ bytes, vs string }{{"3.0 MiB", "1.00×"}, {"1.5 KiB", "4.00×"}, {"5.00 GiB", " -"}} {
+	for i, want := range []struct{ bytes, vs string }{{"3.00 MiB", "1.00×"}, {"1.5 KiB", "4.00×"}, {"5.00 GiB", " -"}} {
 		row := lines[3+i]
 		if !strings.Contains(row, want.bytes) || !strings.HasSuffix(strings.TrimRight(row, " "), want.vs) {
 			t.Errorf("row %d %q: want bytes %q and MHA/this %q", i, row, want.bytes, want.vs)
