@@ -11,6 +11,18 @@
 #                           benchmark against bench/torch_reference.py (SKIP_TRAIN=1 skips it) and
 #                           the decode benchmark against bench/torch_decode_reference.py
 #                           (SKIP_DECODE=1 skips it); JSON and logs under $OUT, tables last
+#   scripts/gpu.sh ab BEFORE AFTER
+#                           there: the base LM training step and the GPU decode step of two
+#                           mqa binaries (e.g. a refactor's base and head), alternated twice in
+#                           one call, one line per run (ms per step; µs per decode point)
+#   scripts/gpu.sh study CORPUS STEPS LIMIT [compare flags]
+#                           there: the base translation comparison on an embedded corpus, TF32
+#                           with CUDA graphs, GPU decoding, every test sentence, stopped after
+#                           LIMIT seconds; the report, results, plots and logs (no weights) in
+#                           $OUT/CORPUS.tgz (BIN=path picks the mqa binary, default .gpu/mqa)
+#
+# Binaries travel gzipped (carry .gpu: the carried folder replaces the device's copy, so every
+# call unpacks again); ab and study unpack .gpu/*.gz themselves.
 #
 # The build tag is mqacuda, not cuda: Gorgonia's own "cuda" tag would switch Gorgonia to its
 # CUDA path (cuDNN 8, see DESIGN.md), which we do not use.
@@ -199,6 +211,45 @@ train_profile() {
 	done
 }
 
+# unpack gunzips the carried binaries in .gpu.
+unpack() {
+	for f in .gpu/*.gz; do gunzip -kf "$f"; done
+	chmod +x .gpu/mqa* .gpu/cuda.test* 2>/dev/null || true
+}
+
+# ab BEFORE AFTER: training and decoding steps of two binaries, alternated.
+ab() {
+	export LD_LIBRARY_PATH=/usr/local/cuda/lib64
+	unpack
+	for _ in 1 2; do
+		for bin in "$1" "$2"; do
+			for attn in mha mqa; do
+				timeout 60 "$bin" bench train -device cuda -preset base -batch 32 -seq 256 -steps 30 -warmup 5 -attn $attn -tf32 -graphs -json 2>/dev/null |
+					tail -n 1 | python3 -c "import json, sys; r = json.load(sys.stdin); print('$bin train', r['attn'], f\"{r['ms_per_step']:.2f} ms/step\")"
+			done
+			timeout 90 "$bin" bench decode -device cuda -preset base -attn mha,mqa -batch 1,64,1024 -context 128,4096 -steps 20 -cache fp32 -json 2>/dev/null |
+				python3 -c "import json, sys; r = json.load(sys.stdin); print('$bin decode µs', ' '.join(f\"{x['attn']}/{x['batch']}/{x['context']}:{x['us_per_step']:.0f}\" for x in r['rows']))"
+		done
+	done
+}
+
+# study CORPUS STEPS LIMIT [compare flags]: the base translation comparison (issue 19).
+study() {
+	export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
+	OUT=${OUT:-/tmp/out}
+	mkdir -p "$OUT"
+	unpack
+	local corpus=$1 steps=$2 limit=$3
+	shift 3
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+	MQA_CUDA_MATH=tf32 MQA_CUDA_GRAPHS=1 timeout "$limit" "${BIN:-.gpu/mqa}" compare -device cuda -decode-device cuda -preset base \
+		-tasks translate -mt-corpus "$corpus" -steps "$steps" -bleu-lines 0 -decode-batch 1024 -out "/tmp/study/$corpus" "$@" >"$OUT/$corpus.log" 2>&1
+	echo "compare rc $?"
+	grep -E "^\[compare" "$OUT/$corpus.log" | tail -n 20 || true
+	(cd /tmp/study && find "$corpus" -type f ! -name '*.safetensors' -size -4M | tar czf "$OUT/$corpus.tgz" -T -)
+	grep -A 4 "^## What" "/tmp/study/$corpus/report.md" 2>/dev/null || true
+}
+
 device() {
 	export LD_LIBRARY_PATH=/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
 	OUT=${OUT:-/tmp/out}
@@ -230,8 +281,13 @@ build)
 	readelf -d .gpu/mqa | grep NEEDED
 	;;
 device) device ;;
+ab) ab "$2" "$3" ;;
+study)
+	shift
+	study "$@"
+	;;
 *)
-	echo "usage: scripts/gpu.sh setup|vet|build|device" >&2
+	echo "usage: scripts/gpu.sh setup|vet|build|device|ab BEFORE AFTER|study CORPUS STEPS LIMIT [flags]" >&2
 	exit 2
 	;;
 esac
