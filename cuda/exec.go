@@ -323,15 +323,8 @@ func (e *Executor) TrainStep(micro []train.Batch) (loss, gradNorm float64, err e
 			}
 			e.grads = e.acc
 		}
-		sumsq := e.scratch.add(8)
-		if err := d.zero(sumsq, 8); err != nil {
+		if _, err := e.gradSumSq(); err != nil {
 			return err
-		}
-		for i, g := range e.grads {
-			nb := min((e.sizes[i]+255)/256, 1024)
-			if err := d.launch("k_sumsq", [3]int{nb, 1, 1}, blk256, 0, sumsq, g, int32(e.sizes[i])); err != nil {
-				return err
-			}
 		}
 		host := make([]float32, 64+len(micro))
 		if err := d.download(unsafe.Pointer(&host[0]), e.scratch, 4*len(host)); err != nil {

@@ -117,23 +117,32 @@ func (e *Executor) ReduceGradients(plan []train.Bucket, r train.AllReducer, rank
 func (e *Executor) GradNorm() (float64, error) {
 	var norm float64
 	err := e.w.do(func() error {
-		d := e.d
-		sumsq := e.scratch.add(8)
-		if err := d.zero(sumsq, 8); err != nil {
+		sumsq, err := e.gradSumSq()
+		if err != nil {
 			return err
 		}
-		for i, g := range e.grads {
-			nb := min((e.sizes[i]+255)/256, 1024)
-			if err := d.launch("k_sumsq", [3]int{nb, 1, 1}, blk256, 0, sumsq, g, int32(e.sizes[i])); err != nil {
-				return err
-			}
-		}
 		var ss float64
-		if err := d.download(unsafe.Pointer(&ss), sumsq, 8); err != nil {
+		if err := e.d.download(unsafe.Pointer(&ss), sumsq, 8); err != nil {
 			return err
 		}
 		norm = math.Sqrt(ss)
 		return nil
 	})
 	return norm, err
+}
+
+// gradSumSq launches the sum of squares of the gradient buffers into the scratch's float64
+// at byte 8 (worker thread) and returns its address.
+func (e *Executor) gradSumSq() (dptr, error) {
+	sumsq := e.scratch.add(8)
+	if err := e.d.zero(sumsq, 8); err != nil {
+		return 0, err
+	}
+	for i, g := range e.grads {
+		nb := min((e.sizes[i]+255)/256, 1024)
+		if err := e.d.launch("k_sumsq", [3]int{nb, 1, 1}, blk256, 0, sumsq, g, int32(e.sizes[i])); err != nil {
+			return 0, err
+		}
+	}
+	return sumsq, nil
 }
