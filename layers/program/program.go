@@ -163,6 +163,17 @@ func (p *Program) Value(n *G.Node) (G.Value, error) {
 	return p.vals[i], nil
 }
 
+// Bytes is the memory the program keeps from one run to the next: the values its nodes own.
+func (p *Program) Bytes() int64 {
+	var n int64
+	for i := range p.steps {
+		if t, ok := p.vals[i].(*tensor.Dense); ok && p.steps[i].reuse {
+			n += int64(t.MemSize())
+		}
+	}
+	return n
+}
+
 // owns reports whether v is a dense tensor of its own memory, which overlaps none of the
 // inputs it was computed from: only such a value may be overwritten by the next run (a
 // view, such as a reshape's output, shares its input's memory).
