@@ -3,10 +3,12 @@ package infer
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 
+	"mqa/layers/program"
 	"mqa/models"
 )
 
@@ -22,6 +24,9 @@ func (t tapeRunner) Run() error {
 }
 
 func (t tapeRunner) Value(n *G.Node) (G.Value, error) { return n.Value(), nil }
+
+// Bytes is 0: the tests need no bound on the TapeMachines they keep.
+func (t tapeRunner) Bytes() int64 { return 0 }
 
 // TestProgramMatchesTapeMachine decodes with programs and with TapeMachines side by side —
 // cached steps (with the encoder for translation) and full recomputation — over rows of
@@ -122,5 +127,44 @@ func compareSteps(t *testing.T, prog, tape Stepper, rng *rand.Rand) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestDecodeGraphBudget: translating sources of several lengths, one at a time, with graph
+// caches that keep only the last graph of each kind gives the same outputs as with the
+// default budget, and the small caches end with one graph each.
+func TestDecodeGraphBudget(t *testing.T) {
+	cfg := with(smallMT, func(c *models.Config) { c.KVHeads = 1 })
+	params := randomParams(t, cfg, 41)
+	srcs := [][]int{{5, 6, 7, 8}, {9, 10}, {11, 12, 13, 14, 15, 16, 17}, {5, 6, 7, 8}}
+	var outs [2][][]int
+	var small *CPU
+	for j, budget := range []int64{0, 1} {
+		cpu, err := NewCPU(cfg, params, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if budget > 0 {
+			small = cpu
+			cpu.steps = program.NewCache[[3]int](budget, func(s *compiledStep) int64 { return s.exec.Bytes() })
+			cpu.encoders = program.NewCache[[2]int](budget, func(e *compiledEncoder) int64 { return e.exec.Bytes() })
+		}
+		for _, src := range srcs {
+			s, err := cpu.Translation([][]int{src}, 1, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Generate(s, [][]int{{1}}, 20, 2, Sampling{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs[j] = append(outs[j], out...)
+		}
+	}
+	if !reflect.DeepEqual(outs[0], outs[1]) {
+		t.Errorf("outputs differ: default budget %v, graphs rebuilt %v", outs[0], outs[1])
+	}
+	if small.steps.Len() != 1 || small.encoders.Len() != 1 {
+		t.Errorf("small caches hold %d step and %d encoder graphs, want 1 each", small.steps.Len(), small.encoders.Len())
 	}
 }

@@ -46,26 +46,28 @@ type Backend interface {
 // node's memory kept from one step to the next). With NoCache it recomputes the whole
 // sequence (and the encoder) at every step through the training graph (models.Build); this
 // is the reference and the -nocache path. Otherwise it runs the decode-step graph
-// (models.BuildDecodeStep) over a K/V cache. Compiled graphs are kept per shape, so a CPU
-// must not be used from several goroutines at once.
+// (models.BuildDecodeStep) over a K/V cache. Compiled graphs are kept per shape (the most
+// recently used, each kind within a third of program.DefaultBudget), so a CPU must not be used
+// from several goroutines at once.
 type CPU struct {
 	Cfg     models.Config
 	Params  *layers.Params
 	NoCache bool
 
-	steps    map[[3]int]*compiledStep
-	encoders map[[2]int]*compiledEncoder
-	full     map[[3]int]*compiledFull
+	steps    *program.Cache[[3]int, *compiledStep]
+	encoders *program.Cache[[2]int, *compiledEncoder]
+	full     *program.Cache[[3]int, *compiledFull]
 	// compile makes a graph's runner: program.New, or a TapeMachine in the tests that
 	// compare the two.
 	compile func(*G.ExprGraph) (runner, error)
 }
 
 // runner runs a graph again and again; after a run it gives every node's value, which the
-// next run may overwrite.
+// next run may overwrite. Bytes is the memory it keeps between runs.
 type runner interface {
 	Run() error
 	Value(n *G.Node) (G.Value, error)
+	Bytes() int64
 }
 
 func newProgram(g *G.ExprGraph) (runner, error) { return program.New(g) }
@@ -75,8 +77,11 @@ func NewCPU(cfg models.Config, params *layers.Params, noCache bool) (*CPU, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &CPU{Cfg: cfg, Params: params, NoCache: noCache, steps: map[[3]int]*compiledStep{},
-		encoders: map[[2]int]*compiledEncoder{}, full: map[[3]int]*compiledFull{}, compile: newProgram}, nil
+	const budget = program.DefaultBudget / 3
+	return &CPU{Cfg: cfg, Params: params, NoCache: noCache, compile: newProgram,
+		steps:    program.NewCache[[3]int](budget, func(s *compiledStep) int64 { return s.exec.Bytes() }),
+		encoders: program.NewCache[[2]int](budget, func(e *compiledEncoder) int64 { return e.exec.Bytes() }),
+		full:     program.NewCache[[3]int](budget, func(f *compiledFull) int64 { return f.exec.Bytes() })}, nil
 }
 
 // Config is the model's configuration.
@@ -114,9 +119,10 @@ func (f *compiledFull) run(src, srcLens, in, out []int) error {
 
 func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
 	key := [3]int{batch, capacity, srcLen}
-	if s, ok := c.steps[key]; ok {
+	if s, ok := c.steps.Get(key); ok {
 		return s, nil
 	}
+	c.steps.MakeRoom()
 	g, err := models.BuildDecodeStep(c.Params, c.Cfg, batch, capacity, srcLen)
 	if err != nil {
 		return nil, err
@@ -126,15 +132,16 @@ func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
 		return nil, err
 	}
 	s := &compiledStep{g: g, exec: r}
-	c.steps[key] = s
+	c.steps.Add(key, s)
 	return s, nil
 }
 
 func (c *CPU) encoder(batch, srcLen int) (*compiledEncoder, error) {
 	key := [2]int{batch, srcLen}
-	if e, ok := c.encoders[key]; ok {
+	if e, ok := c.encoders.Get(key); ok {
 		return e, nil
 	}
+	c.encoders.MakeRoom()
 	g, err := models.BuildEncoder(c.Params, c.Cfg, batch, srcLen)
 	if err != nil {
 		return nil, err
@@ -144,15 +151,16 @@ func (c *CPU) encoder(batch, srcLen int) (*compiledEncoder, error) {
 		return nil, err
 	}
 	e := &compiledEncoder{g: g, exec: r}
-	c.encoders[key] = e
+	c.encoders.Add(key, e)
 	return e, nil
 }
 
 func (c *CPU) fullGraph(batch, srcLen, tgtLen int) (*compiledFull, error) {
 	key := [3]int{batch, srcLen, tgtLen}
-	if f, ok := c.full[key]; ok {
+	if f, ok := c.full.Get(key); ok {
 		return f, nil
 	}
+	c.full.MakeRoom()
 	g, err := models.Build(c.Params, c.Cfg, models.Shape{Batch: batch, SrcLen: srcLen, TgtLen: tgtLen}, models.Options{})
 	if err != nil {
 		return nil, err
@@ -162,7 +170,7 @@ func (c *CPU) fullGraph(batch, srcLen, tgtLen int) (*compiledFull, error) {
 		return nil, err
 	}
 	f := &compiledFull{g: g, exec: r}
-	c.full[key] = f
+	c.full.Add(key, f)
 	return f, nil
 }
 

@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"slices"
 
 	G "gorgonia.org/gorgonia"
 
@@ -23,22 +22,12 @@ type compiledKey struct {
 	training bool
 }
 
-// cpuMemoryBudget bounds the memory that compiled graphs keep between runs (their programs'
-// values): beyond it the least recently used graphs are dropped, and built again when their
-// shape comes back (which costs less than the page faults of memory kept beyond it). A corpus
-// of many sentence lengths has a batch shape per length bucket: on such data the small
-// translation model's process grew to 12.7 GB in 60 steps with every graph kept, and stays
-// at 1.8 GB within this budget (BENCHMARKS.md, "CPU training speed").
-const cpuMemoryBudget = 512 << 20
-
 // cpuExecutor runs graphs as programs (Gorgonia's ops in topological order, each node's
 // memory kept from one run to the next), one compiled graph per batch shape (the most
-// recently used ones, within budget bytes of kept values), and updates the parameters in place.
+// recently used ones, within program.DefaultBudget), and updates the parameters in place.
 type cpuExecutor struct {
 	t        *Trainer
-	compiled map[compiledKey]*compiled
-	recent   []compiledKey // the keys of compiled, least recently used first
-	budget   int64
+	compiled *program.Cache[compiledKey, *compiled]
 	params   [][]float32 // the parameters' data in ParamNames order, updated in place
 	views    [][]float32 // the gradient nodes' data after the last run
 	acc      [][]float32 // accumulation buffer for several micro-batches
@@ -51,22 +40,18 @@ func newCPUExecutor(t *Trainer) *cpuExecutor {
 	for i, n := range t.names {
 		params[i] = t.Params.Get(n).Data().([]float32)
 	}
-	return &cpuExecutor{t: t, compiled: map[compiledKey]*compiled{}, budget: cpuMemoryBudget, params: params}
+	kept := func(c *compiled) int64 { return c.prog.Bytes() }
+	return &cpuExecutor{t: t, compiled: program.NewCache[compiledKey](program.DefaultBudget, kept), params: params}
 }
 
 // compile returns the compiled graph of a batch shape, building it (after dropping the least
 // recently used graphs while those kept hold more than the budget) when it is not kept.
 func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, error) {
 	key := compiledKey{shape, training}
-	if c, ok := e.compiled[key]; ok {
-		i := slices.Index(e.recent, key)
-		e.recent = append(slices.Delete(e.recent, i, i+1), key)
+	if c, ok := e.compiled.Get(key); ok {
 		return c, nil
 	}
-	for len(e.recent) > 0 && e.keptBytes() > e.budget {
-		delete(e.compiled, e.recent[0])
-		e.recent = slices.Delete(e.recent, 0, 1)
-	}
+	e.compiled.MakeRoom()
 	g, grads, err := e.t.Graph(shape, training)
 	if err != nil {
 		return nil, err
@@ -76,18 +61,8 @@ func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, err
 		return nil, err
 	}
 	c := &compiled{g: g, grads: grads, prog: prog}
-	e.compiled[key] = c
-	e.recent = append(e.recent, key)
+	e.compiled.Add(key, c)
 	return c, nil
-}
-
-// keptBytes is the memory the compiled graphs' programs keep between runs.
-func (e *cpuExecutor) keptBytes() int64 {
-	var n int64
-	for _, c := range e.compiled {
-		n += c.prog.Bytes()
-	}
-	return n
 }
 
 // Graph builds the model's graph for a batch shape. A training graph has dropout, label
@@ -218,8 +193,7 @@ func (e *cpuExecutor) Loss(b Batch) (float64, error) {
 func (e *cpuExecutor) Sync() error { return nil }
 
 func (e *cpuExecutor) Close() error {
-	clear(e.compiled)
-	e.recent = nil
+	e.compiled.Clear()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package train
 import (
 	"testing"
 
+	"mqa/layers/program"
 	"mqa/models"
 )
 
@@ -19,7 +20,7 @@ func TestCPUGraphBudget(t *testing.T) {
 		}
 		t.Cleanup(func() { tr.Close() })
 		e := tr.exec.(*cpuExecutor)
-		e.budget = budget
+		e.compiled = program.NewCache[compiledKey](budget, func(c *compiled) int64 { return c.prog.Bytes() })
 		var losses []float64
 		for step := range 9 {
 			sh := shapes[step%len(shapes)]
@@ -31,18 +32,18 @@ func TestCPUGraphBudget(t *testing.T) {
 		}
 		return losses, e
 	}
-	all, kept := train(cpuMemoryBudget)
+	all, kept := train(program.DefaultBudget)
 	bounded, one := train(1)
 	for i := range all {
 		if all[i] != bounded[i] {
 			t.Errorf("step %d: loss %v with every graph kept, %v with graphs rebuilt", i+1, all[i], bounded[i])
 		}
 	}
-	if len(kept.compiled) != len(shapes) || len(one.compiled) != 1 || len(one.recent) != 1 {
-		t.Errorf("kept %d graphs within the default budget (want %d) and %d (%d recent) within 1 byte (want 1)",
-			len(kept.compiled), len(shapes), len(one.compiled), len(one.recent))
+	if kept.compiled.Len() != len(shapes) || one.compiled.Len() != 1 {
+		t.Errorf("kept %d graphs within the default budget (want %d) and %d within 1 byte (want 1)",
+			kept.compiled.Len(), len(shapes), one.compiled.Len())
 	}
-	if kept.keptBytes() <= one.keptBytes() || one.keptBytes() == 0 {
-		t.Errorf("kept bytes: %d for every graph, %d for one", kept.keptBytes(), one.keptBytes())
+	if kept.compiled.Bytes() <= one.compiled.Bytes() || one.compiled.Bytes() == 0 {
+		t.Errorf("kept bytes: %d for every graph, %d for one", kept.compiled.Bytes(), one.compiled.Bytes())
 	}
 }
