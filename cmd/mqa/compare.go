@@ -38,7 +38,7 @@ func runCompare(args []string) error {
 	fs.Float64Var(&r.Dropout, "dropout", -1, "dropout probability (default: the preset's)")
 	fs.BoolVar(&r.Quiet, "quiet", false, "no progress on standard error (only errors)")
 	fs.IntVar(&r.EvalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
-	fs.Float64Var(&r.Uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more (e.g. 0.05; 0: no uptrained rows)")
+	fs.Float64Var(&r.Uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more, beside MHA trained on as long without pooling, their baseline (e.g. 0.05; 0: no uptrained rows)")
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
 	checkRanks := ranksFlags(fs)

@@ -14,7 +14,8 @@ import (
 
 // TestCompareUptrain runs a small LM comparison with -uptrain and checks the uptrained
 // row beside the from-scratch ones: its source and provenance, its parameter count, its
-// curves after the source's step, and its place in the report.
+// curves after the source's step, its baseline (MHA continued as long) and its place in the
+// report.
 func TestCompareUptrain(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"compare", "-preset", "tiny", "-tasks", "lm", "-attn", "mha,mqa", "-steps", "4", "-uptrain", "0.5",
@@ -26,13 +27,19 @@ func TestCompareUptrain(t *testing.T) {
 	if err := checkpoints.ReadJSON(filepath.Join(out, "results.json"), &res, 1<<26); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Results) != 3 {
-		t.Fatalf("%d results, want mha, mqa and uptrained mqa", len(res.Results))
+	if len(res.Results) != 4 {
+		t.Fatalf("%d results, want mha, mqa, mha continued and uptrained mqa", len(res.Results))
 	}
-	mha, scratch, up := res.Results[0], res.Results[1], res.Results[2]
-	const label = "mqa (uptrained from mha, 2 steps)"
-	if mha.Attention != "mha" || scratch.Attention != "mqa" || up.Attention != label {
-		t.Fatalf("rows %q, %q, %q", mha.Attention, scratch.Attention, up.Attention)
+	mha, scratch, cont, up := res.Results[0], res.Results[1], res.Results[2], res.Results[3]
+	const label, contLabel = "mqa (uptrained from mha, 2 steps)", "mha (continued, 2 steps)"
+	if mha.Attention != "mha" || scratch.Attention != "mqa" || cont.Attention != contLabel || up.Attention != label {
+		t.Fatalf("rows %q, %q, %q, %q", mha.Attention, scratch.Attention, cont.Attention, up.Attention)
+	}
+	if mha.Baseline != "" || scratch.Baseline != "mha" || cont.Baseline != "mha" || up.Baseline != contLabel || up.LnPPLDiffCI == nil {
+		t.Errorf("baselines %q, %q, %q, %q (uptrained interval %v)", mha.Baseline, scratch.Baseline, cont.Baseline, up.Baseline, up.LnPPLDiffCI)
+	}
+	if cont.KVHeads != mha.KVHeads || cont.Params != mha.Params || cont.Steps != 2 || cont.TrainCurve[0].Step != mha.ScoredStep+1 {
+		t.Errorf("continued mha: %d K/V heads, %d parameters, %d steps, curve %v", cont.KVHeads, cont.Params, cont.Steps, cont.TrainCurve)
 	}
 	if mha.UptrainedFrom != nil || scratch.UptrainedFrom != nil {
 		t.Error("a from-scratch row has a provenance")
@@ -63,8 +70,13 @@ func TestCompareUptrain(t *testing.T) {
 	if table := tableAfter(string(report), "Table 3"); !strings.Contains(table, "| "+label+" |") || !strings.Contains(table, "| mqa |") {
 		t.Errorf("the LM table lacks the uptrained or the from-scratch row:\n%s", table)
 	}
-	if !strings.Contains(string(report), `rows marked "uptrained" are not trained from scratch`) {
-		t.Error("the report does not say how the uptrained rows were made")
+	for _, w := range []string{`rows marked "uptrained" are not trained from scratch`, "lm, " + label + " vs " + contLabel, "lm, " + contLabel + " vs mha"} {
+		if !strings.Contains(string(report), w) {
+			t.Errorf("the report lacks %q", w)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "lm-mha-continued")); err != nil {
+		t.Errorf("the continued model's checkpoints: %v", err)
 	}
 }
 

@@ -55,8 +55,9 @@ type KindResult struct {
 	ChrFCI       *stats.Interval `json:"chrf_ci95,omitempty"`
 	BLEUGreedyCI *stats.Interval `json:"bleu_greedy_ci95,omitempty"`
 	ChrFGreedyCI *stats.Interval `json:"chrf_greedy_ci95,omitempty"`
-	// Paired bootstrap against the MHA model of the same seed (non-MHA models): the p-value
-	// of sacreBLEU's --paired-bs test and the interval of this model's score minus MHA's.
+	// Paired bootstrap against Baseline (every model but MHA): the p-value of sacreBLEU's
+	// --paired-bs test and the interval of this model's score minus the baseline's.
+	Baseline        string          `json:"baseline,omitempty"`                // the baseline's Attention: see baselineIndex
 	PairedPBLEU     *float64        `json:"paired_bootstrap_p_bleu,omitempty"` // beam 4
 	BLEUDiffCI      *stats.Interval `json:"bleu_diff_ci95,omitempty"`
 	PairedPChrF     *float64        `json:"paired_bootstrap_p_chrf,omitempty"`

@@ -116,38 +116,60 @@ func (r *Spec) resampler(n int) stats.Resampler {
 	return stats.Resampler{Units: n, Resamples: stats.DefaultResamples, Seed: r.Seed}
 }
 
-// pairWithMHA fills the paired bootstrap results of kr (a non-MHA model) against the MHA
-// model trained with the same seed on the same data.
-func (r *Spec) pairWithMHA(kr *KindResult, s, mha scoredSets) {
+// pairWith fills the paired bootstrap results of kr against its baseline base (see
+// baselineIndex), scored on the same sentences or documents.
+func (r *Spec) pairWith(kr *KindResult, s, base scoredSets) {
 	if s.valid.ok() {
-		p := r.resampler(len(s.valid.NLL)).PairedTest(stats.RatioScore(mha.valid.NLL, mha.valid.Tokens), stats.RatioScore(s.valid.NLL, s.valid.Tokens))
+		p := r.resampler(len(s.valid.NLL)).PairedTest(stats.RatioScore(base.valid.NLL, base.valid.Tokens), stats.RatioScore(s.valid.NLL, s.valid.Tokens))
 		kr.LnPPLDiffCI = &p.Diff
 	}
 	if s.test.ok() {
-		p := r.resampler(len(s.test.NLL)).PairedTest(stats.RatioScore(mha.test.NLL, mha.test.Tokens), stats.RatioScore(s.test.NLL, s.test.Tokens))
+		p := r.resampler(len(s.test.NLL)).PairedTest(stats.RatioScore(base.test.NLL, base.test.Tokens), stats.RatioScore(s.test.NLL, s.test.Tokens))
 		kr.TestLnPPLDiffCI = &p.Diff
 	}
-	if s.beam != nil && mha.beam != nil && s.beam.Len() >= MinUnits {
+	if s.beam != nil && base.beam != nil && s.beam.Len() >= MinUnits {
 		rs := r.resampler(s.beam.Len())
-		b, c := rs.PairedTest(mha.beam.BLEU, s.beam.BLEU), rs.PairedTest(mha.beam.ChrF, s.beam.ChrF)
+		b, c := rs.PairedTest(base.beam.BLEU, s.beam.BLEU), rs.PairedTest(base.beam.ChrF, s.beam.ChrF)
 		kr.PairedPBLEU, kr.BLEUDiffCI, kr.PairedPChrF, kr.ChrFDiffCI = &b.P, &b.Diff, &c.P, &c.Diff
 	}
 }
 
-// pairAll runs the paired tests of every non-MHA row of one task whose MHA model (same seed)
-// is done; sets[i] belongs to rows[i].
+// pairAll runs the paired tests of every row of one task whose baseline is done; sets[i]
+// belongs to rows[i].
 func (r *Spec) pairAll(rows []KindResult, sets []scoredSets) {
-	mha := map[uint64]int{}
-	for i, kr := range rows {
-		if kr.Attention == "mha" {
-			mha[kr.Seed] = i
-		}
-	}
 	for i := range rows {
-		if j, ok := mha[rows[i].Seed]; ok && rows[i].Attention != "mha" {
-			r.pairWithMHA(&rows[i], sets[i], sets[j])
+		if j := baselineIndex(rows, i); j >= 0 {
+			rows[i].Baseline = rows[j].Attention
+			r.pairWith(&rows[i], sets[i], sets[j])
 		}
 	}
+}
+
+// baselineIndex is the row of rows (one task) that rows[i] is compared against, -1 for none:
+// for an uptrained model the MHA model of the same seed continued from the same checkpoint
+// for as many steps (so that the comparison is of the pooling, not of the extra training),
+// for the other models the MHA model of the same seed, and none for that one. Results from
+// before the continued model existed fall back to MHA.
+func baselineIndex(rows []KindResult, i int) int {
+	r := rows[i]
+	if r.Attention == "mha" {
+		return -1
+	}
+	want := "mha"
+	if r.UptrainedFrom != nil && r.Attention != continuedLabel(r.Steps) {
+		want = continuedLabel(r.Steps)
+	}
+	found := -1
+	for j, b := range rows {
+		switch {
+		case b.Task != r.Task || b.Seed != r.Seed:
+		case b.Attention == want:
+			return j
+		case b.Attention == "mha":
+			found = j
+		}
+	}
+	return found
 }
 
 // ci is the bootstrap interval of the ln-perplexity of u, nil with too few units.

@@ -15,19 +15,32 @@ import (
 )
 
 // uptrainPrefix marks an uptrained kind in compare's list of kinds: "uptrain:mqa" is MQA
-// pooled from the MHA model and trained further (compare -uptrain).
+// pooled from the MHA model and trained further (compare -uptrain); "uptrain:mha" is the MHA
+// model trained further the same way without pooling, the uptrained models' baseline.
 const uptrainPrefix = "uptrain:"
 
-// uptrainKinds lists the uptrained kinds, one for each kind of -attn but mha (none without -uptrain).
+// uptrainKinds lists the uptrained kinds (none without -uptrain): the continued MHA model
+// first, then one for each kind of -attn but mha.
 func (r *Spec) uptrainKinds() []string {
-	var out []string
+	if r.Uptrain <= 0 {
+		return nil
+	}
+	out := []string{uptrainPrefix + "mha"}
 	for _, a := range r.Attns {
-		if r.Uptrain > 0 && a != "mha" {
+		if a != "mha" {
 			out = append(out, uptrainPrefix+a)
 		}
 	}
 	return out
 }
+
+// uptrainedLabel names an uptrained model in the results; continuedLabel names the MHA model
+// trained on as long without pooling, which the uptrained models are compared against.
+func uptrainedLabel(target string, steps int) string {
+	return fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps)
+}
+
+func continuedLabel(steps int) string { return fmt.Sprintf("mha (continued, %d steps)", steps) }
 
 // uptrainTarget returns the attention an uptrained kind pools into.
 func uptrainTarget(kind string) (string, bool) { return strings.CutPrefix(kind, uptrainPrefix) }
@@ -38,7 +51,9 @@ func (r *Spec) uptrainSteps() int { return max(1, int(math.Round(r.Uptrain*float
 // runUptrained pools the task's MHA model (its scored checkpoint: the best validation loss)
 // into the target attention, trains it uptrainSteps more from where the MHA run left the
 // data, at the MHA run's learning rate of that step held constant after a short warmup, and
-// scores it as the other kinds. Its loss curves continue the MHA model's steps.
+// scores it as the other kinds. Its loss curves continue the MHA model's steps. The target
+// mha pools nothing: the MHA model trained on the same way, so that the uptrained models can
+// be compared with a model that had as many training steps.
 func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string, seed uint64) (KindResult, scoredSets, error) {
 	var sets scoredSets
 	src, err := checkpoints.Manager{Root: r.runDir(d.Task, "mha", seed)}.Best()
@@ -78,15 +93,18 @@ func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string,
 	if err := ud.TrainSource.Restore(state.Data); err != nil {
 		return KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
 	}
-	out := r.runDir(d.Task, target, seed) + "-uptrained"
-	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, "uptrain "+target))
+	out, label, what := r.runDir(d.Task, target, seed)+"-uptrained", uptrainedLabel(target, steps), "uptrain "+target
+	if target == "mha" {
+		out, label, what = r.runDir(d.Task, target, seed)+"-continued", continuedLabel(steps), "continue mha"
+	}
+	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, what))
 	if errors.Is(err, train.ErrInterrupted) {
 		return KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, rundata.ErrInterrupted)
 	}
 	if err != nil {
 		return KindResult{}, sets, err
 	}
-	kr, sets, err := r.scoreKind(&ud, fmt.Sprintf("%s (uptrained from mha, %d steps)", target, steps), seed, cfg, tr, out, sum)
+	kr, sets, err := r.scoreKind(&ud, label, seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
 	for _, curve := range [][]CurvePoint{kr.TrainCurve, kr.ValidCurve} {
 		for i := range curve {
