@@ -269,10 +269,13 @@ func TestStepBytes(t *testing.T) {
 // A K/V cache of 2^31 elements or more is planned (the decode kernels index caches in 64 bits);
 // a computed node that large is not (kernels take 32-bit counts).
 func TestDecodePlanLargeCache(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("a cache of 2^31 elements needs 64-bit ints")
+	}
 	cfg, _ := models.Preset("tiny", models.TaskLM, 37)
 	cfg.MaxLen, cfg.Positions = 1<<16, layers.PosLearned // a sinusoidal table would be a 2^16-row constant
 	params := initDecodeParams(t, cfg, 1)
-	rows := (1<<31)/(cfg.KVHeads*cfg.HeadDim*cfg.MaxLen) + 1
+	rows := int(int64(1<<31)/int64(cfg.KVHeads*cfg.HeadDim*cfg.MaxLen)) + 1
 	s, err := models.BuildDecodeStep(params, cfg, rows, cfg.MaxLen, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -116,7 +117,7 @@ func newPlan(eg *G.ExprGraph, names []string, fed, floatFed map[*G.Node]string) 
 		}
 		// Kernels take element counts as 32-bit ints. A caller's float buffer (the K/V cache, the
 		// cross-attention memory) is only read by the decode kernels, which index it in 64 bits.
-		if pn.Size >= 1<<31 && pn.Kind != KFloatFed {
+		if int64(pn.Size) > math.MaxInt32 && pn.Kind != KFloatFed {
 			return nil, fmt.Errorf("cuda plan: %v has %d elements (at most 2^31-1 supported)", n.Name(), pn.Size)
 		}
 		p.Index[n] = len(p.Nodes)

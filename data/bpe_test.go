@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -272,7 +273,7 @@ func TestDecode(t *testing.T) {
 	tok := sampleTokenizer(t)
 	ids := tok.Encode("hello world")
 	with := append([]int{BOSID, PadID}, ids...)
-	with = append(with, EOSID, -1, tok.VocabSize(), 1<<40)
+	with = append(with, EOSID, -1, tok.VocabSize(), math.MaxInt)
 	if got := tok.Decode(with); got != "hello world" {
 		t.Errorf("Decode with specials and bad ids = %q", got)
 	}

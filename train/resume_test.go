@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +14,13 @@ import (
 )
 
 // TestSettingsBounds: an accumulation count that would allocate without bound (it used to
-// panic in makeslice at 1e15) or a step count past MaxSteps is refused.
+// panic in makeslice at 1e15, here the largest int) or a step count past MaxSteps is refused.
 func TestSettingsBounds(t *testing.T) {
 	for _, c := range []struct {
 		edit func(*Settings)
 		want string
 	}{
-		{func(s *Settings) { s.Accum = 1_000_000_000_000_000 }, "accum = 1000000000000000 must be between 1 and 1024"},
+		{func(s *Settings) { s.Accum = math.MaxInt }, fmt.Sprintf("accum = %d must be between 1 and 1024", math.MaxInt)},
 		{func(s *Settings) { s.Accum = 1_000_000 }, "accum = 1000000 must be between 1 and 1024"},
 		{func(s *Settings) { s.Steps = MaxSteps + 1 }, "must be between 1 and"},
 		{func(s *Settings) { s.Schedule.Total = -1 }, "total ≥ 0"},
@@ -70,7 +72,7 @@ func TestResumeChecks(t *testing.T) {
 		edit func(*State)
 		want string
 	}{
-		{func(s *State) { s.Settings.Accum = 1_000_000_000_000_000 }, "accum = 1000000000000000"},
+		{func(s *State) { s.Settings.Accum = math.MaxInt }, fmt.Sprintf("accum = %d", math.MaxInt)},
 		{func(s *State) { s.Step = 12 }, "step 12 is outside 0..6"},
 		{func(s *State) { s.OptSteps = -1 }, "optimizer_steps -1"},
 		{func(s *State) { s.Data.Pos = -3 }, "pos -3"},

@@ -1,3 +1,5 @@
+//go:build (linux || darwin) && (amd64 || arm64)
+
 package blas
 
 import (
@@ -73,9 +75,6 @@ func candidates() []string {
 
 // loadOpenBLAS opens the first OpenBLAS it finds and binds sgemm and dgemm.
 func loadOpenBLAS() (*openBLAS, error) {
-	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
-		return nil, fmt.Errorf("opening OpenBLAS at run time is not supported on %s", runtime.GOOS)
-	}
 	var errs []string
 	for _, path := range candidates() {
 		h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
