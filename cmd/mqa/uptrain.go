@@ -32,7 +32,7 @@ func runUptrain(args []string) error {
 func uptrain(ctx context.Context, args []string) error {
 	fs := newFlags("uptrain", "-from CKPT -attn mqa|gqa:G -steps N [-out DIR] [training and data flags]")
 	from := fs.String("from", "", "the checkpoint to convert (or a run directory: its newest complete checkpoint)")
-	attn := fs.String("attn", "", "attention after pooling: mqa or gqa:G (G must divide the source's K/V heads)")
+	attn := fs.String("attn", "", "attention after pooling: mqa or gqa:G (G must divide the source's K/V heads); the source's own attention continues it unpooled, an uptraining's fair baseline")
 	out := fs.String("out", "", "run directory for checkpoints and the log (default: runs/uptrain-<time>)")
 	device := fs.String("device", "cpu", "cpu or cuda")
 	var of optFlags
@@ -58,8 +58,8 @@ func uptrain(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("uptrain: %v: %w", err, errUsage)
 	}
-	if kv >= m.Cfg.KVHeads || m.Cfg.KVHeads%kv != 0 {
-		return fmt.Errorf("uptrain: -attn %s: the source has %s attention (%d K/V heads); pooling needs fewer K/V heads, dividing %d: %w",
+	if kv > m.Cfg.KVHeads || m.Cfg.KVHeads%kv != 0 {
+		return fmt.Errorf("uptrain: -attn %s: the source has %s attention (%d K/V heads); pooling needs as many or fewer K/V heads, dividing %d: %w",
 			*attn, m.Cfg.AttentionName(), m.Cfg.KVHeads, m.Cfg.KVHeads, errUsage)
 	}
 	if err := df.validate(m.Cfg.MaxLen); err != nil {

@@ -55,7 +55,7 @@ func TestUptrainConvertOnly(t *testing.T) {
 	for _, c := range []struct {
 		name, src, attn string
 		kv, step        int
-	}{{"lm mqa", lm, "mqa", 1, 4}, {"translate gqa:2", mt, "gqa:2", 2, 2}} {
+	}{{"lm mqa", lm, "mqa", 1, 4}, {"translate gqa:2", mt, "gqa:2", 2, 2}, {"lm mha, unpooled", lm, "mha", 4, 4}} {
 		t.Run(c.name, func(t *testing.T) {
 			srcDir, srcRun := readRun(t, c.src)
 			srcCfg, err := models.LoadConfig(srcDir)
@@ -74,8 +74,8 @@ func TestUptrainConvertOnly(t *testing.T) {
 			if cfg.KVHeads != c.kv || cfg.FFDim != srcCfg.FFDim || cfg.Heads != srcCfg.Heads {
 				t.Errorf("converted config: %d K/V heads, d_ff %d; want %d and the source's d_ff %d", cfg.KVHeads, cfg.FFDim, c.kv, srcCfg.FFDim)
 			}
-			if cfg.ParamCount() >= srcCfg.ParamCount() {
-				t.Errorf("converted model has %d parameters, the source %d: pooling must remove some", cfg.ParamCount(), srcCfg.ParamCount())
+			if pooled := c.kv < srcCfg.KVHeads; pooled != (cfg.ParamCount() < srcCfg.ParamCount()) {
+				t.Errorf("converted model has %d parameters, the source %d: pooling must remove some, and only pooling", cfg.ParamCount(), srcCfg.ParamCount())
 			}
 			want := rundata.UptrainSource{Checkpoint: srcDir, Step: c.step, Attention: "mha", Pooling: models.PoolingMean, Params: srcCfg.ParamCount()}
 			if run.UptrainedFrom == nil || *run.UptrainedFrom != want {
@@ -189,7 +189,6 @@ func TestUptrainBadCommandLines(t *testing.T) {
 		{"-from", src, "-steps", "0"},                   // no -attn
 		{"-from", src, "-attn", "mqa"},                  // no -steps
 		{"-from", src, "-attn", "mqa", "-steps", "-1"},  // negative steps
-		{"-from", src, "-attn", "mha", "-steps", "0"},   // not fewer K/V heads
 		{"-from", src, "-attn", "gqa:3", "-steps", "0"}, // does not divide the heads
 		{"-from", src, "-attn", "mqa", "-steps", "0", "-vocab", "500"},
 		{"-from", src, "-attn", "mqa", "-steps", "0", "-seq", "100000"},
@@ -205,8 +204,8 @@ func TestUptrainBadCommandLines(t *testing.T) {
 	if code, _ := capture(t, "uptrain", "-from", src, "-attn", "mqa", "-steps", "0", "-out", out); code != 0 {
 		t.Fatalf("uptrain exited %d", code)
 	}
-	if code, _ := capture(t, "uptrain", "-from", out, "-attn", "mqa", "-steps", "0"); code != 2 {
-		t.Errorf("pooling an MQA model exited %d, want 2", code)
+	if code, _ := capture(t, "uptrain", "-from", out, "-attn", "gqa:2", "-steps", "0"); code != 2 {
+		t.Errorf("pooling an MQA model into more K/V heads exited %d, want 2", code)
 	}
 	if code, _ := capture(t, "uptrain", "-from", src, "-attn", "mqa", "-steps", "0", "-out", out); code != 1 {
 		t.Errorf("uptraining into a run with checkpoints exited %d, want 1", code)

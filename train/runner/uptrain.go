@@ -19,7 +19,7 @@ type UptrainSpec struct {
 	Source     *infer.Model
 	Provenance rundata.UptrainSource // the source, as rundata.UptrainProvenance describes it
 	State      *train.State          // the source's training state; nil when it has none
-	KVHeads    int                   // K/V heads after pooling, fewer than the source's and dividing them
+	KVHeads    int                   // K/V heads after pooling, dividing the source's (as many: trained on unpooled)
 	Out        string                // the run directory
 	Device     string
 	// Settings of the training; 0 steps writes the converted checkpoint only.
@@ -67,9 +67,14 @@ func Uptrain(s UptrainSpec) (*Job, error) {
 	j := &Job{data: d, out: s.Out, lock: lock, log: s.Log}
 	source := s.Provenance
 	d.Tok, d.SrcTok, d.UptrainedFrom = s.Source.Tok, s.Source.SrcTok, &source
-	fmt.Fprintf(s.Log, "mqa uptrain: %s (%s, step %d) → %s by mean-pooling K/V heads, d_ff %d kept: %d parameters, %d fewer than the source's %d → %s\n",
-		source.Checkpoint, source.Attention, source.Step, cfg.AttentionName(), cfg.FFDim, cfg.ParamCount(),
-		source.Params-cfg.ParamCount(), source.Params, s.Out)
+	if cfg.KVHeads == s.Source.Cfg.KVHeads {
+		fmt.Fprintf(s.Log, "mqa uptrain: %s (%s, step %d) trained on without pooling, as an uptraining would be (its baseline) → %s\n",
+			source.Checkpoint, source.Attention, source.Step, s.Out)
+	} else {
+		fmt.Fprintf(s.Log, "mqa uptrain: %s (%s, step %d) → %s by mean-pooling K/V heads, d_ff %d kept: %d parameters, %d fewer than the source's %d → %s\n",
+			source.Checkpoint, source.Attention, source.Step, cfg.AttentionName(), cfg.FFDim, cfg.ParamCount(),
+			source.Params-cfg.ParamCount(), source.Params, s.Out)
+	}
 	if s.Settings.Steps == 0 {
 		err := j.saveConverted(cfg, params)
 		j.Close()
