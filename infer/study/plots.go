@@ -49,43 +49,64 @@ func writePlots(dir string, res Results) ([]string, error) {
 // lossPlot draws the training and validation curves, with the legend in a column of its own
 // to the right so that it never covers a curve.
 func lossPlot(path, task string, rows []KindResult, seeds int) error {
+	p, legend, err := lossCurves(task, rows, seeds)
+	if err != nil {
+		return err
+	}
+	return saveWithLegend(p, legend, 9*vg.Inch, 4.5*vg.Inch, 2.6*vg.Inch, path)
+}
+
+// lossCurves builds the loss plot: the noisy per-step training losses thin and faded, the
+// validation curves bold on top of them, and the loss axis cut just above the highest
+// validation point (when there is one), so that the first steps' losses, several times the
+// later ones, do not flatten the part of the curves that tells the models apart.
+func lossCurves(task string, rows []KindResult, seeds int) (*plot.Plot, plot.Legend, error) {
 	p := plot.New()
 	p.Title.Padding = vg.Points(6)
 	p.Title.Text = fmt.Sprintf("%s: training and validation loss", task)
 	p.X.Label.Text = "training step"
 	p.Y.Label.Text = "cross-entropy (nats per token)"
+	p.Add(plotter.NewGrid())
 	legend := plot.NewLegend()
 	legend.Top, legend.Left = true, true
 	for i, r := range rows {
-		c := palette[i%len(palette)]
 		train := make(plotter.XYs, len(r.TrainCurve))
 		for j, pt := range r.TrainCurve {
 			train[j] = plotter.XY{X: float64(pt.Step), Y: pt.Loss}
 		}
 		l, err := plotter.NewLine(train)
 		if err != nil {
-			return err
+			return nil, legend, err
 		}
-		l.Color, l.Width = c, vg.Points(0.7)
+		cr, cg, cb, _ := palette[i%len(palette)].RGBA()
+		l.Color, l.Width = color.NRGBA{R: uint8(cr >> 8), G: uint8(cg >> 8), B: uint8(cb >> 8), A: 110}, vg.Points(0.6)
 		p.Add(l)
 		legend.Add(rowLabel(r, seeds)+" train (label-smoothed)", l)
-		if len(r.ValidCurve) > 0 {
-			valid := make(plotter.XYs, len(r.ValidCurve))
-			for j, pt := range r.ValidCurve {
-				valid[j] = plotter.XY{X: float64(pt.Step), Y: pt.Loss}
-			}
-			lp, pts, err := plotter.NewLinePoints(valid)
-			if err != nil {
-				return err
-			}
-			lp.Color, lp.Width, lp.Dashes = c, vg.Points(1.5), []vg.Length{vg.Points(4), vg.Points(2)}
-			pts.Color, pts.Shape = c, draw.CircleGlyph{}
-			p.Add(lp, pts)
-			legend.Add(rowLabel(r, seeds)+" validation", lp, pts)
-		}
 	}
-	p.Add(plotter.NewGrid())
-	return saveWithLegend(p, legend, 9*vg.Inch, 4.5*vg.Inch, 2.6*vg.Inch, path)
+	top := math.Inf(-1)
+	for i, r := range rows {
+		if len(r.ValidCurve) == 0 {
+			continue
+		}
+		c := palette[i%len(palette)]
+		valid := make(plotter.XYs, len(r.ValidCurve))
+		for j, pt := range r.ValidCurve {
+			valid[j] = plotter.XY{X: float64(pt.Step), Y: pt.Loss}
+			top = max(top, pt.Loss)
+		}
+		lp, pts, err := plotter.NewLinePoints(valid)
+		if err != nil {
+			return nil, legend, err
+		}
+		lp.Color, lp.Width, lp.Dashes = c, vg.Points(2), []vg.Length{vg.Points(5), vg.Points(2)}
+		pts.Color, pts.Shape, pts.Radius = c, draw.CircleGlyph{}, vg.Points(3)
+		p.Add(lp, pts)
+		legend.Add(rowLabel(r, seeds)+" validation", lp, pts)
+	}
+	if top > p.Y.Min && top < p.Y.Max {
+		p.Y.Max = top + 0.1*(top-p.Y.Min)
+	}
+	return p, legend, nil
 }
 
 // saveWithLegend writes p as a PNG of width w and height h with legend drawn in a column of

@@ -2,6 +2,7 @@ package study
 
 import (
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,5 +32,32 @@ func TestLossPlotFitsLongLabels(t *testing.T) {
 	short, long := width("mha"), width("mqa (uptrained from mha, 150 steps) with a label that runs on")
 	if long <= short {
 		t.Errorf("plot with a long label is %d pixels wide, with a short one %d: the legend did not grow", long, short)
+	}
+}
+
+// TestLossPlotRange: the loss axis ends just above the highest validation point, below the
+// first steps' training losses, and shows every validation point; without validation it
+// shows all of the training curve.
+func TestLossPlotRange(t *testing.T) {
+	train := []CurvePoint{{Step: 1, Loss: 9.5}, {Step: 50, Loss: 6}, {Step: 100, Loss: 3.5}, {Step: 200, Loss: 2.2}}
+	valid := []CurvePoint{{Step: 100, Loss: 4.1}, {Step: 200, Loss: 2.9}}
+	cases := []struct {
+		name         string
+		valid        []CurvePoint
+		wantMax      float64
+		above, below float64
+	}{
+		{"with validation", valid, 4.1 + 0.1*(4.1-2.2), 4.1, 9.5},
+		{"training only", nil, 9.5, 9.5, math.Inf(1)},
+	}
+	for _, c := range cases {
+		rows := []KindResult{{Attention: "mha", TrainCurve: train, ValidCurve: c.valid}, {Attention: "mqa", TrainCurve: train}}
+		p, _, err := lossCurves("lm", rows, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(p.Y.Max-c.wantMax) > 1e-9 || p.Y.Max < c.above || p.Y.Max >= c.below || p.Y.Min > 2.2 {
+			t.Errorf("%s: loss axis %v..%v, want %v..%v (above %v, below %v)", c.name, p.Y.Min, p.Y.Max, p.Y.Min, c.wantMax, c.above, c.below)
+		}
 	}
 }
