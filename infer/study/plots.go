@@ -143,6 +143,18 @@ type errorPoint struct {
 // decoding at the large batch. Each model is a labelled point with its 95 % quality interval
 // (vertical) and the min–max of its timed runs (horizontal); the labels replace a legend.
 func qualityPlot(path, task string, rows []KindResult, seeds int) error {
+	p, err := qualityChart(task, rows, seeds)
+	if err != nil {
+		return err
+	}
+	return p.Save(qualityW, 4.5*vg.Inch, path)
+}
+
+// qualityW is the quality plot's width; labelRoom the part of it right of the y axis.
+const qualityW, labelRoom = 7 * vg.Inch, 6 * vg.Inch
+
+// qualityChart builds the quality-speed plot of qualityPlot.
+func qualityChart(task string, rows []KindResult, seeds int) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Padding = vg.Points(6)
 	mode := "greedy"
@@ -185,33 +197,44 @@ func qualityPlot(path, task string, rows []KindResult, seeds int) error {
 		c := palette[i%len(palette)]
 		s, err := plotter.NewScatter(pt)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.Color, s.Shape, s.Radius = c, draw.CircleGlyph{}, vg.Points(4)
 		xe, err := plotter.NewXErrorBars(pt)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ye, err := plotter.NewYErrorBars(pt)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		xe.Color, ye.Color = c, c
 		p.Add(xe, ye, s)
 		labels.XYs = append(labels.XYs, pt.XYs[0])
 		labels.Labels = append(labels.Labels, fmt.Sprintf("  %s (%d K/V heads)", rowLabel(r, seeds), r.KVHeads))
 	}
-	if len(labels.XYs) > 0 {
-		l, err := plotter.NewLabels(labels)
-		if err != nil {
-			return err
-		}
-		p.Add(l)
-	}
 	p.Add(plotter.NewGrid())
 	pad(&p.X, 0.4)
 	pad(&p.Y, 0.15)
-	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
+	if len(labels.XYs) > 0 {
+		l, err := plotter.NewLabels(labels)
+		if err != nil {
+			return nil, err
+		}
+		p.Add(l)
+		fitLabels(&p.X, l, labelRoom)
+	}
+	return p, nil
+}
+
+// fitLabels moves the end of the x axis right until each label, drawn to the right of its
+// point, ends inside a plot area w wide.
+func fitLabels(a *plot.Axis, l *plotter.Labels, w vg.Length) {
+	for i, xy := range l.XYs {
+		if f := float64(l.TextStyle[i].Width(l.Labels[i]) / w); f < 0.9 {
+			a.Max = max(a.Max, (xy.X-f*a.Min)/(1-f))
+		}
+	}
 }
 
 // pad widens an axis: its top by frac of its span (room for the point labels), its bottom by frac/3.

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 )
 
 // TestLossPlotFitsLongLabels: the loss plot's legend column grows with its labels (an
@@ -60,4 +63,39 @@ func TestLossPlotRange(t *testing.T) {
 			t.Errorf("%s: loss axis %v..%v, want %v..%v (above %v, below %v)", c.name, p.Y.Min, p.Y.Max, p.Y.Min, c.wantMax, c.above, c.below)
 		}
 	}
+}
+
+// TestQualityPlotFitsLabels: fitLabels moves the x axis's end right far enough that every
+// label, drawn to the right of its point, ends inside the plot, however long the label (an
+// uptrained or a continued row's is) and however far right its point; the quality plot's
+// axis ends past each label's.
+func TestQualityPlotFitsLabels(t *testing.T) {
+	labels := plotter.XYLabels{XYs: plotter.XYs{{X: 1.6, Y: 15}, {X: 2.4, Y: 18}, {X: 2.6, Y: 17}},
+		Labels: []string{"  mqa (1 K/V heads)", "  " + continuedLabel(600) + " (8 K/V heads)", "  " + uptrainedLabel("gqa:2", 600) + " (2 K/V heads)"}}
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := func(a plot.Axis) {
+		t.Helper()
+		for i, xy := range l.XYs {
+			if end := xy.X + float64(l.TextStyle[i].Width(l.Labels[i])/labelRoom)*(a.Max-a.Min); end > a.Max+1e-9 {
+				t.Errorf("label %q ends at %.3f, past the axis's end %.3f", l.Labels[i], end, a.Max)
+			}
+		}
+	}
+	a := plot.New().X
+	a.Min, a.Max = 1.4, 3.0
+	fitLabels(&a, l, labelRoom)
+	ends(a)
+
+	row := func(attn string, us float64) KindResult {
+		return KindResult{Task: "translate", Attention: attn, BLEUBeam4: 17, KVHeads: 8,
+			Decode: []DecodeTiming{{Mode: "beam4", Batch: 1024, RowStepUS: us, RowStepUSMin: us, RowStepUSMax: us}}}
+	}
+	p, err := qualityChart("translate", []KindResult{row("mqa", 1.6), row(continuedLabel(600), 2.4), row(uptrainedLabel("gqa:2", 600), 2.6)}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends(p.X)
 }
