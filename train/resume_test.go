@@ -117,3 +117,27 @@ func TestRunRemovesStaleLogCopies(t *testing.T) {
 		t.Errorf("the user's %s: %v", mine, err)
 	}
 }
+
+// TestSummarizeLog: the summary of a train.jsonl counts its step lines (not its validation
+// lines), sums each step's tokens and time (tokens over tokens/s), keeps the last loss and
+// validation loss and the peak GPU memory, and counts a step logged without tokens (before the
+// log recorded them) but no time for it.
+func TestSummarizeLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), checkpoints.LogFile)
+	log := `{"step":1,"loss":5.5,"lr":0.001,"tokens_per_s":100,"peak_gpu_bytes":7,"elapsed_s":1,"time":""}
+{"step":2,"loss":5.0,"lr":0.001,"tokens_per_s":200,"tokens":400,"peak_gpu_bytes":9,"elapsed_s":3,"time":""}
+{"step":2,"val_loss":4.5,"val_ppl":90,"elapsed_s":3.5,"time":""}
+{"step":3,"loss":4.75,"lr":0.001,"tokens_per_s":300,"tokens":150,"peak_gpu_bytes":8,"elapsed_s":4,"time":""}
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := SummarizeLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Summary{Steps: 3, FinalLoss: 4.75, ValLoss: 4.5, Tokens: 550, Seconds: 2.5, PeakGPUBytes: 9}
+	if got != want {
+		t.Errorf("summary %+v, want %+v", got, want)
+	}
+}

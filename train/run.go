@@ -58,6 +58,7 @@ type LogEntry struct {
 	LR       *float64 `json:"lr,omitempty"`
 	GradNorm *float64 `json:"grad_norm,omitempty"`
 	TokensPS *float64 `json:"tokens_per_s,omitempty"`
+	Tokens   int      `json:"tokens,omitempty"` // target tokens of the step
 	ValLoss  *float64 `json:"val_loss,omitempty"`
 	ValPPL   *float64 `json:"val_ppl,omitempty"`
 	// PeakGPUBytes is the most GPU memory the executor has held so far (GPU runs only).
@@ -165,7 +166,7 @@ func (t *Trainer) Run(ctx context.Context, src Source, o RunOptions) (Summary, e
 		sum.Tokens += st.Tokens
 		sum.FinalLoss = st.Loss
 		tps := float64(st.Tokens) / dt.Seconds()
-		if err := enc.Encode(LogEntry{Step: st.Step, Loss: finite(st.Loss), LR: &st.LR, GradNorm: finite(st.GradNorm), TokensPS: &tps,
+		if err := enc.Encode(LogEntry{Step: st.Step, Loss: finite(st.Loss), LR: &st.LR, GradNorm: finite(st.GradNorm), TokensPS: &tps, Tokens: st.Tokens,
 			PeakGPUBytes: peak(), Skipped: st.Skipped, ElapsedS: elapsed(), Timestamp: now()}); err != nil {
 			return sum, fmt.Errorf("writing %s: %w", checkpoints.LogFile, err)
 		}
@@ -374,6 +375,40 @@ func (t *Trainer) reload() error {
 		return err
 	}
 	return t.start()
+}
+
+// SummarizeLog is the Summary of every step in a run's train.jsonl, however many runs
+// (an interrupted one and its resumptions) wrote them: the steps, their tokens and training
+// time (each step's tokens over its tokens/s), the last loss and validation loss, the peak
+// GPU memory. Checkpoint is left empty. Steps logged before the log recorded tokens count
+// no tokens and no time.
+func SummarizeLog(path string) (Summary, error) {
+	entries, err := ReadLog(path)
+	if err != nil {
+		return Summary{}, err
+	}
+	sum := Summary{FinalLoss: math.NaN(), ValLoss: math.NaN()}
+	for _, e := range entries {
+		if e.ValLoss != nil {
+			sum.ValLoss = *e.ValLoss
+		}
+		if e.PeakGPUBytes != nil {
+			sum.PeakGPUBytes = max(sum.PeakGPUBytes, *e.PeakGPUBytes)
+		}
+		if e.LR == nil { // a validation line
+			continue
+		}
+		sum.Steps++
+		sum.FinalLoss = math.NaN()
+		if e.Loss != nil {
+			sum.FinalLoss = *e.Loss
+		}
+		if e.TokensPS != nil && *e.TokensPS > 0 {
+			sum.Tokens += e.Tokens
+			sum.Seconds += float64(e.Tokens) / *e.TokensPS
+		}
+	}
+	return sum, nil
 }
 
 // ReadLog reads a run's train.jsonl.

@@ -39,6 +39,7 @@ func runCompare(args []string) error {
 	fs.BoolVar(&r.Quiet, "quiet", false, "no progress on standard error (only errors)")
 	fs.IntVar(&r.EvalBatches, "eval-batches", 0, "score only the first N validation and test batches (0: all; for quick runs)")
 	fs.Float64Var(&r.Uptrain, "uptrain", 0, "also pool the MHA model into each MQA/GQA kind and train it this fraction of the steps more, beside MHA trained on as long without pooling, their baseline (e.g. 0.05; 0: no uptrained rows)")
+	fs.BoolVar(&r.Resume, "resume", false, "continue the interrupted comparison in -out (same flags): finished models are scored again without training, an interrupted one trains on from its last checkpoint")
 	gpuMemory := gpuMemoryFlag(fs)
 	prof := profileFlags(fs)
 	checkRanks := ranksFlags(fs)

@@ -63,6 +63,9 @@ func report(err error) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, rundata.ErrInterrupted):
+		if err != rundata.ErrInterrupted { // mqa compare's says how to go on; train's said it already
+			fmt.Fprintln(os.Stderr, "mqa:", err)
+		}
 		return 130
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, "mqa:", err)

@@ -2,7 +2,6 @@ package study
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -44,6 +43,7 @@ type Spec struct {
 	Uptrain            float64 // > 0: also uptrain MQA/GQA from MHA for this fraction of the steps
 	Quiet              bool    // no progress on standard error
 	Ranks              int     // data-parallel ranks of each training run (-gpus, -ranks)
+	Resume             bool    // continue the comparison in Out (see trainRun)
 }
 
 // repeated sums up timed runs of the same work: their medians and ranges.
@@ -230,24 +230,16 @@ func (r *Spec) runKind(ctx context.Context, d *rundata.Data, attn string, seed u
 	def, _ := models.PresetTraining(r.Preset)
 	s := train.DefaultSettings(r.Steps)
 	s.Schedule.Peak, s.Seed, s.LabelSmoothing = def.LR, seed, 0.1
-	tr, err := train.NewTrainerRanks(cfg, nil, s, r.Device, r.Ranks)
+	// Every kind of a seed starts from the same data position (and run.json records the seed).
+	d.Seed = seed
+	out := r.runDir(d.Task, attn, seed)
+	tr, sum, err := r.trainRun(ctx, d, out, "train "+attn, cfg, r.Steps,
+		func() (*train.Trainer, error) { return train.NewTrainerRanks(cfg, nil, s, r.Device, r.Ranks) },
+		func() error { return d.TrainSource.Restore(data.StreamState{Seed: seed}) })
 	if err != nil {
 		return KindResult{}, sets, err
 	}
 	defer tr.Close()
-	// Every kind of a seed starts from the same data position (and run.json records the seed).
-	d.Seed = seed
-	if err := d.TrainSource.Restore(data.StreamState{Seed: seed}); err != nil {
-		return KindResult{}, sets, err
-	}
-	out := r.runDir(d.Task, attn, seed)
-	sum, err := tr.Run(ctx, d.TrainSource, d.RunOptions(out, "train "+attn))
-	if errors.Is(err, train.ErrInterrupted) {
-		return KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, rundata.ErrInterrupted)
-	}
-	if err != nil {
-		return KindResult{}, sets, err
-	}
 	return r.scoreKind(d, attn, seed, cfg, tr, out, sum)
 }
 

@@ -3,6 +3,7 @@ package study
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -43,6 +44,14 @@ func (r *Spec) Check() error {
 		return fmt.Errorf("with -train/-valid/-test name exactly one task (-tasks lm or -tasks translate), not %q", strings.Join(r.Tasks, ","))
 	case r.MTCorpus != "bible.en-es" && r.MTCorpus != "lohelp.en-de":
 		return fmt.Errorf("-mt-corpus %q (allowed: bible.en-es, lohelp.en-de)", r.MTCorpus)
+	}
+	if r.Resume {
+		if r.Out == "" {
+			return errors.New("-resume needs -out DIR, the directory of the interrupted comparison")
+		}
+		if _, err := os.Stat(r.Out); err != nil {
+			return fmt.Errorf("-resume: %w", err)
+		}
 	}
 	heads, _ := models.Preset(r.Preset, models.TaskLM, 300)
 	for _, a := range r.Attns {

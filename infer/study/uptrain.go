@@ -2,7 +2,6 @@ package study
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -83,27 +82,24 @@ func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string,
 	s := train.DefaultSettings(steps)
 	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: rundata.LastLR(state), Warmup: rundata.UptrainWarmup(steps), Total: steps}
 	s.Seed, s.LabelSmoothing = seed, 0.1
-	tr, err := train.NewTrainerRanks(cfg, params, s, r.Device, r.Ranks)
-	if err != nil {
-		return KindResult{}, sets, err
-	}
-	defer tr.Close()
 	ud := *d // the same data; its checkpoints record the provenance
 	ud.UptrainedFrom = &source
-	if err := ud.TrainSource.Restore(state.Data); err != nil {
-		return KindResult{}, sets, fmt.Errorf("restoring the MHA run's data position: %w", err)
-	}
 	out, label, what := r.runDir(d.Task, target, seed)+"-uptrained", uptrainedLabel(target, steps), "uptrain "+target
 	if target == "mha" {
 		out, label, what = r.runDir(d.Task, target, seed)+"-continued", continuedLabel(steps), "continue mha"
 	}
-	sum, err := tr.Run(ctx, ud.TrainSource, ud.RunOptions(out, what))
-	if errors.Is(err, train.ErrInterrupted) {
-		return KindResult{}, sets, fmt.Errorf("interrupted; the checkpoint is in %s: %w", out, rundata.ErrInterrupted)
-	}
+	tr, sum, err := r.trainRun(ctx, &ud, out, what, cfg, steps,
+		func() (*train.Trainer, error) { return train.NewTrainerRanks(cfg, params, s, r.Device, r.Ranks) },
+		func() error {
+			if err := ud.TrainSource.Restore(state.Data); err != nil {
+				return fmt.Errorf("restoring the MHA run's data position: %w", err)
+			}
+			return nil
+		})
 	if err != nil {
 		return KindResult{}, sets, err
 	}
+	defer tr.Close()
 	kr, sets, err := r.scoreKind(&ud, label, seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
 	for _, curve := range [][]CurvePoint{kr.TrainCurve, kr.ValidCurve} {

@@ -1,0 +1,89 @@
+package study
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"mqa/checkpoints"
+	"mqa/models"
+	"mqa/train"
+	"mqa/train/rundata"
+)
+
+// trainRun trains the model of run directory out, steps steps of configuration want: a new
+// trainer from fresh, on data that start puts at the run's first batch. With -resume, a run
+// directory that already holds checkpoints is continued instead: a finished model is not
+// trained again, an interrupted one trains on from its newest checkpoint exactly as it would
+// have gone on. It returns the trainer that holds the model (the caller closes it) and the
+// summary of the training (when resumed, of all its steps, from its log).
+func (r *Spec) trainRun(ctx context.Context, d *rundata.Data, out, label string, want models.Config, steps int,
+	fresh func() (*train.Trainer, error), start func() error) (*train.Trainer, train.Summary, error) {
+	if r.Resume {
+		if _, err := (checkpoints.Manager{Root: out}).Latest(); err == nil {
+			return r.resumeRun(ctx, d, out, label, want, steps)
+		}
+	}
+	tr, err := fresh()
+	if err != nil {
+		return nil, train.Summary{}, err
+	}
+	if err := start(); err != nil {
+		tr.Close()
+		return nil, train.Summary{}, err
+	}
+	sum, err := tr.Run(ctx, d.TrainSource, d.RunOptions(out, label))
+	if err != nil {
+		tr.Close()
+		return nil, sum, r.interrupted(out, err)
+	}
+	return tr, sum, nil
+}
+
+// resumeRun is trainRun for a run directory that holds checkpoints (-resume).
+func (r *Spec) resumeRun(ctx context.Context, d *rundata.Data, out, label string, want models.Config, steps int) (*train.Trainer, train.Summary, error) {
+	tr, st, ckpt, err := train.ResumeRanks(out, r.Device, r.Ranks, 0)
+	if err != nil {
+		return nil, train.Summary{}, fmt.Errorf("-resume: %w", err)
+	}
+	if tr.Cfg != want || tr.Settings.Steps != steps {
+		tr.Close()
+		return nil, train.Summary{}, fmt.Errorf("-resume: %s holds a %s model of %d steps, not the %s model of %d steps that this comparison trains: give the interrupted comparison's flags, or another -out",
+			ckpt, tr.Cfg.AttentionName(), tr.Settings.Steps, want.AttentionName(), steps)
+	}
+	if tr.Step < steps {
+		r.logf("[compare] resuming %s at step %d of %d\n", ckpt, tr.Step, steps)
+		if err := d.TrainSource.Restore(st.Data); err != nil {
+			tr.Close()
+			return nil, train.Summary{}, fmt.Errorf("restoring the data position of %s: %w", ckpt, err)
+		}
+		opt := d.RunOptions(out, label)
+		opt.Elapsed = time.Duration(st.Elapsed * float64(time.Second))
+		if _, err := tr.Run(ctx, d.TrainSource, opt); err != nil {
+			tr.Close()
+			return nil, train.Summary{}, r.interrupted(out, err)
+		}
+	} else {
+		r.logf("[compare] %s finished its %d steps before: scoring it, not training it again\n", out, steps)
+	}
+	sum, err := train.SummarizeLog(filepath.Join(out, checkpoints.LogFile))
+	if err == nil {
+		sum.Checkpoint, err = checkpoints.Manager{Root: out}.Latest()
+	}
+	if err != nil {
+		tr.Close()
+		return nil, sum, err
+	}
+	return tr, sum, nil
+}
+
+// interrupted says how to go on from an interrupted training of run directory out (and
+// passes other errors on).
+func (r *Spec) interrupted(out string, err error) error {
+	if errors.Is(err, train.ErrInterrupted) {
+		return fmt.Errorf("interrupted; the checkpoint is in %s; the same command with -resume -out %s continues the comparison: %w", out, r.Out, rundata.ErrInterrupted)
+	}
+	return err
+}
