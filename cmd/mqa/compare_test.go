@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"math"
@@ -81,6 +82,9 @@ func TestCompareEndToEnd(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(r.Checkpoint, "model.safetensors")); err != nil {
 			t.Errorf("%s %s: checkpoint: %v", r.Task, r.Attention, err)
 		}
+		if r.Task == "translate" {
+			checkHypotheses(t, out, filepath.Dir(r.Checkpoint), r)
+		}
 	}
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
 	if err != nil {
@@ -114,6 +118,33 @@ func TestCompareEndToEnd(t *testing.T) {
 		}
 		if !strings.Contains(string(report), "]("+name+")") {
 			t.Errorf("report.md does not show %s", name)
+		}
+	}
+}
+
+// checkHypotheses: a translation model's test translations are in its run directory, one a
+// line beside the sources and references, and scoring them again with mqa bleu (sacreBLEU's
+// computation) gives the report's BLEU and chrF.
+func checkHypotheses(t *testing.T, out, run string, r study.KindResult) {
+	t.Helper()
+	for _, name := range []string{"translate-test.src.txt", "translate-test.ref.txt", "test.greedy.txt", "test.beam4.txt"} {
+		dir := run
+		if strings.HasPrefix(name, "translate-") {
+			dir = out
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || bytes.Count(b, []byte("\n")) != r.BLEULines {
+			t.Errorf("%s: %d lines (%v), want %d", name, bytes.Count(b, []byte("\n")), err, r.BLEULines)
+		}
+	}
+	for _, c := range []struct {
+		mode       string
+		bleu, chrf float64
+	}{{"greedy", r.BLEUGreedy, r.ChrFGreedy}, {"beam4", r.BLEUBeam4, r.ChrFBeam4}} {
+		code, js := capture(t, "bleu", "-ref", filepath.Join(out, "translate-test.ref.txt"), "-hyp", filepath.Join(run, "test."+c.mode+".txt"), "-json")
+		var got struct{ BLEU, ChrF float64 }
+		if code != 0 || json.Unmarshal([]byte(js), &got) != nil || got.BLEU != c.bleu || got.ChrF != c.chrf {
+			t.Errorf("%s %s: mqa bleu on its hypotheses says %q (exit %d); the report BLEU %v, chrF %v", r.Attention, c.mode, js, code, c.bleu, c.chrf)
 		}
 	}
 }

@@ -2,8 +2,12 @@ package study
 
 import (
 	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"mqa/checkpoints"
 	"mqa/data"
 	"mqa/infer"
 	"mqa/infer/bleu"
@@ -12,18 +16,27 @@ import (
 	"mqa/train/rundata"
 )
 
-// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6) and
-// scores BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output
-// token (and the decoder per sequence-step) on one large batch of the first test sentences and
-// on a few sentences at batch 1, each timing repeated r.timingReps times.
-func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *KindResult, sets *scoredSets) error {
+// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
+// writes the translations into the run directory out (hypothesesFile) and the test sources
+// and references beside the report (referenceFiles), and scores BLEU and chrF with bootstrap
+// intervals; then it times encoder and decoder per output token (and the decoder per
+// sequence-step) on one large batch of the first test sentences and on a few sentences at
+// batch 1, each timing repeated r.timingReps times.
+func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, out string, kr *KindResult, sets *scoredSets) error {
 	pairs := d.TestPairs
 	if r.BLEULines > 0 && len(pairs) > r.BLEULines {
 		pairs = pairs[:r.BLEULines]
 	}
-	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
+	sources, srcs, refs := make([][]int, len(pairs)), make([]string, len(pairs)), make([]string, len(pairs))
 	for i, p := range pairs {
-		sources[i], refs[i] = d.SrcTok.Encode(p.Src), p.Tgt
+		sources[i], srcs[i], refs[i] = d.SrcTok.Encode(p.Src), p.Src, p.Tgt
+	}
+	src, ref := referenceFiles(d.Task)
+	if err := writeLines(filepath.Join(r.Out, src), srcs); err != nil {
+		return err
+	}
+	if err := writeLines(filepath.Join(r.Out, ref), refs); err != nil {
+		return err
 	}
 	kr.BLEULines = len(pairs)
 	for _, mode := range []struct {
@@ -34,6 +47,9 @@ func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *
 		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.DecodeBatch, false, bar.Add)
 		bar.Finish()
 		if err != nil {
+			return err
+		}
+		if err := writeLines(filepath.Join(out, hypothesesFile(mode.name)), hyps); err != nil {
 			return err
 		}
 		seg, err := bleu.NewSegments(hyps, refs)
@@ -65,6 +81,31 @@ func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, kr *
 		}
 	}
 	return nil
+}
+
+// hypothesesFile names the file of a model's test translations of a decoding mode (greedy
+// or beam4) in its run directory: one a line, in the order of the test set.
+func hypothesesFile(mode string) string { return "test." + mode + ".txt" }
+
+// referenceFiles name the files beside the report that hold the test sources and references
+// the translations were scored against, one a line, so that another tool (sacreBLEU) can
+// score the hypotheses files again.
+func referenceFiles(task string) (src, ref string) {
+	return task + "-test.src.txt", task + "-test.ref.txt"
+}
+
+// lineBreaks turns the line breaks inside a string into spaces.
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+
+// writeLines writes one line per string (a line break inside one would misalign the lines,
+// so it becomes a space).
+func writeLines(path string, lines []string) error {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(lineBreaks.Replace(l))
+		b.WriteByte('\n')
+	}
+	return checkpoints.WriteFileAtomic(path, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, b.String()); return err })
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.

@@ -304,7 +304,7 @@ func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.C
 	}
 	defer infer.CloseBackend(backend) // the next model's decoder needs the GPU memory
 	if d.Task == models.TaskTranslate {
-		err = r.translationQualityAndSpeed(backend, d, &kr, &sets)
+		err = r.translationQualityAndSpeed(backend, d, out, &kr, &sets)
 	} else {
 		err = r.lmSpeed(backend, d, &kr)
 	}
