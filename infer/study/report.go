@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"mqa/checkpoints"
@@ -262,6 +263,9 @@ func summary(res Results) string {
 	case len(lines) == 0:
 		return "Only the multi-head model was run, so there is nothing to compare it with."
 	}
+	if note := stillImproving(res.Results, res.Seeds); note != "" {
+		lines = append(lines, note)
+	}
 	if res.Seeds < 2 {
 		lines = append(lines, "- The quality intervals cover the choice of test sentences (or documents) only, for models trained once: how much another seed would move them is not in the intervals (`-seeds N` measures it).")
 	}
@@ -285,6 +289,24 @@ func seedBaseline(rows []KindResult, attn string) string {
 		}
 	}
 	return ""
+}
+
+// stillImproving names the models whose validation loss was still falling when their
+// training stopped (its lowest point the last, more than 0.5 % below the one before): the
+// comparison is then of models that had not converged, and more steps would move it.
+func stillImproving(rows []KindResult, seeds int) string {
+	var names []string
+	for _, r := range rows {
+		v := r.ValidCurve
+		if n := len(v); n >= 2 && v[n-1].Loss < v[n-2].Loss*(1-0.005) && slices.IndexFunc(v, func(p CurvePoint) bool { return p.Loss < v[n-1].Loss }) < 0 {
+			names = append(names, fmt.Sprintf("%s %s (%+.1f %% over its last %d steps)", r.Task, rowLabel(r, seeds), 100*(v[n-1].Loss/v[n-2].Loss-1), v[n-1].Step-v[n-2].Step))
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "- Still improving when training stopped (validation loss lowest at the last step): " + strings.Join(names, ", ") +
+		". These models had not converged; more `-steps` would change them, and may change their differences."
 }
 
 // compareRow is the summary's sentence on one model against its baseline of the same seed,

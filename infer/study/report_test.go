@@ -90,3 +90,32 @@ func TestBaselineIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestStillImproving: a model whose validation loss was lowest, and still falling by more
+// than 0.5 %, at its last step is named; one that flattened, rose or has too short a curve
+// is not.
+func TestStillImproving(t *testing.T) {
+	curve := func(losses ...float64) []CurvePoint {
+		var c []CurvePoint
+		for i, l := range losses {
+			c = append(c, CurvePoint{Step: 100 * (i + 1), Loss: l})
+		}
+		return c
+	}
+	cases := []struct {
+		name  string
+		curve []CurvePoint
+		want  string
+	}{
+		{"falling", curve(4, 3, 2.5, 2.4), "lm mha (-4.0 % over its last 100 steps)"},
+		{"flat", curve(4, 3, 2.5, 2.499), ""},
+		{"rose", curve(4, 2.4, 2.5, 2.45), ""},
+		{"one point", curve(2.4), ""},
+	}
+	for _, c := range cases {
+		got := stillImproving([]KindResult{{Task: "lm", Attention: "mha", ValidCurve: c.curve}}, 1)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want it to name %q", c.name, got, c.want)
+		}
+	}
+}
