@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,6 +81,23 @@ func TestResume(t *testing.T) {
 	same("resumed when finished", again)
 	if after, err := os.ReadFile(log); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("resuming a finished comparison changed %s (%v)", log, err)
+	}
+
+	// A run whose log predates the token counts is scored, its training speed left unknown.
+	mqaLog := filepath.Join(dir, "lm-mqa", checkpoints.LogFile)
+	b, err := os.ReadFile(mqaLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mqaLog, regexp.MustCompile(`,"tokens":[0-9]+`).ReplaceAll(b, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := old.Results[1]; r.Attention != "mqa" || r.TrainTokensPerS != 0 || r.ValidNLL != whole.Results[1].ValidNLL {
+		t.Errorf("mqa with an old log: %s, %v tokens/s, valid %v", r.Attention, r.TrainTokensPerS, r.ValidNLL)
 	}
 
 	s.Steps = 8

@@ -262,8 +262,10 @@ func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.C
 	kr := KindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
 		Params: cfg.ParamCount(), Checkpoint: sum.Checkpoint, Steps: sum.Steps, FinalLoss: sum.FinalLoss,
 		TrainTokens: sum.Tokens, TrainSeconds: sum.Seconds, PeakGPUBytes: sum.PeakGPUBytes}
-	kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
-	kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
+	if sum.Tokens > 0 && sum.Seconds > 0 { // a resumed run whose log predates its token counts has neither
+		kr.TrainUSPerToken = sum.Seconds / float64(sum.Tokens) * 1e6
+		kr.TrainTokensPerS = float64(sum.Tokens) / sum.Seconds
+	}
 	if kr.TrainCurve, kr.ValidCurve, err = readCurves(filepath.Join(out, checkpoints.LogFile)); err != nil {
 		return kr, sets, err
 	}
