@@ -13,6 +13,7 @@ type Cache struct {
 	Layers, Batch, KVHeads, MaxLen, HeadDim int
 	K, V                                    []*tensor.Dense
 	Len                                     []int
+	scratch                                 any // Reorder's buffer: []float32 or []float64
 }
 
 // NewCache allocates a zeroed cache of the given element type (float32 or float64).
@@ -86,7 +87,7 @@ func (c *Cache) Advance(active []bool) {
 
 // Reorder makes sequence b a copy of sequence parents[b] for every b (the beams selected by
 // beam search): a gather on the batch axis of every layer's keys and values, copying only
-// the filled positions.
+// the filled positions of the sequences that change.
 func (c *Cache) Reorder(parents []int) error {
 	if len(parents) != c.Batch {
 		return fmt.Errorf("cache: %d parents for %d sequences", len(parents), c.Batch)
@@ -101,6 +102,14 @@ func (c *Cache) Reorder(parents []int) error {
 	if identity {
 		return nil
 	}
+	// A sequence that another copies from and that is itself overwritten is saved first; every
+	// other sequence is copied straight from its parent.
+	saved := make([]bool, c.Batch)
+	for b, p := range parents {
+		if p != b && parents[p] != p {
+			saved[p] = true
+		}
+	}
 	lens := make([]int, c.Batch)
 	for b, p := range parents {
 		lens[b] = c.Len[p]
@@ -109,9 +118,9 @@ func (c *Cache) Reorder(parents []int) error {
 		for _, t := range []*tensor.Dense{c.K[l], c.V[l]} {
 			switch d := t.Data().(type) {
 			case []float32:
-				gatherRows(c, d, parents, lens)
+				gatherRows(c, d, parents, saved)
 			case []float64:
-				gatherRows(c, d, parents, lens)
+				gatherRows(c, d, parents, saved)
 			}
 		}
 	}
@@ -119,35 +128,48 @@ func (c *Cache) Reorder(parents []int) error {
 	return nil
 }
 
-func gatherRows[T float32 | float64](c *Cache, d []T, parents, lens []int) {
-	// Copy the moving rows out first (into one buffer), since a parent may itself be
-	// overwritten.
-	span := c.MaxLen * c.HeadDim
-	moving := 0
-	for b, p := range parents {
-		if p != b {
-			moving += lens[b]
+// gatherRows makes sequence b of d (one layer's keys or values) a copy of the filled
+// positions of sequence parents[b], for every b whose parent is another; the sequences
+// marked saved are copied aside first, since they are overwritten before they are read.
+// The buffer for them is kept in c between calls.
+func gatherRows[T float32 | float64](c *Cache, d []T, parents []int, saved []bool) {
+	span, row := c.MaxLen*c.HeadDim, c.KVHeads*c.MaxLen*c.HeadDim
+	need := 0
+	for p, s := range saved {
+		if s {
+			need += c.KVHeads * c.Len[p] * c.HeadDim
 		}
 	}
-	buf := make([]T, 0, moving*c.KVHeads*c.HeadDim)
+	buf, _ := c.scratch.([]T)
+	if cap(buf) < need {
+		buf = make([]T, need)
+		c.scratch = buf
+	}
+	buf = buf[:need]
+	at := make([]int, c.Batch) // where each saved sequence's heads start in buf
+	off := 0
+	for p, s := range saved {
+		if !s {
+			continue
+		}
+		at[p] = off
+		n := c.Len[p] * c.HeadDim
+		for g := 0; g < c.KVHeads; g++ {
+			off += copy(buf[off:off+n], d[p*row+g*span:])
+		}
+	}
 	for b, p := range parents {
 		if p == b {
 			continue
 		}
-		n := lens[b] * c.HeadDim
+		n := c.Len[p] * c.HeadDim
 		for g := 0; g < c.KVHeads; g++ {
-			src := (p*c.KVHeads + g) * span
-			buf = append(buf, d[src:src+n]...)
-		}
-	}
-	for b, p := range parents {
-		if p == b {
-			continue
-		}
-		n := lens[b] * c.HeadDim
-		for g := 0; g < c.KVHeads; g++ {
-			dst := (b*c.KVHeads + g) * span
-			buf = buf[copy(d[dst:dst+n], buf):]
+			dst := d[b*row+g*span : b*row+g*span+n]
+			if saved[p] {
+				copy(dst, buf[at[p]+g*n:])
+			} else {
+				copy(dst, d[p*row+g*span:])
+			}
 		}
 	}
 }
