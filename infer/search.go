@@ -382,7 +382,6 @@ type beamSearch struct {
 	done            []bool
 	tokens, parents []int
 	maxLP           float64     // the length penalty at MaxLen
-	logp            []float64   // a row's log-probabilities, reused
 	cands           []candidate // a source's best extensions, reused
 }
 
@@ -392,7 +391,7 @@ func newBeamSearch(s Stepper, n int, opt Beam) *beamSearch {
 		done: make([]bool, n), tokens: make([]int, n*k), parents: make([]int, n*k), maxLP: LengthPenalty(opt.MaxLen, opt.Alpha)}
 	b.ranker, b.ranked = s.(Ranker)
 	b.ranked = b.ranked && b.width <= min(MaxTopK, b.vocab)
-	b.logp, b.cands = make([]float64, b.vocab), make([]candidate, 0, b.width)
+	b.cands = make([]candidate, 0, b.width)
 	for i := range b.tokens {
 		b.tokens[i] = -1
 	}
@@ -415,9 +414,14 @@ func (b *beamSearch) rank(src int, logits []float32, ids []int, top []float32) [
 			}
 			continue
 		}
-		logSoftmax(logits[st.row*b.vocab:(st.row+1)*b.vocab], b.logp)
-		for tok, lp := range b.logp {
-			cands = keepBest(cands, candidate{score: st.score + lp, beam: beam, tok: tok}, b.width)
+		row := logits[st.row*b.vocab : (st.row+1)*b.vocab]
+		lse := logNormalizer(row)
+		for tok, v := range row {
+			score := st.score + (float64(v) - lse) // the beam's score plus the token's log-probability
+			if len(cands) == b.width && score < cands[b.width-1].score {
+				continue // ranks below every kept candidate
+			}
+			cands = keepBest(cands, candidate{score: score, beam: beam, tok: tok}, b.width)
 		}
 	}
 	b.cands = cands
@@ -509,14 +513,13 @@ func (b *beamSearch) results() []Hypothesis {
 	return out
 }
 
-// logSoftmax writes the log-probabilities of a row of logits into out.
-func logSoftmax(logits []float32, out []float64) {
+// logNormalizer is log Σ exp(logits): a logit minus it is the token's log-probability.
+func logNormalizer(logits []float32) float64 {
 	m := math.Inf(-1)
 	for _, v := range logits {
-		m = math.Max(m, float64(v))
+		if f := float64(v); f > m || f != f { // NaN wins, as in math.Max
+			m = f
+		}
 	}
-	lse := logSumExp(logits, m)
-	for i, v := range logits {
-		out[i] = float64(v) - lse
-	}
+	return logSumExp(logits, m)
 }

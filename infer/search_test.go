@@ -60,6 +60,14 @@ func hashedLogits(vocab int, seed uint64, eosBias float32) func([]int) []float32
 	}
 }
 
+// logSoftmax writes the log-probabilities of a row of logits into out.
+func logSoftmax(logits []float32, out []float64) {
+	lse := logNormalizer(logits)
+	for i, v := range logits {
+		out[i] = float64(v) - lse
+	}
+}
+
 // bruteForce scores every complete sequence (ending in EOS, or of maxLen tokens) and
 // returns the best by normalized score.
 func bruteForce(logits func([]int) []float32, vocab, maxLen int, alpha float64) Hypothesis {
