@@ -1,6 +1,7 @@
 package study
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 // intervals; then it times encoder and decoder per output token (and the decoder per
 // sequence-step) on one large batch of the first test sentences and on a few sentences at
 // batch 1, each timing repeated r.timingReps times.
-func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, out string, kr *KindResult, sets *scoredSets) error {
+func (r *Spec) translationQualityAndSpeed(ctx context.Context, b infer.Backend, d *rundata.Data, out string, kr *KindResult, sets *scoredSets) error {
 	pairs := d.TestPairs
 	if r.BLEULines > 0 && len(pairs) > r.BLEULines {
 		pairs = pairs[:r.BLEULines]
@@ -44,7 +45,7 @@ func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, out 
 		beam int
 	}{{"greedy", 1}, {"beam4", 4}} {
 		bar := train.NewProgress(rundata.Progress(r.Quiet), len(sources), "translate "+mode.name, "sentences")
-		hyps, _, err := translateTimed(b, d.Tok, sources, mode.beam, r.DecodeBatch, false, bar.Add)
+		hyps, _, err := translateTimed(ctx, b, d.Tok, sources, mode.beam, r.DecodeBatch, false, bar.Add)
 		bar.Finish()
 		if err != nil {
 			return err
@@ -72,7 +73,7 @@ func (r *Spec) translationQualityAndSpeed(b infer.Backend, d *rundata.Data, out 
 			if batch == smallBatch {
 				n = 8
 			}
-			t, err := r.timeTranslation(b, d, sources[:min(len(sources), n)], mode.beam, batch)
+			t, err := r.timeTranslation(ctx, b, d, sources[:min(len(sources), n)], mode.beam, batch)
 			if err != nil {
 				return err
 			}
@@ -109,12 +110,12 @@ func writeLines(path string, lines []string) error {
 }
 
 // timeTranslation times translating sources at a batch size r.timingReps times.
-func (r *Spec) timeTranslation(b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (DecodeTiming, error) {
+func (r *Spec) timeTranslation(ctx context.Context, b infer.Backend, d *rundata.Data, sources [][]int, beam, batch int) (DecodeTiming, error) {
 	r.logf("[compare] timing beam %d at batch %d on %d sentences, %d times\n", beam, batch, len(sources), r.TimingReps)
 	runs := make([]DecodeTiming, r.TimingReps)
 	for i := range runs {
 		var err error
-		if _, runs[i], err = translateTimed(b, d.Tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
+		if _, runs[i], err = translateTimed(ctx, b, d.Tok, sources, beam, batch, r.warmUp() && i == 0, func(int) {}); err != nil {
 			return DecodeTiming{}, err
 		}
 	}
@@ -130,8 +131,8 @@ func (r *Spec) warmUp() bool { return r.DecodeDevice == "cuda" }
 // translateTimed translates sources in batches and times the encoder and the decoder (with
 // warm, each batch first runs its encoder and two decode steps untimed: the same shapes, so
 // the programs and the captured graph exist when the timed pass starts); done is told how many
-// sentences each batch finished.
-func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, DecodeTiming, error) {
+// sentences each batch finished. A cancelled ctx stops it before its next batch.
+func translateTimed(ctx context.Context, b infer.Backend, tok *data.Tokenizer, sources [][]int, beam, batch int, warm bool, done func(int)) ([]string, DecodeTiming, error) {
 	cfg := b.Config()
 	t := DecodeTiming{Batch: batch, Sequences: len(sources)}
 	hyps := make([]string, 0, len(sources))
@@ -149,6 +150,9 @@ func translateTimed(b infer.Backend, tok *data.Tokenizer, sources [][]int, beam,
 		return out, t1.Sub(t0), time.Since(t1), count.n, err
 	}
 	for lo := 0; lo < len(sources); lo += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, t, err
+		}
 		chunk := sources[lo:min(lo+batch, len(sources))]
 		if warm {
 			if _, _, _, _, err := translate(chunk, min(2, cfg.MaxLen)); err != nil {
@@ -207,8 +211,8 @@ func countSteps(s infer.Stepper) (infer.Stepper, *stepCount) {
 }
 
 // lmSpeed times greedy continuation of test-text prompts with the cached decoder, at
-// batch 1 and at the large batch.
-func (r *Spec) lmSpeed(b infer.Backend, d *rundata.Data, kr *KindResult) error {
+// batch 1 and at the large batch. A cancelled ctx stops it before its next run.
+func (r *Spec) lmSpeed(ctx context.Context, b infer.Backend, d *rundata.Data, kr *KindResult) error {
 	cfg := b.Config()
 	const promptLen = 8
 	newTokens := cfg.MaxLen - promptLen
@@ -235,6 +239,9 @@ func (r *Spec) lmSpeed(b infer.Backend, d *rundata.Data, kr *KindResult) error {
 		r.logf("[compare] timing cached LM decoding at batch %d, %d times\n", batch, r.TimingReps)
 		runs := make([]DecodeTiming, r.TimingReps)
 		for i := range runs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			s, err := b.LM(batch, cfg.MaxLen)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package study
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -99,7 +100,7 @@ func TestTranslateTimedWarmUp(t *testing.T) {
 		for _, warm := range []bool{false, true} {
 			b := &countingBackend{}
 			done := 0
-			hyps, timing, err := translateTimed(b, tok, sources, beam, 2, warm, func(n int) { done += n })
+			hyps, timing, err := translateTimed(context.Background(), b, tok, sources, beam, 2, warm, func(n int) { done += n })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -87,3 +87,9 @@ func (r *Spec) interrupted(out string, err error) error {
 	}
 	return err
 }
+
+// stopped is the error of a comparison stopped while it scored or timed the model trained in
+// out: its training is complete, so -resume scores it again.
+func (r *Spec) stopped(out string) error {
+	return fmt.Errorf("interrupted while scoring %s, which is trained; the same command with -resume -out %s continues the comparison: %w", out, r.Out, rundata.ErrInterrupted)
+}

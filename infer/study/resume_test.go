@@ -34,10 +34,10 @@ func TestResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Stopped after the first training step (the comparison asks its context once before
+	// each model and the training once after each step).
 	dir := t.TempDir()
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Run(cancelled, resumeSpec(dir)); !errors.Is(err, rundata.ErrInterrupted) || !strings.Contains(err.Error(), "-resume") {
+	if _, err := Run(&stopAfter{Context: context.Background(), calls: 1}, resumeSpec(dir)); !errors.Is(err, rundata.ErrInterrupted) || !strings.Contains(err.Error(), "-resume") {
 		t.Fatalf("interrupted comparison: %v", err)
 	}
 	if latest, err := (checkpoints.Manager{Root: filepath.Join(dir, "lm-mha")}).Latest(); err != nil || filepath.Base(latest) != "step-00000001" {
@@ -104,6 +104,50 @@ func TestResume(t *testing.T) {
 	if _, err := Run(context.Background(), s); err == nil || !strings.Contains(err.Error(), "not the") {
 		t.Errorf("-resume with other -steps: %v", err)
 	}
+}
+
+// TestResumeAfterScoringStopped: a comparison stopped while it scores a trained model ends
+// at once, starts no other model, and -resume scores that model again without training it.
+func TestResumeAfterScoringStopped(t *testing.T) {
+	dir := t.TempDir()
+	s := resumeSpec(dir)
+	s.Uptrain, s.Attns = 0, []string{"mha", "mqa"}
+	_, err := Run(&stopAfter{Context: context.Background(), calls: 1 + s.Steps}, s)
+	if !errors.Is(err, rundata.ErrInterrupted) || !strings.Contains(err.Error(), "while scoring") {
+		t.Fatalf("stopped while scoring: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lm-mqa")); !os.IsNotExist(err) {
+		t.Fatalf("the stopped comparison went on to mqa (%v)", err)
+	}
+	log := filepath.Join(dir, "lm-mha", checkpoints.LogFile)
+	before, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Resume = true
+	res, err := Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 2 || res.Results[0].Steps != s.Steps || !(res.Results[0].ValidNLL > 0) {
+		t.Fatalf("resumed: %+v", res.Results)
+	}
+	if after, err := os.ReadFile(log); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("resuming retrained the scored model (%v)", err)
+	}
+}
+
+// stopAfter is a context that reports itself cancelled from its calls+1st Err on.
+type stopAfter struct {
+	context.Context
+	calls int
+}
+
+func (c *stopAfter) Err() error {
+	if c.calls--; c.calls < 0 {
+		return context.Canceled
+	}
+	return nil
 }
 
 // TestResumeNeedsOut: -resume names the directory to continue, and it must exist.

@@ -2,6 +2,7 @@ package study
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -140,6 +141,9 @@ func (r *Spec) run(ctx context.Context) (Results, error) {
 		for _, attn := range kinds {
 			for k := range r.Seeds {
 				seed := r.Seed + uint64(k)
+				if ctx.Err() != nil { // stopped while the last model was scored: start no other
+					return res, fmt.Errorf("interrupted before %s %s seed %d; the same command with -resume -out %s continues the comparison: %w", task, attn, seed, r.Out, rundata.ErrInterrupted)
+				}
 				r.logf("\n[compare %d/%d] %s, %s attention, seed %d%s\n", done+1, phases, task, attn, seed, eta(start, done, phases))
 				kr, s, err := r.runKind(ctx, d, attn, seed)
 				if err != nil {
@@ -240,7 +244,7 @@ func (r *Spec) runKind(ctx context.Context, d *rundata.Data, attn string, seed u
 		return KindResult{}, sets, err
 	}
 	defer tr.Close()
-	return r.scoreKind(d, attn, seed, cfg, tr, out, sum)
+	return r.scoreKind(ctx, d, attn, seed, cfg, tr, out, sum)
 }
 
 // runDir is the run directory of a task, attention kind and seed (named by the seed only
@@ -256,7 +260,7 @@ func (r *Spec) runDir(task, attn string, seed uint64) string {
 // scoreKind measures the model trained into out by tr (run summary sum): quality on its
 // best checkpoint, training and decoding speed; and returns what its paired comparison with
 // MHA needs.
-func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (KindResult, scoredSets, error) {
+func (r *Spec) scoreKind(ctx context.Context, d *rundata.Data, attn string, seed uint64, cfg models.Config, tr *train.Trainer, out string, sum train.Summary) (KindResult, scoredSets, error) {
 	var sets scoredSets
 	var err error
 	kr := KindResult{Task: d.Task, Attention: attn, Seed: seed, Dropout: cfg.Dropout, Heads: cfg.Heads, KVHeads: cfg.KVHeads, HeadDim: cfg.HeadDim, FFDim: cfg.FFDim,
@@ -292,8 +296,14 @@ func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.C
 	if sets.valid, _, err = r.scoreUnits(tr, d, d.ValidBatches, d.ValidDocs); err != nil {
 		return kr, sets, fmt.Errorf("validation: %w", err)
 	}
+	if ctx.Err() != nil {
+		return kr, sets, r.stopped(out)
+	}
 	if sets.test, kr.TestWordPPL, err = r.scoreUnits(tr, d, d.TestBatches, d.TestDocs); err != nil {
 		return kr, sets, fmt.Errorf("test: %w", err)
+	}
+	if ctx.Err() != nil {
+		return kr, sets, r.stopped(out)
 	}
 	kr.ValidNLL, kr.TestNLL = sets.valid.lnPPL(), sets.test.lnPPL()
 	kr.ValidPPL, kr.TestPPL = math.Exp(kr.ValidNLL), math.Exp(kr.TestNLL)
@@ -306,9 +316,12 @@ func (r *Spec) scoreKind(d *rundata.Data, attn string, seed uint64, cfg models.C
 	}
 	defer infer.CloseBackend(backend) // the next model's decoder needs the GPU memory
 	if d.Task == models.TaskTranslate {
-		err = r.translationQualityAndSpeed(backend, d, out, &kr, &sets)
+		err = r.translationQualityAndSpeed(ctx, backend, d, out, &kr, &sets)
 	} else {
-		err = r.lmSpeed(backend, d, &kr)
+		err = r.lmSpeed(ctx, backend, d, &kr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = r.stopped(out)
 	}
 	return kr, sets, err
 }

@@ -100,7 +100,7 @@ func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string,
 		return KindResult{}, sets, err
 	}
 	defer tr.Close()
-	kr, sets, err := r.scoreKind(&ud, label, seed, cfg, tr, out, sum)
+	kr, sets, err := r.scoreKind(ctx, &ud, label, seed, cfg, tr, out, sum)
 	kr.UptrainedFrom = &source
 	for _, curve := range [][]CurvePoint{kr.TrainCurve, kr.ValidCurve} {
 		for i := range curve {
