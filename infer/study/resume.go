@@ -48,10 +48,16 @@ func (r *Spec) resumeRun(ctx context.Context, d *rundata.Data, out, label string
 	if err != nil {
 		return nil, train.Summary{}, fmt.Errorf("-resume: %w", err)
 	}
-	if tr.Cfg != want || tr.Settings.Steps != steps {
+	var prev rundata.Settings
+	runPath := filepath.Join(ckpt, checkpoints.RunFile)
+	if err := checkpoints.ReadJSON(runPath, &prev, 1<<20); err != nil {
 		tr.Close()
-		return nil, train.Summary{}, fmt.Errorf("-resume: %s holds a %s model of %d steps, not the %s model of %d steps that this comparison trains: give the interrupted comparison's flags, or another -out",
-			ckpt, tr.Cfg.AttentionName(), tr.Settings.Steps, want.AttentionName(), steps)
+		return nil, train.Summary{}, fmt.Errorf("-resume: %w", err)
+	}
+	if tr.Cfg != want || tr.Settings.Steps != steps || !rundata.SameData(prev, d.Settings) {
+		tr.Close()
+		return nil, train.Summary{}, fmt.Errorf("-resume: %s holds a %s model of %d steps (data: %s), not the %s model of %d steps on the data this comparison trains: give the interrupted comparison's flags, or another -out",
+			ckpt, tr.Cfg.AttentionName(), tr.Settings.Steps, runPath, want.AttentionName(), steps)
 	}
 	if tr.Step < steps {
 		r.logf("[compare] resuming %s at step %d of %d\n", ckpt, tr.Step, steps)

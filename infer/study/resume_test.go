@@ -100,9 +100,19 @@ func TestResume(t *testing.T) {
 		t.Errorf("mqa with an old log: %s, %v tokens/s, valid %v", r.Attention, r.TrainTokensPerS, r.ValidNLL)
 	}
 
-	s.Steps = 8
-	if _, err := Run(context.Background(), s); err == nil || !strings.Contains(err.Error(), "not the") {
-		t.Errorf("-resume with other -steps: %v", err)
+	for _, c := range []struct {
+		flag string
+		edit func(*Spec)
+	}{
+		{"-steps", func(s *Spec) { s.Steps = 8 }},
+		{"-seed", func(s *Spec) { s.Seed = 2 }},
+		{"-dropout", func(s *Spec) { s.Dropout = 0.3 }},
+	} {
+		other := s
+		c.edit(&other)
+		if _, err := Run(context.Background(), other); err == nil || !strings.Contains(err.Error(), "not the") {
+			t.Errorf("-resume with another %s: %v", c.flag, err)
+		}
 	}
 }
 
