@@ -10,6 +10,7 @@ import (
 	"mqa/infer/study"
 	"mqa/models"
 	"mqa/train"
+	"mqa/train/runner"
 )
 
 func init() {
@@ -86,7 +87,7 @@ func runCompare(args []string) error {
 	if err := os.MkdirAll(r.Out, 0o755); err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	ctx, stop := runner.SignalContext()
 	defer stop()
 	return prof.around(func() error {
 		_, err := study.Run(ctx, r)

@@ -17,6 +17,7 @@ import (
 
 	"mqa/infer/bleu"
 	"mqa/train/rundata"
+	"mqa/train/runner"
 )
 
 // command is one subcommand of the CLI.
@@ -66,7 +67,7 @@ func report(err error) int {
 		if err != rundata.ErrInterrupted { // mqa compare's says how to go on; train's said it already
 			fmt.Fprintln(os.Stderr, "mqa:", err)
 		}
-		return 130
+		return runner.InterruptedStatus
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, "mqa:", err)
 		return 2

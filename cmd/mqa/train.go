@@ -6,11 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"mqa/checkpoints"
@@ -200,7 +198,7 @@ func runTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	ctx, stop := runner.SignalContext()
 	defer stop()
 	if *resume != "" {
 		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, ranks, of, setFlags(fs)) })
@@ -258,11 +256,6 @@ var resumeFlags = []string{"resume", "steps", "eval-every", "ckpt-every", "keep"
 
 func resumeFlagList() string {
 	return "-" + strings.Join(resumeFlags[1:], ", -")
-}
-
-// signalContext is cancelled by SIGINT or SIGTERM; training then saves and stops.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // resumeTraining continues the run in dir (runner.Resume). Only the flags in resumeFlags may

@@ -22,7 +22,7 @@ func init() {
 }
 
 func runUptrain(args []string) error {
-	ctx, stop := signalContext()
+	ctx, stop := runner.SignalContext()
 	defer stop()
 	return uptrain(ctx, args)
 }
