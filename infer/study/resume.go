@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"mqa/checkpoints"
@@ -21,7 +23,16 @@ import (
 // summary of the training (when resumed, of all its steps, from its log).
 func (r *Spec) trainRun(ctx context.Context, d *rundata.Data, out, label string, want models.Config, steps int,
 	fresh func() (*train.Trainer, error), start func() error) (*train.Trainer, train.Summary, error) {
-	if r.Resume {
+	if _, err := os.Stat(out); r.Resume && err == nil {
+		// What a hard stop left (a checkpoint half written or set aside) goes first, as for
+		// mqa train -resume.
+		removed, err := checkpoints.Manager{Root: out}.Clean()
+		if err != nil {
+			return nil, train.Summary{}, fmt.Errorf("-resume: %w", err)
+		}
+		if len(removed) > 0 {
+			r.logf("[compare] removed what an interrupted run left in %s: %s\n", out, strings.Join(removed, ", "))
+		}
 		if _, err := (checkpoints.Manager{Root: out}).Latest(); err == nil {
 			return r.resumeRun(ctx, d, out, label, want, steps)
 		}
@@ -89,7 +100,7 @@ func (r *Spec) resumeRun(ctx context.Context, d *rundata.Data, out, label string
 // passes other errors on).
 func (r *Spec) interrupted(out string, err error) error {
 	if errors.Is(err, train.ErrInterrupted) {
-		return fmt.Errorf("interrupted; the checkpoint is in %s; the same command with -resume -out %s continues the comparison: %w", out, r.Out, rundata.ErrInterrupted)
+		return r.resumable("interrupted; the checkpoint is in " + out)
 	}
 	return err
 }
@@ -97,5 +108,10 @@ func (r *Spec) interrupted(out string, err error) error {
 // stopped is the error of a comparison stopped while it scored or timed the model trained in
 // out: its training is complete, so -resume scores it again.
 func (r *Spec) stopped(out string) error {
-	return fmt.Errorf("interrupted while scoring %s, which is trained; the same command with -resume -out %s continues the comparison: %w", out, r.Out, rundata.ErrInterrupted)
+	return r.resumable("interrupted while scoring " + out + ", which is trained")
+}
+
+// resumable is the error of a stopped comparison: what happened, and how to go on.
+func (r *Spec) resumable(what string) error {
+	return fmt.Errorf("%s; the same command with -resume -out %s continues the comparison: %w", what, r.Out, rundata.ErrInterrupted)
 }

@@ -46,6 +46,11 @@ func TestResume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "lm-mqa")); !os.IsNotExist(err) {
 		t.Fatalf("the interrupted comparison went on to mqa (%v)", err)
 	}
+	// A checkpoint half written when the process was killed.
+	torn := filepath.Join(dir, "lm-mha", ".tmp-step-00000002-1234")
+	if err := os.MkdirAll(torn, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := resumeSpec(dir)
 	s.Resume = true
 	same := func(what string, got Results) {
@@ -68,6 +73,9 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("resumed", resumed)
+	if _, err := os.Stat(torn); !os.IsNotExist(err) {
+		t.Errorf("the half-written checkpoint is still there (%v)", err)
+	}
 
 	log := filepath.Join(dir, "lm-mha", checkpoints.LogFile)
 	before, err := os.ReadFile(log)

@@ -142,7 +142,7 @@ func (r *Spec) run(ctx context.Context) (Results, error) {
 			for k := range r.Seeds {
 				seed := r.Seed + uint64(k)
 				if ctx.Err() != nil { // stopped while the last model was scored: start no other
-					return res, fmt.Errorf("interrupted before %s %s seed %d; the same command with -resume -out %s continues the comparison: %w", task, attn, seed, r.Out, rundata.ErrInterrupted)
+					return res, r.resumable(fmt.Sprintf("interrupted before %s %s seed %d", task, attn, seed))
 				}
 				r.logf("\n[compare %d/%d] %s, %s attention, seed %d%s\n", done+1, phases, task, attn, seed, eta(start, done, phases))
 				kr, s, err := r.runKind(ctx, d, attn, seed)
