@@ -96,7 +96,6 @@ func GenerateText(b Backend, tok *data.Tokenizer, prompt string, maxNew int, opt
 // opt.Seed+k, and gives emit the samples in order (those of the first prompt first), each
 // on one line: its "\r\n" and "\n" line breaks made spaces.
 func GenerateSamples(b Backend, tok *data.Tokenizer, prompts []string, n, maxNew int, opt Sampling, emit func(string)) error {
-	oneLine := strings.NewReplacer("\r\n", " ", "\n", " ")
 	for _, p := range prompts {
 		for k := range n {
 			o := opt
@@ -105,7 +104,7 @@ func GenerateSamples(b Backend, tok *data.Tokenizer, prompts []string, n, maxNew
 			if err != nil {
 				return err
 			}
-			emit(oneLine.Replace(text))
+			emit(OneLine(text))
 		}
 	}
 	return nil
@@ -125,8 +124,12 @@ type TranslateOptions struct {
 	Warn func(string)
 }
 
-// lineBreaks replaces the line breaks of a translation by spaces.
+// lineBreaks replaces line breaks by spaces.
 var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+
+// OneLine replaces the line breaks that decoded text might hold by spaces, so that it can be
+// written as one line of a line-aligned file.
+func OneLine(s string) string { return lineBreaks.Replace(s) }
 
 // TranslateLines translates each line: one output per input, in order. An empty line (no
 // tokens) gives an empty output without running the model; a source longer than the
@@ -196,7 +199,7 @@ func TranslateLines(b Backend, src, tgt *data.Tokenizer, lines []string, opt Tra
 			}
 		}
 		for j, i := range chunk {
-			out[i] = lineBreaks.Replace(tgt.Decode(toks[j]))
+			out[i] = OneLine(tgt.Decode(toks[j]))
 		}
 		done += len(chunk)
 		if opt.Progress != nil {

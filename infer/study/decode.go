@@ -17,27 +17,16 @@ import (
 	"mqa/train/rundata"
 )
 
-// translationQualityAndSpeed translates the test set greedily and with beam 4 (α = 0.6),
-// writes the translations into the run directory out (hypothesesFile) and the test sources
-// and references beside the report (referenceFiles), and scores BLEU and chrF with bootstrap
-// intervals; then it times encoder and decoder per output token (and the decoder per
+// translationQualityAndSpeed translates the test pairs (testPairs) greedily and with beam 4
+// (α = 0.6), writes the translations into the run directory out (hypothesesFile), and scores
+// BLEU and chrF with bootstrap intervals; then it times encoder and decoder per output token (and the decoder per
 // sequence-step) on one large batch of the first test sentences and on a few sentences at
 // batch 1, each timing repeated r.timingReps times.
 func (r *Spec) translationQualityAndSpeed(ctx context.Context, b infer.Backend, d *rundata.Data, out string, kr *KindResult, sets *scoredSets) error {
-	pairs := d.TestPairs
-	if r.BLEULines > 0 && len(pairs) > r.BLEULines {
-		pairs = pairs[:r.BLEULines]
-	}
-	sources, srcs, refs := make([][]int, len(pairs)), make([]string, len(pairs)), make([]string, len(pairs))
+	pairs := r.testPairs(d)
+	sources, refs := make([][]int, len(pairs)), make([]string, len(pairs))
 	for i, p := range pairs {
-		sources[i], srcs[i], refs[i] = d.SrcTok.Encode(p.Src), p.Src, p.Tgt
-	}
-	src, ref := referenceFiles(d.Task)
-	if err := writeLines(filepath.Join(r.Out, src), srcs); err != nil {
-		return err
-	}
-	if err := writeLines(filepath.Join(r.Out, ref), refs); err != nil {
-		return err
+		sources[i], refs[i] = d.SrcTok.Encode(p.Src), p.Tgt
 	}
 	kr.BLEULines = len(pairs)
 	for _, mode := range []struct {
@@ -88,22 +77,42 @@ func (r *Spec) translationQualityAndSpeed(ctx context.Context, b infer.Backend, 
 // or beam4) in its run directory: one a line, in the order of the test set.
 func hypothesesFile(mode string) string { return "test." + mode + ".txt" }
 
-// referenceFiles name the files beside the report that hold the test sources and references
-// the translations were scored against, one a line, so that another tool (sacreBLEU) can
-// score the hypotheses files again.
-func referenceFiles(task string) (src, ref string) {
-	return task + "-test.src.txt", task + "-test.ref.txt"
+// Files beside the report that hold the test sources and references the translations were
+// scored against, one a line, so that another tool (sacreBLEU) can score the hypotheses
+// files again (writeReferences).
+const (
+	testSourcesFile    = "translate-test.src.txt"
+	testReferencesFile = "translate-test.ref.txt"
+)
+
+// testPairs are the test pairs that translation quality is measured on: the first
+// -bleu-lines of the test set.
+func (r *Spec) testPairs(d *rundata.Data) []data.Pair {
+	if r.BLEULines > 0 && len(d.TestPairs) > r.BLEULines {
+		return d.TestPairs[:r.BLEULines]
+	}
+	return d.TestPairs
 }
 
-// lineBreaks turns the line breaks inside a string into spaces.
-var lineBreaks = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ")
+// writeReferences writes the sources and references of the test pairs beside the report.
+func (r *Spec) writeReferences(d *rundata.Data) error {
+	pairs := r.testPairs(d)
+	srcs, refs := make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		srcs[i], refs[i] = p.Src, p.Tgt
+	}
+	if err := writeLines(filepath.Join(r.Out, testSourcesFile), srcs); err != nil {
+		return err
+	}
+	return writeLines(filepath.Join(r.Out, testReferencesFile), refs)
+}
 
-// writeLines writes one line per string (a line break inside one would misalign the lines,
-// so it becomes a space).
+// writeLines writes one line per string (each a line already: a source or reference read
+// from a line, or a translation made one by infer.OneLine).
 func writeLines(path string, lines []string) error {
 	var b strings.Builder
 	for _, l := range lines {
-		b.WriteString(lineBreaks.Replace(l))
+		b.WriteString(l)
 		b.WriteByte('\n')
 	}
 	return checkpoints.WriteFileAtomic(path, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, b.String()); return err })
@@ -168,7 +177,7 @@ func translateTimed(ctx context.Context, b infer.Backend, tok *data.Tokenizer, s
 		t.DecoderSteps += steps
 		rowSteps += steps * len(chunk) * beam
 		for _, h := range out {
-			hyps = append(hyps, tok.Decode(h.Tokens))
+			hyps = append(hyps, infer.OneLine(tok.Decode(h.Tokens)))
 			t.OutputTokens += len(h.Tokens) + 1 // with its EOS
 		}
 		done(len(chunk))

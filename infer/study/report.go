@@ -81,9 +81,8 @@ func WriteReport(dir string, res Results) error {
 				r.ValidNLL, ciPtr(r.LnPPLCI, 4), r.BLEUGreedy, ciPtr(r.BLEUGreedyCI, 2), r.BLEUBeam4, ciPtr(r.BLEUCI, 2), pValue(r.PairedPBLEU), r.ChrFGreedy, r.ChrFBeam4, ciPtr(r.ChrFCI, 2))
 		}
 		p("| *paper: multi-head* | 8 | 8 | 128 | 4096 | | *1.424 (dev)* | *26.7 (dev)* | | | | |\n| *paper: multi-query* | 8 | 1 | 128 | 5440 | | *1.439 (dev)* | *26.5 (dev)* | | | | |\n\n")
-		_, ref := referenceFiles("translate")
 		p("BLEU on the first %d test sentences; `%s`; chrF `%s`; p: paired bootstrap test of beam-4 BLEU against the row's baseline (see above). The translations are in each model's run directory (`%s`, `%s`), the references in `%s`.\n\n",
-			mt[0].BLEULines, res.BLEUSignature, res.ChrFSignature, hypothesesFile("greedy"), hypothesesFile("beam4"), ref)
+			mt[0].BLEULines, res.BLEUSignature, res.ChrFSignature, hypothesesFile("greedy"), hypothesesFile("beam4"), testReferencesFile)
 		p("## Speed (layout of the paper's Table 2: µs per output token)\n\n")
 		p("Each decoding timing translates the first %s test sentences in one batch (batch 1: the first %s), %d times; cells are median (min–max) of the decoder, after the encoder's median.\n\n",
 			seqsOf(mt[0], "greedy", false), seqsOf(mt[0], "greedy", true), res.TimingRepeats)

@@ -136,6 +136,11 @@ func (r *Spec) run(ctx context.Context) (Results, error) {
 			note += "; " + d.Dropped
 		}
 		res.Data = append(res.Data, note)
+		if task == models.TaskTranslate {
+			if err := r.writeReferences(d); err != nil {
+				return res, err
+			}
+		}
 		first := len(res.Results)
 		var sets []scoredSets // of res.Results[first:]
 		for _, attn := range kinds {
