@@ -2,6 +2,7 @@ package infer
 
 import (
 	"fmt"
+	"slices"
 
 	"gorgonia.org/tensor"
 )
@@ -102,12 +103,12 @@ func (c *Cache) Reorder(parents []int) error {
 	if identity {
 		return nil
 	}
-	// A sequence that another copies from and that is itself overwritten is saved first; every
-	// other sequence is copied straight from its parent.
-	saved := make([]bool, c.Batch)
+	// A sequence that another copies from and that is itself overwritten is saved first (at
+	// saved[p] in the buffer, -1 for the others, which are copied straight from their parents).
+	saved, need := slices.Repeat([]int{-1}, c.Batch), 0
 	for b, p := range parents {
-		if p != b && parents[p] != p {
-			saved[p] = true
+		if p != b && parents[p] != p && saved[p] < 0 {
+			saved[p], need = need, need+c.KVHeads*c.Len[p]*c.HeadDim
 		}
 	}
 	lens := make([]int, c.Batch)
@@ -118,9 +119,9 @@ func (c *Cache) Reorder(parents []int) error {
 		for _, t := range []*tensor.Dense{c.K[l], c.V[l]} {
 			switch d := t.Data().(type) {
 			case []float32:
-				gatherRows(c, d, parents, saved)
+				gatherRows(c, d, parents, saved, need)
 			case []float64:
-				gatherRows(c, d, parents, saved)
+				gatherRows(c, d, parents, saved, need)
 			}
 		}
 	}
@@ -129,33 +130,21 @@ func (c *Cache) Reorder(parents []int) error {
 }
 
 // gatherRows makes sequence b of d (one layer's keys or values) a copy of the filled
-// positions of sequence parents[b], for every b whose parent is another; the sequences
-// marked saved are copied aside first, since they are overwritten before they are read.
-// The buffer for them is kept in c between calls.
-func gatherRows[T float32 | float64](c *Cache, d []T, parents []int, saved []bool) {
+// positions of sequence parents[b], for every b whose parent is another; a sequence p with
+// saved[p] ≥ 0 is copied aside first, to that offset of a buffer of need elements kept in c
+// between calls, since it is overwritten before it is read.
+func gatherRows[T float32 | float64](c *Cache, d []T, parents, saved []int, need int) {
 	span, row := c.MaxLen*c.HeadDim, c.KVHeads*c.MaxLen*c.HeadDim
-	need := 0
-	for p, s := range saved {
-		if s {
-			need += c.KVHeads * c.Len[p] * c.HeadDim
-		}
-	}
 	buf, _ := c.scratch.([]T)
 	if cap(buf) < need {
 		buf = make([]T, need)
 		c.scratch = buf
 	}
 	buf = buf[:need]
-	at := make([]int, c.Batch) // where each saved sequence's heads start in buf
-	off := 0
-	for p, s := range saved {
-		if !s {
-			continue
-		}
-		at[p] = off
+	for p, at := range saved {
 		n := c.Len[p] * c.HeadDim
-		for g := 0; g < c.KVHeads; g++ {
-			off += copy(buf[off:off+n], d[p*row+g*span:])
+		for g := 0; at >= 0 && g < c.KVHeads; g++ {
+			copy(buf[at+g*n:at+(g+1)*n], d[p*row+g*span:])
 		}
 	}
 	for b, p := range parents {
@@ -165,8 +154,8 @@ func gatherRows[T float32 | float64](c *Cache, d []T, parents []int, saved []boo
 		n := c.Len[p] * c.HeadDim
 		for g := 0; g < c.KVHeads; g++ {
 			dst := d[b*row+g*span : b*row+g*span+n]
-			if saved[p] {
-				copy(dst, buf[at[p]+g*n:])
+			if at := saved[p]; at >= 0 {
+				copy(dst, buf[at+g*n:])
 			} else {
 				copy(dst, d[p*row+g*span:])
 			}
