@@ -201,7 +201,7 @@ func runTrain(args []string) error {
 	ctx, stop := runner.SignalContext()
 	defer stop()
 	if *resume != "" {
-		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, ranks, of, setFlags(fs)) })
+		return prof.around(func() error { return resumeTraining(ctx, *resume, *device, ranks, *quiet, of, setFlags(fs)) })
 	}
 	if err := checkTask(*task); err != nil {
 		return err
@@ -262,7 +262,7 @@ func resumeFlagList() string {
 // be given; -steps, when given, is the run's new total (an extension keeps the schedule and
 // says what it does), and the other allowed flags replace the run's settings from now on.
 // A finished run without a larger -steps is left as it is, with a message.
-func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFlags, set map[string]bool) error {
+func resumeTraining(ctx context.Context, dir, device string, ranks int, quiet bool, of optFlags, set map[string]bool) error {
 	var refused []string
 	for name := range set {
 		if !slices.Contains(resumeFlags, name) {
@@ -280,7 +280,7 @@ func resumeTraining(ctx context.Context, dir, device string, ranks int, of optFl
 	if checkpoints.IsComplete(dir) {
 		return fmt.Errorf("train: -resume %s names a checkpoint; resume its run instead: mqa train -resume %s: %w", dir, filepath.Dir(filepath.Clean(dir)), errUsage)
 	}
-	j, err := runner.Resume(runner.ResumeSpec{Dir: dir, Device: device, Ranks: ranks, Steps: of.Steps, Log: os.Stderr,
+	j, err := runner.Resume(runner.ResumeSpec{Dir: dir, Device: device, Ranks: ranks, Steps: of.Steps, Quiet: quiet, Log: os.Stderr,
 		Override: func(d *rundata.Settings) {
 			for _, o := range []struct {
 				flag string

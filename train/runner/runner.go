@@ -96,6 +96,7 @@ type ResumeSpec struct {
 	// Override, when set, changes the run's saved data settings (how often it validates
 	// and checkpoints, how many checkpoints it keeps) from now on.
 	Override func(*rundata.Settings)
+	Quiet    bool // no progress bar (the saved settings do not hold it)
 	Log      io.Writer
 }
 
@@ -143,7 +144,7 @@ func (j *Job) restore(s ResumeSpec) (done bool, err error) {
 		fmt.Fprintf(s.Log, "mqa train: the run in %s has already finished all its %d steps; nothing to do (to train it further give -steps N with N > %d)\n", s.Dir, tr.Step, tr.Step)
 		return true, nil
 	}
-	d := &rundata.Data{}
+	d := &rundata.Data{Quiet: s.Quiet}
 	runPath := filepath.Join(ckpt, checkpoints.RunFile)
 	if err := checkpoints.ReadJSON(runPath, &d.Settings, 1<<20); err != nil {
 		return false, err

@@ -144,13 +144,13 @@ func TestNewAndResume(t *testing.T) {
 	}
 	log.Reset()
 	keep := -1
-	j, err = Resume(ResumeSpec{Dir: out, Device: "cpu", Ranks: 1, Steps: 4, Log: &log, Override: func(s *rundata.Settings) { keep, s.Keep = s.Keep, 2 }})
+	j, err = Resume(ResumeSpec{Dir: out, Device: "cpu", Ranks: 1, Steps: 4, Log: &log, Quiet: true, Override: func(s *rundata.Settings) { keep, s.Keep = s.Keep, 2 }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	if keep != 0 || j.data.Keep != 2 {
-		t.Errorf("Override saw keep %d and set %d, want 0 and 2", keep, j.data.Keep)
+	if keep != 0 || j.data.Keep != 2 || !j.data.Quiet {
+		t.Errorf("Override saw keep %d and set %d, want 0 and 2; quiet %v", keep, j.data.Keep, j.data.Quiet)
 	}
 	if err := j.Train(context.Background()); err != nil {
 		t.Fatal(err)
