@@ -15,7 +15,7 @@ func init() {
 	benchmarks["train"] = command{"training throughput (tokens/s, TFLOP/s) and peak GPU memory of an LM or a translation model on cpu or cuda", runBenchTrain}
 }
 
-func runBenchTrain(args []string) (err error) {
+func runBenchTrain(args []string) error {
 	fs := newFlags("bench train", "[flags]")
 	s := trainbench.Spec{}
 	fs.StringVar(&s.Task, "task", models.TaskLM, "lm (one batch shape -batch × -seq) or translate (an encoder–decoder over -shapes)")
@@ -46,31 +46,25 @@ func runBenchTrain(args []string) (err error) {
 	if err := blas.Err(); err != nil {
 		return err
 	}
+	var err error
 	if s.Ranks, err = checkRanks(s.Device); err != nil {
 		return err
 	}
-	stop, err := prof.start()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if serr := stop(); err == nil {
-			err = serr
+	return prof.around(func() error {
+		if err := checkBenchTrainFlags(fs, &s, *vocab, *shapes); err != nil {
+			return err
 		}
-	}()
-	if err := checkBenchTrainFlags(fs, &s, *vocab, *shapes); err != nil {
-		return err
-	}
-	s.Math = trainbench.MathMode(*tf32, *bf16)
-	res, err := trainbench.Run(s)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(res.Fields())
-	}
-	fmt.Println(res.Summary())
-	return nil
+		s.Math = trainbench.MathMode(*tf32, *bf16)
+		res, err := trainbench.Run(s)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(os.Stdout).Encode(res.Fields())
+		}
+		fmt.Println(res.Summary())
+		return nil
+	})
 }
 
 // checkBenchTrainFlags checks that the given flags belong to the task and prepares the

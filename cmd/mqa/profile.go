@@ -17,8 +17,5 @@ func profileFlags(fs *flag.FlagSet) profiles {
 	}
 }
 
-// start begins the profiles the flags ask for (profile.Start).
-func (p profiles) start() (stop func() error, err error) { return profile.Start(*p.cpu, *p.mem) }
-
 // around runs f between start and stop (profile.Around).
 func (p profiles) around(f func() error) error { return profile.Around(*p.cpu, *p.mem, f) }
