@@ -118,60 +118,36 @@ func (f *compiledFull) run(src, srcLens, in, out []int) error {
 }
 
 func (c *CPU) step(batch, capacity, srcLen int) (*compiledStep, error) {
-	key := [3]int{batch, capacity, srcLen}
-	if s, ok := c.steps.Get(key); ok {
-		return s, nil
-	}
-	c.steps.MakeRoom()
-	g, err := models.BuildDecodeStep(c.Params, c.Cfg, batch, capacity, srcLen)
-	if err != nil {
-		return nil, err
-	}
-	r, err := c.compile(g.G)
-	if err != nil {
-		return nil, err
-	}
-	s := &compiledStep{g: g, exec: r}
-	c.steps.Add(key, s)
-	return s, nil
+	return c.steps.GetOrBuild([3]int{batch, capacity, srcLen}, func() (*compiledStep, error) {
+		g, err := models.BuildDecodeStep(c.Params, c.Cfg, batch, capacity, srcLen)
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.compile(g.G)
+		return &compiledStep{g: g, exec: r}, err
+	})
 }
 
 func (c *CPU) encoder(batch, srcLen int) (*compiledEncoder, error) {
-	key := [2]int{batch, srcLen}
-	if e, ok := c.encoders.Get(key); ok {
-		return e, nil
-	}
-	c.encoders.MakeRoom()
-	g, err := models.BuildEncoder(c.Params, c.Cfg, batch, srcLen)
-	if err != nil {
-		return nil, err
-	}
-	r, err := c.compile(g.G)
-	if err != nil {
-		return nil, err
-	}
-	e := &compiledEncoder{g: g, exec: r}
-	c.encoders.Add(key, e)
-	return e, nil
+	return c.encoders.GetOrBuild([2]int{batch, srcLen}, func() (*compiledEncoder, error) {
+		g, err := models.BuildEncoder(c.Params, c.Cfg, batch, srcLen)
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.compile(g.G)
+		return &compiledEncoder{g: g, exec: r}, err
+	})
 }
 
 func (c *CPU) fullGraph(batch, srcLen, tgtLen int) (*compiledFull, error) {
-	key := [3]int{batch, srcLen, tgtLen}
-	if f, ok := c.full.Get(key); ok {
-		return f, nil
-	}
-	c.full.MakeRoom()
-	g, err := models.Build(c.Params, c.Cfg, models.Shape{Batch: batch, SrcLen: srcLen, TgtLen: tgtLen}, models.Options{})
-	if err != nil {
-		return nil, err
-	}
-	r, err := c.compile(g.G)
-	if err != nil {
-		return nil, err
-	}
-	f := &compiledFull{g: g, exec: r}
-	c.full.Add(key, f)
-	return f, nil
+	return c.full.GetOrBuild([3]int{batch, srcLen, tgtLen}, func() (*compiledFull, error) {
+		g, err := models.Build(c.Params, c.Cfg, models.Shape{Batch: batch, SrcLen: srcLen, TgtLen: tgtLen}, models.Options{})
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.compile(g.G)
+		return &compiledFull{g: g, exec: r}, err
+	})
 }
 
 func (c *CPU) checkCapacity(batch, capacity int) error {

@@ -47,22 +47,14 @@ func newCPUExecutor(t *Trainer) *cpuExecutor {
 // compile returns the compiled graph of a batch shape, building it (after dropping the least
 // recently used graphs while those kept hold more than the budget) when it is not kept.
 func (e *cpuExecutor) compile(shape models.Shape, training bool) (*compiled, error) {
-	key := compiledKey{shape, training}
-	if c, ok := e.compiled.Get(key); ok {
-		return c, nil
-	}
-	e.compiled.MakeRoom()
-	g, grads, err := e.t.Graph(shape, training)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := program.New(g.G)
-	if err != nil {
-		return nil, err
-	}
-	c := &compiled{g: g, grads: grads, prog: prog}
-	e.compiled.Add(key, c)
-	return c, nil
+	return e.compiled.GetOrBuild(compiledKey{shape, training}, func() (*compiled, error) {
+		g, grads, err := e.t.Graph(shape, training)
+		if err != nil {
+			return nil, err
+		}
+		prog, err := program.New(g.G)
+		return &compiled{g: g, grads: grads, prog: prog}, err
+	})
 }
 
 // Graph builds the model's graph for a batch shape. A training graph has dropout, label

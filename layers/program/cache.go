@@ -53,6 +53,22 @@ func (c *Cache[K, V]) Add(k K, v V) {
 	c.recent = append(c.recent, k)
 }
 
+// GetOrBuild returns the entry of k, building it with build when it is not kept: it first
+// makes room (MakeRoom), so that the memory dropped is free for the new entry, then adds what
+// build returns. A failed build adds nothing.
+func (c *Cache[K, V]) GetOrBuild(k K, build func() (V, error)) (V, error) {
+	if v, ok := c.Get(k); ok {
+		return v, nil
+	}
+	c.MakeRoom()
+	v, err := build()
+	if err != nil {
+		return v, err
+	}
+	c.Add(k, v)
+	return v, nil
+}
+
 // Len is the number of entries kept.
 func (c *Cache[K, V]) Len() int { return len(c.recent) }
 

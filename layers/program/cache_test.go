@@ -1,6 +1,7 @@
 package program
 
 import (
+	"errors"
 	"slices"
 	"testing"
 )
@@ -34,3 +35,31 @@ func TestCacheBudget(t *testing.T) {
 }
 
 func keys(c *Cache[string, int]) []string { k := slices.Clone(c.recent); slices.Sort(k); return k }
+
+// TestCacheGetOrBuild: an entry is built once and then found; building makes room first; a
+// failed build is not kept, so the next call builds again.
+func TestCacheGetOrBuild(t *testing.T) {
+	c := NewCache[string](15, func(n int) int64 { return int64(n) })
+	builds := 0
+	build := func(n int, err error) func() (int, error) {
+		return func() (int, error) { builds++; return n, err }
+	}
+	for range 2 {
+		if v, err := c.GetOrBuild("a", build(10, nil)); v != 10 || err != nil {
+			t.Fatalf("GetOrBuild(a) = %d, %v", v, err)
+		}
+	}
+	if builds != 1 {
+		t.Errorf("a built %d times, want once", builds)
+	}
+	if _, err := c.GetOrBuild("b", build(10, nil)); err != nil || !slices.Equal(keys(c), []string{"a", "b"}) {
+		t.Errorf("after building b: %v (%v)", keys(c), err)
+	}
+	fail := errors.New("no graph")
+	if _, err := c.GetOrBuild("c", build(10, fail)); !errors.Is(err, fail) || !slices.Equal(keys(c), []string{"b"}) {
+		t.Errorf("a failed build: %v, kept %v; want its error and b only (a dropped to make room)", err, keys(c))
+	}
+	if _, err := c.GetOrBuild("c", build(10, nil)); err != nil || builds != 4 {
+		t.Errorf("c after a failed build: %v, %d builds, want it built again (4)", err, builds)
+	}
+}
