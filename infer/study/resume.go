@@ -16,13 +16,13 @@ import (
 )
 
 // trainRun trains the model of run directory out, steps steps of configuration want: a new
-// trainer from fresh, on data that start puts at the run's first batch. With -resume, a run
+// trainer from fresh, which also puts the data at the run's first batch. With -resume, a run
 // directory that already holds checkpoints is continued instead: a finished model is not
 // trained again, an interrupted one trains on from its newest checkpoint exactly as it would
 // have gone on. It returns the trainer that holds the model (the caller closes it) and the
 // summary of the training (when resumed, of all its steps, from its log).
 func (r *Spec) trainRun(ctx context.Context, d *rundata.Data, out, label string, want models.Config, steps int,
-	fresh func() (*train.Trainer, error), start func() error) (*train.Trainer, train.Summary, error) {
+	fresh func() (*train.Trainer, error)) (*train.Trainer, train.Summary, error) {
 	if _, err := os.Stat(out); r.Resume && err == nil {
 		// What a hard stop left (a checkpoint half written or set aside) goes first, as for
 		// mqa train -resume.
@@ -39,10 +39,6 @@ func (r *Spec) trainRun(ctx context.Context, d *rundata.Data, out, label string,
 	}
 	tr, err := fresh()
 	if err != nil {
-		return nil, train.Summary{}, err
-	}
-	if err := start(); err != nil {
-		tr.Close()
 		return nil, train.Summary{}, err
 	}
 	sum, err := tr.Run(ctx, d.TrainSource, d.RunOptions(out, label))

@@ -242,9 +242,12 @@ func (r *Spec) runKind(ctx context.Context, d *rundata.Data, attn string, seed u
 	// Every kind of a seed starts from the same data position (and run.json records the seed).
 	d.Seed = seed
 	out := r.runDir(d.Task, attn, seed)
-	tr, sum, err := r.trainRun(ctx, d, out, "train "+attn, cfg, r.Steps,
-		func() (*train.Trainer, error) { return train.NewTrainerRanks(cfg, nil, s, r.Device, r.Ranks) },
-		func() error { return d.TrainSource.Restore(data.StreamState{Seed: seed}) })
+	tr, sum, err := r.trainRun(ctx, d, out, "train "+attn, cfg, r.Steps, func() (*train.Trainer, error) {
+		if err := d.TrainSource.Restore(data.StreamState{Seed: seed}); err != nil {
+			return nil, err
+		}
+		return train.NewTrainerRanks(cfg, nil, s, r.Device, r.Ranks)
+	})
 	if err != nil {
 		return KindResult{}, sets, err
 	}

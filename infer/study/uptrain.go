@@ -74,10 +74,8 @@ func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string,
 	if state == nil {
 		return KindResult{}, sets, fmt.Errorf("%s has no %s", src, checkpoints.StateFile)
 	}
-	cfg, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
-	if err != nil {
-		return KindResult{}, sets, err
-	}
+	cfg := m.Cfg // pooled into kv K/V heads when the run is new (PoolKVHeads)
+	cfg.KVHeads = kv
 	steps := r.uptrainSteps()
 	s := train.DefaultSettings(steps)
 	s.Schedule = train.Schedule{Kind: train.ScheduleConstant, Peak: rundata.LastLR(state), Warmup: rundata.UptrainWarmup(steps), Total: steps}
@@ -88,14 +86,16 @@ func (r *Spec) runUptrained(ctx context.Context, d *rundata.Data, target string,
 	if target == "mha" {
 		out, label, what = r.runDir(d.Task, target, seed)+"-continued", continuedLabel(steps), "continue mha"
 	}
-	tr, sum, err := r.trainRun(ctx, &ud, out, what, cfg, steps,
-		func() (*train.Trainer, error) { return train.NewTrainerRanks(cfg, params, s, r.Device, r.Ranks) },
-		func() error {
-			if err := ud.TrainSource.Restore(state.Data); err != nil {
-				return fmt.Errorf("restoring the MHA run's data position: %w", err)
-			}
-			return nil
-		})
+	tr, sum, err := r.trainRun(ctx, &ud, out, what, cfg, steps, func() (*train.Trainer, error) {
+		pooled, params, err := models.PoolKVHeads(m.Cfg, m.Params, kv)
+		if err != nil {
+			return nil, err
+		}
+		if err := ud.TrainSource.Restore(state.Data); err != nil {
+			return nil, fmt.Errorf("restoring the MHA run's data position: %w", err)
+		}
+		return train.NewTrainerRanks(pooled, params, s, r.Device, r.Ranks)
+	})
 	if err != nil {
 		return KindResult{}, sets, err
 	}
