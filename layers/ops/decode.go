@@ -129,7 +129,11 @@ func (op DecodeAttention) checkShapes(s []tensor.Shape) error {
 }
 
 // Do runs the attention on the CPU.
-func (op DecodeAttention) Do(vals ...G.Value) (G.Value, error) {
+func (op DecodeAttention) Do(vals ...G.Value) (G.Value, error) { return op.DoInto(nil, vals...) }
+
+// DoInto is Do writing into out when out fits the result (IntoDoer): a decode step's program
+// keeps its attention outputs between steps.
+func (op DecodeAttention) DoInto(out G.Value, vals ...G.Value) (G.Value, error) {
 	if err := checkArity(op, len(vals)); err != nil {
 		return nil, err
 	}
@@ -155,18 +159,18 @@ func (op DecodeAttention) Do(vals ...G.Value) (G.Value, error) {
 			return nil, fmt.Errorf("%v: sequence %d has %d cached rows, the cache holds %d", op, i, l, maxLen)
 		}
 	}
-	out := newLike(ts[0].Dtype(), ts[0].Shape()...)
+	res := output(out, ts[0].Dtype(), true, ts[0].Shape()...) // rows of finished sequences stay zero
 	err = floats(op,
 		func() error {
-			decodeAttention(op, datas[float32](ts), data[float32](out), lengths, maxLen)
+			decodeAttention(op, datas[float32](ts), data[float32](res), lengths, maxLen)
 			return nil
 		},
 		func() error {
-			decodeAttention(op, datas[float64](ts), data[float64](out), lengths, maxLen)
+			decodeAttention(op, datas[float64](ts), data[float64](res), lengths, maxLen)
 			return nil
 		},
 		ts...)
-	return out, err
+	return res, err
 }
 
 // decodeAttention is the CPU kernel; in holds q, k, v and, with HasNew, newK and newV.
